@@ -1,0 +1,21 @@
+"""gee_fusion: Sentinel-1 + Sentinel-2 fusion for urban land-cover mapping and monitoring.
+
+One recipe written with earthengine-api, two engines: real Earth Engine, and the embedded
+local engine that answers the same calls offline. Importing this package does not import
+torch; ``gee_fusion.deep`` does.
+"""
+
+from gee_fusion.engine import Connection, connect, current, disconnect, has_credentials
+from gee_fusion.errors import GeeFusionError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Connection",
+    "GeeFusionError",
+    "__version__",
+    "connect",
+    "current",
+    "disconnect",
+    "has_credentials",
+]

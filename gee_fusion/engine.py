@@ -1,0 +1,201 @@
+"""Choosing who answers Earth Engine calls: real Earth Engine or the embedded local engine.
+
+``connect("local")`` initialises earthengine-api offline from the algorithm table shipped in
+its wheel and routes ``ee.data.computeValue`` / ``ee.data.computePixels`` (and the asset
+listing calls xee and geemap make) to the local engine; requests the local engine cannot
+answer yet (map tiles, thumbnails, downloads, batch exports) raise
+:class:`~gee_fusion.errors.NotSupportedError`. ``disconnect()`` restores earthengine-api.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ee
+
+from gee_fusion.errors import CredentialsError, EngineStateError, NotSupportedError
+
+EngineName = Literal["local", "earthengine"]
+LOCAL_PROJECT = "gee-fusion-local"
+
+# ee.data functions replaced while the local engine is connected.
+_ROUTED = (
+    "computeValue", "computePixels", "getMapId", "getTileUrl", "getThumbId", "getThumbnail",
+    "getDownloadId", "getTableDownloadId", "getFeatureViewTilesKey", "exportImage",
+    "exportTable", "exportVideo", "exportMap", "exportClassifier", "computeFeatures",
+    "computeImages", "getPixels", "listAssets", "listImages", "getList", "getInfo", "getAsset",
+    "getAlgorithms", "_install_cloud_api_resource", "startIngestion", "startTableIngestion",
+    "createAsset", "deleteAsset", "getTaskList", "listOperations", "newTaskId",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What ``connect`` set up."""
+
+    engine: EngineName
+    project: str | None
+
+
+_state_lock = threading.Lock()
+_saved: dict[str, Any] = {}
+_saved_stac: Callable[[], dict[str, Any]] | None = None
+_current: Connection | None = None
+
+
+def credential_sources() -> list[str]:
+    """Files that would let earthengine-api authenticate, without touching the network."""
+    found = []
+    ee_file = Path(ee.oauth.get_credentials_path())
+    if ee_file.is_file():
+        found.append(str(ee_file))
+    adc = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if adc and Path(adc).is_file():
+        found.append(adc)
+    gcloud_dir = os.environ.get("CLOUDSDK_CONFIG") or str(Path.home() / ".config" / "gcloud")
+    gcloud = Path(gcloud_dir) / "application_default_credentials.json"
+    if gcloud.is_file():
+        found.append(str(gcloud))
+    return found
+
+
+def has_credentials() -> bool:
+    """Whether Earth Engine credentials are configured on this machine."""
+    return bool(credential_sources())
+
+
+def current() -> Connection | None:
+    """The active connection, or None."""
+    return _current
+
+
+def connect(
+    engine: EngineName | Literal["auto"] = "auto",
+    *,
+    project: str | None = None,
+    register_samples: bool = True,
+) -> Connection:
+    """Initialise earthengine-api against real Earth Engine or the embedded local engine.
+
+    Args:
+        engine: ``"local"``, ``"earthengine"``, or ``"auto"`` (Earth Engine when credentials
+            are configured, else local).
+        project: Google Cloud project for Earth Engine (required by Earth Engine; ignored
+            locally).
+        register_samples: With the local engine, register the real samples found in
+            ``../shared/data/real`` (or ``$GEE_FUSION_REAL_DATA``) in the local catalog.
+
+    Returns:
+        The connection that was set up.
+
+    Raises:
+        CredentialsError: Earth Engine was asked for and no usable credentials were found.
+    """
+    if engine == "auto":
+        engine = "earthengine" if has_credentials() else "local"
+    if engine not in ("local", "earthengine"):
+        raise EngineStateError(f"Unknown engine {engine!r}: use 'local', 'earthengine' or 'auto'.")
+    with _state_lock:
+        _restore()
+        if engine == "earthengine":
+            return _connect_earthengine(project)
+        return _connect_local(project, register_samples=register_samples)
+
+
+def disconnect() -> None:
+    """Undo ``connect``: restore earthengine-api's own functions and reset its state."""
+    global _current
+    with _state_lock:
+        _restore()
+        ee.Reset()
+        _current = None
+
+
+def _connect_earthengine(project: str | None) -> Connection:
+    global _current
+    if not has_credentials():
+        raise CredentialsError(
+            "No Earth Engine credentials found. Run `earthengine authenticate` (or "
+            "`gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to "
+            "a service-account key), then call gee_fusion.connect('earthengine', "
+            "project='<your-cloud-project>'). To work offline use gee_fusion.connect('local')."
+        )
+    try:
+        ee.Initialize(project=project)
+    except ee.EEException as exc:
+        raise CredentialsError(
+            f"Earth Engine refused to initialise: {exc}. Check the credentials and pass "
+            "project='<your-cloud-project>' (a project registered for Earth Engine)."
+        ) from exc
+    _current = Connection("earthengine", project)
+    return _current
+
+
+def _not_supported(what: str) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise NotSupportedError(
+            f"{what} is not supported by the local engine yet; run it on real Earth Engine "
+            "(gee_fusion.connect('earthengine', project=...))."
+        )
+
+    return fail
+
+
+def _local_routes() -> dict[str, Callable[..., Any]]:
+    from ee import apitestcase
+
+    from gee_fusion.local import assets, server
+
+    routes: dict[str, Callable[..., Any]] = {name: _not_supported(f"ee.data.{name}") for name in _ROUTED}
+    routes.update(
+        computeValue=server.compute_value,
+        computePixels=server.compute_pixels,
+        getAlgorithms=apitestcase.GetAlgorithms,
+        _install_cloud_api_resource=lambda: None,
+        listAssets=assets.list_assets,
+        getList=assets.get_list,
+        getInfo=assets.get_info,
+        getAsset=assets.get_asset,
+    )
+    for name in ("getMapId", "getTileUrl", "getThumbId", "getThumbnail", "getFeatureViewTilesKey"):
+        routes[name] = _not_supported(f"Map tiles and thumbnails (ee.data.{name})")
+    for name in ("exportImage", "exportTable", "exportVideo", "exportMap", "exportClassifier"):
+        routes[name] = _not_supported(f"Batch exports (ee.data.{name})")
+    return routes
+
+
+def _connect_local(project: str | None, *, register_samples: bool) -> Connection:
+    global _current, _saved_stac
+    for name, fn in _local_routes().items():
+        _saved[name] = getattr(ee.data, name)
+        setattr(ee.data, name, fn)
+    _saved_stac = ee.deprecation._FetchDataCatalogStac
+    ee.deprecation._FetchDataCatalogStac = lambda: {}
+    try:
+        ee.Reset()
+        ee.Initialize(None, "", project=project or LOCAL_PROJECT)
+    except Exception:
+        _restore()
+        raise
+    if register_samples:
+        from gee_fusion.local.samples import register_real_samples
+
+        register_real_samples()
+    _current = Connection("local", project or LOCAL_PROJECT)
+    return _current
+
+
+def _restore() -> None:
+    global _saved_stac, _current
+    for name, fn in _saved.items():
+        setattr(ee.data, name, fn)
+    _saved.clear()
+    if _saved_stac is not None:
+        ee.deprecation._FetchDataCatalogStac = _saved_stac
+        _saved_stac = None
+    _current = None

@@ -1,0 +1,51 @@
+"""Bringing Earth Engine pixels to the local machine through xee, on an explicit grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ee
+import xarray as xr
+
+from gee_fusion.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PixelGrid:
+    """A target grid for xee: CRS, affine transform (6 numbers) and (width, height)."""
+
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ConfigError(f"Grid size must be positive, got {self.width} x {self.height}.")
+
+    @classmethod
+    def of_image(cls, image: ee.Image, *, band: str | None = None) -> PixelGrid:
+        """The native grid of an asset image's band (one getInfo call)."""
+        info = image.getInfo()
+        bands = info["bands"] if info else []
+        chosen = next((b for b in bands if band is None or b["id"] == band), None)
+        if chosen is None or "dimensions" not in chosen:
+            raise ConfigError("The image has no native grid (a computed image?): give one explicitly.")
+        w, h = chosen["dimensions"]
+        return cls(chosen["crs"], tuple(chosen["crs_transform"]), int(w), int(h))  # type: ignore[arg-type]
+
+
+def open_collection(collection: ee.ImageCollection, grid: PixelGrid, **kwargs: Any) -> xr.Dataset:
+    """Open an ee.ImageCollection with xee on ``grid`` (dimensions time, y, x).
+
+    Extra keyword arguments go to ``xr.open_dataset`` (e.g. ``io_chunks``).
+    """
+    return xr.open_dataset(
+        collection,
+        engine="ee",
+        crs=grid.crs,
+        crs_transform=grid.transform,
+        shape_2d=(grid.width, grid.height),
+        **kwargs,
+    )

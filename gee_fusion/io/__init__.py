@@ -1,0 +1,1 @@
+"""Writing results: atomic file output, Cloud-Optimized GeoTIFFs, figures."""

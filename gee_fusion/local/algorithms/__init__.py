@@ -1,0 +1,15 @@
+"""Local-engine algorithm implementations; importing this package registers all of them."""
+
+from gee_fusion.local.algorithms import (  # noqa: F401
+    collections,
+    containers,
+    dates,
+    expression,
+    filters,
+    geometry,
+    image_bands,
+    image_mask,
+    image_math,
+    image_region,
+    reducers,
+)

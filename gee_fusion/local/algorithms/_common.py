@@ -1,0 +1,105 @@
+"""Helpers shared by the algorithm modules: promotion to images, pixel-type rules, dates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gee_fusion.errors import EngineError
+from gee_fusion.local.image import Band, ConstantNode, Image
+from gee_fusion.local.values import Date
+
+_WIDER = {
+    np.dtype(np.bool_): np.dtype(np.int16),
+    np.dtype(np.uint8): np.dtype(np.int16),
+    np.dtype(np.int8): np.dtype(np.int16),
+    np.dtype(np.uint16): np.dtype(np.int32),
+    np.dtype(np.int16): np.dtype(np.int32),
+    np.dtype(np.uint32): np.dtype(np.int64),
+    np.dtype(np.int32): np.dtype(np.int64),
+}
+
+
+def constant_image(value: Any) -> Image:
+    """Earth Engine's ``Image.constant``: one band named ``constant`` per value."""
+    values = value if isinstance(value, list) else [value]
+    bands = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool):
+            v = int(v)
+        if not isinstance(v, (int, float)):
+            raise EngineError(f"Image.constant: expected numbers, got {type(v).__name__}.")
+        dtype = np.min_scalar_type(v) if isinstance(v, int) else np.dtype(np.float64)
+        if isinstance(v, int) and dtype.kind == "u" and v < 0:  # pragma: no cover (numpy quirk)
+            dtype = np.dtype(np.int64)
+        name = "constant" if len(values) == 1 else f"constant_{i}"
+        bands.append(Band(name, np.dtype(dtype), ConstantNode(v, np.dtype(dtype)),
+                          value_range=(v, v) if isinstance(v, int) else None))  # fmt: skip
+    return Image(tuple(bands))
+
+
+def as_image(value: Any) -> Image:
+    """Promote a number (or list of numbers) to a constant image; images pass through."""
+    if isinstance(value, Image):
+        return value
+    if value is None:
+        raise EngineError("Expected an Image, got null (did a collection turn out empty?).")
+    return constant_image(value)
+
+
+def is_weak(band: Band) -> bool:
+    """Whether a band is a scalar constant (takes its type from the other operand)."""
+    return isinstance(band.node, ConstantNode)
+
+
+def float_of(dtype: np.dtype) -> np.dtype:
+    """The float type a computation on ``dtype`` produces (double only when needed)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float64 or dtype in (np.dtype(np.int32), np.dtype(np.uint32), np.dtype(np.int64)):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def promote(a: Band, b: Band, *, widen: bool = False) -> np.dtype:
+    """Result pixel type of a binary arithmetic operation (Earth Engine-like, weak scalars)."""
+    da, db = a.dtype, b.dtype
+    if is_weak(a) and not is_weak(b):
+        da, db = db, da
+        a, b = b, a
+    if is_weak(b) and not is_weak(a):
+        value = b.node.value  # type: ignore[attr-defined]
+        if da.kind == "f":
+            return da
+        if db.kind == "f" or isinstance(value, float):
+            return float_of(da)
+        out = np.promote_types(da, np.min_scalar_type(value))
+        return _WIDER.get(out, out) if widen else out
+    out = np.promote_types(da, db)
+    if out == np.float16:
+        return np.dtype(np.float32)
+    if widen and out.kind in "biu":
+        return _WIDER.get(out, out)
+    return out
+
+
+def to_millis(value: Any) -> float:
+    """Milliseconds of a Date, a number of ms, or an ISO date string."""
+    if isinstance(value, Date):
+        return value.millis
+    if isinstance(value, bool):
+        raise EngineError("Expected a date, got a boolean.")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        from gee_fusion.local.algorithms.dates import parse_date
+
+        return parse_date(value).millis
+    raise EngineError(f"Expected a date, got {type(value).__name__}.")
+
+
+def comparable(value: Any) -> Any:
+    """A value prepared for comparison in filters (dates become milliseconds)."""
+    if isinstance(value, Date):
+        return value.millis
+    return value

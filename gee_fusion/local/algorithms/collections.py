@@ -1,0 +1,300 @@
+"""Collection algorithms (shared by ImageCollection and FeatureCollection) and the image
+collection reductions: reduce, reduce.*, mosaic, qualityMosaic, toBands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gee_fusion.errors import EngineError
+from gee_fusion.local.algorithms.reducers import Reducer, reducer_median
+from gee_fusion.local.catalog import CATALOG
+from gee_fusion.local.grid import Grid
+from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
+from gee_fusion.local.registry import algorithm
+from gee_fusion.local.values import Feature, FeatureCollection, Filter, Function, ImageCollection
+
+AnyCollection = ImageCollection | FeatureCollection
+
+
+def _collection_of(elements: list[Any], like: AnyCollection | None = None) -> AnyCollection:
+    if elements and all(isinstance(e, Image) for e in elements):
+        base = like if isinstance(like, ImageCollection) else ImageCollection(())
+        return base.with_elements(elements)
+    if isinstance(like, ImageCollection) and not elements:
+        return like.with_elements([])
+    base_fc = like if isinstance(like, FeatureCollection) else FeatureCollection(())
+    return FeatureCollection(tuple(elements), base_fc.properties, base_fc.id)
+
+
+def _check(collection: Any, where: str) -> AnyCollection:
+    if not isinstance(collection, (ImageCollection, FeatureCollection)):
+        raise EngineError(f"{where}: expected a collection, got {type(collection).__name__}.")
+    return collection
+
+
+@algorithm("ImageCollection.load")
+def ic_load(id: str, version: int | None = None) -> ImageCollection:
+    """Load an image collection from the local catalog."""
+    return CATALOG.load_collection(id)
+
+
+@algorithm("ImageCollection.fromImages")
+def ic_from_images(images: list[Any]) -> ImageCollection:
+    """An image collection from a list of images."""
+    bad = [type(i).__name__ for i in images if not isinstance(i, Image)]
+    if bad:
+        raise EngineError(f"ImageCollection.fromImages: expected images, got {bad[0]}.")
+    return ImageCollection(tuple(images))
+
+
+@algorithm("FeatureCollection")
+def fc_new(features: Any) -> FeatureCollection:
+    """A feature collection from a list of features or geometries."""
+    from gee_fusion.local.values import Geometry
+
+    items = features if isinstance(features, list) else [features]
+    out = [Feature(f) if isinstance(f, Geometry) else f for f in items]
+    return FeatureCollection(tuple(out))
+
+
+@algorithm("Collection.filter")
+def coll_filter(collection: AnyCollection, filter: Filter) -> AnyCollection:
+    """Keep the elements for which the filter holds."""
+    coll = _check(collection, "Collection.filter")
+    return coll.with_elements([e for e in coll.elements if filter(e)])
+
+
+@algorithm("Collection.map")
+def coll_map(collection: AnyCollection, baseAlgorithm: Function, dropNulls: bool = False) -> AnyCollection:
+    """Apply a function to every element (closures see their outer variables)."""
+    coll = _check(collection, "Collection.map")
+    out = []
+    for element in coll.elements:
+        res = baseAlgorithm(element)
+        if res is None:
+            if dropNulls:
+                continue
+            raise EngineError("Collection.map: the mapped function returned null; use dropNulls.")
+        if not isinstance(res, (Image, Feature)):
+            raise EngineError(
+                f"Collection.map: the mapped function must return an element (Image or "
+                f"Feature), got {type(res).__name__}."
+            )
+        out.append(res)
+    return _collection_of(out, coll)
+
+
+@algorithm("Collection.size")
+def coll_size(collection: AnyCollection) -> int:
+    """Number of elements."""
+    return len(_check(collection, "Collection.size").elements)
+
+
+@algorithm("Collection.first")
+def coll_first(collection: AnyCollection) -> Any:
+    """The first element, or null for an empty collection."""
+    coll = _check(collection, "Collection.first")
+    return coll.elements[0] if coll.elements else None
+
+
+@algorithm("Collection.toList")
+def coll_to_list(collection: AnyCollection, count: int, offset: int = 0) -> list[Any]:
+    """Up to ``count`` elements starting at ``offset``."""
+    coll = _check(collection, "Collection.toList")
+    start = int(offset)
+    return list(coll.elements[start : start + int(count)])
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    from gee_fusion.local.algorithms._common import comparable
+
+    return (1, 0) if value is None else (0, comparable(value))
+
+
+@algorithm("Collection.limit")
+def coll_limit(collection: AnyCollection, limit: int | None = None, key: str | None = None,
+               ascending: bool = True) -> AnyCollection:  # fmt: skip
+    """Sort by ``key`` (nulls last) and/or keep the first ``limit`` elements."""
+    coll = _check(collection, "Collection.limit")
+    elements = list(coll.elements)
+    if key is not None:
+        present = [e for e in elements if e.get(key) is not None]
+        missing = [e for e in elements if e.get(key) is None]
+        present.sort(key=lambda e: _sort_key(e.get(key)), reverse=not ascending)
+        elements = present + missing
+    if limit is not None:
+        elements = elements[: max(int(limit), 0)]
+    return coll.with_elements(elements)
+
+
+@algorithm("Collection.merge", "ImageCollection.merge")
+def coll_merge(collection1: AnyCollection, collection2: AnyCollection) -> AnyCollection:
+    """Elements of both collections."""
+    return _collection_of(list(collection1.elements) + list(collection2.elements), collection1)
+
+
+@algorithm("Collection.iterate")
+def coll_iterate(collection: AnyCollection, function: Function, first: Any = None) -> Any:
+    """Fold: ``acc = function(element, acc)`` over the elements, starting from ``first``."""
+    acc = first
+    for element in _check(collection, "Collection.iterate").elements:
+        acc = function(element, acc)
+    return acc
+
+
+@algorithm("Collection.reduceColumns")
+def coll_reduce_columns(collection: AnyCollection, reducer: Reducer, selectors: list[str],
+                        weightSelectors: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Reduce element properties (one column per selector)."""
+    coll = _check(collection, "Collection.reduceColumns")
+    if reducer.inputs != len(selectors):
+        raise EngineError(
+            f"Collection.reduceColumns: the reducer takes {reducer.inputs} inputs but "
+            f"{len(selectors)} selectors were given."
+        )
+    rows = [[e.get(s) for s in selectors] for e in coll.elements]
+    if reducer.kind not in ("repeat", "toList", "countEvery"):
+        rows = [r for r in rows if all(v is not None for v in r)]
+    columns = [[r[i] for r in rows] for i in range(len(selectors))]
+    return reducer.reduce_columns(columns)
+
+
+@algorithm("Collection.aggregate_array")
+def coll_aggregate_array(collection: AnyCollection, property: str) -> list[Any]:
+    """Values of one property (non-null) across the collection."""
+    return [e.get(property) for e in collection.elements if e.get(property) is not None]
+
+
+# -- per-pixel reductions of image collections ----------------------------------------------
+
+
+class StackReduceNode(PixelNode):
+    """Stacks one band of every image in the request grid and reduces it; output ``index``."""
+
+    def __init__(self, shared: _SharedStack, index: int) -> None:
+        self.shared = shared
+        self.index = index
+
+    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+        return ctx.pixels(self.shared, grid)[self.index]  # type: ignore[return-value]
+
+
+class _SharedStack(PixelNode):
+    """Computes every output of a reducer at once (memoised in the context as one entry)."""
+
+    def __init__(self, nodes: list[PixelNode], reducer: Reducer, dtype: np.dtype) -> None:
+        self.nodes = nodes
+        self.reducer = reducer
+        self.dtype = dtype
+
+    def compute(self, ctx: PixelContext, grid: Grid) -> Any:
+        values = np.empty((len(self.nodes), *grid.shape), dtype=self.dtype)
+        valid = np.empty((len(self.nodes), *grid.shape), dtype=bool)
+        for i, node in enumerate(self.nodes):
+            v, m = ctx.pixels(node, grid)
+            values[i] = v
+            valid[i] = m
+        if values.dtype.kind == "f":
+            valid &= ~np.isnan(values)
+        return self.reducer.reduce_stack(values, valid)
+
+
+def _band_stacks(collection: ImageCollection, where: str) -> list[tuple[str, list[Band]]]:
+    images = collection.elements
+    if not images:
+        return []
+    names = images[0].band_names
+    stacks = []
+    for name in names:
+        members = []
+        for img in images:
+            match = [b for b in img.bands if b.name == name]
+            if not match:
+                raise EngineError(
+                    f"{where}: image '{img.id or img.get('system:index')}' has no band '{name}'; "
+                    "all images of a reduced collection need the same bands."
+                )
+            members.append(match[0])
+        stacks.append((name, members))
+    return stacks
+
+
+def reduce_collection(collection: ImageCollection, reducer: Reducer, *, suffix: bool) -> Image:
+    """Reduce each band across the collection; empty collection gives an image with no bands."""
+    if not isinstance(collection, ImageCollection):
+        raise EngineError("ImageCollection.reduce: expected an image collection.")
+    bands: list[Band] = []
+    for name, members in _band_stacks(collection, "ImageCollection.reduce"):
+        dtype = np.result_type(*[b.dtype for b in members])
+        shared = _SharedStack([b.node for b in members], reducer, dtype)
+        out_dtypes = reducer.output_dtypes(dtype) if reducer.kind != "combine" else [
+            dt for r in reducer.params["reducers"] for dt in r.output_dtypes(dtype)
+        ]
+        for i, (out, out_dt) in enumerate(zip(reducer.outputs, out_dtypes, strict=True)):
+            band_name = f"{name}_{out}" if suffix or len(reducer.outputs) > 1 else name
+            bands.append(Band(band_name, out_dt, StackReduceNode(shared, i)))
+    return Image(tuple(bands))
+
+
+@algorithm("ImageCollection.reduce")
+def ic_reduce(collection: ImageCollection, reducer: Reducer, parallelScale: float = 1.0) -> Image:
+    """Per-pixel reduction; output bands are ``<band>_<output>``."""
+    return reduce_collection(collection, reducer, suffix=True)
+
+
+def _register_shortcut(kind: str) -> None:
+    def shortcut(collection: ImageCollection) -> Image:
+        red = reducer_median() if kind == "median" else Reducer(kind, (kind,))
+        return reduce_collection(collection, red, suffix=False)
+
+    algorithm(f"reduce.{kind}")(shortcut)
+
+
+for _kind in ("mean", "median", "min", "max", "sum", "count", "product", "and", "or"):
+    _register_shortcut(_kind)
+
+
+@algorithm("ImageCollection.mosaic")
+def ic_mosaic(collection: ImageCollection) -> Image:
+    """Later images on top: each pixel takes the last valid value in collection order."""
+    red = Reducer("last", ("last",))
+    return reduce_collection(collection, red, suffix=False)
+
+
+class _QualityNode(PixelNode):
+    def __init__(self, quality: list[PixelNode], values: list[PixelNode]) -> None:
+        self.quality, self.values = quality, values
+
+    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+        q = np.stack([np.where(ctx.pixels(n, grid)[1], ctx.pixels(n, grid)[0], -np.inf) for n in self.quality])
+        best = np.argmax(q, axis=0)
+        vals = np.stack([ctx.pixels(n, grid)[0] for n in self.values])
+        masks = np.stack([ctx.pixels(n, grid)[1] for n in self.values])
+        pick = np.take_along_axis(vals, best[None], axis=0)[0]
+        m = np.take_along_axis(masks, best[None], axis=0)[0] & np.isfinite(q.max(axis=0))
+        return pick, m
+
+
+@algorithm("ImageCollection.qualityMosaic")
+def ic_quality_mosaic(collection: ImageCollection, qualityBand: str) -> Image:
+    """Each pixel from the image whose ``qualityBand`` is highest there."""
+    stacks = dict(_band_stacks(collection, "ImageCollection.qualityMosaic"))
+    if collection.elements and qualityBand not in stacks:
+        raise EngineError(f"ImageCollection.qualityMosaic: no band '{qualityBand}'.")
+    if not stacks:
+        return Image(())
+    qnodes = [b.node for b in stacks[qualityBand]]
+    return Image(tuple(Band(name, members[0].dtype, _QualityNode(qnodes, [b.node for b in members]))
+                       for name, members in stacks.items()))  # fmt: skip
+
+
+@algorithm("ImageCollection.toBands")
+def ic_to_bands(collection: ImageCollection) -> Image:
+    """All bands of all images as one image, named ``<system:index>_<band>``."""
+    bands = []
+    for img in collection.elements:
+        idx = img.get("system:index") or str(len(bands))
+        bands.extend(b.renamed(f"{idx}_{b.name}") for b in img.bands)
+    return Image(tuple(bands))

@@ -1,0 +1,424 @@
+"""Algorithms on plain values: Number (conversions, formatting), String, List, Dictionary,
+``If``, ``ObjectType``, and the property algorithms of elements (``Element.*``)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gee_fusion.errors import EngineError
+from gee_fusion.local.algorithms._common import comparable
+from gee_fusion.local.image import Image
+from gee_fusion.local.registry import algorithm
+from gee_fusion.local.values import (
+    Date,
+    Feature,
+    FeatureCollection,
+    Function,
+    Geometry,
+    ImageCollection,
+)
+
+# -- Number ---------------------------------------------------------------------------------
+
+_NUMBER_CASTS: dict[str, Callable[[Any], Any]] = {
+    "toFloat": float, "float": float, "toDouble": float, "double": float,
+    "toInt": int, "int": int, "toLong": int, "long": int, "toInt64": int, "int64": int,
+    "toInt32": int, "int32": int, "toInt16": int, "int16": int, "toInt8": int, "int8": int,
+    "toUint8": int, "uint8": int, "toUint16": int, "uint16": int, "toUint32": int, "uint32": int,
+    "toByte": int, "byte": int, "toShort": int, "short": int,
+}  # fmt: skip
+for _name, _fn in _NUMBER_CASTS.items():
+    algorithm(f"Number.{_name}")(lambda input, _f=_fn: _f(input))
+
+
+@algorithm("Number.format")
+def number_format(number: float, pattern: str = "%s") -> str:
+    """Format a number with a printf-style pattern."""
+    try:
+        return pattern % number
+    except (TypeError, ValueError) as exc:
+        raise EngineError(f"Number.format: bad pattern {pattern!r}.") from exc
+
+
+@algorithm("Number.parse")
+def number_parse(input: str, radix: int = 10) -> float | int:
+    """Parse a string as a number."""
+    try:
+        return int(input, int(radix)) if radix != 10 or re.fullmatch(r"[+-]?\d+", input) else float(input)
+    except ValueError as exc:
+        raise EngineError(f"Number.parse: cannot parse {input!r}.") from exc
+
+
+# -- String ---------------------------------------------------------------------------------
+
+
+@algorithm("String")
+def string_new(input: Any) -> str:
+    """A string from a string or number."""
+    return input if isinstance(input, str) else json.dumps(input)
+
+
+algorithm("String.cat")(lambda string1, string2: f"{string1}{string2}")
+algorithm("String.length")(lambda string: len(string))
+algorithm("String.toLowerCase")(lambda string: string.lower())
+algorithm("String.toUpperCase")(lambda string: string.upper())
+algorithm("String.trim")(lambda string: string.strip())
+algorithm("String.equals")(lambda reference, target: reference == target)
+algorithm("String.compareTo")(lambda string1, string2: (string1 > string2) - (string1 < string2))
+algorithm("String.index")(lambda target, pattern: target.find(pattern))
+algorithm("String.rindex")(lambda target, pattern: target.rfind(pattern))
+algorithm("String.slice")(lambda string, start, end=None: string[int(start): None if end is None else int(end)])
+algorithm("String.split")(lambda string, regex, flags="": re.split(regex, string) if regex else list(string))
+algorithm("String.replace")(
+    lambda input, regex, replacement, flags="": re.sub(
+        regex, re.sub(r"\$(\d)", r"\\\1", replacement), input, count=0 if "g" in flags else 1
+    )
+)
+algorithm("String.match")(lambda input, regex, flags="": list(m.group(0) for m in re.finditer(regex, input)))
+algorithm("String.encodeJSON")(lambda object: json.dumps(object))
+algorithm("String.decodeJSON")(lambda string: json.loads(string))
+
+# -- List -----------------------------------------------------------------------------------
+
+
+def _idx(lst: list[Any], index: int) -> int:
+    i = int(index)
+    return i + len(lst) if i < 0 else i
+
+
+@algorithm("List.get")
+def list_get(list: list[Any], index: int) -> Any:  # noqa: A002
+    """Element at ``index`` (negative counts from the end)."""
+    i = _idx(list, index)
+    if not 0 <= i < len(list):
+        raise EngineError(f"List.get: List index must be between 0 and {len(list) - 1}, got {index}.")
+    return list[i]
+
+
+for _n in ("getNumber", "getString", "getGeometry", "getArray"):
+    algorithm(f"List.{_n}")(list_get)
+
+algorithm("List.size", "List.length")(lambda list: len(list))
+algorithm("List.add")(lambda list, element: [*list, element])
+algorithm("List.cat")(lambda list, other: [*list, *other])
+algorithm("List.contains")(lambda list, element: element in list)
+algorithm("List.containsAll")(lambda list, other: all(o in list for o in other))
+algorithm("List.equals")(lambda list, other: list == other)
+algorithm("List.indexOf")(lambda list, element: list.index(element) if element in list else -1)
+algorithm("List.frequency")(lambda list, element: sum(1 for e in list if e == element))
+algorithm("List.reverse")(lambda list: list[::-1])
+algorithm("List.remove")(lambda list, element: _remove_first(list, element))
+algorithm("List.removeAll")(lambda list, other: [e for e in list if e not in other])
+algorithm("List.insert")(lambda list, index, element: list[: _idx(list, index)] + [element] + list[_idx(list, index):])
+algorithm("List.set")(lambda list, index, element: [element if i == _idx(list, index) else e for i, e in enumerate(list)])
+algorithm("List.replace")(lambda list, oldval, newval: _replace_first(list, oldval, newval))
+algorithm("List.replaceAll")(lambda list, oldval, newval: [newval if e == oldval else e for e in list])
+algorithm("List.join")(lambda list, separator="": separator.join(str(e) for e in list))
+algorithm("List.repeat")(lambda value, count: [value] * int(count))
+algorithm("List.zip")(lambda list, other: [[a, b] for a, b in zip(list, other, strict=False)])
+algorithm("List.unzip")(lambda list: [builtins_list(t) for t in zip(*list, strict=False)])
+algorithm("List.rotate")(lambda list, distance: list[-int(distance) % len(list):] + list[: -int(distance) % len(list)] if list else [])
+algorithm("List.swap")(lambda list, pos1, pos2: _swap(list, int(pos1), int(pos2)))
+algorithm("List.splice")(
+    lambda list, start, count, other=None: list[: int(start)] + (other or []) + list[int(start) + int(count):]
+)
+
+
+def builtins_list(x: Any) -> list[Any]:
+    """``list`` (shadowed by argument names in this module)."""
+    return [*x]
+
+
+def _remove_first(lst: list[Any], element: Any) -> list[Any]:
+    out = [*lst]
+    if element in out:
+        out.remove(element)
+    return out
+
+
+def _replace_first(lst: list[Any], old: Any, new: Any) -> list[Any]:
+    out = [*lst]
+    if old in out:
+        out[out.index(old)] = new
+    return out
+
+
+def _swap(lst: list[Any], a: int, b: int) -> list[Any]:
+    out = [*lst]
+    out[a], out[b] = out[b], out[a]
+    return out
+
+
+@algorithm("List.slice")
+def list_slice(list: list[Any], start: int, end: int | None = None, step: int | None = None) -> list[Any]:  # noqa: A002
+    """Python-like slice (negative indices count from the end)."""
+    return list[int(start) : None if end is None else int(end) : None if step is None else int(step)]
+
+
+@algorithm("List.sequence")
+def list_sequence(start: float, end: float | None = None, step: float = 1, count: int | None = None) -> list[Any]:
+    """Numbers from ``start`` to ``end`` inclusive by ``step`` (or ``count`` of them)."""
+    if count is not None:
+        vals = [start + i * step for i in range(int(count))]
+    else:
+        if end is None:
+            raise EngineError("List.sequence: give end or count.")
+        n = int(np.floor((end - start) / step + 1e-9)) + 1
+        vals = [start + i * step for i in range(max(n, 0))]
+    if all(isinstance(v, int) or float(v).is_integer() for v in vals) and all(
+        isinstance(x, int) for x in (start, step)
+    ):
+        return [int(v) for v in vals]
+    return vals
+
+
+@algorithm("List.flatten")
+def list_flatten(list: list[Any]) -> list[Any]:  # noqa: A002
+    """Flatten nested lists."""
+    out: Any = []
+    for e in list:
+        out.extend(list_flatten(e) if isinstance(e, type([])) else [e])
+    return out
+
+
+
+@algorithm("List.distinct")
+def list_distinct(list: list[Any]) -> list[Any]:  # noqa: A002
+    """Unique elements, first occurrence order."""
+    out: Any = []
+    for e in list:
+        if e not in out:
+            out.append(e)
+    return out
+
+
+@algorithm("List.sort")
+def list_sort(list: list[Any], keys: list[Any] | None = None) -> list[Any]:  # noqa: A002
+    """Sort (by ``keys`` if given)."""
+    if keys is None:
+        return sorted(list, key=comparable)
+    order = sorted(range(len(list)), key=lambda i: comparable(keys[i]))
+    return [list[i] for i in order]
+
+
+@algorithm("List.map")
+def list_map(list: list[Any], baseAlgorithm: Function, dropNulls: bool = False) -> list[Any]:  # noqa: A002
+    """Apply a function to every element."""
+    out = [baseAlgorithm(e) for e in list]
+    return [o for o in out if o is not None] if dropNulls else out
+
+
+@algorithm("List.iterate")
+def list_iterate(list: list[Any], function: Function, first: Any) -> Any:  # noqa: A002
+    """Fold over the list: ``acc = function(element, acc)``."""
+    acc = first
+    for e in list:
+        acc = function(e, acc)
+    return acc
+
+
+@algorithm("List.filter")
+def list_filter(list: list[Any], filter: Any) -> list[Any]:  # noqa: A002
+    """Keep elements the filter accepts (filters on ``item``)."""
+    return [e for e in list if filter(_ItemView(e))]
+
+
+class _ItemView:
+    """Lets property filters test plain list items under the name ``item``."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self, name: str) -> Any:
+        return self.value if name == "item" else None
+
+
+@algorithm("List.reduce")
+def list_reduce(list: list[Any], reducer: Any) -> Any:  # noqa: A002
+    """Reduce with a single-output reducer."""
+    out = reducer.reduce_columns([list])
+    return next(iter(out.values())) if len(out) == 1 else out
+
+
+@algorithm("List.shuffle")
+def list_shuffle(list: list[Any], seed: int | None = None) -> list[Any]:  # noqa: A002
+    """Deterministic shuffle for a seed."""
+    out = [*list]
+    random.Random(seed).shuffle(out)
+    return out
+
+
+# -- Dictionary -----------------------------------------------------------------------------
+
+
+@algorithm("Dictionary")
+def dict_new(input: Any = None) -> dict[str, Any]:
+    """A dictionary (from a dictionary or an element's properties)."""
+    if input is None:
+        return {}
+    if isinstance(input, dict):
+        return dict(input)
+    if hasattr(input, "properties"):
+        return dict(input.properties)
+    raise EngineError(f"Dictionary: cannot make a dictionary from {type(input).__name__}.")
+
+
+@algorithm("Dictionary.get")
+def dict_get(dictionary: dict[str, Any], key: str, defaultValue: Any = None) -> Any:
+    """Value of ``key`` (or ``defaultValue``; an error if neither)."""
+    if key in dictionary:
+        return dictionary[key]
+    if defaultValue is not None:
+        return defaultValue
+    raise EngineError(f"Dictionary.get: Dictionary does not contain key: '{key}'.")
+
+
+for _n in ("getNumber", "getString", "getGeometry", "getArray"):
+    algorithm(f"Dictionary.{_n}")(lambda dictionary, key, _g=dict_get: _g(dictionary, key))
+
+algorithm("Dictionary.keys")(lambda dictionary: sorted(dictionary))
+algorithm("Dictionary.values")(lambda dictionary, keys=None: [dictionary[k] for k in (keys or sorted(dictionary))])
+algorithm("Dictionary.size")(lambda dictionary: len(dictionary))
+algorithm("Dictionary.contains")(lambda dictionary, key: key in dictionary)
+algorithm("Dictionary.set")(lambda dictionary, key, value: {**dictionary, key: value})
+algorithm("Dictionary.combine")(
+    lambda first, second, overwrite=True: {**first, **second} if overwrite else {**second, **first}
+)
+algorithm("Dictionary.fromLists")(lambda keys, values: dict(zip(keys, values, strict=True)))
+algorithm("Dictionary.select")(
+    lambda dictionary, selectors, ignoreMissing=False: _select_keys(dictionary, selectors, ignoreMissing)
+)
+algorithm("Dictionary.remove")(
+    lambda dictionary, selectors, ignoreMissing=False: {
+        k: v for k, v in dictionary.items()
+        if k not in _select_keys(dictionary, selectors, ignoreMissing)
+    }  # fmt: skip
+)
+algorithm("Dictionary.rename")(
+    lambda dictionary, **kw: {dict(zip(kw["from"], kw["to"], strict=True)).get(k, k): v for k, v in dictionary.items()}
+)
+algorithm("Dictionary.map")(lambda dictionary, baseAlgorithm: {k: baseAlgorithm(k, v) for k, v in dictionary.items()})
+
+
+def _select_keys(d: dict[str, Any], selectors: list[str], ignore_missing: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for sel in selectors:
+        hits = [k for k in d if re.fullmatch(sel, k)]
+        if not hits and not ignore_missing:
+            raise EngineError(f"Dictionary.select: key '{sel}' not found.")
+        out.update({k: d[k] for k in hits})
+    return out
+
+
+# -- Control flow and types -----------------------------------------------------------------
+
+
+@algorithm("If", lazy=("condition", "trueCase", "falseCase"))
+def algorithms_if(condition: Callable[[], Any] | None = None, trueCase: Callable[[], Any] | None = None,
+                  falseCase: Callable[[], Any] | None = None) -> Any:  # fmt: skip
+    """Evaluate only the branch the condition selects (null, 0, false and '' are false)."""
+    cond = condition() if condition is not None else None
+    truthy = bool(cond) and cond != 0
+    branch = trueCase if truthy else falseCase
+    return branch() if branch is not None else None
+
+
+@algorithm("ObjectType")
+def object_type(value: Any = None) -> str:
+    """Earth Engine's type name of a value."""
+    return type_name(value)
+
+
+def type_name(value: Any) -> str:
+    """Earth Engine's type name of a local-engine value."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, (int, float)):
+        return "Number"
+    names = {str: "String", list: "List", dict: "Dictionary", Image: "Image",
+             ImageCollection: "ImageCollection", Feature: "Feature",
+             FeatureCollection: "FeatureCollection", Geometry: "Geometry", Date: "Date"}  # fmt: skip
+    for cls, name in names.items():
+        if isinstance(value, cls):
+            return name
+    return type(value).__name__
+
+
+@algorithm("IsEqual")
+def is_equal(left: Any = None, right: Any = None) -> bool:
+    """Deep equality."""
+    return bool(left == right)
+
+
+# -- Element properties ---------------------------------------------------------------------
+
+
+def _props(element: Any) -> dict[str, Any]:
+    if not hasattr(element, "properties"):
+        raise EngineError(f"Expected an element (Image, Feature, collection), got {type(element).__name__}.")
+    return dict(element.properties)
+
+
+@algorithm("Element.get")
+def element_get(object: Any, property: str) -> Any:  # noqa: A002
+    """A property value (null if absent)."""
+    return object.get(property)
+
+
+for _n in ("getNumber", "getString", "getArray"):
+    algorithm(f"Element.{_n}")(element_get)
+
+
+@algorithm("Element.set")
+def element_set(object: Any, key: str, value: Any = None) -> Any:  # noqa: A002
+    """A copy with one property set."""
+    return object.with_properties({**_props(object), key: value})
+
+
+@algorithm("Element.setMulti")
+def element_set_multi(object: Any, properties: dict[str, Any]) -> Any:  # noqa: A002
+    """A copy with several properties set."""
+    return object.with_properties({**_props(object), **properties})
+
+
+@algorithm("Element.propertyNames")
+def element_property_names(element: Any) -> list[str]:
+    """Names of the properties (with ``system:index`` etc.)."""
+    return list(_props(element))
+
+
+@algorithm("Element.toDictionary")
+def element_to_dictionary(element: Any, properties: list[str] | None = None) -> dict[str, Any]:
+    """Properties as a dictionary; without a list, the non-system ones."""
+    props = _props(element)
+    if properties is None:
+        return {k: v for k, v in props.items() if not k.startswith("system:")}
+    return {k: props[k] for k in properties if k in props}
+
+
+@algorithm("Element.copyProperties")
+def element_copy_properties(destination: Any = None, source: Any = None, properties: list[str] | None = None,
+                            exclude: list[str] | None = None) -> Any:  # fmt: skip
+    """Copy properties of ``source`` onto ``destination`` (all non-system ones by default)."""
+    src = _props(source)
+    if properties is not None:
+        picked = {k: src[k] for k in properties if k in src}
+    else:
+        picked = {k: v for k, v in src.items() if not k.startswith("system:")}
+    for k in exclude or []:
+        picked.pop(k, None)
+    return destination.with_properties({**_props(destination), **picked})
+
+
+@algorithm("Element.replaceProperties")
+def element_replace_properties(destination: Any, source: Any = None) -> Any:
+    """Replace every property of ``destination`` by those of ``source``."""
+    return destination.with_properties(_props(source) if source is not None else {})

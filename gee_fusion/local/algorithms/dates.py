@@ -1,0 +1,264 @@
+"""Date and DateRange algorithms (UTC unless a time zone is given)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dateutil import parser as dtparser
+from dateutil.relativedelta import relativedelta
+
+from gee_fusion.errors import EngineError
+from gee_fusion.local.algorithms._common import to_millis
+from gee_fusion.local.registry import algorithm
+from gee_fusion.local.values import Date, DateRange
+
+_UNITS = ("year", "month", "week", "day", "hour", "minute", "second")
+_FIXED_MS = {"week": 7 * 86400000.0, "day": 86400000.0, "hour": 3600000.0, "minute": 60000.0,
+             "second": 1000.0}  # fmt: skip
+
+
+def _tz(timeZone: str | None) -> Any:
+    return UTC if timeZone in (None, "UTC", "Z") else ZoneInfo(timeZone)
+
+
+def _dt(date: Any, timeZone: str | None = None) -> datetime:
+    return datetime.fromtimestamp(to_millis(date) / 1000.0, tz=UTC).astimezone(_tz(timeZone))
+
+
+def _from_dt(value: datetime) -> Date:
+    return Date(round(value.timestamp() * 1000.0))
+
+
+def _unit(unit: str) -> str:
+    u = unit.lower().rstrip("s")
+    if u not in _UNITS:
+        raise EngineError(f"Unknown date unit {unit!r}: use one of {list(_UNITS)}.")
+    return u
+
+
+def parse_date(value: str, timeZone: str | None = None) -> Date:
+    """Parse an ISO-like date string (naive times are in ``timeZone``, default UTC)."""
+    try:
+        parsed = dtparser.isoparse(value)
+    except ValueError:
+        try:
+            parsed = dtparser.parse(value)
+        except (ValueError, OverflowError) as exc:
+            raise EngineError(f"Date: cannot parse {value!r} as a date.") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_tz(timeZone))
+    return _from_dt(parsed)
+
+
+@algorithm("Date")
+def date_new(value: Any, timeZone: str | None = None) -> Date:
+    """A date from milliseconds since the epoch, an ISO string, or a Date."""
+    if isinstance(value, Date):
+        return value
+    if isinstance(value, str):
+        return parse_date(value, timeZone)
+    return Date(float(to_millis(value)))
+
+
+@algorithm("Date.millis")
+def date_millis(date: Date) -> int:
+    """Milliseconds since the epoch."""
+    return int(to_millis(date))
+
+
+@algorithm("Date.fromYMD")
+def date_from_ymd(year: int, month: int, day: int, timeZone: str | None = None) -> Date:
+    """A date from year, month and day."""
+    return _from_dt(datetime(int(year), int(month), int(day), tzinfo=_tz(timeZone)))
+
+
+def advance(date: Any, delta: float, unit: str, timeZone: str | None = None) -> Date:
+    """``date`` moved by ``delta`` units (calendar-aware for months and years)."""
+    u = _unit(unit)
+    if u in _FIXED_MS:
+        return Date(to_millis(date) + float(delta) * _FIXED_MS[u])
+    base = _dt(date, timeZone)
+    whole = int(delta) if float(delta).is_integer() else None
+    if whole is None:
+        raise EngineError(f"Date.advance: fractional {u}s ({delta}) are not supported locally.")
+    shifted = base + (relativedelta(years=whole) if u == "year" else relativedelta(months=whole))
+    return _from_dt(shifted)
+
+
+algorithm("Date.advance")(advance)
+
+
+@algorithm("Date.difference")
+def date_difference(date: Date, start: Date, unit: str) -> float:
+    """``date - start`` in ``unit`` (fractional; months and years calendar-aware)."""
+    u = _unit(unit)
+    a, b = to_millis(date), to_millis(start)
+    if u in _FIXED_MS:
+        return (a - b) / _FIXED_MS[u]
+    da, db = _dt(date), _dt(start)
+    months = (da.year - db.year) * 12 + (da.month - db.month)
+    anchor = db + relativedelta(months=months)
+    nxt = anchor + relativedelta(months=1 if da >= anchor else -1)
+    frac = (da - anchor) / abs(nxt - anchor)
+    total = months + frac
+    return total / 12.0 if u == "year" else total
+
+
+@algorithm("Date.get")
+def date_get(date: Date, unit: str, timeZone: str | None = None) -> int:
+    """A calendar field: year, month (1-12), week, day (of month), hour, minute, second."""
+    d = _dt(date, timeZone)
+    u = _unit(unit)
+    return {"year": d.year, "month": d.month, "week": d.isocalendar()[1], "day": d.day,
+            "hour": d.hour, "minute": d.minute, "second": d.second}[u]  # fmt: skip
+
+
+def _unit_start(d: datetime, u: str) -> datetime:
+    if u == "year":
+        return d.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if u == "month":
+        return d.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if u == "week":
+        start = d - timedelta(days=d.weekday())
+        return start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if u == "day":
+        return d.replace(hour=0, minute=0, second=0, microsecond=0)
+    if u == "hour":
+        return d.replace(minute=0, second=0, microsecond=0)
+    if u == "minute":
+        return d.replace(second=0, microsecond=0)
+    return d.replace(microsecond=0)
+
+
+@algorithm("Date.getRange")
+def date_get_range(date: Date, unit: str, timeZone: str | None = None) -> DateRange:
+    """The calendar unit (e.g. month) that contains the date, as [start, end)."""
+    u = _unit(unit)
+    start = _unit_start(_dt(date, timeZone), u)
+    end = advance(_from_dt(start), 1, u, timeZone)
+    return DateRange(_from_dt(start).millis, end.millis)
+
+
+@algorithm("Date.getFraction")
+def date_get_fraction(date: Date, unit: str, timeZone: str | None = None) -> float:
+    """Elapsed fraction of the calendar unit containing the date."""
+    rng = date_get_range(date, unit, timeZone)
+    return (to_millis(date) - rng.start) / (rng.end - rng.start)
+
+
+@algorithm("Date.getRelative")
+def date_get_relative(date: Date, unit: str, inUnit: str, timeZone: str | None = None) -> int:
+    """0-based index of ``unit`` within ``inUnit`` (e.g. day of year)."""
+    u, big = _unit(unit), _unit(inUnit)
+    d = _dt(date, timeZone)
+    start = _unit_start(d, big)
+    if u in _FIXED_MS:
+        return int((d - start).total_seconds() * 1000 // _FIXED_MS[u])
+    if u == "month":
+        return d.month - 1 if big == "year" else 0
+    return 0
+
+
+@algorithm("Date.update")
+def date_update(date: Date, year: int | None = None, month: int | None = None, day: int | None = None,
+                hour: int | None = None, minute: int | None = None, second: float | None = None,
+                timeZone: str | None = None) -> Date:  # fmt: skip
+    """Replace calendar fields."""
+    d = _dt(date, timeZone)
+    fields = {"year": year, "month": month, "day": day, "hour": hour, "minute": minute}
+    d = d.replace(**{k: int(v) for k, v in fields.items() if v is not None})
+    if second is not None:
+        d = d.replace(second=int(second), microsecond=int((float(second) % 1) * 1e6))
+    return _from_dt(d)
+
+
+_JODA = [("yyyy", "%Y"), ("YYYY", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"),
+         ("MM", "%m"), ("DDD", "%j"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"),
+         ("EEE", "%a"), ("D", "%-j"), ("M", "%-m"), ("d", "%-d")]  # fmt: skip
+
+
+def joda_to_strftime(pattern: str) -> str:
+    """Translate the common Joda-Time tokens Earth Engine uses into a strftime format."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "'":
+            j = pattern.find("'", i + 1)
+            j = len(pattern) if j < 0 else j
+            out.append(pattern[i + 1 : j].replace("%", "%%"))
+            i = j + 1
+            continue
+        for tok, rep in _JODA:
+            if pattern.startswith(tok, i):
+                out.append(rep)
+                i += len(tok)
+                break
+        else:
+            out.append(pattern[i].replace("%", "%%"))
+            i += 1
+    return "".join(out)
+
+
+@algorithm("Date.format")
+def date_format(date: Date, format: str | None = None, timeZone: str | None = None) -> str:
+    """Format with a Joda-Time pattern (ISO 8601 by default)."""
+    d = _dt(date, timeZone)
+    if not format:
+        return d.strftime("%Y-%m-%dT%H:%M:%S")
+    return d.strftime(joda_to_strftime(format))
+
+
+@algorithm("Date.parse")
+def date_parse(format: str, date: str, timeZone: str | None = None) -> Date:
+    """Parse ``date`` with a Joda-Time pattern."""
+    fmt = joda_to_strftime(format).replace("%-", "%")
+    try:
+        parsed = datetime.strptime(date, fmt)
+    except ValueError as exc:
+        raise EngineError(f"Date.parse: {date!r} does not match {format!r}.") from exc
+    return _from_dt(parsed.replace(tzinfo=_tz(timeZone)))
+
+
+@algorithm("Date.unitRatio")
+def date_unit_ratio(numerator: str, denominator: str) -> float:
+    """Ratio of two units' nominal lengths."""
+    nominal = {**_FIXED_MS, "month": 30.4375 * 86400000.0, "year": 365.25 * 86400000.0}
+    return nominal[_unit(numerator)] / nominal[_unit(denominator)]
+
+
+# -- DateRange ----------------------------------------------------------------------------
+
+
+@algorithm("DateRange")
+def date_range(start: Any, end: Any = None, timeZone: str | None = None) -> DateRange:
+    """[start, end); without ``end``, one millisecond long."""
+    s = date_new(start, timeZone).millis
+    e = s + 1 if end is None else date_new(end, timeZone).millis
+    return DateRange(s, e)
+
+
+algorithm("DateRange.start")(lambda dateRange: Date(dateRange.start))
+algorithm("DateRange.end")(lambda dateRange: Date(dateRange.end))
+algorithm("DateRange.contains")(
+    lambda dateRange, other: (
+        dateRange.start <= other.start and other.end <= dateRange.end
+        if isinstance(other, DateRange)
+        else dateRange.contains(to_millis(other))
+    )
+)
+algorithm("DateRange.isEmpty")(lambda dateRange: dateRange.end <= dateRange.start)
+algorithm("DateRange.intersects")(
+    lambda dateRange, other: dateRange.start < other.end and other.start < dateRange.end
+)
+algorithm("DateRange.intersection")(
+    lambda dateRange, other: DateRange(max(dateRange.start, other.start), min(dateRange.end, other.end))
+)
+algorithm("DateRange.union")(
+    lambda dateRange, other: DateRange(min(dateRange.start, other.start), max(dateRange.end, other.end))
+)
+algorithm("DateRange.unbounded")(lambda: DateRange(float("-inf"), float("inf")))
+algorithm("DateRange.isUnbounded")(
+    lambda dateRange: dateRange.start == float("-inf") or dateRange.end == float("inf")
+)
+

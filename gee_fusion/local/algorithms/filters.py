@@ -1,0 +1,199 @@
+"""Filter algorithms: property comparisons, date ranges, calendar ranges, geometry, logic."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import shapely
+
+from gee_fusion.errors import EngineError
+from gee_fusion.local.algorithms._common import comparable
+from gee_fusion.local.registry import algorithm
+from gee_fusion.local.values import DateRange, Feature, Filter, Geometry
+
+Side = tuple[str | None, Any]
+
+
+def _side(el: Any, field: str | None, value: Any) -> Any:
+    if field is None:
+        return value
+    if field == ".all":
+        return el
+    return el.get(field)
+
+
+def _binary(name: str, op: Callable[[Any, Any], bool]) -> Callable[..., Filter]:
+    def make(leftField: str | None = None, rightValue: Any = None, rightField: str | None = None,
+             leftValue: Any = None) -> Filter:  # fmt: skip
+        def pred(el: Any) -> bool:
+            left = _side(el, leftField, leftValue)
+            right = _side(el, rightField, rightValue)
+            if left is None or right is None:
+                return False
+            try:
+                return bool(op(comparable(left), comparable(right)))
+            except TypeError:
+                return False
+
+        desc = f"{name}({leftField or leftValue!r}, {rightField or rightValue!r})"
+        return Filter(pred, desc)
+
+    return make
+
+
+def _contains_list(left: Any, right: Any) -> bool:
+    return isinstance(left, list) and right in left
+
+
+def _in_list(left: Any, right: Any) -> bool:
+    return isinstance(right, list) and left in right
+
+
+def _starts(left: Any, right: Any) -> bool:
+    return isinstance(left, str) and left.startswith(str(right))
+
+
+def _ends(left: Any, right: Any) -> bool:
+    return isinstance(left, str) and left.endswith(str(right))
+
+
+def _contains_str(left: Any, right: Any) -> bool:
+    return isinstance(left, str) and str(right) in left
+
+
+def _date_range_contains(left: Any, right: Any) -> bool:
+    if not isinstance(left, DateRange):
+        raise EngineError("Filter.dateRangeContains: the left value must be a DateRange.")
+    return left.contains(float(right))
+
+
+_OPS: dict[str, tuple[Callable[[Any, Any], bool], tuple[str, ...]]] = {
+    "equals": (operator.eq, ("Filter.equals", "Filter.eq")),
+    "notEquals": (operator.ne, ("Filter.notEquals", "Filter.neq")),
+    "lessThan": (operator.lt, ("Filter.lessThan", "Filter.lt")),
+    "lessThanOrEquals": (operator.le, ("Filter.lessThanOrEquals", "Filter.lte")),
+    "greaterThan": (operator.gt, ("Filter.greaterThan", "Filter.gt")),
+    "greaterThanOrEquals": (operator.ge, ("Filter.greaterThanOrEquals", "Filter.gte")),
+    "listContains": (_contains_list, ("Filter.listContains",)),
+    "inList": (_in_list, ("Filter.inList",)),
+    "stringStartsWith": (_starts, ("Filter.stringStartsWith",)),
+    "stringEndsWith": (_ends, ("Filter.stringEndsWith",)),
+    "stringContains": (_contains_str, ("Filter.stringContains",)),
+    "dateRangeContains": (_date_range_contains, ("Filter.dateRangeContains",)),
+}
+for _name, (_op, _aliases) in _OPS.items():
+    algorithm(*_aliases)(_binary(_name, _op))
+
+
+def _element_geometry(el: Any) -> Geometry | None:
+    if isinstance(el, Geometry):
+        return el
+    if isinstance(el, Feature):
+        return el.geometry
+    foot = el.get("system:footprint") if hasattr(el, "get") else None
+    if isinstance(foot, Geometry):
+        shape = foot.shape
+        if isinstance(shape, shapely.LinearRing):
+            shape = shapely.Polygon(shape)
+        return Geometry(shape, foot.crs)
+    return None
+
+
+@algorithm("Filter.intersects")
+def filter_intersects(leftField: str | None = None, rightValue: Any = None, rightField: str | None = None,
+                      leftValue: Any = None, maxError: Any = None) -> Filter:  # fmt: skip
+    """Elements whose geometry (footprint for images) intersects the given geometry."""
+
+    def pred(el: Any) -> bool:
+        left = _element_geometry(_side(el, leftField, leftValue))
+        right = _element_geometry(_side(el, rightField, rightValue))
+        if left is None or right is None:
+            return False  # Earth Engine: an image without footprint is unbounded only if set so
+        return bool(left.to_crs("EPSG:4326").intersects(right.to_crs("EPSG:4326")))
+
+    return Filter(pred, "intersects")
+
+
+@algorithm("Filter.and")
+def filter_and(filters: list[Filter]) -> Filter:
+    """All filters hold."""
+    return Filter(lambda el: all(f(el) for f in filters), "and")
+
+
+@algorithm("Filter.or")
+def filter_or(filters: list[Filter]) -> Filter:
+    """Any filter holds."""
+    return Filter(lambda el: any(f(el) for f in filters), "or")
+
+
+@algorithm("Filter.not")
+def filter_not(filter: Filter) -> Filter:
+    """The filter does not hold."""
+    return Filter(lambda el: not filter(el), "not")
+
+
+@algorithm("Filter.always")
+def filter_always() -> Filter:
+    """Every element passes."""
+    return Filter(lambda el: True, "always")
+
+
+@algorithm("Filter.never")
+def filter_never() -> Filter:
+    """No element passes."""
+    return Filter(lambda el: False, "never")
+
+
+@algorithm("Filter.notNull")
+def filter_not_null(properties: list[str]) -> Filter:
+    """All listed properties are present and non-null."""
+    return Filter(lambda el: all(el.get(p) is not None for p in properties), "notNull")
+
+
+_CAL = {
+    "year": lambda d: d.year, "month": lambda d: d.month, "week": lambda d: d.isocalendar()[1],
+    "day_of_year": lambda d: d.timetuple().tm_yday, "day_of_month": lambda d: d.day,
+    "day_of_week": lambda d: d.weekday(), "hour": lambda d: d.hour, "minute": lambda d: d.minute,
+    "second": lambda d: d.second,
+}  # fmt: skip
+
+
+@algorithm("Filter.calendarRange")
+def filter_calendar_range(start: int, end: int | None = None, field: str = "day_of_year") -> Filter:
+    """Images whose ``system:time_start`` falls in a calendar range (inclusive, wraps)."""
+    if field not in _CAL:
+        raise EngineError(f"Filter.calendarRange: field must be one of {sorted(_CAL)}, got {field!r}.")
+    end = start if end is None else end
+    get = _CAL[field]
+
+    def pred(el: Any) -> bool:
+        t = el.get("system:time_start")
+        if t is None:
+            return False
+        v = get(datetime.fromtimestamp(float(t) / 1000, tz=UTC))
+        return start <= v <= end if start <= end else (v >= start or v <= end)
+
+    return Filter(pred, f"calendarRange({start}, {end}, {field})")
+
+
+@algorithm("Filter.rangeContains")
+def filter_range_contains(field: str, minValue: Any, maxValue: Any) -> Filter:
+    """``minValue <= property <= maxValue``."""
+
+    def pred(el: Any) -> bool:
+        v = el.get(field)
+        return v is not None and comparable(minValue) <= comparable(v) <= comparable(maxValue)
+
+    return Filter(pred, f"rangeContains({field})")
+
+
+@algorithm("Filter.expression")
+def filter_expression(expression: str) -> Filter:  # pragma: no cover - rare
+    """Not supported: Earth Engine's filter expression language."""
+    raise EngineError("Filter.expression is not supported by the local engine yet: "
+                      f"rewrite {expression!r} with ee.Filter.eq/lt/gt/and.")  # fmt: skip
+
+

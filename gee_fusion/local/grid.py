@@ -1,0 +1,286 @@
+"""Pixel grids and projections of the local engine, and resampling of leaves into a grid.
+
+A :class:`Grid` is what Earth Engine calls a request grid: a CRS, an affine transform from
+pixel to CRS coordinates, and dimensions. Every pixel computation of the local engine is
+pulled in one grid; leaves (assets) are read and resampled into it with rasterio.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_bounds
+
+from gee_fusion.errors import GridError
+
+MAX_GRID_SIDE = 32768
+"""Earth Engine's computePixels limit on each side of a request grid."""
+
+EE_TRANSFORM_FIELDS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+
+RESAMPLING = {
+    "nearest": Resampling.nearest,
+    "bilinear": Resampling.bilinear,
+    "bicubic": Resampling.cubic,
+}
+
+
+@functools.lru_cache(maxsize=256)
+def crs_of(code: str) -> CRS:
+    """Parse a CRS code (``EPSG:32633``) or WKT string once."""
+    try:
+        return CRS.from_user_input(code)
+    except Exception as exc:  # rasterio raises CRSError subclasses of several kinds
+        raise GridError(f"Unknown CRS {code!r}: use an 'EPSG:<code>' string or WKT.") from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def same_crs(a: str, b: str) -> bool:
+    """Whether two CRS codes name the same coordinate reference system."""
+    return a == b or crs_of(a) == crs_of(b)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """An Earth Engine projection: CRS plus the affine transform of its base pixel."""
+
+    crs: str
+    transform: tuple[float, float, float, float, float, float] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+    @property
+    def affine(self) -> Affine:
+        """The transform as an :class:`affine.Affine`."""
+        return Affine(*self.transform)
+
+    @property
+    def nominal_scale(self) -> float:
+        """Pixel size in the CRS units (metres for projected CRSs, degrees otherwise).
+
+        Earth Engine reports nominal scale in metres; for a geographic CRS we convert one
+        degree at the equator (111 319.49 m), as Earth Engine does for its default projection.
+        """
+        a = self.affine
+        scale = float(np.sqrt(abs(a.a * a.e - a.b * a.d)))
+        if crs_of(self.crs).is_geographic:
+            return scale * 111319.49079327357
+        return scale
+
+    def at_scale(self, scale: float) -> Projection:
+        """The same CRS with square pixels of ``scale`` CRS units (metres if projected)."""
+        if crs_of(self.crs).is_geographic:
+            scale = scale / 111319.49079327357
+        a = self.affine
+        return Projection(self.crs, (scale, 0.0, a.c, 0.0, -scale, a.f))
+
+    def to_info(self) -> dict[str, object]:
+        """Earth Engine's JSON shape of a projection."""
+        return {"type": "Projection", "crs": self.crs, "transform": list(self.transform)}
+
+
+DEFAULT_PROJECTION = Projection("EPSG:4326", (1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
+"""Earth Engine's default projection for computed images (WGS84, 1 degree)."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A request grid: CRS, pixel-to-CRS affine transform and dimensions (width, height)."""
+
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        for side, value in (("width", self.width), ("height", self.height)):
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise GridError(
+                    f"Grid {side} must be a positive number of pixels, got {value!r}."
+                )
+            if value > MAX_GRID_SIDE:
+                raise GridError(
+                    f"Grid {side} {value} px exceeds Earth Engine's limit of {MAX_GRID_SIDE} px "
+                    "a side: split the request into tiles."
+                )
+        a = Affine(*self.transform)
+        if a.a * a.e - a.b * a.d == 0:
+            raise GridError(f"Grid transform {self.transform} is singular (zero pixel size).")
+
+    @property
+    def affine(self) -> Affine:
+        """The transform as an :class:`affine.Affine`."""
+        return Affine(*self.transform)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Array shape (height, width)."""
+        return (self.height, self.width)
+
+    @property
+    def projection(self) -> Projection:
+        """The grid's projection (CRS + transform)."""
+        return Projection(self.crs, self.transform)
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) in the grid CRS."""
+        a = self.affine
+        xs, ys = [], []
+        for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
+            x, y = a * (col, row)
+            xs.append(x)
+            ys.append(y)
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    def padded(self, pad: int) -> Grid:
+        """The grid grown by ``pad`` pixels on every side (for neighbourhood operations)."""
+        if pad <= 0:
+            return self
+        a = self.affine * Affine.translation(-pad, -pad)
+        return Grid(self.crs, tuple(a)[:6], self.width + 2 * pad, self.height + 2 * pad)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_ee(cls, grid: dict[str, object]) -> Grid:
+        """Build a grid from the ``grid`` object of a computePixels request."""
+        try:
+            dims = grid["dimensions"]
+            assert isinstance(dims, dict)
+            width, height = int(dims["width"]), int(dims["height"])
+        except (KeyError, TypeError, AssertionError) as exc:
+            raise GridError(
+                "computePixels grid needs 'dimensions': {'width': W, 'height': H}."
+            ) from exc
+        raw = grid.get("affineTransform") or {}
+        assert isinstance(raw, dict)
+        transform = tuple(float(raw.get(f, 0.0)) for f in EE_TRANSFORM_FIELDS)
+        if transform[0] == 0.0 and transform[4] == 0.0:
+            transform = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+        crs = str(grid.get("crsCode") or grid.get("crsWkt") or "EPSG:4326")
+        return cls(crs, transform, width, height)  # type: ignore[arg-type]
+
+
+def integer_offset(src: Grid | tuple[str, Affine], dst: Grid) -> tuple[int, int] | None:
+    """Pixel offset (col, row) of ``dst``'s origin in ``src`` if both grids align exactly.
+
+    Returns None when the grids differ in CRS, pixel size, rotation or sub-pixel phase, in
+    which case the data must be resampled.
+    """
+    src_crs, src_aff = (src.crs, src.affine) if isinstance(src, Grid) else src
+    d = dst.affine
+    if not same_crs(src_crs, dst.crs):
+        return None
+    if not np.allclose(
+        (src_aff.a, src_aff.b, src_aff.d, src_aff.e), (d.a, d.b, d.d, d.e), rtol=0, atol=1e-9
+    ):
+        return None
+    col, row = ~src_aff * (d.c, d.f)
+    icol, irow = round(col), round(row)
+    if abs(col - icol) > 1e-6 or abs(row - irow) > 1e-6:
+        return None
+    return int(icol), int(irow)
+
+
+def slice_padded(
+    array: np.ndarray, mask: np.ndarray, col: int, row: int, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a (height, width) window at (col, row) out of 2-D arrays, masking what falls outside.
+
+    Zero-copy when the window lies fully inside the source.
+    """
+    h, w = array.shape
+    if col >= 0 and row >= 0 and col + width <= w and row + height <= h:
+        return array[row : row + height, col : col + width], mask[row : row + height, col : col + width]
+    out = np.zeros((height, width), dtype=array.dtype)
+    out_mask = np.zeros((height, width), dtype=bool)
+    r0, r1 = max(row, 0), min(row + height, h)
+    c0, c1 = max(col, 0), min(col + width, w)
+    if r0 < r1 and c0 < c1:
+        out[r0 - row : r1 - row, c0 - col : c1 - col] = array[r0:r1, c0:c1]
+        out_mask[r0 - row : r1 - row, c0 - col : c1 - col] = mask[r0:r1, c0:c1]
+    return out, out_mask
+
+
+def warp(
+    array: np.ndarray,
+    mask: np.ndarray,
+    src_crs: str,
+    src_transform: Affine,
+    dst: Grid,
+    *,
+    resampling: str = "nearest",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a 2-D array and its validity mask into ``dst`` with rasterio.
+
+    Pixels of ``dst`` that receive no valid source pixel are masked.
+    """
+    if resampling not in RESAMPLING:
+        raise GridError(f"Unknown resampling {resampling!r}: use one of {sorted(RESAMPLING)}.")
+    work_dtype = array.dtype
+    if work_dtype == np.bool_ or work_dtype == np.int8:
+        array = array.astype(np.uint8)
+    elif work_dtype in (np.int64, np.uint64):
+        array = array.astype(np.float64)
+    out = np.zeros(dst.shape, dtype=array.dtype)
+    reproject(
+        source=np.ascontiguousarray(array),
+        destination=out,
+        src_transform=src_transform,
+        src_crs=crs_of(src_crs),
+        dst_transform=dst.affine,
+        dst_crs=crs_of(dst.crs),
+        resampling=RESAMPLING[resampling],
+        src_nodata=None,
+        dst_nodata=None,
+    )
+    valid = np.zeros(dst.shape, dtype=np.uint8)
+    reproject(
+        source=np.ascontiguousarray(mask, dtype=np.uint8),
+        destination=valid,
+        src_transform=src_transform,
+        src_crs=crs_of(src_crs),
+        dst_transform=dst.affine,
+        dst_crs=crs_of(dst.crs),
+        resampling=Resampling.nearest,
+        src_nodata=None,
+        dst_nodata=0,
+    )
+    return out.astype(work_dtype, copy=False), valid.astype(bool)
+
+
+def grid_window_in(
+    src_crs: str, src_transform: Affine, src_shape: tuple[int, int], dst: Grid, *, margin: int = 2
+) -> tuple[int, int, int, int] | None:
+    """The window (col, row, width, height) of a source raster that covers ``dst``.
+
+    Returns None when the request grid does not overlap the source at all.
+    """
+    bounds = dst.bounds()
+    if not same_crs(src_crs, dst.crs):
+        bounds = transform_bounds(crs_of(dst.crs), crs_of(src_crs), *bounds, densify_pts=21)
+    inv = ~src_transform
+    cols, rows = [], []
+    for x, y in ((bounds[0], bounds[1]), (bounds[0], bounds[3]), (bounds[2], bounds[1]), (bounds[2], bounds[3])):
+        c, r = inv * (x, y)
+        cols.append(c)
+        rows.append(r)
+    c0 = max(int(np.floor(min(cols))) - margin, 0)
+    r0 = max(int(np.floor(min(rows))) - margin, 0)
+    c1 = min(int(np.ceil(max(cols))) + margin, src_shape[1])
+    r1 = min(int(np.ceil(max(rows))) + margin, src_shape[0])
+    if c0 >= c1 or r0 >= r1:
+        return None
+    return c0, r0, c1 - c0, r1 - r0
+
+
+def parse_transform(value: Sequence[float] | None) -> tuple[float, float, float, float, float, float]:
+    """Validate an Earth Engine ``crsTransform`` list of six numbers."""
+    if value is None:
+        return DEFAULT_PROJECTION.transform
+    vals = [float(v) for v in value]
+    if len(vals) != 6:
+        raise GridError(f"crsTransform must have 6 numbers [a, b, c, d, e, f], got {len(vals)}.")
+    return (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5])

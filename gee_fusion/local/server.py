@@ -1,0 +1,120 @@
+"""The local engine's answers to earthengine-api's server calls.
+
+``compute_value`` answers ``ee.data.computeValue`` (what ``getInfo`` sends) with the JSON
+shapes Earth Engine returns; ``compute_pixels`` answers ``ee.data.computePixels`` (what xee
+sends) with a structured (h, w) numpy array, one field per band, or ``.npy`` bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import ee
+import numpy as np
+
+from gee_fusion.errors import EngineError, GridError, NotSupportedError
+from gee_fusion.local.graph import evaluate
+from gee_fusion.local.grid import Grid
+from gee_fusion.local.image import Image, PixelContext
+
+MAX_BANDS = 1024
+REQUEST_BYTE_LIMIT = 48 * 1024 * 1024
+
+
+def to_json(value: Any) -> Any:
+    """Convert a local-engine value into Earth Engine's JSON result shape."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if hasattr(value, "to_info"):
+        return to_json(value.to_info())
+    raise EngineError(f"Cannot return a value of type {type(value).__name__} to the client.")
+
+
+def _encode(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict) and "values" in obj and "result" in obj:
+        return obj
+    return ee.serializer.encode(obj, for_cloud_api=True)
+
+
+def compute_value(obj: Any) -> Any:
+    """Evaluate an ee object (or an encoded expression) and return its JSON value."""
+    return to_json(evaluate(_encode(obj)))
+
+
+def _as_image(value: Any) -> Image:
+    if not isinstance(value, Image):
+        raise EngineError(
+            f"computePixels needs an Image expression, got {type(value).__name__}."
+        )
+    return value
+
+
+def render(image: Image, grid: Grid, *, band_ids: list[str] | None = None) -> np.ndarray:
+    """Compute an image's bands in ``grid`` as a structured (h, w) array, one field per band.
+
+    Masked pixels are 0, as in Earth Engine's NUMPY_NDARRAY responses (use ``unmask`` to
+    choose another fill value, as xee does).
+    """
+    bands = list(image.bands)
+    if band_ids:
+        by_name = {b.name: b for b in bands}
+        missing = [b for b in band_ids if b not in by_name]
+        if missing:
+            raise EngineError(f"computePixels: bandIds {missing} not in the image {list(by_name)}.")
+        bands = [by_name[b] for b in band_ids]
+    if not bands:
+        raise EngineError("computePixels: the image has no bands (was the collection empty?).")
+    if len(bands) > MAX_BANDS:
+        raise EngineError(f"computePixels: {len(bands)} bands exceed the limit of {MAX_BANDS}.")
+    nbytes = sum(np.dtype(b.dtype).itemsize for b in bands) * grid.width * grid.height
+    if nbytes > REQUEST_BYTE_LIMIT:
+        raise GridError(
+            f"computePixels: the request is {nbytes / 2**20:.1f} MiB, above Earth Engine's "
+            f"{REQUEST_BYTE_LIMIT // 2**20} MiB limit: request fewer pixels or bands per call."
+        )
+    dtype = np.dtype([(b.name, b.dtype) for b in bands])
+    out = np.zeros(grid.shape, dtype=dtype)
+    ctx = PixelContext()
+    for band in bands:
+        vals, mask = ctx.pixels(band.node, grid)
+        out[band.name] = np.where(mask, vals, 0)
+    return out
+
+
+def compute_pixels(params: dict[str, Any]) -> Any:
+    """Answer ``ee.data.computePixels(params)`` locally."""
+    image = _as_image(evaluate(_encode(params["expression"])))
+    if "grid" in params and params["grid"] is not None:
+        grid = Grid.from_ee(params["grid"])
+    else:
+        native = image.native_grid()
+        if native is None:
+            raise GridError(
+                "computePixels: the image has no fixed grid (computed images default to "
+                "EPSG:4326 at 1 degree): pass a 'grid' with dimensions, affineTransform and crsCode."
+            )
+        grid = native
+    if params.get("visualizationOptions"):
+        raise NotSupportedError("computePixels visualizationOptions are not supported locally yet.")
+    arr = render(image, grid, band_ids=params.get("bandIds"))
+    fmt = str(params.get("fileFormat", "NUMPY_NDARRAY")).upper()
+    if fmt == "NUMPY_NDARRAY":
+        return arr
+    if fmt == "NPY":
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        return buf.getvalue()
+    raise NotSupportedError(
+        f"computePixels fileFormat {fmt!r} is not supported locally yet: use NUMPY_NDARRAY or NPY."
+    )

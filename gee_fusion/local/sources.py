@@ -1,0 +1,227 @@
+"""Raster sources behind local-catalog assets, and the leaf node that reads them into a grid.
+
+A source is one image on its native grid: a CRS, an affine transform, a shape and named
+bands, each read as (values, mask) over a pixel window. Sources exist for numpy arrays,
+GeoTIFF/COG files and Zarr arrays; the demo world adds procedural ones.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+from rasterio.warp import transform_bounds
+
+from gee_fusion.errors import EngineError
+from gee_fusion.local.grid import Grid, crs_of, grid_window_in, integer_offset, slice_padded, warp
+from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
+from gee_fusion.local.grid import Projection
+
+WindowT = tuple[int, int, int, int]
+"""(col, row, width, height) of a window on a source's native grid."""
+
+
+@dataclass
+class ImageSource(abc.ABC):
+    """One image on its native grid. Subclasses implement :meth:`read`."""
+
+    crs: str
+    transform: Affine
+    shape: tuple[int, int]
+    band_dtypes: dict[str, np.dtype]
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @abc.abstractmethod
+    def read(self, band: str, window: WindowT) -> Pixels:
+        """Values and validity mask of ``band`` over ``window`` (inside the source)."""
+
+    def full(self, band: str) -> Pixels | None:
+        """The whole band as arrays if they are in memory (zero-copy slicing), else None."""
+        return None
+
+    def footprint(self) -> list[list[float]]:
+        """The source outline as a closed lon/lat ring (Earth Engine's ``system:footprint``)."""
+        h, w = self.shape
+        a = self.transform
+        xs = [a.c, a.c + w * a.a]
+        ys = [a.f, a.f + h * a.e]
+        west, south, east, north = transform_bounds(
+            crs_of(self.crs), crs_of("EPSG:4326"), min(xs), min(ys), max(xs), max(ys)
+        )
+        return [[west, south], [east, south], [east, north], [west, north], [west, south]]
+
+    def to_image(self, image_id: str | None, *, properties: Mapping[str, Any] | None = None) -> Image:
+        """The local-engine Image value of this source."""
+        proj = Projection(self.crs, tuple(self.transform)[:6])  # type: ignore[arg-type]
+        dims = (self.shape[1], self.shape[0])
+        bands = tuple(
+            Band(name, np.dtype(dt), LeafNode(self, name), proj, dims)
+            for name, dt in self.band_dtypes.items()
+        )
+        props = dict(self.properties)
+        if properties:
+            props.update(properties)
+        return Image(bands, props, image_id, None)
+
+
+class LeafNode(PixelNode):
+    """Reads one band of a source into the request grid (nearest unless told otherwise)."""
+
+    def __init__(self, source: ImageSource, band: str, resampling: str = "nearest") -> None:
+        self.source = source
+        self.band = band
+        self.resampling = resampling
+
+    def with_resampling(self, mode: str) -> LeafNode:
+        """The same leaf, resampled with ``mode`` when the request grid differs."""
+        return LeafNode(self.source, self.band, mode)
+
+    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+        src = self.source
+        off = integer_offset((src.crs, src.transform), grid)
+        if off is not None:
+            col, row = off
+            whole = src.full(self.band)
+            if whole is not None:
+                return slice_padded(whole[0], whole[1], col, row, grid.width, grid.height)
+            h, w = src.shape
+            c0, r0 = max(col, 0), max(row, 0)
+            c1, r1 = min(col + grid.width, w), min(row + grid.height, h)
+            if c0 >= c1 or r0 >= r1:
+                return _empty(grid, src.band_dtypes[self.band])
+            vals, mask = src.read(self.band, (c0, r0, c1 - c0, r1 - r0))
+            if (c0, r0, c1, r1) == (col, row, col + grid.width, row + grid.height):
+                return vals, mask
+            return slice_padded(vals, mask, col - c0, row - r0, grid.width, grid.height)
+        win = grid_window_in(src.crs, src.transform, src.shape, grid)
+        if win is None:
+            return _empty(grid, src.band_dtypes[self.band])
+        vals, mask = src.read(self.band, win)
+        win_transform = src.transform * Affine.translation(win[0], win[1])
+        return warp(vals, mask, src.crs, win_transform, grid, resampling=self.resampling)
+
+
+def _empty(grid: Grid, dtype: np.dtype) -> Pixels:
+    return np.zeros(grid.shape, dtype=dtype), np.zeros(grid.shape, dtype=bool)
+
+
+class NumpySource(ImageSource):
+    """Bands held as 2-D numpy arrays (memory-mapped files work too)."""
+
+    def __init__(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        *,
+        crs: str,
+        transform: Affine | Sequence[float],
+        masks: Mapping[str, np.ndarray] | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not arrays:
+            raise EngineError("A numpy source needs at least one band.")
+        shapes = {np.shape(a) for a in arrays.values()}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise EngineError(f"Numpy source bands must be 2-D arrays of one shape, got {shapes}.")
+        shape = next(iter(shapes))
+        aff = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
+        super().__init__(
+            crs, aff, (int(shape[0]), int(shape[1])),
+            {k: np.asarray(v).dtype for k, v in arrays.items()}, dict(properties or {}),
+        )  # fmt: skip
+        self.arrays = dict(arrays)
+        self.masks = dict(masks or {})
+
+    def full(self, band: str) -> Pixels:
+        values = self.arrays[band]
+        mask = self.masks.get(band)
+        if mask is None:
+            mask = np.broadcast_to(np.True_, values.shape)
+        return values, mask
+
+    def read(self, band: str, window: WindowT) -> Pixels:
+        col, row, w, h = window
+        values, mask = self.full(band)
+        return values[row : row + h, col : col + w], mask[row : row + h, col : col + w]
+
+
+class GeoTiffSource(ImageSource):
+    """Bands of a GeoTIFF / COG file, read by window; nodata and internal masks become masks."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        band_names: Sequence[str] | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.path = str(path)
+        try:
+            with rasterio.open(self.path) as ds:
+                names = list(band_names) if band_names else [
+                    d or f"b{i + 1}" for i, d in enumerate(ds.descriptions)
+                ]
+                if len(names) != ds.count:
+                    raise EngineError(
+                        f"{self.path} has {ds.count} bands but {len(names)} names were given."
+                    )
+                dtypes = {n: np.dtype(dt) for n, dt in zip(names, ds.dtypes, strict=True)}
+                crs = ds.crs.to_string() if ds.crs else "EPSG:4326"
+                super().__init__(crs, ds.transform, (ds.height, ds.width), dtypes, dict(properties or {}))
+        except rasterio.errors.RasterioIOError as exc:
+            raise EngineError(f"Cannot open {path}: {exc}") from exc
+        self._index = {n: i + 1 for i, n in enumerate(names)}
+
+    def read(self, band: str, window: WindowT) -> Pixels:
+        col, row, w, h = window
+        with rasterio.open(self.path) as ds:
+            idx = self._index[band]
+            values = ds.read(idx, window=Window(col, row, w, h))
+            mask = ds.read_masks(idx, window=Window(col, row, w, h)) > 0
+        return values, mask
+
+
+class ZarrSource(ImageSource):
+    """Bands of a Zarr group: one 2-D array per band, or a 3-D array sliced at one index."""
+
+    def __init__(
+        self,
+        arrays: Mapping[str, Any],
+        *,
+        crs: str,
+        transform: Affine | Sequence[float],
+        index: int | None = None,
+        nodata: float | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        first = next(iter(arrays.values()))
+        shape = tuple(first.shape[-2:])
+        aff = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
+        super().__init__(
+            crs, aff, (int(shape[0]), int(shape[1])),
+            {k: np.dtype(v.dtype) for k, v in arrays.items()}, dict(properties or {}),
+        )  # fmt: skip
+        self.arrays = dict(arrays)
+        self.index = index
+        self.nodata = nodata
+
+    def read(self, band: str, window: WindowT) -> Pixels:
+        col, row, w, h = window
+        arr = self.arrays[band]
+        if self.index is None:
+            values = np.asarray(arr[row : row + h, col : col + w])
+        else:
+            values = np.asarray(arr[self.index, row : row + h, col : col + w])
+        if self.nodata is None:
+            mask = np.ones(values.shape, dtype=bool)
+        elif np.isnan(self.nodata):
+            mask = ~np.isnan(values)
+        else:
+            mask = values != self.nodata
+        return values, mask

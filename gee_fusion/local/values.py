@@ -1,0 +1,215 @@
+"""Value types of the local engine other than Image (see :mod:`gee_fusion.local.image`).
+
+Numbers, strings, lists and dictionaries are plain Python values; the types here carry
+what Earth Engine keeps server-side: dates, geometries, features, collections, filters
+and functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import shapely
+import shapely.geometry
+from rasterio.warp import transform_geom
+
+from gee_fusion.local.image import Image
+
+
+@dataclass(frozen=True)
+class Date:
+    """An instant, in milliseconds since the Unix epoch (UTC)."""
+
+    millis: float
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine's JSON shape of a date."""
+        return {"type": "Date", "value": int(self.millis)}
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """A half-open interval of time [start, end) in milliseconds."""
+
+    start: float
+    end: float
+
+    def contains(self, millis: float) -> bool:
+        """Whether ``millis`` lies in [start, end)."""
+        return self.start <= millis < self.end
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine's JSON shape of a date range."""
+        return {"type": "DateRange", "dates": [int(self.start), int(self.end)]}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A geometry in a CRS (EPSG:4326 unless said otherwise)."""
+
+    shape: shapely.Geometry
+    crs: str = "EPSG:4326"
+    geodesic: bool = False
+
+    def to_crs(self, crs: str) -> shapely.Geometry:
+        """The shape transformed into ``crs``."""
+        if crs == self.crs:
+            return self.shape
+        mapped = transform_geom(self.crs, crs, shapely.geometry.mapping(self.shape))
+        return shapely.geometry.shape(mapped)
+
+    def to_info(self) -> dict[str, Any]:
+        """GeoJSON, with a ``crs`` member when not EPSG:4326, as Earth Engine returns it."""
+        info = dict(shapely.geometry.mapping(self.shape))
+        info = _lists(info)
+        if self.crs != "EPSG:4326":
+            info["crs"] = {"type": "name", "properties": {"name": self.crs}}
+        return info
+
+
+def _lists(obj: Any) -> Any:
+    """Convert the tuples of shapely's GeoJSON mapping into lists (JSON shape)."""
+    if isinstance(obj, (tuple, list)):
+        return [_lists(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _lists(v) for k, v in obj.items()}
+    return obj
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature: an optional geometry plus properties."""
+
+    geometry: Geometry | None
+    properties: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+    def get(self, name: str) -> Any:
+        """A property value (``system:id`` is virtual)."""
+        if name == "system:id":
+            return self.id
+        return self.properties.get(name)
+
+    def with_properties(self, properties: dict[str, Any]) -> Feature:
+        """A new feature with other properties."""
+        return Feature(self.geometry, properties, self.id)
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine's JSON shape of a feature."""
+        info: dict[str, Any] = {
+            "type": "Feature",
+            "geometry": self.geometry.to_info() if self.geometry is not None else None,
+        }
+        if self.id is not None:
+            info["id"] = self.id
+        info["properties"] = self.properties
+        return info
+
+
+Element = Image | Feature
+
+
+@dataclass(frozen=True)
+class ImageCollection:
+    """An ordered collection of images plus collection properties."""
+
+    elements: tuple[Image, ...]
+    properties: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+    def with_elements(self, elements: Sequence[Any]) -> ImageCollection:
+        """Same properties, other images."""
+        return ImageCollection(tuple(elements), self.properties, self.id)
+
+    def with_properties(self, properties: dict[str, Any]) -> ImageCollection:
+        """Same images, other properties."""
+        return ImageCollection(self.elements, properties, self.id)
+
+    def get(self, name: str) -> Any:
+        """A collection property."""
+        if name == "system:id":
+            return self.id
+        return self.properties.get(name)
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine's JSON shape of ``ImageCollection.getInfo()``."""
+        info: dict[str, Any] = {"type": "ImageCollection", "bands": []}
+        if self.id is not None:
+            info["id"] = self.id
+        if self.properties:
+            info["properties"] = self.properties
+        info["features"] = [img.to_info() for img in self.elements]
+        return info
+
+
+@dataclass(frozen=True)
+class FeatureCollection:
+    """An ordered collection of features plus collection properties."""
+
+    elements: tuple[Any, ...]
+    properties: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+    def with_elements(self, elements: Sequence[Any]) -> FeatureCollection:
+        """Same properties, other features."""
+        return FeatureCollection(tuple(elements), self.properties, self.id)
+
+    def with_properties(self, properties: dict[str, Any]) -> FeatureCollection:
+        """Same features, other properties."""
+        return FeatureCollection(self.elements, properties, self.id)
+
+    def get(self, name: str) -> Any:
+        """A collection property."""
+        if name == "system:id":
+            return self.id
+        return self.properties.get(name)
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine's JSON shape of ``FeatureCollection.getInfo()``."""
+        info: dict[str, Any] = {"type": "FeatureCollection", "columns": {}}
+        if self.id is not None:
+            info["id"] = self.id
+        if self.properties:
+            info["properties"] = self.properties
+        info["features"] = [
+            f.to_info() if hasattr(f, "to_info") else f for f in self.elements
+        ]
+        return info
+
+
+Collection = ImageCollection | FeatureCollection
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A predicate over collection elements."""
+
+    predicate: Callable[[Any], bool]
+    description: str
+
+    def __call__(self, element: Any) -> bool:
+        return bool(self.predicate(element))
+
+    def to_info(self) -> dict[str, Any]:
+        """A readable form (Earth Engine returns the filter's serialized description)."""
+        return {"type": "Filter", "description": self.description}
+
+
+@dataclass(frozen=True)
+class Function:
+    """A callable Earth Engine function value (a closure or a parsed expression)."""
+
+    params: tuple[str, ...]
+    call: Callable[[dict[str, Any]], Any]
+    name: str = "<function>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        bound = dict(zip(self.params, args, strict=False))
+        bound.update(kwargs)
+        return self.call(bound)
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine returns functions as their signature."""
+        return {"type": "Function", "args": list(self.params), "name": self.name}
