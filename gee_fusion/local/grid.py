@@ -131,7 +131,7 @@ class Grid:
         a = self.affine
         xs, ys = [], []
         for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
-            x, y = a * (col, row)
+            x, y = a @ (col, row)
             xs.append(x)
             ys.append(y)
         return (min(xs), min(ys), max(xs), max(ys))
@@ -140,7 +140,7 @@ class Grid:
         """The grid grown by ``pad`` pixels on every side (for neighbourhood operations)."""
         if pad <= 0:
             return self
-        a = self.affine * Affine.translation(-pad, -pad)
+        a = self.affine @ Affine.translation(-pad, -pad)
         return Grid(self.crs, tuple(a)[:6], self.width + 2 * pad, self.height + 2 * pad)  # type: ignore[arg-type]
 
     @classmethod
@@ -177,7 +177,7 @@ def integer_offset(src: Grid | tuple[str, Affine], dst: Grid) -> tuple[int, int]
         (src_aff.a, src_aff.b, src_aff.d, src_aff.e), (d.a, d.b, d.d, d.e), rtol=0, atol=1e-9
     ):
         return None
-    col, row = ~src_aff * (d.c, d.f)
+    col, row = ~src_aff @ (d.c, d.f)
     icol, irow = round(col), round(row)
     if abs(col - icol) > 1e-6 or abs(row - irow) > 1e-6:
         return None
@@ -264,7 +264,7 @@ def grid_window_in(
     inv = ~src_transform
     cols, rows = [], []
     for x, y in ((bounds[0], bounds[1]), (bounds[0], bounds[3]), (bounds[2], bounds[1]), (bounds[2], bounds[3])):
-        c, r = inv * (x, y)
+        c, r = inv @ (x, y)
         cols.append(c)
         rows.append(r)
     c0 = max(int(np.floor(min(cols))) - margin, 0)

@@ -104,7 +104,7 @@ class LeafNode(PixelNode):
         if win is None:
             return _empty(grid, src.band_dtypes[self.band])
         vals, mask = src.read(self.band, win)
-        win_transform = src.transform * Affine.translation(win[0], win[1])
+        win_transform = src.transform @ Affine.translation(win[0], win[1])
         return warp(vals, mask, src.crs, win_transform, grid, resampling=self.resampling)
 
 

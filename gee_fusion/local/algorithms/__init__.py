@@ -1,6 +1,7 @@
 """Local-engine algorithm implementations; importing this package registers all of them."""
 
 from gee_fusion.local.algorithms import (  # noqa: F401
+    aggregates,
     collections,
     containers,
     dates,

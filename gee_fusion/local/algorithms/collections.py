@@ -49,13 +49,21 @@ def ic_from_images(images: list[Any]) -> ImageCollection:
     return ImageCollection(tuple(images))
 
 
-@algorithm("FeatureCollection")
+@algorithm("FeatureCollection", "Collection")
 def fc_new(features: Any) -> FeatureCollection:
-    """A feature collection from a list of features or geometries."""
+    """A feature collection from a list of features or geometries (IDs "0", "1", ... if unset)."""
     from gee_fusion.local.values import Geometry
 
     items = features if isinstance(features, list) else [features]
-    out = [Feature(f) if isinstance(f, Geometry) else f for f in items]
+    out = []
+    for i, f in enumerate(items):
+        if isinstance(f, Geometry):
+            f = Feature(f)
+        if not isinstance(f, Feature):
+            raise EngineError(
+                f"FeatureCollection: expected features or geometries, got {type(f).__name__}."
+            )
+        out.append(f if f.id is not None else Feature(f.geometry, f.properties, str(i)))
     return FeatureCollection(tuple(out))
 
 
@@ -82,8 +90,28 @@ def coll_map(collection: AnyCollection, baseAlgorithm: Function, dropNulls: bool
                 f"Collection.map: the mapped function must return an element (Image or "
                 f"Feature), got {type(res).__name__}."
             )
-        out.append(res)
+        out.append(_keep_index(res, element))
     return _collection_of(out, coll)
+
+
+def _index_of(element: Any) -> str | None:
+    if isinstance(element, Feature):
+        return element.id if element.id is not None else element.get("system:index")
+    return element.get("system:index") if isinstance(element, Image) else None
+
+
+def _with_index(element: Any, index: str) -> Any:
+    if isinstance(element, Feature):
+        return Feature(element.geometry, element.properties, index)
+    return element.with_properties({**element.properties, "system:index": index})
+
+
+def _keep_index(result: Any, source: Any) -> Any:
+    """Earth Engine keeps an element's ``system:index`` through ``map``."""
+    index = _index_of(source)
+    if index is None or _index_of(result) is not None:
+        return result
+    return _with_index(result, index)
 
 
 @algorithm("Collection.size")
@@ -131,8 +159,13 @@ def coll_limit(collection: AnyCollection, limit: int | None = None, key: str | N
 
 @algorithm("Collection.merge", "ImageCollection.merge")
 def coll_merge(collection1: AnyCollection, collection2: AnyCollection) -> AnyCollection:
-    """Elements of both collections."""
-    return _collection_of(list(collection1.elements) + list(collection2.elements), collection1)
+    """Elements of both collections; their IDs get the prefixes ``1_`` and ``2_``."""
+    out = []
+    for prefix, coll in (("1_", collection1), ("2_", collection2)):
+        for i, element in enumerate(_check(coll, "Collection.merge").elements):
+            index = _index_of(element)
+            out.append(_with_index(element, prefix + (str(i) if index is None else index)))
+    return _collection_of(out, collection1)
 
 
 @algorithm("Collection.iterate")
@@ -161,10 +194,95 @@ def coll_reduce_columns(collection: AnyCollection, reducer: Reducer, selectors: 
     return reducer.reduce_columns(columns)
 
 
-@algorithm("Collection.aggregate_array")
+@algorithm("Collection.aggregate_array", "AggregateFeatureCollection.array")
 def coll_aggregate_array(collection: AnyCollection, property: str) -> list[Any]:
     """Values of one property (non-null) across the collection."""
-    return [e.get(property) for e in collection.elements if e.get(property) is not None]
+    coll = _check(collection, "aggregate_array")
+    return [e.get(property) for e in coll.elements if e.get(property) is not None]
+
+
+def _numbers(collection: AnyCollection, property: str, where: str) -> np.ndarray:
+    values = coll_aggregate_array(collection, property)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float, np.number))]
+    if bad:
+        raise EngineError(f"{where}: property '{property}' is not a number ({bad[0]!r}).")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _number_out(value: float, ints: bool) -> float | int:
+    return int(value) if ints and float(value).is_integer() else float(value)
+
+
+def _aggregate_stats(collection: AnyCollection, property: str) -> dict[str, Any]:
+    arr = _numbers(collection, property, "aggregate_stats")
+    n = len(arr)
+    total = float(arr.sum()) if n else 0.0
+    stats: dict[str, Any] = {
+        "max": float(arr.max()) if n else None,
+        "mean": total / n if n else None,
+        "min": float(arr.min()) if n else None,
+        "sample_sd": float(arr.std(ddof=1)) if n > 1 else 0.0,
+        "sample_var": float(arr.var(ddof=1)) if n > 1 else 0.0,
+        "sum": total,
+        "sum_sq": float((arr * arr).sum()),
+        "total_count": len(_check(collection, "aggregate_stats").elements),
+        "total_sd": float(arr.std()) if n else 0.0,
+        "total_var": float(arr.var()) if n else 0.0,
+        "valid_count": n,
+        "weight_sum": float(n),
+        "weighted_sum": total,
+    }
+    return stats
+
+
+def _register_aggregates() -> None:
+    def numeric(name: str, fn: Any) -> None:
+        where = f"aggregate_{name}"
+
+        def agg(collection: AnyCollection, property: str) -> Any:
+            arr = _numbers(collection, property, where)
+            if not len(arr):
+                raise EngineError(f"{where}: no non-null values of property '{property}'.")
+            ints = all(
+                isinstance(v, (int, np.integer)) for v in coll_aggregate_array(collection, property)
+            )
+            return fn(arr, ints)
+
+        algorithm(f"AggregateFeatureCollection.{name}", f"Collection.{where}")(agg)
+
+    numeric("min", lambda a, ints: _number_out(a.min(), ints))
+    numeric("max", lambda a, ints: _number_out(a.max(), ints))
+    numeric("sum", lambda a, ints: _number_out(a.sum(), ints))
+    numeric("product", lambda a, ints: _number_out(a.prod(), ints))
+    numeric("mean", lambda a, ints: float(a.mean()))
+    numeric("total_var", lambda a, ints: float(a.var()))
+    numeric("total_sd", lambda a, ints: float(a.std()))
+    numeric("sample_var", lambda a, ints: float(a.var(ddof=1)) if len(a) > 1 else 0.0)
+    numeric("sample_sd", lambda a, ints: float(a.std(ddof=1)) if len(a) > 1 else 0.0)
+
+    def count(collection: AnyCollection, property: str) -> int:
+        return len(coll_aggregate_array(collection, property))
+
+    def count_distinct(collection: AnyCollection, property: str) -> int:
+        return len({repr(v) for v in coll_aggregate_array(collection, property)})
+
+    def first(collection: AnyCollection, property: str) -> Any:
+        values = coll_aggregate_array(collection, property)
+        return values[0] if values else None
+
+    def histogram(collection: AnyCollection, property: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for v in coll_aggregate_array(collection, property):
+            key = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    for name, fn in (("count", count), ("count_distinct", count_distinct), ("first", first),
+                     ("histogram", histogram), ("stats", _aggregate_stats)):  # fmt: skip
+        algorithm(f"AggregateFeatureCollection.{name}", f"Collection.aggregate_{name}")(fn)
+
+
+_register_aggregates()
 
 
 # -- per-pixel reductions of image collections ----------------------------------------------
@@ -294,7 +412,8 @@ def ic_quality_mosaic(collection: ImageCollection, qualityBand: str) -> Image:
 def ic_to_bands(collection: ImageCollection) -> Image:
     """All bands of all images as one image, named ``<system:index>_<band>``."""
     bands = []
-    for img in collection.elements:
-        idx = img.get("system:index") or str(len(bands))
+    for i, img in enumerate(collection.elements):
+        idx = img.get("system:index")
+        idx = str(i) if idx is None else idx
         bands.extend(b.renamed(f"{idx}_{b.name}") for b in img.bands)
     return Image(tuple(bands))

@@ -404,7 +404,7 @@ def element_to_dictionary(element: Any, properties: list[str] | None = None) -> 
     return {k: props[k] for k in properties if k in props}
 
 
-@algorithm("Element.copyProperties")
+@algorithm("Element.copyProperties", "Image.copyProperties")
 def element_copy_properties(destination: Any = None, source: Any = None, properties: list[str] | None = None,
                             exclude: list[str] | None = None) -> Any:  # fmt: skip
     """Copy properties of ``source`` onto ``destination`` (all non-system ones by default)."""

@@ -1,9 +1,11 @@
 """``Image.parseExpression`` / ``Image.expression``: Earth Engine's band-math language.
 
-Supports numbers, variables, ``b('name')`` / ``b(index)`` on the default image, ``var.band``
-access, ``+ - * / % **``, comparisons, ``&& || !``, the ternary ``c ? a : b``, parentheses
-and the functions abs, sqrt, exp, log, log10, floor, ceil, round, sin, cos, tan, min, max,
-float, int, double. Parsed with a small Pratt parser into calls on the same image operators.
+Supports numbers, variables, ``b('name')`` / ``b(index)`` / ``b(0, 'name')`` / ``b()`` on the
+default image, ``var.band`` and ``var[0]`` / ``var['name']`` access, ``+ - * / % **``,
+comparisons, ``&& || !``, the ternary ``c ? a : b``, parentheses, naming a single-band result
+with ``name = ...`` and the functions abs, sqrt, exp, log, log10, floor, ceil, round, signum,
+sin, cos, tan, asin, acos, atan, sinh, cosh, tanh, min, max, float, int, double. Parsed with a
+small Pratt parser into calls on the same image operators.
 """
 
 from __future__ import annotations
@@ -11,25 +13,62 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+
 from gee_fusion.errors import EngineError
-from gee_fusion.local.algorithms._common import as_image
-from gee_fusion.local.algorithms.image_bands import cast_band, image_select
-from gee_fusion.local.algorithms.image_mask import image_where
+from gee_fusion.local.algorithms._common import as_image, promote
+from gee_fusion.local.algorithms.image_bands import cast_band, image_rename, image_select
+from gee_fusion.local.algorithms.image_mask import pair_bands
 from gee_fusion.local.algorithms.image_math import binary, unary
-from gee_fusion.local.image import Image
+from gee_fusion.local.image import Band, FuncNode, Image, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Function
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")"
-    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%<>!?:(),.]))"
+    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|==|!=|<=|>=|&&|\|\||[-+*/%<>!?:(),.\[\]=]))"
 )
 _BINOPS = {
     "||": (1, "or"), "&&": (2, "and"), "==": (3, "eq"), "!=": (3, "neq"), "<": (4, "lt"),
     "<=": (4, "lte"), ">": (4, "gt"), ">=": (4, "gte"), "+": (5, "add"), "-": (5, "subtract"),
     "*": (6, "multiply"), "/": (6, "divide"), "%": (6, "mod"), "**": (8, "pow"),
 }  # fmt: skip
-_FUNCS = {"abs", "sqrt", "exp", "log", "log10", "floor", "ceil", "round", "sin", "cos", "tan"}
+_FUNCS = {"abs", "sqrt", "exp", "log", "log10", "floor", "ceil", "round", "signum", "sin", "cos",
+          "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh"}  # fmt: skip
+
+
+def conditional(cond: Any, yes: Any, no: Any) -> Image:
+    """The ternary ``cond ? yes : no`` per pixel and band.
+
+    Bands pair as in binary operators (a single band is used against every band). A pixel is
+    valid where ``cond`` is valid and the branch it takes is valid. Bands are named after
+    ``cond`` (the first operand) unless a branch has more bands.
+    """
+    c, y, n = as_image(cond), as_image(yes), as_image(no)
+    pairs = pair_bands(c, y, "Image.expression")
+    width = max(len(c.bands), len(y.bands))
+    ref = c if len(c.bands) == width else y
+    n_bands = [n.bands[0]] * width if len(n.bands) == 1 else list(n.bands)
+    if len(n_bands) != width and width != 1:
+        raise EngineError(
+            "Image.expression: the operands of '?:' must contain the same number of bands or "
+            f"only 1 band. Got {len(c.bands)}, {len(y.bands)} and {len(n.bands)}."
+        )
+    if width == 1 and len(n_bands) > 1:
+        pairs, ref = pairs * len(n_bands), n
+    bands = []
+    for i, ((cb, yb), nb) in enumerate(zip(pairs, n_bands, strict=True)):
+        dtype = promote(yb, nb)
+
+        def fn(cpx: Pixels, ypx: Pixels, npx: Pixels, _dt: np.dtype = dtype) -> Pixels:
+            take = np.asarray(cpx[0]) != 0
+            vals = np.where(take, ypx[0], npx[0]).astype(_dt, copy=False)
+            return vals, cpx[1] & np.where(take, ypx[1], npx[1])
+
+        name = ref.bands[i].name
+        bands.append(Band(name, dtype, FuncNode(fn, [cb.node, yb.node, nb.node]), cb.projection,
+                          cb.dimensions))  # fmt: skip
+    return Image(tuple(bands))
 
 
 def tokenize(text: str) -> list[tuple[str, str]]:
@@ -65,9 +104,21 @@ class _Parser:
         return tok
 
     def parse(self) -> Any:
+        name = None
+        if len(self.tokens) > 2 and self.tokens[0][0] == "name" and self.tokens[1] == ("op", "="):
+            name = self.tokens[0][1]
+            self.i = 2
         value = self.expr(0)
         if self.peek() is not None:
             raise EngineError(f"Image.expression: unexpected {self.peek()[1]!r} in {self.text!r}.")  # type: ignore[index]
+        if name is not None:
+            image = as_image(value)
+            if len(image.bands) != 1:
+                raise EngineError(
+                    f"Image.expression: only a single-band result can be named ('{name} = ...'); "
+                    f"this one has {len(image.bands)} bands."
+                )
+            value = image_rename(image, [name])
         return value
 
     def expr(self, min_prec: int) -> Any:
@@ -81,7 +132,7 @@ class _Parser:
                 yes = self.expr(0)
                 self.take(":")
                 no = self.expr(0)
-                left = image_where(as_image(no), left, yes)
+                left = conditional(left, yes, no)
                 continue
             if tok[1] not in _BINOPS:
                 return left
@@ -106,11 +157,34 @@ class _Parser:
         return self.postfix(self.primary())
 
     def postfix(self, value: Any) -> Any:
-        while (tok := self.peek()) is not None and tok[1] == ".":
-            self.take(".")
-            _, name = self.take()
-            value = image_select(as_image(value), [name])
+        while (tok := self.peek()) is not None and tok[1] in (".", "["):
+            if tok[1] == ".":
+                self.take(".")
+                _, name = self.take()
+                value = image_select(as_image(value), [name])
+                continue
+            self.take("[")
+            selectors = self.selectors("]")
+            value = image_select(as_image(value), selectors)
         return value
+
+    def selectors(self, close: str) -> list[Any]:
+        """Band selectors (names, indices) up to ``close``, which is consumed."""
+        out: list[Any] = []
+        while (tok := self.peek()) is not None and tok[1] != close:
+            kind, text = self.take()
+            if kind == "str":
+                out.append(text[1:-1])
+            elif kind == "num" and not any(c in text for c in ".eE"):
+                out.append(int(text))
+            else:
+                raise EngineError(
+                    f"Image.expression: band selectors must be names or indices, got {text!r}."
+                )
+            if (tok := self.peek()) is not None and tok[1] == ",":
+                self.take(",")
+        self.take(close)
+        return out
 
     def primary(self) -> Any:
         kind, text = self.take()
@@ -130,6 +204,12 @@ class _Parser:
         raise EngineError(f"Image.expression: unexpected {text!r} in {self.text!r}.")
 
     def call(self, name: str) -> Any:
+        if name == "b":
+            if self.default is None:
+                raise EngineError("Image.expression: b() needs the image the expression is called on.")
+            self.take("(")
+            selectors = self.selectors(")")
+            return image_select(self.default, selectors) if selectors else self.default
         self.take("(")
         args = []
         while (tok := self.peek()) is not None and tok[1] != ")":
@@ -141,17 +221,11 @@ class _Parser:
             if (tok := self.peek()) is not None and tok[1] == ",":
                 self.take(",")
         self.take(")")
-        if name == "b":
-            if self.default is None:
-                raise EngineError("Image.expression: b() needs the image the expression is called on.")
-            return image_select(self.default, [args[0]])
         if name in _FUNCS:
             return unary(name, args[0])
         if name in ("min", "max"):
             return binary(name, args[0], args[1])
         if name in ("float", "double", "int"):
-            import numpy as np
-
             dt = {"float": np.float32, "double": np.float64, "int": np.int32}[name]
             img = as_image(args[0])
             return img.with_bands([cast_band(b, np.dtype(dt)) for b in img.bands])

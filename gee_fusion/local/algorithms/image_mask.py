@@ -11,7 +11,7 @@ from affine import Affine
 from rasterio.features import geometry_mask
 
 from gee_fusion.errors import EngineError
-from gee_fusion.local.algorithms._common import as_image
+from gee_fusion.local.algorithms._common import as_image, promote
 from gee_fusion.local.grid import Grid, Projection, integer_offset, warp
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
@@ -41,9 +41,14 @@ def _with_node(band: Band, node: PixelNode, **changes: Any) -> Band:
 
 @algorithm("Image.mask")
 def image_mask(image: Image, mask: Image | None = None) -> Image:
-    """Without ``mask``: the mask as an image (1 valid, 0 masked). With it: ``updateMask``."""
+    """Without ``mask``: the mask as an image (1 valid, 0 masked). With it: set the mask.
+
+    Setting replaces the mask by the non-zero, valid pixels of ``mask`` (it can unmask
+    pixels, unlike ``updateMask``); pixels that become valid have the value 0, as Earth
+    Engine fills them "with zeros".
+    """
     if mask is not None:
-        return image_update_mask(image, mask)
+        return _set_mask(as_image(image), as_image(mask))
 
     def as_values(px: Pixels) -> Pixels:
         m = px[1]
@@ -68,6 +73,21 @@ def image_update_mask(image: Image, mask: Any) -> Image:
     if len(mimg.bands) > 1 and len(image.bands) == 1:
         raise EngineError("Image.updateMask: a multi-band mask needs an image with as many bands.")
     return image.with_bands([_with_node(a, FuncNode(update, [a.node, m.node])) for a, m in pairs])
+
+
+def _set_mask(image: Image, mimg: Image) -> Image:
+    """``Image.mask(image, mask)``: replace (not intersect) each band's mask."""
+    if len(mimg.bands) > 1 and len(image.bands) == 1:
+        raise EngineError("Image.mask: a multi-band mask needs an image with as many bands.")
+
+    def set_mask(px: Pixels, mpx: Pixels) -> Pixels:
+        vals, m = px
+        mv, mm = mpx
+        new = mm & (mv != 0)
+        return np.where(m, vals, np.zeros((), dtype=vals.dtype)), new
+
+    pairs = pair_bands(image, mimg, "Image.mask")
+    return image.with_bands([_with_node(a, FuncNode(set_mask, [a.node, m.node])) for a, m in pairs])
 
 
 @algorithm("Image.selfMask")
@@ -106,7 +126,7 @@ def image_unmask(input: Image, value: Any = None, sameFootprint: bool = True) ->
     fill = as_image(0 if value is None else value)
     out = []
     for band, fband in pair_bands(image, fill, "Image.unmask"):
-        dtype = np.promote_types(band.dtype, fband.dtype) if fband.dtype.kind == "f" else band.dtype
+        dtype = promote(band, fband)  # the union of the input and fill types (no wrap-around)
         foot = _footprint_node(band) if sameFootprint else None
 
         def fn(px: Pixels, fpx: Pixels, *rest: Pixels, _dt: np.dtype = dtype) -> Pixels:
@@ -201,7 +221,11 @@ def image_clip_to_bounds_and_scale(
 
 @algorithm("Image.where")
 def image_where(input: Image, test: Any, value: Any) -> Image:
-    """Replace ``input`` by ``value`` where ``test`` is non-zero (and valid)."""
+    """Replace ``input`` by ``value`` where ``test`` is non-zero.
+
+    As Earth Engine documents: where ``test`` or ``value`` is masked the input value is
+    kept, and the output mask is the input's mask ("if the input is masked, nothing is done").
+    """
     image, timg, vimg = as_image(input), as_image(test), as_image(value)
     out = []
     pairs = pair_bands(image, timg, "Image.where")
@@ -212,10 +236,9 @@ def image_where(input: Image, test: Any, value: Any) -> Image:
         dtype = np.promote_types(band.dtype, vband.dtype)
 
         def fn(px: Pixels, tpx: Pixels, vpx: Pixels, _dt: np.dtype = dtype) -> Pixels:
-            take = tpx[1] & (tpx[0] != 0)
+            take = tpx[1] & (tpx[0] != 0) & vpx[1]
             vals = np.where(take, vpx[0], px[0]).astype(_dt, copy=False)
-            mask = np.where(take, vpx[1], px[1])
-            return vals, mask
+            return vals, px[1]
 
         out.append(_with_node(band, FuncNode(fn, [band.node, tband.node, vband.node]), dtype=dtype,
                               value_range=None))  # fmt: skip

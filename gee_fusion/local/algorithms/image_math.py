@@ -110,7 +110,8 @@ def binary(op: str, image1: Any, image2: Any) -> Image:
         ref = bb if names_from_b else ba
         proj_ref = ba if ba.dimensions is not None or not bb.dimensions else bb
         bands.append(Band(ref.name, dtype, FuncNode(compute, [ba.node, bb.node]),
-                          proj_ref.projection, proj_ref.dimensions))  # fmt: skip
+                          proj_ref.projection, proj_ref.dimensions,
+                          (0, 1) if rule == "bool" else None))  # fmt: skip
     return Image(tuple(bands))
 
 
@@ -148,9 +149,22 @@ for _op in _BINARY:
 
 
 UnFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _round_half_up(a: np.ndarray) -> np.ndarray:
+    """Earth Engine's round: the nearest integer, ties toward +infinity (10.5 -> 11).
+
+    numpy's ``round`` rounds ties to even (10.5 -> 10), which Earth Engine does not.
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "fc":
+        return a
+    return np.floor(a + a.dtype.type(0.5))
+
+
 _UNARY: dict[str, tuple[UnFn, str]] = {
     "abs": (np.abs, "same"), "floor": (np.floor, "same"), "ceil": (np.ceil, "same"),
-    "round": (np.round, "same"), "signum": (np.sign, "same"),
+    "round": (_round_half_up, "same"), "signum": (np.sign, "same"),
     "sqrt": (np.sqrt, "float"), "exp": (np.exp, "float"), "log": (np.log, "float"),
     "log10": (np.log10, "float"), "sin": (np.sin, "float"), "cos": (np.cos, "float"),
     "tan": (np.tan, "float"), "asin": (np.arcsin, "float"), "acos": (np.arccos, "float"),
@@ -167,8 +181,6 @@ def unary(op: str, value: Any) -> Image:
     bands = []
     for band in image.bands:
         dtype = {"bool": np.dtype(np.uint8), "float": float_of(band.dtype)}.get(rule, band.dtype)
-        if op == "round" and band.dtype.kind == "f":
-            fn = np.round
 
         def compute(px: Pixels, _fn: UnFn = fn, _dt: np.dtype = dtype) -> Pixels:
             vals = px[0].astype(_dt, copy=False) if _dt.kind == "f" else px[0]
@@ -177,7 +189,7 @@ def unary(op: str, value: Any) -> Image:
             return np.asarray(out).astype(_dt, copy=False), px[1]
 
         bands.append(Band(band.name, dtype, FuncNode(compute, [band.node]), band.projection,
-                          band.dimensions))  # fmt: skip
+                          band.dimensions, (0, 1) if rule == "bool" else None))  # fmt: skip
     return Image(tuple(bands))
 
 
@@ -204,7 +216,11 @@ for _op in _UNARY:
 
 @algorithm("Image.normalizedDifference")
 def image_normalized_difference(input: Image, bandNames: list[str] | None = None) -> Image:
-    """(first - second) / (first + second) of two bands, as band ``nd`` (0 where the sum is 0)."""
+    """(first - second) / (first + second) of two bands, as band ``nd`` (0 where the sum is 0).
+
+    As in Earth Engine, the output is masked where either input is negative, and the input
+    image's properties are dropped.
+    """
     bands = select_bands(input, bandNames) if bandNames else list(input.bands[:2])
     if len(bands) != 2:
         raise EngineError(
@@ -216,7 +232,10 @@ def image_normalized_difference(input: Image, bandNames: list[str] | None = None
 
     def compute(pa: Pixels, pb: Pixels) -> Pixels:
         va, vb = pa[0].astype(dtype, copy=False), pb[0].astype(dtype, copy=False)
-        return _safe_divide(va - vb, va + vb).astype(dtype, copy=False), pa[1] & pb[1]
+        with np.errstate(all="ignore"):
+            nd = _safe_divide(va - vb, va + vb).astype(dtype, copy=False)
+        # Earth Engine masks the output where either input is negative (documented).
+        return nd, pa[1] & pb[1] & (va >= 0) & (vb >= 0)
 
     return Image((Band("nd", dtype, FuncNode(compute, [a.node, b.node]), a.projection, a.dimensions),))
 

@@ -1,0 +1,135 @@
+"""Shared fixtures: an outbound-socket guard, the local engine, tiny seeded test data."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ee
+import numpy as np
+import pytest
+
+import gee_fusion
+from gee_fusion.local.catalog import CATALOG, register_numpy_collection, register_numpy_image
+from gee_fusion.local.samples import real_data_dir
+
+# -- no outbound network, ever -------------------------------------------------------------
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_create_connection = socket.create_connection
+
+
+def _is_local(address: Any) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX
+        return True
+    host = str(address[0]) if isinstance(address, tuple) and address else ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class OutboundConnectionError(RuntimeError):
+    """A test tried to open a network connection to the outside."""
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    if not _is_local(address):
+        raise OutboundConnectionError(f"Test tried to connect to {address!r}: no network in tests.")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+    if not _is_local(address):
+        raise OutboundConnectionError(f"Test tried to connect to {address!r}: no network in tests.")
+    return _real_connect_ex(self, address)
+
+
+def _guarded_create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
+    if not _is_local(address):
+        raise OutboundConnectionError(f"Test tried to connect to {address!r}: no network in tests.")
+    return _real_create_connection(address, *args, **kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.create_connection = _guarded_create_connection  # type: ignore[assignment]
+
+
+# -- engine ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def local_engine() -> Iterator[gee_fusion.Connection]:
+    """The local engine, connected for the whole session."""
+    conn = gee_fusion.connect("local")
+    yield conn
+    gee_fusion.disconnect()
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    """The real-samples folder, or skip."""
+    root = real_data_dir()
+    if root is None or not (root / "eolearn_slovenia").is_dir():
+        pytest.skip("real samples (../shared/data/real) are absent on this machine")
+    return root
+
+
+# -- tiny synthetic data ----------------------------------------------------------------------
+SYN_CRS = "EPSG:32631"
+SYN_TRANSFORM = (10.0, 0.0, 360000.0, 0.0, -10.0, 5480000.0)
+SYN_SHAPE = (12, 9)  # height, width
+SYN_TIMES = [
+    "2021-01-05T10:00:00", "2021-01-20T10:00:00", "2021-02-03T10:00:00", "2021-02-18T10:00:00",
+    "2021-02-25T10:00:00", "2021-04-10T10:00:00",
+]  # fmt: skip
+
+
+class Synthetic:
+    """A seeded 6-date, 3-band (B1 float32, B2 float32, QA uint16) stack with masks."""
+
+    def __init__(self, seed: int = 7) -> None:
+        rng = np.random.default_rng(seed)
+        n, (h, w) = len(SYN_TIMES), SYN_SHAPE
+        self.b1 = rng.uniform(-1, 1, (n, h, w)).astype(np.float32)
+        self.b2 = rng.uniform(0, 2, (n, h, w)).astype(np.float32)
+        self.qa = rng.integers(0, 4096, (n, h, w)).astype(np.uint16)
+        self.mask = rng.random((n, h, w)) > 0.3
+        self.mask[:, 0, 0] = False  # a pixel never valid
+        self.cloud = rng.uniform(0, 100, n).round(1).tolist()
+        self.times = SYN_TIMES
+
+    @property
+    def grid(self) -> dict[str, Any]:
+        """The native grid in computePixels form."""
+        keys = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+        return {"dimensions": {"width": SYN_SHAPE[1], "height": SYN_SHAPE[0]},
+                "affineTransform": dict(zip(keys, SYN_TRANSFORM, strict=True)), "crsCode": SYN_CRS}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def syn(local_engine: gee_fusion.Connection) -> Synthetic:
+    """Register the synthetic stack as ``test/syn`` (collection) and ``test/syn_img`` (image)."""
+    data = Synthetic()
+    masks = {"B1": data.mask, "B2": data.mask, "QA": np.ones_like(data.mask)}
+    register_numpy_collection(
+        "test/syn", {"B1": data.b1, "B2": data.b2, "QA": data.qa}, crs=SYN_CRS,
+        transform=SYN_TRANSFORM, times=data.times, masks=masks,
+        properties=[{"CLOUDY": c, "ORBIT": i % 2, "TAGS": ["a", "b"] if i % 2 else ["c"]}
+                    for i, c in enumerate(data.cloud)],
+    )  # fmt: skip
+    register_numpy_image(
+        "test/syn_img", {"B1": data.b1[0], "B2": data.b2[0], "QA": data.qa[0]}, crs=SYN_CRS,
+        transform=SYN_TRANSFORM, masks={"B1": data.mask[0], "B2": data.mask[0]},
+        properties={"system:time_start": 1609840800000, "NAME": "first"},
+    )  # fmt: skip
+    yield data  # type: ignore[misc]
+    CATALOG.unregister("test/syn")
+    CATALOG.unregister("test/syn_img")
+
+
+def pixels(image: ee.Image, grid: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Values and masks of every band of ``image`` in ``grid`` (masks via ``Image.mask``)."""
+    names = image.bandNames().getInfo()
+    vals = ee.data.computePixels({"expression": image, "fileFormat": "NUMPY_NDARRAY", "grid": grid})
+    masks = ee.data.computePixels({"expression": image.mask(), "fileFormat": "NUMPY_NDARRAY", "grid": grid})
+    return {n: (np.asarray(vals[n]), np.asarray(masks[n]).astype(bool)) for n in names}

@@ -1,0 +1,94 @@
+"""File-backed assets in the local catalog: GeoTIFF, Zarr, numpy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ee
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from gee_fusion.errors import UnknownAssetError
+from gee_fusion.local.catalog import (
+    CATALOG,
+    register_geotiff_collection,
+    register_geotiff_image,
+    register_zarr_collection,
+)
+from tests.conftest import pixels
+
+CRS = "EPSG:32631"
+TRANSFORM = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 5500000.0)
+
+
+def _grid(width: int, height: int, transform: Affine = TRANSFORM) -> dict:
+    keys = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+    return {"dimensions": {"width": width, "height": height},
+            "affineTransform": dict(zip(keys, tuple(transform)[:6], strict=True)), "crsCode": CRS}  # fmt: skip
+
+
+def _write_tif(path: Path, data: np.ndarray, nodata: float | None = None) -> None:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype=data.dtype.name, crs=CRS, transform=TRANSFORM,
+                       nodata=nodata) as ds:  # fmt: skip
+        ds.write(data)
+
+
+def test_geotiff_image_with_nodata(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.integers(1, 1000, (2, 20, 30)).astype(np.uint16)
+    data[0, 3, 4] = 0
+    _write_tif(tmp_path / "a.tif", data, nodata=0)
+    register_geotiff_image("test/tif", tmp_path / "a.tif", band_names=["red", "nir"])
+    try:
+        img = ee.Image("test/tif")
+        assert img.bandNames().getInfo() == ["red", "nir"]
+        # a window straddling the right edge: outside pixels are masked
+        out = pixels(img, _grid(10, 5, TRANSFORM @ Affine.translation(25, 2)))
+        vals, mask = out["red"]
+        np.testing.assert_array_equal(vals[:, :5][mask[:, :5]], data[0, 2:7, 25:30][mask[:, :5]])
+        assert not mask[:, 5:].any()
+        full = pixels(img, _grid(30, 20))
+        assert not full["red"][1][3, 4] and full["nir"][1][3, 4]
+    finally:
+        CATALOG.unregister("test/tif")
+
+
+def test_geotiff_collection_and_zarr(tmp_path: Path) -> None:
+    import zarr
+
+    rng = np.random.default_rng(2)
+    stack = rng.normal(size=(3, 16, 16)).astype(np.float32)
+    paths = []
+    for i in range(3):
+        _write_tif(tmp_path / f"t{i}.tif", stack[i : i + 1])
+        paths.append(tmp_path / f"t{i}.tif")
+    times = ["2020-01-01", "2020-01-11", "2020-02-01"]
+    register_geotiff_collection("test/tifs", paths, times=times, band_names=["v"])
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="w")
+    arr = group.create_array("v", shape=stack.shape, dtype="float32", chunks=(1, 8, 8))
+    arr[:] = stack
+    register_zarr_collection("test/zarr", tmp_path / "s.zarr", bands=["v"], crs=CRS,
+                             transform=TRANSFORM, times=times)  # fmt: skip
+    try:
+        for asset in ("test/tifs", "test/zarr"):
+            col = ee.ImageCollection(asset)
+            assert col.size().getInfo() == 3
+            jan = col.filterDate("2020-01-01", "2020-02-01").mean()
+            vals, mask = pixels(jan, _grid(16, 16))["v"]
+            np.testing.assert_allclose(vals, stack[:2].mean(axis=0), rtol=1e-6)
+            assert mask.all()
+    finally:
+        CATALOG.unregister("test/tifs")
+        CATALOG.unregister("test/zarr")
+
+
+def test_collection_vs_image_confusion_has_clear_errors(syn) -> None:
+    with pytest.raises(UnknownAssetError, match="image collection"):
+        ee.Image("test/syn").getInfo()
+    with pytest.raises(UnknownAssetError, match="is an image"):
+        ee.ImageCollection("test/syn_img").getInfo()
+    first_id = ee.ImageCollection("test/syn").first().get("system:id").getInfo()
+    assert ee.Image(first_id).bandNames().getInfo() == ["B1", "B2", "QA"]

@@ -1,0 +1,138 @@
+"""connect / disconnect, credentials, unsupported calls, the socket guard, grid validation."""
+
+from __future__ import annotations
+
+import socket
+
+import ee
+import numpy as np
+import pytest
+
+import gee_fusion
+from gee_fusion import engine
+from gee_fusion.errors import (
+    AlgorithmNotImplementedError,
+    CredentialsError,
+    GridError,
+    NotSupportedError,
+    UnknownAssetError,
+)
+from gee_fusion.local.grid import Grid
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setattr(ee.oauth, "get_credentials_path", lambda: str(tmp_path / "ee" / "credentials"))
+
+
+def test_earthengine_without_credentials_raises_typed_error(no_credentials) -> None:
+    assert not gee_fusion.has_credentials()
+    try:
+        with pytest.raises(CredentialsError, match="earthengine authenticate"):
+            gee_fusion.connect("earthengine", project="some-project")
+    finally:
+        gee_fusion.connect("local")
+
+
+def test_auto_picks_local_without_credentials(no_credentials) -> None:
+    conn = gee_fusion.connect()
+    assert conn.engine == "local"
+    assert ee.Number(2).add(3).getInfo() == 5
+
+
+def test_disconnect_restores_earthengine_api() -> None:
+    routed = ee.data.computeValue
+    gee_fusion.disconnect()
+    try:
+        assert ee.data.computeValue is not routed
+        assert ee.data.computeValue.__module__ == "ee.data"
+        assert not ee.data.is_initialized()
+    finally:
+        gee_fusion.connect("local")
+    assert ee.data.computeValue is routed  # routed to the local engine again
+    assert ee.String("ok").getInfo() == "ok"
+
+
+def test_map_tiles_and_exports_not_supported_yet() -> None:
+    img = ee.Image.constant(1)
+    with pytest.raises(NotSupportedError, match="Map tiles"):
+        img.getMapId({})
+    task = ee.batch.Export.image.toDrive(img, description="x", region=ee.Geometry.Rectangle([0, 0, 1, 1]))
+    with pytest.raises(NotSupportedError, match="Batch exports"):
+        task.start()
+
+
+def test_unknown_collection_lists_registered_ids() -> None:
+    with pytest.raises(ee.EEException, match="local/slovenia/S2_NDVI|Registered IDs") as info:
+        ee.ImageCollection("NOT/THERE").size().getInfo()
+    assert isinstance(info.value, UnknownAssetError)
+    assert "NOT/THERE" in str(info.value)
+
+
+def test_unimplemented_algorithm_is_named() -> None:
+    with pytest.raises(AlgorithmNotImplementedError, match="Image.hersImage|Image.entropy"):
+        ee.Image.constant(1).entropy(ee.Kernel.square(1)).getInfo()
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(0, 10), (10, -1), (32769, 1), (1, 40000)]
+)
+def test_bad_grid_sizes(width: int, height: int) -> None:
+    with pytest.raises(GridError):
+        Grid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), width, height)
+    grid = {"dimensions": {"width": width, "height": height},
+            "affineTransform": {"scaleX": 10, "scaleY": -10}, "crsCode": "EPSG:32631"}
+    with pytest.raises(ee.EEException, match="px|positive"):
+        ee.data.computePixels({"expression": ee.Image.constant(1), "fileFormat": "NUMPY_NDARRAY",
+                               "grid": grid})
+
+
+def test_computed_image_without_grid_is_an_error() -> None:
+    with pytest.raises(GridError, match="grid"):
+        ee.data.computePixels({"expression": ee.Image.constant(1), "fileFormat": "NUMPY_NDARRAY"})
+
+
+def test_request_byte_limit() -> None:
+    grid = {"dimensions": {"width": 4000, "height": 4000},
+            "affineTransform": {"scaleX": 10, "scaleY": -10}, "crsCode": "EPSG:32631"}
+    with pytest.raises(GridError, match="48 MiB"):
+        ee.data.computePixels({"expression": ee.Image.constant(1.5).toDouble(), "grid": grid,
+                               "fileFormat": "NUMPY_NDARRAY"})
+
+
+def test_npy_bytes_format() -> None:
+    import io
+
+    grid = {"dimensions": {"width": 3, "height": 2},
+            "affineTransform": {"scaleX": 10, "scaleY": -10}, "crsCode": "EPSG:32631"}
+    raw = ee.data.computePixels({"expression": ee.Image.constant(7).toInt16(), "grid": grid,
+                                 "fileFormat": "NPY"})
+    arr = np.load(io.BytesIO(raw))
+    assert arr.shape == (2, 3) and arr.dtype.names == ("constant",)
+    assert (arr["constant"] == 7).all()
+
+
+def test_socket_guard_blocks_outbound_connections() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with pytest.raises(RuntimeError, match="no network"):
+            sock.connect(("8.8.8.8", 443))
+    finally:
+        sock.close()
+
+
+def test_importing_gee_fusion_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, gee_fusion, gee_fusion.local.algorithms; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_connection_state() -> None:
+    assert engine.current() is not None
+    assert engine.current().engine == "local"  # type: ignore[union-attr]

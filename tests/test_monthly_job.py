@@ -1,0 +1,82 @@
+"""The main job end to end, its config, and atomic outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from gee_fusion.config import MonthlyJobConfig, load_monthly_config
+from gee_fusion.errors import ConfigError, OutputError
+from gee_fusion.io.atomic import atomic_path
+from gee_fusion.io.cog import write_cog
+from gee_fusion.monthly import run_monthly
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_main_job_writes_cogs_png_and_summary(real_dir: Path, tmp_path: Path) -> None:
+    cfg = MonthlyJobConfig(out=tmp_path / "out", start="2016-01-01", end="2017-01-01")
+    result = run_monthly(cfg)
+    stamps = json.loads((real_dir / "eolearn_slovenia/TestEOPatch/timestamps.json").read_text())
+    assert result.months == 12
+    assert result.images_used == sum(s.startswith("2016") for s in stamps)
+    assert 0 < result.months_with_data < 12
+    with rasterio.open(result.cog) as ds:
+        assert ds.count == 12 and ds.crs.to_epsg() == 32633 and ds.shape == (101, 100)
+        assert ds.descriptions[0] == "2016-01" and ds.descriptions[-1] == "2016-12"
+        assert ds.profile["tiled"] and ds.profile["compress"].lower() == "deflate"
+        ndvi = ds.read()
+    with rasterio.open(result.count_cog) as ds:
+        count = ds.read()
+        assert ds.dtypes[0] == "uint16"
+    assert np.isnan(ndvi[count == 0]).all() and np.isfinite(ndvi[count > 0]).all()
+    assert Path(result.png).stat().st_size > 10_000
+    summary = json.loads((tmp_path / "out" / f"{cfg.name}.json").read_text())
+    assert summary["months"] == 12
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files
+    assert "monthly composites" in result.summary()
+
+
+def test_config_from_yaml_and_errors(tmp_path: Path) -> None:
+    good = tmp_path / "job.yaml"
+    good.write_text("bands: [NDVI]\nstart: 2016-01-01\nend: 2016-06-01\nmethod: mean\n")
+    cfg = load_monthly_config(good)
+    assert cfg.method == "mean" and str(cfg.start) == "2016-01-01"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("start: 2016-06-01\nend: 2016-01-01\n")
+    with pytest.raises(ConfigError, match="end"):
+        load_monthly_config(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("bandz: [NDVI]\n")
+    with pytest.raises(ConfigError, match="bandz"):
+        load_monthly_config(typo)
+    with pytest.raises(ConfigError, match="Cannot read"):
+        load_monthly_config(tmp_path / "missing.yaml")
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "result.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.txt"]
+
+
+def test_write_cog_roundtrip_and_bad_input(tmp_path: Path) -> None:
+    data = np.arange(2 * 300 * 260, dtype=np.float32).reshape(2, 300, 260)
+    path = write_cog(tmp_path / "x.tif", data, crs="EPSG:32631",
+                     transform=(10, 0, 300000, 0, -10, 5000000), band_names=["a", "b"])  # fmt: skip
+    with rasterio.open(path) as ds:
+        np.testing.assert_array_equal(ds.read(), data)
+        assert ds.descriptions == ("a", "b")
+        assert ds.overviews(1), "COG must carry overviews"
+    with pytest.raises(OutputError, match="band names"):
+        write_cog(tmp_path / "y.tif", data, crs="EPSG:32631", transform=(10, 0, 0, 0, -10, 0),
+                  band_names=["only-one"])  # fmt: skip
+    assert not (tmp_path / "y.tif").exists()
