@@ -41,7 +41,9 @@ def make_stack(size: int, dates: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return values, valid, times
 
 
-def reference(values: np.ndarray, valid: np.ndarray, months: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def reference(
+    values: np.ndarray, valid: np.ndarray, months: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Numpy masked median per month: (12, h, w) medians and validity."""
     out = np.zeros((len(months), *values.shape[1:]), dtype=np.float32)
     ok = np.zeros(out.shape, dtype=bool)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from gee_fusion.errors import GeeFusionError
 
-app = typer.Typer(add_completion=False, help="Sentinel-1/2 fusion for urban land cover, on Earth Engine or offline.")
+app = typer.Typer(
+    add_completion=False, help="Sentinel-1/2 fusion for urban land cover, on Earth Engine or offline."
+)
 console = Console(stderr=True)
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("outputs/demo"), help="Output folder."),
-    config: Path | None = typer.Option(None, help="YAML job config (defaults: the Slovenia series)."),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/demo"),
+    config: Annotated[
+        Path | None, typer.Option(help="YAML job config (defaults: the Slovenia series).")
+    ] = None,
 ) -> None:
     """Run the main job on the embedded default (local engine, no credentials, no network)."""
     from gee_fusion.config import MonthlyJobConfig, load_monthly_config

@@ -33,7 +33,8 @@ class PixelGrid:
         if chosen is None or "dimensions" not in chosen:
             raise ConfigError("The image has no native grid (a computed image?): give one explicitly.")
         w, h = chosen["dimensions"]
-        return cls(chosen["crs"], tuple(chosen["crs_transform"]), int(w), int(h))  # type: ignore[arg-type]
+        t = [float(v) for v in chosen["crs_transform"]]
+        return cls(chosen["crs"], (t[0], t[1], t[2], t[3], t[4], t[5]), int(w), int(h))
 
 
 def open_collection(collection: ee.ImageCollection, grid: PixelGrid, **kwargs: Any) -> xr.Dataset:
@@ -42,7 +43,7 @@ def open_collection(collection: ee.ImageCollection, grid: PixelGrid, **kwargs: A
     Extra keyword arguments go to ``xr.open_dataset`` (e.g. ``io_chunks``).
     """
     return xr.open_dataset(
-        collection,
+        collection,  # type: ignore[arg-type]  # xee's backend accepts ee objects
         engine="ee",
         crs=grid.crs,
         crs_transform=grid.transform,

@@ -60,7 +60,9 @@ def run_monthly(cfg: MonthlyJobConfig) -> MonthlyResult:
     source = ee.ImageCollection(cfg.collection).filterDate(cfg.start.isoformat(), cfg.end.isoformat())
     grid = PixelGrid.of_image(source.first().select(cfg.bands[0]))
     masked = cloud_masked(source, cfg.cloud_mask)
-    months = monthly_composites(masked, bands=cfg.bands, start=cfg.start, end=cfg.end, method=cfg.method)
+    months = monthly_composites(
+        masked, bands=cfg.bands, start=cfg.start, end=cfg.end, method=cfg.method
+    )
     ds = open_collection(months, grid)
     labels = [m.strftime("%Y-%m") for m in month_starts(cfg.start, cfg.end)]
     count = np.nan_to_num(ds[COUNT_BAND].values).astype(np.uint16)
@@ -74,8 +76,8 @@ def run_monthly(cfg: MonthlyJobConfig) -> MonthlyResult:
                     nodata=float("nan"), band_names=labels, tags=tags)  # fmt: skip
     count_cog = write_cog(out / f"{cfg.name}_count.tif", count, crs=grid.crs, transform=grid.transform,
                           band_names=labels, tags=tags, resampling="nearest")  # fmt: skip
-    png = month_grid_png(out / f"{cfg.name}.png", values, labels,
-                         title=f"{cfg.method.title()} monthly {first}, {cfg.collection} (cloud-masked)")  # fmt: skip
+    title = f"{cfg.method.title()} monthly {first}, {cfg.collection} (cloud-masked)"
+    png = month_grid_png(out / f"{cfg.name}.png", values, labels, title=title)
     valid = np.isfinite(values)
     result = MonthlyResult(
         months=len(labels),

@@ -102,8 +102,11 @@ class Synthetic:
     def grid(self) -> dict[str, Any]:
         """The native grid in computePixels form."""
         keys = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
-        return {"dimensions": {"width": SYN_SHAPE[1], "height": SYN_SHAPE[0]},
-                "affineTransform": dict(zip(keys, SYN_TRANSFORM, strict=True)), "crsCode": SYN_CRS}  # fmt: skip
+        return {
+            "dimensions": {"width": SYN_SHAPE[1], "height": SYN_SHAPE[0]},
+            "affineTransform": dict(zip(keys, SYN_TRANSFORM, strict=True)),
+            "crsCode": SYN_CRS,
+        }
 
 
 @pytest.fixture(scope="session")
@@ -131,5 +134,7 @@ def pixels(image: ee.Image, grid: dict[str, Any]) -> dict[str, tuple[np.ndarray,
     """Values and masks of every band of ``image`` in ``grid`` (masks via ``Image.mask``)."""
     names = image.bandNames().getInfo()
     vals = ee.data.computePixels({"expression": image, "fileFormat": "NUMPY_NDARRAY", "grid": grid})
-    masks = ee.data.computePixels({"expression": image.mask(), "fileFormat": "NUMPY_NDARRAY", "grid": grid})
+    masks = ee.data.computePixels(
+        {"expression": image.mask(), "fileFormat": "NUMPY_NDARRAY", "grid": grid}
+    )
     return {n: (np.asarray(vals[n]), np.asarray(masks[n]).astype(bool)) for n in names}

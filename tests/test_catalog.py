@@ -25,8 +25,11 @@ TRANSFORM = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 5500000.0)
 
 def _grid(width: int, height: int, transform: Affine = TRANSFORM) -> dict:
     keys = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
-    return {"dimensions": {"width": width, "height": height},
-            "affineTransform": dict(zip(keys, tuple(transform)[:6], strict=True)), "crsCode": CRS}  # fmt: skip
+    return {
+        "dimensions": {"width": width, "height": height},
+        "affineTransform": dict(zip(keys, tuple(transform)[:6], strict=True)),
+        "crsCode": CRS,
+    }
 
 
 def _write_tif(path: Path, data: np.ndarray, nodata: float | None = None) -> None:

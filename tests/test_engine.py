@@ -66,14 +66,14 @@ def test_map_tiles_and_exports_not_supported_yet() -> None:
 
 
 def test_unknown_collection_lists_registered_ids() -> None:
-    with pytest.raises(ee.EEException, match="local/slovenia/S2_NDVI|Registered IDs") as info:
+    with pytest.raises(ee.EEException, match=r"local/slovenia/S2_NDVI|Registered IDs") as info:
         ee.ImageCollection("NOT/THERE").size().getInfo()
     assert isinstance(info.value, UnknownAssetError)
     assert "NOT/THERE" in str(info.value)
 
 
 def test_unimplemented_algorithm_is_named() -> None:
-    with pytest.raises(AlgorithmNotImplementedError, match="Image.hersImage|Image.entropy"):
+    with pytest.raises(AlgorithmNotImplementedError, match=r"Image\.entropy"):
         ee.Image.constant(1).entropy(ee.Kernel.square(1)).getInfo()
 
 
@@ -85,7 +85,7 @@ def test_bad_grid_sizes(width: int, height: int) -> None:
         Grid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), width, height)
     grid = {"dimensions": {"width": width, "height": height},
             "affineTransform": {"scaleX": 10, "scaleY": -10}, "crsCode": "EPSG:32631"}
-    with pytest.raises(ee.EEException, match="px|positive"):
+    with pytest.raises(ee.EEException, match=r"px|positive"):
         ee.data.computePixels({"expression": ee.Image.constant(1), "fileFormat": "NUMPY_NDARRAY",
                                "grid": grid})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import ee
 import numpy as np
 import pytest
 import xarray as xr
+from affine import Affine
 from rasterio.warp import Resampling, reproject
 
 from gee_fusion.composite import monthly_composites
@@ -61,8 +63,8 @@ def test_xee_on_another_grid_matches_rasterio_nearest(real_dir: Path) -> None:
     for t in range(3):
         want = np.zeros((49, 48), dtype=np.float32)
         reproject(raw[t], want, src_transform=transform, src_crs=crs,
-                  dst_transform=target.transform and __import__("affine").Affine(*target.transform),
-                  dst_crs=crs, resampling=Resampling.nearest)  # fmt: skip
+                  dst_transform=Affine(*target.transform), dst_crs=crs,
+                  resampling=Resampling.nearest)  # fmt: skip
         np.testing.assert_array_equal(ds["NDVI"].values[t], want)
 
 
@@ -71,20 +73,17 @@ def numpy_monthly_reference(real_dir: Path, start: date, end: date) -> tuple[np.
     ndvi = _raw(real_dir, "data/NDVI.npy").astype(np.float32)
     clm = _raw(real_dir, "mask/CLM.npy")
     is_data = _raw(real_dir, "mask/IS_DATA.npy").astype(bool)
-    stamps = [datetime.fromisoformat(s) for s in
-              json.loads((real_dir / "eolearn_slovenia/TestEOPatch/timestamps.json").read_text())]  # fmt: skip
+    text = (real_dir / "eolearn_slovenia/TestEOPatch/timestamps.json").read_text()
+    stamps = [datetime.fromisoformat(s) for s in json.loads(text)]
     meds, counts = [], []
     y, m = start.year, start.month
     while date(y, m, 1) < end:
         idx = [i for i, s in enumerate(stamps) if (s.year, s.month) == (y, m)]
         valid = (clm[idx] == 0) & is_data[idx]
         n = valid.sum(axis=0)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(np.where(valid, ndvi[idx], np.nan), axis=0) if idx else np.full(n.shape, np.nan)
+        with warnings.catch_warnings():  # all-NaN pixels are expected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.where(valid, ndvi[idx], np.nan), axis=0)
         meds.append(np.where(n > 0, med, np.nan))
         counts.append(n)
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)

@@ -125,7 +125,7 @@ CATALOG = Catalog()
 
 def millis(when: datetime | str | np.datetime64 | int | float) -> int:
     """Milliseconds since the epoch (UTC) of a timestamp; naive datetimes are taken as UTC."""
-    if isinstance(when, (int, float)) and not isinstance(when, bool):
+    if isinstance(when, (int, float)):
         return int(when)
     if isinstance(when, np.datetime64):
         return int(when.astype("datetime64[ms]").astype(np.int64))
@@ -133,7 +133,7 @@ def millis(when: datetime | str | np.datetime64 | int | float) -> int:
         when = datetime.fromisoformat(when)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(round(when.timestamp() * 1000))
+    return round(when.timestamp() * 1000)
 
 
 def register_numpy_collection(

@@ -141,7 +141,7 @@ class Grid:
         if pad <= 0:
             return self
         a = self.affine @ Affine.translation(-pad, -pad)
-        return Grid(self.crs, tuple(a)[:6], self.width + 2 * pad, self.height + 2 * pad)  # type: ignore[arg-type]
+        return Grid(self.crs, six(a), self.width + 2 * pad, self.height + 2 * pad)
 
     @classmethod
     def from_ee(cls, grid: dict[str, object]) -> Grid:
@@ -161,6 +161,11 @@ class Grid:
             transform = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
         crs = str(grid.get("crsCode") or grid.get("crsWkt") or "EPSG:4326")
         return cls(crs, transform, width, height)  # type: ignore[arg-type]
+
+
+def six(a: Affine) -> tuple[float, float, float, float, float, float]:
+    """The six coefficients of an affine transform."""
+    return (a.a, a.b, a.c, a.d, a.e, a.f)
 
 
 def integer_offset(src: Grid | tuple[str, Affine], dst: Grid) -> tuple[int, int] | None:
@@ -263,7 +268,8 @@ def grid_window_in(
         bounds = transform_bounds(crs_of(dst.crs), crs_of(src_crs), *bounds, densify_pts=21)
     inv = ~src_transform
     cols, rows = [], []
-    for x, y in ((bounds[0], bounds[1]), (bounds[0], bounds[3]), (bounds[2], bounds[1]), (bounds[2], bounds[3])):
+    xs, ys = (bounds[0], bounds[2]), (bounds[1], bounds[3])
+    for x, y in ((x, y) for x in xs for y in ys):
         c, r = inv @ (x, y)
         cols.append(c)
         rows.append(r)

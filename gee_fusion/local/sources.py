@@ -16,13 +16,21 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.windows import Window
 from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 
 from gee_fusion.errors import EngineError
-from gee_fusion.local.grid import Grid, crs_of, grid_window_in, integer_offset, slice_padded, warp
+from gee_fusion.local.grid import (
+    Grid,
+    Projection,
+    six,
+    crs_of,
+    grid_window_in,
+    integer_offset,
+    slice_padded,
+    warp,
+)
 from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
-from gee_fusion.local.grid import Projection
 
 WindowT = tuple[int, int, int, int]
 """(col, row, width, height) of a window on a source's native grid."""
@@ -59,7 +67,7 @@ class ImageSource(abc.ABC):
 
     def to_image(self, image_id: str | None, *, properties: Mapping[str, Any] | None = None) -> Image:
         """The local-engine Image value of this source."""
-        proj = Projection(self.crs, tuple(self.transform)[:6])  # type: ignore[arg-type]
+        proj = Projection(self.crs, six(self.transform))
         dims = (self.shape[1], self.shape[0])
         bands = tuple(
             Band(name, np.dtype(dt), LeafNode(self, name), proj, dims)

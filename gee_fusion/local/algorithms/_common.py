@@ -10,7 +10,7 @@ from gee_fusion.errors import EngineError
 from gee_fusion.local.image import Band, ConstantNode, Image
 from gee_fusion.local.values import Date
 
-_WIDER = {
+_WIDER: dict[np.dtype, np.dtype] = {
     np.dtype(np.bool_): np.dtype(np.int16),
     np.dtype(np.uint8): np.dtype(np.int16),
     np.dtype(np.int8): np.dtype(np.int16),

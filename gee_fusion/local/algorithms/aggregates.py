@@ -12,7 +12,7 @@ from gee_fusion.local.algorithms._common import comparable
 from gee_fusion.local.registry import algorithm
 
 
-def _values(collection: Any, property: str) -> list[Any]:  # noqa: A002
+def _values(collection: Any, property: str) -> list[Any]:
     if not hasattr(collection, "elements"):
         raise EngineError(f"aggregate_*: expected a collection, got {type(collection).__name__}.")
     return [e.get(property) for e in collection.elements if e.get(property) is not None]

@@ -26,15 +26,37 @@ from gee_fusion.local.values import (
 
 # -- Number ---------------------------------------------------------------------------------
 
-_NUMBER_CASTS: dict[str, Callable[[Any], Any]] = {
-    "toFloat": float, "float": float, "toDouble": float, "double": float,
-    "toInt": int, "int": int, "toLong": int, "long": int, "toInt64": int, "int64": int,
-    "toInt32": int, "int32": int, "toInt16": int, "int16": int, "toInt8": int, "int8": int,
-    "toUint8": int, "uint8": int, "toUint16": int, "uint16": int, "toUint32": int, "uint32": int,
-    "toByte": int, "byte": int, "toShort": int, "short": int,
+_NUMBER_CASTS: dict[str, str] = {
+    "toFloat": "float32", "float": "float32", "toDouble": "float64", "double": "float64",
+    "toInt": "int32", "int": "int32", "toLong": "int64", "long": "int64", "toInt64": "int64",
+    "int64": "int64", "toInt32": "int32", "int32": "int32", "toInt16": "int16", "int16": "int16",
+    "toInt8": "int8", "int8": "int8", "toUint8": "uint8", "uint8": "uint8",
+    "toUint16": "uint16", "uint16": "uint16", "toUint32": "uint32", "uint32": "uint32",
+    "toByte": "uint8", "byte": "uint8", "toShort": "int16", "short": "int16",
 }  # fmt: skip
-for _name, _fn in _NUMBER_CASTS.items():
-    algorithm(f"Number.{_name}")(lambda input, _f=_fn: _f(input))
+
+
+def number_cast(value: Any, dtype: str) -> int | float:
+    """Earth Engine's Number casts: integers truncate toward zero and saturate at the type's
+    range (``ee.Number(300).toUint8()`` is 255); ``float`` rounds to 32-bit precision."""
+    if value is None or isinstance(value, (str, list, dict)):
+        raise EngineError(f"Number cast to {dtype}: expected a number, got {value!r}.")
+    x = float(value)
+    if dtype == "float64":
+        return x
+    if dtype == "float32":
+        return float(np.float32(x))
+    if np.isnan(x):
+        return 0
+    info = np.iinfo(np.dtype(dtype))
+    if np.isinf(x):
+        return int(info.max) if x > 0 else int(info.min)
+    whole = int(value) if isinstance(value, (int, np.integer)) else int(np.trunc(x))
+    return max(int(info.min), min(int(info.max), whole))
+
+
+for _name, _dt in _NUMBER_CASTS.items():
+    algorithm(f"Number.{_name}")(lambda input, _d=_dt: number_cast(input, _d))
 
 
 @algorithm("Number.format")
@@ -81,7 +103,7 @@ algorithm("String.replace")(
     )
 )
 algorithm("String.match")(lambda input, regex, flags="": list(m.group(0) for m in re.finditer(regex, input)))
-algorithm("String.encodeJSON")(lambda object: json.dumps(object))
+algorithm("String.encodeJSON")(lambda object: json.dumps(object, separators=(",", ":")))
 algorithm("String.decodeJSON")(lambda string: json.loads(string))
 
 # -- List -----------------------------------------------------------------------------------
@@ -93,7 +115,7 @@ def _idx(lst: list[Any], index: int) -> int:
 
 
 @algorithm("List.get")
-def list_get(list: list[Any], index: int) -> Any:  # noqa: A002
+def list_get(list: list[Any], index: int) -> Any:
     """Element at ``index`` (negative counts from the end)."""
     i = _idx(list, index)
     if not 0 <= i < len(list):
@@ -156,7 +178,7 @@ def _swap(lst: list[Any], a: int, b: int) -> list[Any]:
 
 
 @algorithm("List.slice")
-def list_slice(list: list[Any], start: int, end: int | None = None, step: int | None = None) -> list[Any]:  # noqa: A002
+def list_slice(list: list[Any], start: int, end: int | None = None, step: int | None = None) -> list[Any]:
     """Python-like slice (negative indices count from the end)."""
     return list[int(start) : None if end is None else int(end) : None if step is None else int(step)]
 
@@ -179,7 +201,7 @@ def list_sequence(start: float, end: float | None = None, step: float = 1, count
 
 
 @algorithm("List.flatten")
-def list_flatten(list: list[Any]) -> list[Any]:  # noqa: A002
+def list_flatten(list: list[Any]) -> list[Any]:
     """Flatten nested lists."""
     out: Any = []
     for e in list:
@@ -189,7 +211,7 @@ def list_flatten(list: list[Any]) -> list[Any]:  # noqa: A002
 
 
 @algorithm("List.distinct")
-def list_distinct(list: list[Any]) -> list[Any]:  # noqa: A002
+def list_distinct(list: list[Any]) -> list[Any]:
     """Unique elements, first occurrence order."""
     out: Any = []
     for e in list:
@@ -199,7 +221,7 @@ def list_distinct(list: list[Any]) -> list[Any]:  # noqa: A002
 
 
 @algorithm("List.sort")
-def list_sort(list: list[Any], keys: list[Any] | None = None) -> list[Any]:  # noqa: A002
+def list_sort(list: list[Any], keys: list[Any] | None = None) -> list[Any]:
     """Sort (by ``keys`` if given)."""
     if keys is None:
         return sorted(list, key=comparable)
@@ -208,14 +230,14 @@ def list_sort(list: list[Any], keys: list[Any] | None = None) -> list[Any]:  # n
 
 
 @algorithm("List.map")
-def list_map(list: list[Any], baseAlgorithm: Function, dropNulls: bool = False) -> list[Any]:  # noqa: A002
+def list_map(list: list[Any], baseAlgorithm: Function, dropNulls: bool = False) -> list[Any]:
     """Apply a function to every element."""
     out = [baseAlgorithm(e) for e in list]
     return [o for o in out if o is not None] if dropNulls else out
 
 
 @algorithm("List.iterate")
-def list_iterate(list: list[Any], function: Function, first: Any) -> Any:  # noqa: A002
+def list_iterate(list: list[Any], function: Function, first: Any) -> Any:
     """Fold over the list: ``acc = function(element, acc)``."""
     acc = first
     for e in list:
@@ -224,7 +246,7 @@ def list_iterate(list: list[Any], function: Function, first: Any) -> Any:  # noq
 
 
 @algorithm("List.filter")
-def list_filter(list: list[Any], filter: Any) -> list[Any]:  # noqa: A002
+def list_filter(list: list[Any], filter: Any) -> list[Any]:
     """Keep elements the filter accepts (filters on ``item``)."""
     return [e for e in list if filter(_ItemView(e))]
 
@@ -240,14 +262,14 @@ class _ItemView:
 
 
 @algorithm("List.reduce")
-def list_reduce(list: list[Any], reducer: Any) -> Any:  # noqa: A002
+def list_reduce(list: list[Any], reducer: Any) -> Any:
     """Reduce with a single-output reducer."""
     out = reducer.reduce_columns([list])
     return next(iter(out.values())) if len(out) == 1 else out
 
 
 @algorithm("List.shuffle")
-def list_shuffle(list: list[Any], seed: int | None = None) -> list[Any]:  # noqa: A002
+def list_shuffle(list: list[Any], seed: int | None = None) -> list[Any]:
     """Deterministic shuffle for a seed."""
     out = [*list]
     random.Random(seed).shuffle(out)
@@ -322,9 +344,17 @@ def _select_keys(d: dict[str, Any], selectors: list[str], ignore_missing: bool) 
 @algorithm("If", lazy=("condition", "trueCase", "falseCase"))
 def algorithms_if(condition: Callable[[], Any] | None = None, trueCase: Callable[[], Any] | None = None,
                   falseCase: Callable[[], Any] | None = None) -> Any:  # fmt: skip
-    """Evaluate only the branch the condition selects (null, 0, false and '' are false)."""
+    """Evaluate only the branch the condition selects.
+
+    As in Earth Engine, null, false, 0, NaN and empty strings, lists and dictionaries are false.
+    """
     cond = condition() if condition is not None else None
-    truthy = bool(cond) and cond != 0
+    if isinstance(cond, (bool, int, float, np.number)):
+        truthy = bool(cond) and not np.isnan(float(cond))
+    elif isinstance(cond, (str, list, dict)):
+        truthy = len(cond) > 0
+    else:
+        truthy = cond is not None
     branch = trueCase if truthy else falseCase
     return branch() if branch is not None else None
 
@@ -368,7 +398,7 @@ def _props(element: Any) -> dict[str, Any]:
 
 
 @algorithm("Element.get")
-def element_get(object: Any, property: str) -> Any:  # noqa: A002
+def element_get(object: Any, property: str) -> Any:
     """A property value (null if absent)."""
     return object.get(property)
 
@@ -378,13 +408,13 @@ for _n in ("getNumber", "getString", "getArray"):
 
 
 @algorithm("Element.set")
-def element_set(object: Any, key: str, value: Any = None) -> Any:  # noqa: A002
+def element_set(object: Any, key: str, value: Any = None) -> Any:
     """A copy with one property set."""
     return object.with_properties({**_props(object), key: value})
 
 
 @algorithm("Element.setMulti")
-def element_set_multi(object: Any, properties: dict[str, Any]) -> Any:  # noqa: A002
+def element_set_multi(object: Any, properties: dict[str, Any]) -> Any:
     """A copy with several properties set."""
     return object.with_properties({**_props(object), **properties})
 

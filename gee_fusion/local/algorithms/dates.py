@@ -174,29 +174,106 @@ def date_update(date: Date, year: int | None = None, month: int | None = None, d
     return _from_dt(d)
 
 
-_JODA = [("yyyy", "%Y"), ("YYYY", "%Y"), ("yy", "%y"), ("MMMM", "%B"), ("MMM", "%b"),
-         ("MM", "%m"), ("DDD", "%j"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"),
-         ("EEE", "%a"), ("D", "%-j"), ("M", "%-m"), ("d", "%-d")]  # fmt: skip
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")  # fmt: skip
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def joda_tokens(pattern: str) -> list[tuple[str, str]]:
+    """Split a Joda-Time pattern into ``("field", letters)`` and ``("text", literal)`` tokens."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "'":
+            if pattern.startswith("''", i):
+                out.append(("text", "'"))
+                i += 2
+                continue
+            j = pattern.find("'", i + 1)
+            j = len(pattern) if j < 0 else j
+            out.append(("text", pattern[i + 1 : j]))
+            i = j + 1
+        elif ch.isascii() and ch.isalpha():
+            j = i
+            while j < len(pattern) and pattern[j] == ch:
+                j += 1
+            out.append(("field", pattern[i:j]))
+            i = j
+        else:
+            out.append(("text", ch))
+            i += 1
+    return out
+
+
+def _offset(d: datetime, colon: bool) -> str:
+    delta = d.utcoffset() or timedelta(0)
+    minutes = int(delta.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    hh, mm = divmod(abs(minutes), 60)
+    return f"{sign}{hh:02d}{':' if colon else ''}{mm:02d}"
+
+
+def _joda_field(letters: str, d: datetime, millis: int) -> str:
+    ch, n = letters[0], len(letters)
+    if ch in "yYu":
+        return f"{d.year % 100:02d}" if n == 2 else f"{d.year:0{n}d}"
+    if ch == "x":
+        year = d.isocalendar()[0]
+        return f"{year % 100:02d}" if n == 2 else f"{year:0{n}d}"
+    numbers = {
+        "M": d.month, "d": d.day, "D": d.timetuple().tm_yday, "H": d.hour, "k": d.hour or 24,
+        "K": d.hour % 12, "h": d.hour % 12 or 12, "m": d.minute, "s": d.second,
+        "w": d.isocalendar()[1], "e": d.isoweekday(), "C": d.year // 100,
+    }  # fmt: skip
+    if ch == "M" and n >= 3:
+        return _MONTHS[d.month - 1] if n >= 4 else _MONTHS[d.month - 1][:3]
+    if ch == "E":
+        return _DAYS[d.weekday()] if n >= 4 else _DAYS[d.weekday()][:3]
+    if ch in numbers:
+        return f"{numbers[ch]:0{n}d}"
+    if ch == "S":
+        return f"{millis % 1000:03d}"[:n].ljust(n, "0")
+    if ch == "a":
+        return "AM" if d.hour < 12 else "PM"
+    if ch == "G":
+        return "AD" if d.year > 0 else "BC"
+    if ch == "Z":
+        if n >= 3:
+            return str(getattr(d.tzinfo, "key", None) or "UTC")
+        return _offset(d, colon=n == 2)
+    if ch == "z":
+        return str(d.tzname() or "UTC")
+    raise EngineError(f"Date.format: unsupported Joda-Time pattern letter {letters!r}.")
+
+
+def joda_format(d: datetime, pattern: str, millis: int) -> str:
+    """Format ``d`` with a Joda-Time pattern (``millis``: the instant, for ``S`` fields)."""
+    return "".join(
+        text if kind == "text" else _joda_field(text, d, millis)
+        for kind, text in joda_tokens(pattern)
+    )
+
+
+_STRPTIME = {"yyyy": "%Y", "YYYY": "%Y", "uuuu": "%Y", "yy": "%y", "YY": "%y", "MMMM": "%B",
+             "MMM": "%b", "EEEE": "%A", "EEE": "%a", "E": "%a", "a": "%p", "Z": "%z",
+             "ZZ": "%z"}  # fmt: skip
+_STRPTIME_LETTER = {"M": "%m", "d": "%d", "D": "%j", "H": "%H", "h": "%I", "m": "%M",
+                    "s": "%S", "S": "%f", "y": "%Y", "Y": "%Y"}  # fmt: skip
 
 
 def joda_to_strftime(pattern: str) -> str:
-    """Translate the common Joda-Time tokens Earth Engine uses into a strftime format."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern[i] == "'":
-            j = pattern.find("'", i + 1)
-            j = len(pattern) if j < 0 else j
-            out.append(pattern[i + 1 : j].replace("%", "%%"))
-            i = j + 1
-            continue
-        for tok, rep in _JODA:
-            if pattern.startswith(tok, i):
-                out.append(rep)
-                i += len(tok)
-                break
+    """Translate a Joda-Time pattern into a ``strptime`` format (for ``Date.parse``)."""
+    out = []
+    for kind, text in joda_tokens(pattern):
+        if kind == "text":
+            out.append(text.replace("%", "%%"))
+        elif text in _STRPTIME:
+            out.append(_STRPTIME[text])
+        elif text[0] in _STRPTIME_LETTER:
+            out.append(_STRPTIME_LETTER[text[0]])
         else:
-            out.append(pattern[i].replace("%", "%%"))
-            i += 1
+            raise EngineError(f"Date.parse: unsupported Joda-Time pattern letter {text!r}.")
     return "".join(out)
 
 
@@ -206,17 +283,19 @@ def date_format(date: Date, format: str | None = None, timeZone: str | None = No
     d = _dt(date, timeZone)
     if not format:
         return d.strftime("%Y-%m-%dT%H:%M:%S")
-    return d.strftime(joda_to_strftime(format))
+    return joda_format(d, format, round(to_millis(date)))
 
 
 @algorithm("Date.parse")
 def date_parse(format: str, date: str, timeZone: str | None = None) -> Date:
     """Parse ``date`` with a Joda-Time pattern."""
-    fmt = joda_to_strftime(format).replace("%-", "%")
+    fmt = joda_to_strftime(format)
     try:
         parsed = datetime.strptime(date, fmt)
     except ValueError as exc:
         raise EngineError(f"Date.parse: {date!r} does not match {format!r}.") from exc
+    if parsed.tzinfo is not None:
+        return _from_dt(parsed)
     return _from_dt(parsed.replace(tzinfo=_tz(timeZone)))
 
 
@@ -232,7 +311,9 @@ def date_unit_ratio(numerator: str, denominator: str) -> float:
 
 @algorithm("DateRange")
 def date_range(start: Any, end: Any = None, timeZone: str | None = None) -> DateRange:
-    """[start, end); without ``end``, one millisecond long."""
+    """[start, end); without ``end``, one millisecond long (a DateRange passes through)."""
+    if isinstance(start, DateRange) and end is None:
+        return start
     s = date_new(start, timeZone).millis
     e = s + 1 if end is None else date_new(end, timeZone).millis
     return DateRange(s, e)

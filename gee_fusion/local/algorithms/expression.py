@@ -78,7 +78,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise EngineError(f"Image.expression: unexpected character at {pos}: {text[pos:pos + 10]!r}.")
+            raise EngineError(f"Image.expression: unexpected character at {pos}: {text[pos : pos + 10]!r}.")
         kind = m.lastgroup or "op"
         out.append((kind, m.group(kind)))
         pos = m.end()
@@ -178,9 +178,7 @@ class _Parser:
             elif kind == "num" and not any(c in text for c in ".eE"):
                 out.append(int(text))
             else:
-                raise EngineError(
-                    f"Image.expression: band selectors must be names or indices, got {text!r}."
-                )
+                raise EngineError(f"Image.expression: band selectors must be names or indices, got {text!r}.")
             if (tok := self.peek()) is not None and tok[1] == ",":
                 self.take(",")
         self.take(close)

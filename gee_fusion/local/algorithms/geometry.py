@@ -14,6 +14,7 @@ from gee_fusion.local.image import Image
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Geometry, ImageCollection
 
+
 def _crs(crs: Any) -> str:
     if crs is None:
         return "EPSG:4326"
@@ -38,6 +39,14 @@ for _kind in ("Point", "MultiPoint", "LineString", "MultiLineString", "LinearRin
         return _make(_k, coordinates, crs)
 
     algorithm(f"GeometryConstructors.{_kind}")(_ctor)
+
+
+@algorithm("ErrorMargin")
+def error_margin(value: float, unit: str = "meters") -> float:
+    """An error margin; the local engine computes geometry exactly, so only the value is kept."""
+    if unit not in ("meters", "projected", "infinite"):
+        raise EngineError(f"ErrorMargin: unit must be 'meters', 'projected' or 'infinite', got {unit!r}.")
+    return float(value)
 
 
 @algorithm("GeometryConstructors.Rectangle")
@@ -112,6 +121,22 @@ def collection_bounds(collection: Any, maxError: Any = None, proj: Any = None) -
     return geometry_bounds(geometry_of_any(collection))
 
 
+def _utm_zone(geom: Geometry) -> str:
+    """The UTM zone (EPSG code) around the centroid of a geometry."""
+    centre = Geometry(geom.shape.centroid, geom.crs).to_crs("EPSG:4326")
+    lon, lat = centre.x, centre.y
+    zone = min(max(int((lon + 180) // 6) + 1, 1), 60)
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def _metric(geom: Geometry) -> tuple[shapely.Geometry, str]:
+    """The shape in a CRS measured in metres: its own when projected, else the local UTM zone."""
+    if crs_of(geom.crs).is_geographic:
+        utm = _utm_zone(geom)
+        return geom.to_crs(utm), utm
+    return geom.shape, geom.crs
+
+
 @algorithm("Geometry.bounds")
 def geometry_bounds(geometry: Any, maxError: Any = None, proj: Any = None) -> Geometry:
     """The bounding box, in the target projection (EPSG:4326 by default)."""
@@ -123,49 +148,132 @@ def geometry_bounds(geometry: Any, maxError: Any = None, proj: Any = None) -> Ge
 
 @algorithm("Geometry.centroid")
 def geometry_centroid(geometry: Any, maxError: Any = None, proj: Any = None) -> Geometry:
-    """The centroid."""
+    """The centroid (planar, in the geometry's CRS), in ``proj`` or else EPSG:4326."""
     geom = geometry_of_any(geometry)
-    return Geometry(geom.shape.centroid, geom.crs)
+    target = _crs(proj) if proj is not None else "EPSG:4326"
+    centre = Geometry(geom.shape.centroid, geom.crs)
+    return Geometry(centre.to_crs(target), target)
 
 
 @algorithm("Geometry.buffer")
 def geometry_buffer(geometry: Any, distance: float, maxError: Any = None, proj: Any = None) -> Geometry:
-    """Buffer by ``distance`` metres (via the local UTM zone for lon/lat geometries)."""
+    """Buffer by ``distance`` metres (in the local UTM zone for lon/lat geometries), or by
+    ``distance`` units of ``proj`` when given; the result keeps the geometry's CRS."""
     geom = geometry_of_any(geometry)
-    if crs_of(geom.crs).is_geographic:
-        lon, lat = geom.shape.centroid.x, geom.shape.centroid.y
-        utm = f"EPSG:{32600 + int((lon + 180) // 6) + 1 if lat >= 0 else 32700 + int((lon + 180) // 6) + 1}"
-        buffered = Geometry(geom.to_crs(utm).buffer(float(distance)), utm)
-        return Geometry(buffered.to_crs(geom.crs), geom.crs)
-    return Geometry(geom.shape.buffer(float(distance)), geom.crs)
+    if proj is not None:
+        work = _crs(proj)
+        shape = geom.to_crs(work)
+    else:
+        shape, work = _metric(geom)
+    buffered = Geometry(shape.buffer(float(distance)), work)
+    return Geometry(buffered.to_crs(geom.crs), geom.crs)
 
 
 @algorithm("Geometry.area")
 def geometry_area(geometry: Any, maxError: Any = None, proj: Any = None) -> float:
-    """Area in square metres (geodesic for lon/lat geometries)."""
+    """Area in square metres (equal-area projection for lon/lat geometries), or in the square
+    units of ``proj`` when given."""
     geom = geometry_of_any(geometry)
+    if proj is not None:
+        return float(geom.to_crs(_crs(proj)).area)
     if crs_of(geom.crs).is_geographic:
         return float(geom.to_crs("EPSG:6933").area)  # equal-area cylindrical
     return float(geom.shape.area)
 
 
-@algorithm("Geometry.intersects", "Feature.intersects")
-def geometry_intersects(left: Any, right: Any, maxError: Any = None, proj: Any = None) -> bool:
-    """Whether two geometries intersect."""
+def _length(geometry: Any, proj: Any, *, boundary: bool) -> float:
+    geom = geometry_of_any(geometry)
+    shape = geom.to_crs(_crs(proj)) if proj is not None else _metric(geom)[0]
+    if boundary:
+        return float(shape.boundary.length) if shape.area > 0 else 0.0
+    return 0.0 if shape.area > 0 else float(shape.length)
+
+
+@algorithm("Geometry.length")
+def geometry_length(geometry: Any, maxError: Any = None, proj: Any = None) -> float:
+    """Length of the linear parts in metres (0 for polygons), or in units of ``proj``."""
+    return _length(geometry, proj, boundary=False)
+
+
+@algorithm("Geometry.perimeter")
+def geometry_perimeter(geometry: Any, maxError: Any = None, proj: Any = None) -> float:
+    """Perimeter of the polygonal parts in metres, or in units of ``proj``."""
+    return _length(geometry, proj, boundary=True)
+
+
+def _pair(left: Any, right: Any, proj: Any) -> tuple[shapely.Geometry, shapely.Geometry]:
+    crs = _crs(proj) if proj is not None else "EPSG:4326"
+    return geometry_of_any(left).to_crs(crs), geometry_of_any(right).to_crs(crs)
+
+
+def _predicate(name: str, test: Any) -> None:
+    def op(left: Any, right: Any, maxError: Any = None, proj: Any = None) -> bool:
+        a, b = _pair(left, right, proj)
+        return bool(test(a, b))
+
+    op.__doc__ = f"Whether ``left`` {name} ``right``."
+    algorithm(f"Geometry.{name}", f"Feature.{name}")(op)
+
+
+_predicate("intersects", lambda a, b: a.intersects(b))
+_predicate("disjoint", lambda a, b: a.disjoint(b))
+_predicate("contains", lambda a, b: a.contains(b))
+_predicate("containedIn", lambda a, b: b.contains(a))
+
+
+@algorithm("Geometry.distance", "Feature.distance")
+def geometry_distance(left: Any, right: Any, maxError: Any = None, proj: Any = None,
+                      spherical: bool = False) -> float:  # fmt: skip
+    """Minimum distance in metres (in the UTM zone of ``left``), or in units of ``proj``."""
     a, b = geometry_of_any(left), geometry_of_any(right)
-    return bool(a.to_crs("EPSG:4326").intersects(b.to_crs("EPSG:4326")))
+    if proj is not None:
+        crs = _crs(proj)
+        return float(a.to_crs(crs).distance(b.to_crs(crs)))
+    shape, crs = _metric(a)
+    return float(shape.distance(b.to_crs(crs)))
+
+
+@algorithm("Geometry.withinDistance", "Feature.withinDistance")
+def geometry_within_distance(left: Any, right: Any, distance: float, maxError: Any = None,
+                             proj: Any = None) -> bool:  # fmt: skip
+    """Whether the two geometries are within ``distance`` of each other."""
+    return geometry_distance(left, right, proj=proj) <= float(distance)
 
 
 def _setop(name: str) -> None:
     def op(left: Any, right: Any, maxError: Any = None, proj: Any = None) -> Geometry:
-        a, b = geometry_of_any(left), geometry_of_any(right)
-        return Geometry(getattr(a.to_crs("EPSG:4326"), name)(b.to_crs("EPSG:4326")))
+        crs = _crs(proj) if proj is not None else "EPSG:4326"
+        a, b = _pair(left, right, proj)
+        return Geometry(getattr(a, name)(b), crs)
+
+    def feature_op(left: Any, right: Any, maxError: Any = None, proj: Any = None) -> Feature:
+        props = left.properties if isinstance(left, Feature) else {}
+        return Feature(op(left, right, proj=proj), dict(props))
 
     algorithm(f"Geometry.{name}")(op)
+    algorithm(f"Feature.{name}")(feature_op)
 
 
 for _name in ("intersection", "union", "difference", "symmetricDifference"):
     _setop(_name)
+
+
+def _feature_alias(name: str, fn: Any, *, returns_geometry: bool) -> None:
+    """``Feature.<name>``: the geometry operation on the feature's geometry."""
+
+    def op(feature: Any, **kwargs: Any) -> Any:
+        out = fn(feature, **kwargs)
+        if returns_geometry and isinstance(feature, Feature):
+            return Feature(out, dict(feature.properties), feature.id)
+        return out
+
+    algorithm(f"Feature.{name}")(op)
+
+
+for _name, _fn, _geom in (("area", geometry_area, False), ("length", geometry_length, False),
+                          ("perimeter", geometry_perimeter, False), ("bounds", geometry_bounds, True),
+                          ("centroid", geometry_centroid, True), ("buffer", geometry_buffer, True)):  # fmt: skip
+    _feature_alias(_name, _fn, returns_geometry=_geom)
 
 
 @algorithm("Geometry.transform")

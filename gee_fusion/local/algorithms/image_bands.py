@@ -58,9 +58,8 @@ def select_bands(image: Image, selectors: list[Any]) -> list[Band]:
 @algorithm("Image.select")
 def image_select(input: Image, bandSelectors: list[Any], newNames: list[str] | None = None) -> Image:
     """Select bands by name, regex or index, optionally renaming them."""
-    if not isinstance(bandSelectors, list):
-        bandSelectors = [bandSelectors]
-    bands = select_bands(as_image(input), bandSelectors)
+    selectors = bandSelectors if isinstance(bandSelectors, list) else [bandSelectors]
+    bands = select_bands(as_image(input), selectors)
     if newNames is not None:
         if len(newNames) != len(bands):
             raise EngineError(
@@ -215,10 +214,7 @@ def image_projection(image: Image) -> Projection:
 
 
 def _projection_from(crs: Any, crsTransform: Any, scale: float | None) -> Projection:
-    if isinstance(crs, Projection):
-        proj = crs
-    else:
-        proj = Projection(str(crs), parse_transform(crsTransform))
+    proj = crs if isinstance(crs, Projection) else Projection(str(crs), parse_transform(crsTransform))
     if crsTransform is not None and isinstance(crs, Projection):
         proj = Projection(proj.crs, parse_transform(crsTransform))
     if scale is not None:

@@ -12,7 +12,7 @@ from rasterio.features import geometry_mask
 
 from gee_fusion.errors import EngineError
 from gee_fusion.local.algorithms._common import as_image, promote
-from gee_fusion.local.grid import Grid, Projection, integer_offset, warp
+from gee_fusion.local.grid import Grid, Projection, integer_offset, six, warp
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Geometry
@@ -207,8 +207,8 @@ def image_clip_to_bounds_and_scale(
     else:
         if maxDimension is not None:
             big = max(x1 - x0, y1 - y0)
-            w = max(int(round(maxDimension * (x1 - x0) / big)), 1)
-            h = max(int(round(maxDimension * (y1 - y0) / big)), 1)
+            w = max(round(maxDimension * (x1 - x0) / big), 1)
+            h = max(round(maxDimension * (y1 - y0) / big), 1)
         else:
             w, h = int(width or height or 256), int(height or width or 256)
         sx, sy = (x1 - x0) / w, (y1 - y0) / h
@@ -262,10 +262,10 @@ class ReprojectNode(PixelNode):
 
         x0, y0, x1, y1 = transform_bounds(crs_of(grid.crs), crs_of(proj.crs), *grid.bounds())
         inv = ~proj.affine
-        cols, rows = zip(*(inv * (x, y) for x in (x0, x1) for y in (y0, y1)), strict=True)
+        cols, rows = zip(*(inv @ (x, y) for x in (x0, x1) for y in (y0, y1)), strict=True)
         c0, r0 = int(np.floor(min(cols))) - 1, int(np.floor(min(rows))) - 1
         c1, r1 = int(np.ceil(max(cols))) + 1, int(np.ceil(max(rows))) + 1
-        inner_aff = proj.affine * Affine.translation(c0, r0)
-        inner = Grid(proj.crs, tuple(inner_aff)[:6], max(c1 - c0, 1), max(r1 - r0, 1))  # type: ignore[arg-type]
+        inner_aff = proj.affine @ Affine.translation(c0, r0)
+        inner = Grid(proj.crs, six(inner_aff), max(c1 - c0, 1), max(r1 - r0, 1))
         vals, mask = ctx.pixels(self.node, inner)
         return warp(np.asarray(vals), np.asarray(mask), proj.crs, inner_aff, grid)

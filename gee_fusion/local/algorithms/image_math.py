@@ -224,14 +224,14 @@ def image_normalized_difference(input: Image, bandNames: list[str] | None = None
     bands = select_bands(input, bandNames) if bandNames else list(input.bands[:2])
     if len(bands) != 2:
         raise EngineError(
-            f"Image.normalizedDifference: need exactly 2 bands, got {len(bands)} "
-            f"({[b.name for b in bands]})."
+            f"Image.normalizedDifference: need exactly 2 bands, got {len(bands)} ({[b.name for b in bands]})."
         )
     a, b = bands
     dtype = np.dtype(np.float64) if np.float64 in (a.dtype, b.dtype) else np.dtype(np.float32)
 
     def compute(pa: Pixels, pb: Pixels) -> Pixels:
-        va, vb = pa[0].astype(dtype, copy=False), pb[0].astype(dtype, copy=False)
+        va: np.ndarray = pa[0].astype(dtype, copy=False)
+        vb: np.ndarray = pb[0].astype(dtype, copy=False)
         with np.errstate(all="ignore"):
             nd = _safe_divide(va - vb, va + vb).astype(dtype, copy=False)
         # Earth Engine masks the output where either input is negative (documented).
@@ -255,12 +255,12 @@ def image_unit_scale(input: Image, low: float, high: float) -> Image:
 
 
 @algorithm("Number.clamp")
-def number_clamp(number: float, min: float, max: float) -> float:  # noqa: A002
+def number_clamp(number: float, min: float, max: float) -> float:
     """Clamp a number to [min, max]."""
     return type(number)(np.clip(number, min, max))
 
 
 @algorithm("Number.unitScale")
-def number_unit_scale(number: float, min: float, max: float) -> float:  # noqa: A002
+def number_unit_scale(number: float, min: float, max: float) -> float:
     """Map [min, max] to [0, 1]."""
     return (number - min) / (max - min)

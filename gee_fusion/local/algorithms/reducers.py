@@ -107,7 +107,7 @@ def reduce_stack(red: Reducer, values: np.ndarray, valid: np.ndarray) -> list[tu
     if k == "median":
         return [masked_median(values, valid, out_dt)]
     if k in ("mean", "sum", "variance", "stdDev"):
-        acc_dt = np.float64 if out_dt == np.float64 or k == "sum" and out_dt.kind != "f" else out_dt
+        acc_dt = np.float64 if out_dt == np.float64 or (k == "sum" and out_dt.kind != "f") else out_dt
         if k == "sum" and out_dt.kind != "f":
             acc_dt = out_dt
         total = np.where(valid, values, 0).sum(axis=0, dtype=acc_dt)
