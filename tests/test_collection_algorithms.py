@@ -140,6 +140,19 @@ def test_filter_calendar_range_month(syn: Synthetic, col: ee.ImageCollection) ->
     assert col.filter(ee.Filter.calendarRange(3, 3, "month")).size().getInfo() == 0
 
 
+def test_filter_calendar_range_day_of_week_and_year(syn: Synthetic, col: ee.ImageCollection) -> None:
+    days = [datetime.fromisoformat(t).isoweekday() for t in syn.times]  # Monday = 1 (documented)
+    recs = _records(syn)
+    for day in range(1, 8):
+        got = _props(col.filter(ee.Filter.calendarRange(day, day, "day_of_week")), "system:index")
+        assert got == [r["system:index"] for r, d in zip(recs, days, strict=True) if d == day], day
+    doys = [datetime.fromisoformat(t).timetuple().tm_yday for t in syn.times]
+    got = _props(col.filter(ee.Filter.calendarRange(1, 40, "day_of_year")), "system:index")
+    assert got == [r["system:index"] for r, d in zip(recs, doys, strict=True) if d <= 40]
+    wrap = col.filter(ee.Filter.calendarRange(11, 2, "month")).size().getInfo()  # end < start wraps
+    assert wrap == sum(1 for t in syn.times if datetime.fromisoformat(t).month in (11, 12, 1, 2))
+
+
 def test_filter_bounds(syn: Synthetic, col: ee.ImageCollection) -> None:
     # The centre of the stack's footprint, computed in lon/lat from the native grid.
     h, w = SYN_SHAPE
@@ -370,3 +383,43 @@ def test_percentile(syn: Synthetic, col: ee.ImageCollection) -> None:
         _assert_band(out[f"B2_p{p}"], ref, rtol=0, atol=0)
     renamed = col.select("B2").reduce(ee.Reducer.percentile([50], ["mid"]))
     assert renamed.bandNames().getInfo() == ["B2_mid"]
+
+
+def test_reduce_mode(syn: Synthetic, col: ee.ImageCollection) -> None:
+    signs = col.map(lambda i: i.select("B1").gt(0))
+    out = pixels(signs.mode(), syn.grid)["B1"]
+    assert pixels(signs.reduce(ee.Reducer.mode()), syn.grid).keys() == {"B1_mode"}
+    positive = (syn.b1 > 0).astype(np.int64)
+    h, w = SYN_SHAPE
+    for r in range(h):
+        for c in range(w):
+            vals = positive[:, r, c][syn.mask[:, r, c]]
+            if not len(vals):
+                assert not out[1][r, c]
+                continue
+            counts = np.bincount(vals, minlength=2)
+            if counts[0] != counts[1]:  # ties: Earth Engine does not document which value wins
+                assert out[1][r, c] and out[0][r, c] == np.argmax(counts), (r, c)
+    assert ee.List([3, 1, 3, 2, 1, 3]).reduce(ee.Reducer.mode()).getInfo() == 3
+
+
+def test_distinct(syn: Synthetic, col: ee.ImageCollection) -> None:
+    recs = _records(syn)
+    got = _props(col.distinct("ORBIT"), "system:index")
+    firsts: dict[int, str] = {}
+    for r in recs:
+        firsts.setdefault(r["ORBIT"], r["system:index"])
+    assert got == list(firsts.values())
+    assert col.distinct(["ORBIT", "TAGS"]).size().getInfo() == 2
+
+
+def test_reduce_columns_weighted_and_sample_stats(syn: Synthetic, col: ee.ImageCollection) -> None:
+    recs = _records(syn)
+    weights = np.array([r["ORBIT"] + 0.5 for r in recs])
+    weighted = col.map(lambda i: i.set("W", ee.Number(i.get("ORBIT")).add(0.5)))
+    got = weighted.reduceColumns(ee.Reducer.mean(), ["CLOUDY"], ["W"]).getInfo()
+    assert got["mean"] == pytest.approx(np.average(syn.cloud, weights=weights))
+    got = col.reduceColumns(ee.Reducer.sampleStdDev(), ["CLOUDY"]).getInfo()
+    assert got["stdDev"] == pytest.approx(np.std(syn.cloud, ddof=1))
+    got = col.reduceColumns(ee.Reducer.countDistinct(), ["ORBIT"]).getInfo()
+    assert got == {"count": 2}

@@ -51,8 +51,15 @@ def test_date_difference_and_get() -> None:
     assert a.difference(b, "day").getInfo() == pytest.approx(ref)
     assert a.difference(b, "hour").getInfo() == pytest.approx(ref * 24)
     assert b.difference(a, "day").getInfo() == pytest.approx(-ref)
-    assert ee.Date("2021-03-01").difference(ee.Date("2021-01-01"), "month").getInfo() == pytest.approx(2)
-    assert ee.Date("2023-01-01").difference(ee.Date("2021-01-01"), "year").getInfo() == pytest.approx(2)
+    # documented: "floating-point and based on the average length of the unit", so calendar
+    # months and years are not whole (59 days are not 2 months); Gregorian average lengths
+    year_days = 365.2425
+    months = ee.Date("2021-03-01").difference(ee.Date("2021-01-01"), "month").getInfo()
+    assert months == pytest.approx(59 / (year_days / 12))
+    years = ee.Date("2023-01-01").difference(ee.Date("2021-01-01"), "year").getInfo()
+    assert years == pytest.approx(730 / year_days)
+    assert ee.Date.unitRatio("day", "minute").getInfo() == 1440
+    assert ee.Date.unitRatio("year", "day").getInfo() == pytest.approx(year_days)
     when = datetime(2021, 3, 4, 5, 6, 7)
     d = ee.Date(when.isoformat())
     got = {u: d.get(u).getInfo() for u in ("year", "month", "day", "hour", "minute", "second")}
@@ -99,7 +106,8 @@ def test_date_format_millis_and_time_zone() -> None:
 
 def test_date_range() -> None:
     dr = ee.DateRange("2021-01-01", "2021-02-01")
-    assert dr.getInfo() == {"type": "DateRange", "dates": [_ms("2021-01-01T00:00:00"), _ms("2021-02-01T00:00:00")]}
+    jan = [_ms("2021-01-01T00:00:00"), _ms("2021-02-01T00:00:00")]
+    assert dr.getInfo() == {"type": "DateRange", "dates": jan}
     assert dr.contains(ee.Date("2021-01-15")).getInfo() is True
     assert dr.contains(ee.Date("2021-02-01")).getInfo() is False  # end is exclusive
     assert dr.start().millis().getInfo() == _ms("2021-01-01T00:00:00")
@@ -108,6 +116,13 @@ def test_date_range() -> None:
     other = ee.DateRange("2021-01-20", "2021-03-01")
     assert dr.intersects(other).getInfo() is True
     assert dr.union(other).getInfo()["dates"] == [_ms("2021-01-01T00:00:00"), _ms("2021-03-01T00:00:00")]
+
+
+def test_date_range_unbounded_get_info() -> None:
+    assert ee.DateRange.unbounded().isUnbounded().getInfo() is True
+    info = ee.DateRange.unbounded().getInfo()
+    assert info["type"] == "DateRange"
+    assert info["dates"] == [-(2**63), 2**63 - 1]
 
 
 def test_filter_date_with_date_range(syn: Synthetic) -> None:
@@ -164,11 +179,27 @@ def test_number_casts_truncate_and_saturate() -> None:
 def test_number_format_and_parse() -> None:
     assert ee.Number(3.14159).format("%.2f").getInfo() == "3.14"
     assert ee.Number(5).format("%03d").getInfo() == "005"
-    assert ee.Number(12345.678).format("%.3e").getInfo() == "%.3e" % 12345.678
+    assert ee.Number(2.5).format("Value: %.1f m").getInfo() == "Value: 2.5 m"  # prefix and suffix
+    assert ee.Number(12345.678).format("%.3e").getInfo() == f"{12345.678:.3e}"
     assert ee.Number(1.5).format().getInfo() == "1.5"
     assert ee.Number.parse("12").getInfo() == 12
     assert ee.Number.parse("1.5").getInfo() == 1.5
     assert ee.Number.parse("ff", 16).getInfo() == 255
+
+
+def test_number_format_java_rules() -> None:
+    # Earth Engine formats with Java's Formatter: half-up rounding of the decimal form and the
+    # ',' (grouping) and '(' (negative in parentheses) flags; exactly one '%' conversion.
+    assert ee.Number(2.25).format("%.1f").getInfo() == "2.3"
+    assert ee.Number(0.125).format("%.2f").getInfo() == "0.13"
+    assert ee.Number(1234567).format("%,d").getInfo() == "1,234,567"
+    assert ee.Number(1234567.891).format("%,.2f").getInfo() == "1,234,567.89"
+    assert ee.Number(-1234.5).format("%(,.1f").getInfo() == "(1,234.5)"
+    assert ee.Number(255).format("%x").getInfo() == "ff"
+    assert ee.Number(5).format("%+d").getInfo() == "+5"
+    for bad in ("%", "%d %d", "no conversion"):
+        with pytest.raises(ee.EEException, match=r"Number\.format"):
+            ee.Number(1).format(bad).getInfo()
 
 
 # -- String -------------------------------------------------------------------------------------
@@ -190,6 +221,12 @@ def test_string_ops() -> None:
     assert ee.String("foo bar foo").replace("foo", "x", "g").getInfo() == "x bar x"
     assert ee.String("2021-03-04").replace("(\\d+)-(\\d+)-(\\d+)", "$3/$2/$1").getInfo() == "04/03/2021"
     assert ee.String("a1b22c333").match("[0-9]+", "g").getInfo() == ["1", "22", "333"]
+    # without 'g': JavaScript semantics, the first match and its groups
+    assert ee.String("a1b22").match("([a-z])([0-9]+)").getInfo() == ["a1", "a", "1"]
+    assert ee.String("abc").match("[0-9]+").getInfo() == []
+    assert ee.String("Foo foo").replace("foo", "x", "gi").getInfo() == "x x"
+    assert ee.String("Foo foo").match("foo", "gi").getInfo() == ["Foo", "foo"]
+    assert ee.String("aXbxc").split("x", "i").getInfo() == ["a", "b", "c"]
     assert ee.String("a").compareTo("b").getInfo() < 0 and ee.String("b").compareTo("a").getInfo() > 0
     assert ee.String("a").equals("a").getInfo() is True
     assert ee.String(ee.Number(5)).getInfo() == "5"
@@ -244,8 +281,16 @@ def test_list_access_and_shape() -> None:
     assert lst.frequency(3).getInfo() == 2
     assert ee.List(["a", "b"]).join("-").getInfo() == "a-b"
     assert ee.List.repeat("x", 3).getInfo() == ["x"] * 3
-    with pytest.raises(ee.EEException, match="List.get"):
+    with pytest.raises(ee.EEException, match=r"List\.get"):
         lst.get(len(data)).getInfo()
+    assert lst.set(-1, 0).getInfo() == [*data[:-1], 0]
+    with pytest.raises(ee.EEException, match=r"List\.set"):
+        lst.set(len(data), 0).getInfo()
+    assert lst.insert(1, 7).getInfo() == [data[0], 7, *data[1:]]
+    assert ee.List([1, 2, 3, 2, 3]).indexOfSublist([2, 3]).getInfo() == 1
+    assert ee.List([1, 2, 3, 2, 3]).lastIndexOfSubList([2, 3]).getInfo() == 3
+    assert ee.List([1, 2, 3]).rotate(1).getInfo() == [3, 1, 2]  # java.util.Collections.rotate
+    assert ee.List([1, 2, 3]).rotate(-1).getInfo() == [2, 3, 1]
 
 
 def test_list_reduce_and_iterate() -> None:
@@ -257,7 +302,9 @@ def test_list_reduce_and_iterate() -> None:
     assert lst.reduce(ee.Reducer.minMax()).getInfo() == {"min": min(data), "max": max(data)}
     assert lst.reduce(ee.Reducer.stdDev()).getInfo() == pytest.approx(np.std(data))  # population
     assert ee.List([1, 2, 3]).reduce(ee.Reducer.sum()).getInfo() == 6
-    folded = ee.List([1, 2, 3]).iterate(lambda x, acc: ee.List(acc).add(ee.Number(x).multiply(2)), ee.List([]))
+    folded = ee.List([1, 2, 3]).iterate(
+        lambda x, acc: ee.List(acc).add(ee.Number(x).multiply(2)), ee.List([])
+    )
     assert folded.getInfo() == [2, 4, 6]
     total = lst.iterate(lambda x, acc: ee.Number(acc).add(ee.Number(x).pow(2)), 0)
     assert total.getInfo() == pytest.approx(sum(v * v for v in data))
@@ -283,7 +330,15 @@ def test_dictionary_ops() -> None:
     assert ee.Dictionary.fromLists(["x", "y"], [1, 2]).getInfo() == {"x": 1, "y": 2}
     assert d.contains("a").getInfo() is True and d.size().getInfo() == 3
     assert d.remove(["a"]).getInfo() == {"b": 1, "c": 3}
+    assert d.remove(["nope"], True).getInfo() == {"a": 2, "b": 1, "c": 3}
+    with pytest.raises(ee.EEException, match=r"Dictionary\.remove"):
+        d.remove(["nope"]).getInfo()
     assert d.rename(["a"], ["z"]).getInfo() == {"z": 2, "b": 1, "c": 3}
+    assert d.rename(["a"], ["b"], True).getInfo() == {"b": 2, "c": 3}
+    with pytest.raises(ee.EEException, match="already exists"):
+        d.rename(["a"], ["b"]).getInfo()
+    with pytest.raises(ee.EEException, match="same length"):
+        ee.Dictionary.fromLists(["a"], [1, 2]).getInfo()
     assert d.map(lambda k, v: ee.Number(v).multiply(10)).getInfo() == {"a": 20, "b": 10, "c": 30}
     assert d.getNumber("a").add(1).getInfo() == 3
 
@@ -293,7 +348,9 @@ def test_if_evaluates_only_the_chosen_branch() -> None:
     missing = ee.Image("test/does_not_exist")
     assert ee.Algorithms.If(ee.Number(1).gt(0), "yes", missing).getInfo() == "yes"
     assert ee.Algorithms.If(0, missing.bandNames(), "no").getInfo() == "no"
-    big = ee.Algorithms.If(ee.List([1, 2]).size().gt(1), ee.String("big"), ee.ImageCollection("nope/x").size())
+    big = ee.Algorithms.If(
+        ee.List([1, 2]).size().gt(1), ee.String("big"), ee.ImageCollection("nope/x").size()
+    )
     assert big.getInfo() == "big"
     with pytest.raises(ee.EEException, match="test/does_not_exist"):
         ee.Algorithms.If(1, missing.bandNames(), "no").getInfo()
@@ -404,7 +461,8 @@ def test_geometry_area_vs_utm() -> None:
     projected = ee.Geometry.Rectangle([360010, 5479910, 360050, 5479970], "EPSG:32631", False)
     assert projected.area().getInfo() == pytest.approx(40 * 60, rel=1e-3)
     assert ee.Geometry.Point([1, 49]).area().getInfo() == 0
-    assert rect.perimeter().getInfo() == pytest.approx(_utm(shapely.geometry.mapping(shapely.box(*coords))).length, rel=1e-3)  # fmt: skip
+    ref_perimeter = _utm(shapely.geometry.mapping(shapely.box(*coords))).length
+    assert rect.perimeter().getInfo() == pytest.approx(ref_perimeter, rel=1e-3)
 
 
 def test_geometry_buffer() -> None:
@@ -445,7 +503,8 @@ def test_feature_and_feature_collection() -> None:
     assert ee.Feature(None, {"a": 1}).getInfo()["geometry"] is None
     assert f.geometry().getInfo() == {"type": "Point", "coordinates": [1, 2]}
     box = ee.Feature(ee.Geometry.Rectangle([1.0, 49.0, 1.01, 49.01]), {"n": 1})
-    assert box.area().getInfo() == pytest.approx(ee.Geometry.Rectangle([1.0, 49.0, 1.01, 49.01]).area().getInfo())
+    plain = ee.Geometry.Rectangle([1.0, 49.0, 1.01, 49.01]).area().getInfo()
+    assert box.area().getInfo() == pytest.approx(plain)
     assert box.centroid().get("n").getInfo() == 1  # geometry methods of a feature keep properties
     values = [4, 0, 3, 1, 2]
     fc = ee.FeatureCollection([ee.Feature(ee.Geometry.Point([v, v]), {"v": v}) for v in values])

@@ -31,8 +31,7 @@ def month_grid_png(
     cols = min(6, max(n, 1))
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows + 0.6), squeeze=False)
-    colormap = plt.get_cmap(cmap).copy()
-    colormap.set_bad("#bbbbbb")
+    colormap = plt.get_cmap(cmap).with_extremes(bad="#bbbbbb")
     im = None
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()

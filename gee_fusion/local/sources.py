@@ -23,10 +23,10 @@ from gee_fusion.errors import EngineError
 from gee_fusion.local.grid import (
     Grid,
     Projection,
-    six,
     crs_of,
     grid_window_in,
     integer_offset,
+    six,
     slice_padded,
     warp,
 )

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import shapely
 import shapely.geometry
 from rasterio.warp import transform_geom
@@ -42,7 +43,10 @@ class DateRange:
 
     def to_info(self) -> dict[str, Any]:
         """Earth Engine's JSON shape of a date range."""
-        return {"type": "DateRange", "dates": [int(self.start), int(self.end)]}
+        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        start = lo if self.start == float("-inf") else int(self.start)
+        end = hi if self.end == float("inf") else int(self.end)
+        return {"type": "DateRange", "dates": [int(start), int(end)]}
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,8 @@ def coll_reduce_columns(collection: AnyCollection, reducer: Reducer, selectors: 
                         weightSelectors: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Reduce element properties (one column per selector)."""
     coll = _check(collection, "Collection.reduceColumns")
+    if weightSelectors:
+        return _weighted_columns(coll, reducer, selectors, weightSelectors)
     if reducer.inputs != len(selectors):
         raise EngineError(
             f"Collection.reduceColumns: the reducer takes {reducer.inputs} inputs but "
@@ -194,95 +196,58 @@ def coll_reduce_columns(collection: AnyCollection, reducer: Reducer, selectors: 
     return reducer.reduce_columns(columns)
 
 
-@algorithm("Collection.aggregate_array", "AggregateFeatureCollection.array")
+def _weighted_columns(coll: AnyCollection, reducer: Reducer, selectors: list[str],
+                      weights: list[str]) -> dict[str, Any]:  # fmt: skip
+    """Weighted mean, sum, variance or standard deviation of one property."""
+    kinds = ("mean", "sum", "variance", "stdDev")
+    if reducer.kind not in kinds or len(selectors) != 1 or len(weights) != 1:
+        raise EngineError(
+            f"Collection.reduceColumns: weightSelectors are supported locally only for one "
+            f"selector with Reducer.{', Reducer.'.join(kinds)}; got Reducer.{reducer.kind}."
+        )
+    pairs = [(e.get(selectors[0]), e.get(weights[0])) for e in coll.elements]
+    pairs = [(float(v), float(w)) for v, w in pairs if v is not None and w is not None]
+    x = np.asarray([v for v, _ in pairs], dtype=np.float64)
+    w = np.asarray([w for _, w in pairs], dtype=np.float64)
+    name = reducer.outputs[0]
+    if reducer.kind == "sum":
+        return {name: float((x * w).sum())}
+    if not len(x) or w.sum() == 0:
+        return {name: None}
+    mean = float((x * w).sum() / w.sum())
+    if reducer.kind == "mean":
+        return {name: mean}
+    var = float((w * (x - mean) ** 2).sum() / w.sum())
+    return {name: var if reducer.kind == "variance" else float(np.sqrt(var))}
+
+
+@algorithm("Collection.distinct")
+def coll_distinct(collection: AnyCollection, properties: Any) -> AnyCollection:
+    """The first element of each distinct combination of the given properties' values."""
+    coll = _check(collection, "Collection.distinct")
+    names = [properties] if isinstance(properties, str) else list(properties)
+    seen: set[str] = set()
+    out = []
+    for element in coll.elements:
+        key = repr([_distinct_key(element.get(n)) for n in names])
+        if key not in seen:
+            seen.add(key)
+            out.append(element)
+    return coll.with_elements(out)
+
+
+def _distinct_key(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value.to_info() if hasattr(value, "to_info") else value
+
+
+@algorithm("Collection.aggregate_array")
 def coll_aggregate_array(collection: AnyCollection, property: str) -> list[Any]:
-    """Values of one property (non-null) across the collection."""
+    """Values of one property (non-null) across the collection (``AggregateFeatureCollection.*``
+    live in ``aggregates.py``)."""
     coll = _check(collection, "aggregate_array")
     return [e.get(property) for e in coll.elements if e.get(property) is not None]
-
-
-def _numbers(collection: AnyCollection, property: str, where: str) -> np.ndarray:
-    values = coll_aggregate_array(collection, property)
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float, np.number))]
-    if bad:
-        raise EngineError(f"{where}: property '{property}' is not a number ({bad[0]!r}).")
-    return np.asarray(values, dtype=np.float64)
-
-
-def _number_out(value: float, ints: bool) -> float | int:
-    return int(value) if ints and float(value).is_integer() else float(value)
-
-
-def _aggregate_stats(collection: AnyCollection, property: str) -> dict[str, Any]:
-    arr = _numbers(collection, property, "aggregate_stats")
-    n = len(arr)
-    total = float(arr.sum()) if n else 0.0
-    stats: dict[str, Any] = {
-        "max": float(arr.max()) if n else None,
-        "mean": total / n if n else None,
-        "min": float(arr.min()) if n else None,
-        "sample_sd": float(arr.std(ddof=1)) if n > 1 else 0.0,
-        "sample_var": float(arr.var(ddof=1)) if n > 1 else 0.0,
-        "sum": total,
-        "sum_sq": float((arr * arr).sum()),
-        "total_count": len(_check(collection, "aggregate_stats").elements),
-        "total_sd": float(arr.std()) if n else 0.0,
-        "total_var": float(arr.var()) if n else 0.0,
-        "valid_count": n,
-        "weight_sum": float(n),
-        "weighted_sum": total,
-    }
-    return stats
-
-
-def _register_aggregates() -> None:
-    def numeric(name: str, fn: Any) -> None:
-        where = f"aggregate_{name}"
-
-        def agg(collection: AnyCollection, property: str) -> Any:
-            arr = _numbers(collection, property, where)
-            if not len(arr):
-                raise EngineError(f"{where}: no non-null values of property '{property}'.")
-            ints = all(
-                isinstance(v, (int, np.integer)) for v in coll_aggregate_array(collection, property)
-            )
-            return fn(arr, ints)
-
-        algorithm(f"AggregateFeatureCollection.{name}", f"Collection.{where}")(agg)
-
-    numeric("min", lambda a, ints: _number_out(a.min(), ints))
-    numeric("max", lambda a, ints: _number_out(a.max(), ints))
-    numeric("sum", lambda a, ints: _number_out(a.sum(), ints))
-    numeric("product", lambda a, ints: _number_out(a.prod(), ints))
-    numeric("mean", lambda a, ints: float(a.mean()))
-    numeric("total_var", lambda a, ints: float(a.var()))
-    numeric("total_sd", lambda a, ints: float(a.std()))
-    numeric("sample_var", lambda a, ints: float(a.var(ddof=1)) if len(a) > 1 else 0.0)
-    numeric("sample_sd", lambda a, ints: float(a.std(ddof=1)) if len(a) > 1 else 0.0)
-
-    def count(collection: AnyCollection, property: str) -> int:
-        return len(coll_aggregate_array(collection, property))
-
-    def count_distinct(collection: AnyCollection, property: str) -> int:
-        return len({repr(v) for v in coll_aggregate_array(collection, property)})
-
-    def first(collection: AnyCollection, property: str) -> Any:
-        values = coll_aggregate_array(collection, property)
-        return values[0] if values else None
-
-    def histogram(collection: AnyCollection, property: str) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for v in coll_aggregate_array(collection, property):
-            key = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-            out[key] = out.get(key, 0) + 1
-        return out
-
-    for name, fn in (("count", count), ("count_distinct", count_distinct), ("first", first),
-                     ("histogram", histogram), ("stats", _aggregate_stats)):  # fmt: skip
-        algorithm(f"AggregateFeatureCollection.{name}", f"Collection.aggregate_{name}")(fn)
-
-
-_register_aggregates()
 
 
 # -- per-pixel reductions of image collections ----------------------------------------------
@@ -370,7 +335,7 @@ def _register_shortcut(kind: str) -> None:
     algorithm(f"reduce.{kind}")(shortcut)
 
 
-for _kind in ("mean", "median", "min", "max", "sum", "count", "product", "and", "or"):
+for _kind in ("mean", "median", "min", "max", "sum", "count", "product", "and", "or", "mode"):
     _register_shortcut(_kind)
 
 
@@ -386,7 +351,9 @@ class _QualityNode(PixelNode):
         self.quality, self.values = quality, values
 
     def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
-        q = np.stack([np.where(ctx.pixels(n, grid)[1], ctx.pixels(n, grid)[0], -np.inf) for n in self.quality])
+        q = np.stack(
+            [np.where(ctx.pixels(n, grid)[1], ctx.pixels(n, grid)[0], -np.inf) for n in self.quality]
+        )
         best = np.argmax(q, axis=0)
         vals = np.stack([ctx.pixels(n, grid)[0] for n in self.values])
         masks = np.stack([ctx.pixels(n, grid)[1] for n in self.values])
@@ -411,7 +378,7 @@ def ic_quality_mosaic(collection: ImageCollection, qualityBand: str) -> Image:
 @algorithm("ImageCollection.toBands")
 def ic_to_bands(collection: ImageCollection) -> Image:
     """All bands of all images as one image, named ``<system:index>_<band>``."""
-    bands = []
+    bands: list[Band] = []
     for i, img in enumerate(collection.elements):
         idx = img.get("system:index")
         idx = str(i) if idx is None else idx

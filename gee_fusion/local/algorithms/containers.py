@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
@@ -59,13 +61,55 @@ for _name, _dt in _NUMBER_CASTS.items():
     algorithm(f"Number.{_name}")(lambda input, _d=_dt: number_cast(input, _d))
 
 
+_FORMAT = re.compile(r"(?P<pre>[^%]*)%(?P<mods>[#\-+ 0,(.\d]*)(?P<conv>[sdoxXeEfgG])(?P<post>[^%]*)")
+
+
 @algorithm("Number.format")
 def number_format(number: float, pattern: str = "%s") -> str:
-    """Format a number with a printf-style pattern."""
+    """Format a number with a printf-style pattern (Java ``String.format`` rules as in Earth
+    Engine: one ``%``, modifiers from ``#-+ 0,(.`` and digits, one conversion of ``sdoxXeEfgG``)."""
+    match = _FORMAT.fullmatch(pattern)
+    if match is None:
+        raise EngineError(
+            f"Number.format: bad pattern {pattern!r}: use exactly one '%' conversion such as "
+            "'%.2f', '%05d' or '%s'."
+        )
+    mods, conv = match["mods"], match["conv"]
+    value: Any = number
+    if conv in "doxX":
+        value = int(number)
+    elif conv == "f" and isinstance(number, float) and math.isfinite(number):
+        # Java rounds the shortest decimal form half up: '%.1f' of 2.25 is '2.3', not '2.2'
+        prec = _MODS.fullmatch(mods)
+        digits = int(prec["prec"]) if prec is not None and prec["prec"] is not None else 6
+        value = Decimal(repr(number)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
     try:
-        return pattern % number
+        grouped = "," in mods or "(" in mods
+        body = _java_grouped(value, mods, conv) if grouped else f"%{mods}{conv}" % value
     except (TypeError, ValueError) as exc:
         raise EngineError(f"Number.format: bad pattern {pattern!r}.") from exc
+    return f"{match['pre']}{body}{match['post']}"
+
+
+_MODS = re.compile(r"(?P<flags>[-#+ 0,(]*)(?P<width>\d+)?(?:\.(?P<prec>\d+))?")
+
+
+def _java_grouped(value: Any, mods: str, conv: str) -> str:
+    """Java's ``,`` (group thousands) and ``(`` (negatives in parentheses) flags, which
+    Python's ``%`` formatting lacks, through a ``format`` spec."""
+    parsed = _MODS.fullmatch(mods)
+    if parsed is None or conv not in "dfeEgG":
+        raise ValueError(f"unsupported modifiers {mods!r} for %{conv}")
+    flags = parsed["flags"]
+    negative = "(" in flags and value < 0
+    spec = "<" if "-" in flags else ""
+    spec += "+" if "+" in flags else " " if " " in flags else ""
+    spec += "0" if "0" in flags and "-" not in flags else ""
+    spec += parsed["width"] or ""
+    spec += "," if "," in flags else ""
+    spec += f".{parsed['prec']}" if parsed["prec"] is not None and conv != "d" else ""
+    text = format(-value if negative else value, spec + conv)
+    return f"({text.strip()})" if negative else text
 
 
 @algorithm("Number.parse")
@@ -95,14 +139,43 @@ algorithm("String.equals")(lambda reference, target: reference == target)
 algorithm("String.compareTo")(lambda string1, string2: (string1 > string2) - (string1 < string2))
 algorithm("String.index")(lambda target, pattern: target.find(pattern))
 algorithm("String.rindex")(lambda target, pattern: target.rfind(pattern))
-algorithm("String.slice")(lambda string, start, end=None: string[int(start): None if end is None else int(end)])
-algorithm("String.split")(lambda string, regex, flags="": re.split(regex, string) if regex else list(string))
-algorithm("String.replace")(
-    lambda input, regex, replacement, flags="": re.sub(
-        regex, re.sub(r"\$(\d)", r"\\\1", replacement), input, count=0 if "g" in flags else 1
-    )
+algorithm("String.slice")(
+    lambda string, start, end=None: string[int(start) : None if end is None else int(end)]
 )
-algorithm("String.match")(lambda input, regex, flags="": list(m.group(0) for m in re.finditer(regex, input)))
+
+
+def _regex_flags(flags: str | None) -> int:
+    return re.IGNORECASE if flags and "i" in flags else 0
+
+
+@algorithm("String.split")
+def string_split(string: str, regex: str, flags: str | None = None) -> list[str]:
+    """Split on a regular expression (an empty one splits into characters)."""
+    if not regex:
+        return list(string)
+    return re.split(regex, string, flags=_regex_flags(flags))
+
+
+@algorithm("String.replace")
+def string_replace(input: str, regex: str, replacement: str, flags: str | None = None) -> str:
+    """Replace the first match (every match with flag ``g``; ``i`` ignores case); ``$1`` refers
+    to a group."""
+    repl = re.sub(r"\$(\d)", r"\\\1", replacement.replace("\\", "\\\\"))
+    count = 0 if flags and "g" in flags else 1
+    return re.sub(regex, repl, input, count=count, flags=_regex_flags(flags))
+
+
+@algorithm("String.match")
+def string_match(input: str, regex: str, flags: str | None = None) -> list[str]:
+    """JavaScript ``match``: with flag ``g`` every match; else the first match and its groups."""
+    if flags and "g" in flags:
+        return [m.group(0) for m in re.finditer(regex, input, flags=_regex_flags(flags))]
+    found = re.search(regex, input, flags=_regex_flags(flags))
+    if found is None:
+        return []
+    return [found.group(0), *(g if g is not None else "" for g in found.groups())]
+
+
 algorithm("String.encodeJSON")(lambda object: json.dumps(object, separators=(",", ":")))
 algorithm("String.decodeJSON")(lambda string: json.loads(string))
 
@@ -137,15 +210,38 @@ algorithm("List.frequency")(lambda list, element: sum(1 for e in list if e == el
 algorithm("List.reverse")(lambda list: list[::-1])
 algorithm("List.remove")(lambda list, element: _remove_first(list, element))
 algorithm("List.removeAll")(lambda list, other: [e for e in list if e not in other])
-algorithm("List.insert")(lambda list, index, element: list[: _idx(list, index)] + [element] + list[_idx(list, index):])
-algorithm("List.set")(lambda list, index, element: [element if i == _idx(list, index) else e for i, e in enumerate(list)])
+algorithm("List.insert")(
+    lambda list, index, element: [*list[: _idx(list, index)], element, *list[_idx(list, index) :]]
+)
+
+
+@algorithm("List.set")
+def list_set(list: list[Any], index: int, element: Any) -> list[Any]:
+    """A copy with the element at ``index`` (negative counts from the end) replaced."""
+    i = _idx(list, index)
+    if not 0 <= i < len(list):
+        raise EngineError(f"List.set: List index must be between 0 and {len(list) - 1}, got {index}.")
+    return [*list[:i], element, *list[i + 1 :]]
+
+
+def _sublist_at(lst: list[Any], target: list[Any], positions: range) -> int:
+    n = len(target)
+    return next((i for i in positions if lst[i : i + n] == target), -1)
+
+
+algorithm("List.indexOfSublist")(
+    lambda list, target: _sublist_at(list, target, range(len(list) - len(target) + 1))
+)
+algorithm("List.lastIndexOfSubList")(
+    lambda list, target: _sublist_at(list, target, range(len(list) - len(target), -1, -1))
+)
 algorithm("List.replace")(lambda list, oldval, newval: _replace_first(list, oldval, newval))
 algorithm("List.replaceAll")(lambda list, oldval, newval: [newval if e == oldval else e for e in list])
 algorithm("List.join")(lambda list, separator="": separator.join(str(e) for e in list))
 algorithm("List.repeat")(lambda value, count: [value] * int(count))
 algorithm("List.zip")(lambda list, other: [[a, b] for a, b in zip(list, other, strict=False)])
 algorithm("List.unzip")(lambda list: [builtins_list(t) for t in zip(*list, strict=False)])
-algorithm("List.rotate")(lambda list, distance: list[-int(distance) % len(list):] + list[: -int(distance) % len(list)] if list else [])
+algorithm("List.rotate")(lambda list, distance: _rotate(list, int(distance)))
 algorithm("List.swap")(lambda list, pos1, pos2: _swap(list, int(pos1), int(pos2)))
 algorithm("List.splice")(
     lambda list, start, count, other=None: list[: int(start)] + (other or []) + list[int(start) + int(count):]
@@ -171,6 +267,13 @@ def _replace_first(lst: list[Any], old: Any, new: Any) -> list[Any]:
     return out
 
 
+def _rotate(lst: list[Any], distance: int) -> list[Any]:
+    if not lst:
+        return []
+    k = -distance % len(lst)
+    return [*lst[k:], *lst[:k]]
+
+
 def _swap(lst: list[Any], a: int, b: int) -> list[Any]:
     out = [*lst]
     out[a], out[b] = out[b], out[a]
@@ -184,7 +287,8 @@ def list_slice(list: list[Any], start: int, end: int | None = None, step: int | 
 
 
 @algorithm("List.sequence")
-def list_sequence(start: float, end: float | None = None, step: float = 1, count: int | None = None) -> list[Any]:
+def list_sequence(start: float, end: float | None = None, step: float = 1,
+                  count: int | None = None) -> list[Any]:  # fmt: skip
     """Numbers from ``start`` to ``end`` inclusive by ``step`` (or ``count`` of them)."""
     if count is not None:
         vals = [start + i * step for i in range(int(count))]
@@ -305,35 +409,69 @@ for _n in ("getNumber", "getString", "getGeometry", "getArray"):
     algorithm(f"Dictionary.{_n}")(lambda dictionary, key, _g=dict_get: _g(dictionary, key))
 
 algorithm("Dictionary.keys")(lambda dictionary: sorted(dictionary))
-algorithm("Dictionary.values")(lambda dictionary, keys=None: [dictionary[k] for k in (keys or sorted(dictionary))])
+algorithm("Dictionary.values")(
+    lambda dictionary, keys=None: [dictionary[k] for k in (keys or sorted(dictionary))]
+)
 algorithm("Dictionary.size")(lambda dictionary: len(dictionary))
 algorithm("Dictionary.contains")(lambda dictionary, key: key in dictionary)
 algorithm("Dictionary.set")(lambda dictionary, key, value: {**dictionary, key: value})
 algorithm("Dictionary.combine")(
     lambda first, second, overwrite=True: {**first, **second} if overwrite else {**second, **first}
 )
-algorithm("Dictionary.fromLists")(lambda keys, values: dict(zip(keys, values, strict=True)))
+algorithm("Dictionary.fromLists")(lambda keys, values: _from_lists(keys, values))
 algorithm("Dictionary.select")(
-    lambda dictionary, selectors, ignoreMissing=False: _select_keys(dictionary, selectors, ignoreMissing)
+    lambda dictionary, selectors, ignoreMissing=False: _select_keys(
+        dictionary, selectors, ignoreMissing, "Dictionary.select"
+    )
 )
-algorithm("Dictionary.remove")(
-    lambda dictionary, selectors, ignoreMissing=False: {
-        k: v for k, v in dictionary.items()
-        if k not in _select_keys(dictionary, selectors, ignoreMissing)
-    }  # fmt: skip
+algorithm("Dictionary.map")(
+    lambda dictionary, baseAlgorithm: {k: baseAlgorithm(k, v) for k, v in dictionary.items()}
 )
-algorithm("Dictionary.rename")(
-    lambda dictionary, **kw: {dict(zip(kw["from"], kw["to"], strict=True)).get(k, k): v for k, v in dictionary.items()}
-)
-algorithm("Dictionary.map")(lambda dictionary, baseAlgorithm: {k: baseAlgorithm(k, v) for k, v in dictionary.items()})
 
 
-def _select_keys(d: dict[str, Any], selectors: list[str], ignore_missing: bool) -> dict[str, Any]:
+def _from_lists(keys: list[Any], values: list[Any]) -> dict[str, Any]:
+    if len(keys) != len(values):
+        raise EngineError(
+            f"Dictionary.fromLists: {len(keys)} keys but {len(values)} values; the lists must "
+            "have the same length."
+        )
+    return {str(k): v for k, v in zip(keys, values, strict=True)}
+
+
+@algorithm("Dictionary.remove")
+def dict_remove(dictionary: dict[str, Any], selectors: list[str],
+                ignoreMissing: bool = False) -> dict[str, Any]:  # fmt: skip
+    """A copy without the keys that match ``selectors`` (regular expressions)."""
+    drop = _select_keys(dictionary, selectors, ignoreMissing, "Dictionary.remove")
+    return {k: v for k, v in dictionary.items() if k not in drop}
+
+
+@algorithm("Dictionary.rename")
+def dict_rename(dictionary: dict[str, Any], overwrite: bool = False, **kw: Any) -> dict[str, Any]:
+    """Rename keys ``from`` -> ``to``; an existing target key is an error unless ``overwrite``."""
+    old, new = list(kw.get("from", [])), list(kw.get("to", []))
+    if len(old) != len(new):
+        raise EngineError("Dictionary.rename: 'from' and 'to' must have the same length.")
+    missing = [k for k in old if k not in dictionary]
+    if missing:
+        raise EngineError(f"Dictionary.rename: Dictionary does not contain key: '{missing[0]}'.")
+    out = {k: v for k, v in dictionary.items() if k not in old}
+    for src, dst in zip(old, new, strict=True):
+        if dst in out and not overwrite:
+            raise EngineError(
+                f"Dictionary.rename: key '{dst}' already exists; pass overwrite=True to replace it."
+            )
+        out[dst] = dictionary[src]
+    return out
+
+
+def _select_keys(d: dict[str, Any], selectors: list[str], ignore_missing: bool,
+                 where: str) -> dict[str, Any]:  # fmt: skip
     out: dict[str, Any] = {}
     for sel in selectors:
         hits = [k for k in d if re.fullmatch(sel, k)]
         if not hits and not ignore_missing:
-            raise EngineError(f"Dictionary.select: key '{sel}' not found.")
+            raise EngineError(f"{where}: key '{sel}' not found.")
         out.update({k: d[k] for k in hits})
     return out
 

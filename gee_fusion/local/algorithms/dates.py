@@ -17,6 +17,8 @@ from gee_fusion.local.values import Date, DateRange
 _UNITS = ("year", "month", "week", "day", "hour", "minute", "second")
 _FIXED_MS = {"week": 7 * 86400000.0, "day": 86400000.0, "hour": 3600000.0, "minute": 60000.0,
              "second": 1000.0}  # fmt: skip
+_AVERAGE_MS = {**_FIXED_MS, "year": 365.2425 * 86400000.0, "month": 365.2425 * 86400000.0 / 12}
+"""Average unit lengths of the Gregorian calendar (Joda-Time's), for difference and unitRatio."""
 
 
 def _tz(timeZone: str | None) -> Any:
@@ -92,18 +94,9 @@ algorithm("Date.advance")(advance)
 
 @algorithm("Date.difference")
 def date_difference(date: Date, start: Date, unit: str) -> float:
-    """``date - start`` in ``unit`` (fractional; months and years calendar-aware)."""
-    u = _unit(unit)
-    a, b = to_millis(date), to_millis(start)
-    if u in _FIXED_MS:
-        return (a - b) / _FIXED_MS[u]
-    da, db = _dt(date), _dt(start)
-    months = (da.year - db.year) * 12 + (da.month - db.month)
-    anchor = db + relativedelta(months=months)
-    nxt = anchor + relativedelta(months=1 if da >= anchor else -1)
-    frac = (da - anchor) / abs(nxt - anchor)
-    total = months + frac
-    return total / 12.0 if u == "year" else total
+    """``date - start`` in ``unit``: floating point, based on the average length of the unit
+    (as Earth Engine documents it; months and years are not calendar-aware)."""
+    return (to_millis(date) - to_millis(start)) / _AVERAGE_MS[_unit(unit)]
 
 
 @algorithm("Date.get")
@@ -167,8 +160,11 @@ def date_update(date: Date, year: int | None = None, month: int | None = None, d
                 timeZone: str | None = None) -> Date:  # fmt: skip
     """Replace calendar fields."""
     d = _dt(date, timeZone)
-    fields = {"year": year, "month": month, "day": day, "hour": hour, "minute": minute}
-    d = d.replace(**{k: int(v) for k, v in fields.items() if v is not None})
+    d = d.replace(
+        year=d.year if year is None else int(year), month=d.month if month is None else int(month),
+        day=d.day if day is None else int(day), hour=d.hour if hour is None else int(hour),
+        minute=d.minute if minute is None else int(minute),
+    )  # fmt: skip
     if second is not None:
         d = d.replace(second=int(second), microsecond=int((float(second) % 1) * 1e6))
     return _from_dt(d)
@@ -302,8 +298,7 @@ def date_parse(format: str, date: str, timeZone: str | None = None) -> Date:
 @algorithm("Date.unitRatio")
 def date_unit_ratio(numerator: str, denominator: str) -> float:
     """Ratio of two units' nominal lengths."""
-    nominal = {**_FIXED_MS, "month": 30.4375 * 86400000.0, "year": 365.25 * 86400000.0}
-    return nominal[_unit(numerator)] / nominal[_unit(denominator)]
+    return _AVERAGE_MS[_unit(numerator)] / _AVERAGE_MS[_unit(denominator)]
 
 
 # -- DateRange ----------------------------------------------------------------------------

@@ -156,14 +156,18 @@ def filter_not_null(properties: list[str]) -> Filter:
 _CAL = {
     "year": lambda d: d.year, "month": lambda d: d.month, "week": lambda d: d.isocalendar()[1],
     "day_of_year": lambda d: d.timetuple().tm_yday, "day_of_month": lambda d: d.day,
-    "day_of_week": lambda d: d.weekday(), "hour": lambda d: d.hour, "minute": lambda d: d.minute,
+    "day_of_week": lambda d: d.isoweekday(), "hour": lambda d: d.hour, "minute": lambda d: d.minute,
     "second": lambda d: d.second,
 }  # fmt: skip
 
 
 @algorithm("Filter.calendarRange")
 def filter_calendar_range(start: int, end: int | None = None, field: str = "day_of_year") -> Filter:
-    """Images whose ``system:time_start`` falls in a calendar range (inclusive, wraps)."""
+    """Images whose ``system:time_start`` falls in a calendar range (inclusive, wraps; UTC).
+
+    ``month``, ``day_of_year``, ``day_of_month`` and ``day_of_week`` are 1-based, weeks begin
+    on Monday as day 1 (Earth Engine's definition).
+    """
     if field not in _CAL:
         raise EngineError(f"Filter.calendarRange: field must be one of {sorted(_CAL)}, got {field!r}.")
     end = start if end is None else end

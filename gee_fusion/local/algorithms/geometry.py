@@ -33,7 +33,8 @@ def _make(kind: str, coordinates: Any, crs: Any = None) -> Geometry:
     return Geometry(shape, _crs(crs))
 
 
-for _kind in ("Point", "MultiPoint", "LineString", "MultiLineString", "LinearRing", "Polygon", "MultiPolygon"):
+_KINDS = ("Point", "MultiPoint", "LineString", "MultiLineString", "LinearRing", "Polygon", "MultiPolygon")
+for _kind in _KINDS:
     def _ctor(coordinates: Any, crs: Any = None, geodesic: Any = None, maxError: Any = None,
               evenOdd: Any = None, _k: str = _kind) -> Geometry:  # fmt: skip
         return _make(_k, coordinates, crs)
@@ -52,7 +53,8 @@ def error_margin(value: float, unit: str = "meters") -> float:
 @algorithm("GeometryConstructors.Rectangle")
 def geom_rectangle(coordinates: Any, crs: Any = None, geodesic: Any = None, evenOdd: Any = None) -> Geometry:
     """A rectangle from [[x0, y0], [x1, y1]] or [x0, y0, x1, y1]."""
-    flat = list(shapely.geometry.MultiPoint(coordinates).bounds) if isinstance(coordinates[0], list) else coordinates
+    nested = isinstance(coordinates[0], list)
+    flat = list(shapely.geometry.MultiPoint(coordinates).bounds) if nested else coordinates
     x0, y0, x1, y1 = (float(v) for v in flat)
     if x1 < x0 or y1 < y0:
         raise EngineError("Rectangle: the first corner must be the lower-left one.")
@@ -66,7 +68,8 @@ def geom_bbox(west: float, south: float, east: float, north: float) -> Geometry:
 
 
 @algorithm("GeometryConstructors.MultiGeometry")
-def geom_multi(geometries: list[Geometry], crs: Any = None, geodesic: Any = None, maxError: Any = None) -> Geometry:
+def geom_multi(geometries: list[Geometry], crs: Any = None, geodesic: Any = None,
+               maxError: Any = None) -> Geometry:  # fmt: skip
     """A geometry collection."""
     target = _crs(crs)
     return Geometry(shapely.GeometryCollection([g.to_crs(target) for g in geometries]), target)
@@ -95,7 +98,8 @@ def geometry_of_any(value: Any) -> Geometry:
 
 
 @algorithm("Feature")
-def feature_new(geometry: Any = None, metadata: dict[str, Any] | None = None, geometryKey: Any = None) -> Feature:
+def feature_new(geometry: Any = None, metadata: dict[str, Any] | None = None,
+                geometryKey: Any = None) -> Feature:  # fmt: skip
     """A feature from a geometry (or a feature) and properties."""
     if isinstance(geometry, Feature):
         return Feature(geometry.geometry, {**geometry.properties, **(metadata or {})}, geometry.id)
@@ -270,14 +274,19 @@ def _feature_alias(name: str, fn: Any, *, returns_geometry: bool) -> None:
     algorithm(f"Feature.{name}")(op)
 
 
-for _name, _fn, _geom in (("area", geometry_area, False), ("length", geometry_length, False),
-                          ("perimeter", geometry_perimeter, False), ("bounds", geometry_bounds, True),
-                          ("centroid", geometry_centroid, True), ("buffer", geometry_buffer, True)):  # fmt: skip
-    _feature_alias(_name, _fn, returns_geometry=_geom)
+for _name, _measure in (("area", geometry_area), ("length", geometry_length),
+                        ("perimeter", geometry_perimeter)):  # fmt: skip
+    _feature_alias(_name, _measure, returns_geometry=False)
+_GEOMETRY_OPS: tuple[tuple[str, Any], ...] = (
+    ("bounds", geometry_bounds), ("centroid", geometry_centroid), ("buffer", geometry_buffer),
+)
+for _name, _op in _GEOMETRY_OPS:
+    _feature_alias(_name, _op, returns_geometry=True)
 
 
 @algorithm("Geometry.transform")
-def geometry_transform(geometry: Any, proj: Any = None, maxError: Any = None, geodesic: Any = None) -> Geometry:
+def geometry_transform(geometry: Any, proj: Any = None, maxError: Any = None,
+                       geodesic: Any = None) -> Geometry:  # fmt: skip
     """The geometry in another CRS."""
     geom = geometry_of_any(geometry)
     target = _crs(proj)

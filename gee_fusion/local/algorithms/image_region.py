@@ -31,13 +31,13 @@ def region_grid(image: Image, geometry: Geometry, *, scale: float | None, crs: A
         proj = base
     x0, y0, x1, y1 = geometry.to_crs(proj.crs).bounds
     inv = ~proj.affine
-    corners = [inv * (x, y) for x in (x0, x1) for y in (y0, y1)]
+    corners = [inv @ (x, y) for x in (x0, x1) for y in (y0, y1)]
     cols = [c for c, _ in corners]
     rows = [r for _, r in corners]
     c0, r0 = int(np.floor(min(cols))), int(np.floor(min(rows)))
     c1, r1 = int(np.ceil(max(cols))), int(np.ceil(max(rows)))
-    aff = proj.affine * Affine.translation(c0, r0)
-    return Grid(proj.crs, tuple(aff)[:6], max(c1 - c0, 1), max(r1 - r0, 1))  # type: ignore[arg-type]
+    aff = proj.affine @ Affine.translation(c0, r0)
+    return Grid(proj.crs, tuple(aff)[:6], max(c1 - c0, 1), max(r1 - r0, 1))
 
 
 @algorithm("Image.reduceRegion")
@@ -50,10 +50,7 @@ def image_reduce_region(image: Image, reducer: Reducer, geometry: Any = None, sc
     Keys are band names for single-output reducers, ``<band>_<output>`` otherwise.
     Pixels are counted unweighted (centre inside), see docs/local_engine.md.
     """
-    if geometry is None:
-        geom = geometry_of_any(image)
-    else:
-        geom = geometry_of_any(geometry)
+    geom = geometry_of_any(image if geometry is None else geometry)
     grid = region_grid(image, geom, scale=scale, crs=crs, crsTransform=crsTransform)
     inside = inside_mask(geom, grid)
     count = int(inside.sum())

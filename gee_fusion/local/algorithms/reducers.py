@@ -24,6 +24,7 @@ _OUTPUTS = {
     "minMax": ("min", "max"), "stdDev": ("stdDev",), "variance": ("variance",),
     "product": ("product",), "toList": ("list",), "mode": ("mode",),
     "frequencyHistogram": ("histogram",), "and": ("and",), "or": ("or",),
+    "sampleStdDev": ("stdDev",), "sampleVariance": ("variance",), "countDistinct": ("count",),
 }  # fmt: skip
 
 
@@ -43,11 +44,12 @@ class Reducer:
     # -- per-pixel --------------------------------------------------------------------------
     def output_dtypes(self, dtype: np.dtype) -> list[np.dtype]:
         """Pixel type of each output for an input band of ``dtype``."""
-        out = []
+        out: list[np.dtype] = []
         for name in self.outputs:
-            if self.kind in ("count", "countEvery"):
+            if self.kind in ("count", "countEvery", "countDistinct"):
                 out.append(np.dtype(np.int32))
-            elif self.kind in ("mean", "median", "stdDev", "variance", "percentile"):
+            elif self.kind in ("mean", "median", "stdDev", "variance", "sampleStdDev",
+                               "sampleVariance", "percentile"):  # fmt: skip
                 out.append(float_of(dtype) if dtype.kind != "f" else dtype)
             elif self.kind == "sum" or self.kind == "product":
                 out.append(dtype if dtype.kind == "f" else np.dtype(np.int64))
@@ -106,7 +108,7 @@ def reduce_stack(red: Reducer, values: np.ndarray, valid: np.ndarray) -> list[tu
         return [(cnt.astype(np.int32), np.ones(n.shape, dtype=bool))]
     if k == "median":
         return [masked_median(values, valid, out_dt)]
-    if k in ("mean", "sum", "variance", "stdDev"):
+    if k in ("mean", "sum", "variance", "stdDev", "sampleVariance", "sampleStdDev"):
         acc_dt = np.float64 if out_dt == np.float64 or (k == "sum" and out_dt.kind != "f") else out_dt
         if k == "sum" and out_dt.kind != "f":
             acc_dt = out_dt
@@ -117,9 +119,20 @@ def reduce_stack(red: Reducer, values: np.ndarray, valid: np.ndarray) -> list[tu
         if k == "mean":
             return [(mean.astype(out_dt, copy=False), has)]
         dev = np.where(valid, values - mean[None], 0)
-        var = (dev * dev).sum(axis=0, dtype=acc_dt) / np.maximum(n, 1)
-        res = var if k == "variance" else np.sqrt(var)
-        return [(res.astype(out_dt, copy=False), has)]
+        sample = k.startswith("sample")
+        var = (dev * dev).sum(axis=0, dtype=acc_dt) / np.maximum(n - 1 if sample else n, 1)
+        res = var if k.endswith("ariance") else np.sqrt(var)
+        return [(res.astype(out_dt, copy=False), n > 1 if sample else has)]
+    if k == "mode":
+        return [_stack_mode(values, valid)]
+    if k == "countDistinct":
+        distinct = np.zeros(n.shape, dtype=np.int32)
+        for i in range(values.shape[0]):  # count each value at its first valid occurrence
+            seen = np.zeros(n.shape, dtype=bool)
+            for j in range(i):
+                seen |= valid[j] & (values[j] == values[i])
+            distinct += valid[i] & ~seen
+        return [(distinct, np.ones(n.shape, dtype=bool))]
     if k in ("min", "max", "minMax"):
         outs = []
         for which in (("min", "max") if k == "minMax" else (k,)):
@@ -141,13 +154,29 @@ def reduce_stack(red: Reducer, values: np.ndarray, valid: np.ndarray) -> list[tu
     if k in ("and", "or"):
         truth = np.where(valid, values != 0, k == "and")
         res = truth.all(axis=0) if k == "and" else truth.any(axis=0)
-        return [(res.astype(np.uint8), has)]
+        return [(np.asarray(res).astype(np.uint8), has)]
     if k == "percentile":
         return _percentiles(red, values, valid, out_dt)
     raise EngineError(f"Reducer.{k} is not supported per pixel by the local engine yet.")
 
 
-def _percentiles(red: Reducer, values: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarray]]:
+def _stack_mode(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Most frequent valid value per pixel; ties go to the smallest value."""
+    best = np.zeros(values.shape[1:], dtype=values.dtype)
+    best_count = np.zeros(values.shape[1:], dtype=np.int64)
+    for i in range(values.shape[0]):
+        count = np.zeros(values.shape[1:], dtype=np.int64)
+        for j in range(values.shape[0]):
+            count += valid[j] & (values[j] == values[i])
+        count = np.where(valid[i], count, 0)
+        better = (count > best_count) | ((count == best_count) & (count > 0) & (values[i] < best))
+        best = np.where(better, values[i], best)
+        best_count = np.where(better, count, best_count)
+    return best, best_count > 0
+
+
+def _percentiles(red: Reducer, values: np.ndarray, valid: np.ndarray,
+                 dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     n = valid.sum(axis=0)
     work = np.where(valid, values.astype(dtype, copy=False), np.nan)
     work.sort(axis=0)
@@ -184,6 +213,8 @@ def reduce_columns(red: Reducer, columns: Sequence[Sequence[Any]]) -> dict[str, 
         return {"list": list(col)}
     if k == "count":
         return {"count": len(col)}
+    if k == "countDistinct":
+        return {"count": len({_key(v) for v in col})}
     if k == "countEvery":
         return {"count": len(columns[0])}
     if k in ("first", "firstNonNull"):
@@ -215,6 +246,18 @@ def reduce_columns(red: Reducer, columns: Sequence[Sequence[Any]]) -> dict[str, 
         return {"stdDev": float(arr.std())}
     if k == "variance":
         return {"variance": float(arr.var())}
+    if k in ("sampleStdDev", "sampleVariance"):
+        var = float(arr.var(ddof=1)) if len(arr) > 1 else None
+        if k == "sampleVariance" or var is None:
+            return {red.outputs[0]: var}
+        return {red.outputs[0]: float(np.sqrt(var))}
+    if k == "mode":
+        counts: dict[float, int] = {}
+        for v in arr.tolist():
+            counts[v] = counts.get(v, 0) + 1
+        top = max(counts.values())
+        mode = min(v for v, c in counts.items() if c == top)
+        return {"mode": int(mode) if ints else float(mode)}
     if k == "product":
         return {"product": float(arr.prod())}
     if k == "percentile":
@@ -239,7 +282,7 @@ def _simple(kind: str) -> Reducer:
 
 for _kind in ("mean", "count", "countEvery", "sum", "minMax", "stdDev", "variance",
               "product", "first", "last", "firstNonNull", "lastNonNull", "frequencyHistogram",
-              "and", "or"):  # fmt: skip
+              "and", "or", "sampleStdDev", "sampleVariance", "countDistinct"):  # fmt: skip
     algorithm(f"Reducer.{_kind}")(lambda _k=_kind: _simple(_k))
 
 
@@ -283,7 +326,8 @@ def reducer_percentile(percentiles: list[float], outputNames: list[str] | None =
     for p in percentiles:
         if not 0 <= p <= 100:
             raise EngineError(f"Reducer.percentile: percentiles must lie in [0, 100], got {p}.")
-    names = tuple(outputNames) if outputNames else tuple(f"p{int(p) if float(p).is_integer() else p}" for p in percentiles)
+    default = tuple(f"p{int(p) if float(p).is_integer() else p}" for p in percentiles)
+    names = tuple(outputNames) if outputNames else default
     return Reducer("percentile", names, {"percentiles": list(percentiles)})
 
 
@@ -302,6 +346,18 @@ def reducer_combine(reducer1: Reducer, reducer2: Reducer, outputPrefix: str = ""
     params = {"reducers": (reducer1, reducer2), "outputPrefix": outputPrefix,
               "sharedInputs": sharedInputs}  # fmt: skip
     return Reducer("combine", outputs, params, inputs=inputs)
+
+
+@algorithm("Reducer.unweighted")
+def reducer_unweighted(reducer: Reducer) -> Reducer:
+    """The same reducer (the local engine's region reductions are unweighted already)."""
+    return reducer
+
+
+@algorithm("Reducer.getOutputs")
+def reducer_get_outputs(reducer: Reducer) -> list[str]:
+    """Names of the reducer's outputs."""
+    return list(reducer.outputs)
 
 
 @algorithm("Reducer.setOutputs")
