@@ -3,8 +3,9 @@
 from gee_fusion.local.algorithms import (  # noqa: F401
     aggregates,
     collections,
-    containers,
     dates,
+    dictionaries,
+    elements,
     expression,
     filters,
     geometry,
@@ -12,5 +13,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401
     image_mask,
     image_math,
     image_region,
+    lists,
+    numbers_strings,
     reducers,
 )
