@@ -8,8 +8,8 @@ and functions.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
 
 import numpy as np
 import shapely
@@ -116,71 +116,53 @@ Element = Image | Feature
 
 
 @dataclass(frozen=True)
-class ImageCollection:
-    """An ordered collection of images plus collection properties."""
-
-    elements: tuple[Image, ...]
-    properties: dict[str, Any] = field(default_factory=dict)
-    id: str | None = None
-
-    def with_elements(self, elements: Sequence[Any]) -> ImageCollection:
-        """Same properties, other images."""
-        return ImageCollection(tuple(elements), self.properties, self.id)
-
-    def with_properties(self, properties: dict[str, Any]) -> ImageCollection:
-        """Same images, other properties."""
-        return ImageCollection(self.elements, properties, self.id)
-
-    def get(self, name: str) -> Any:
-        """A collection property."""
-        if name == "system:id":
-            return self.id
-        return self.properties.get(name)
-
-    def to_info(self) -> dict[str, Any]:
-        """Earth Engine's JSON shape of ``ImageCollection.getInfo()``."""
-        info: dict[str, Any] = {"type": "ImageCollection", "bands": []}
-        if self.id is not None:
-            info["id"] = self.id
-        if self.properties:
-            info["properties"] = self.properties
-        info["features"] = [img.to_info() for img in self.elements]
-        return info
-
-
-@dataclass(frozen=True)
-class FeatureCollection:
-    """An ordered collection of features plus collection properties."""
+class _Collection:
+    """Shared shape of collections: ordered elements, collection properties, an ID."""
 
     elements: tuple[Any, ...]
     properties: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
 
-    def with_elements(self, elements: Sequence[Any]) -> FeatureCollection:
-        """Same properties, other features."""
-        return FeatureCollection(tuple(elements), self.properties, self.id)
+    def with_elements(self, elements: Sequence[Any]) -> Self:
+        """Same properties, other elements."""
+        return replace(self, elements=tuple(elements))
 
-    def with_properties(self, properties: dict[str, Any]) -> FeatureCollection:
-        """Same features, other properties."""
-        return FeatureCollection(self.elements, properties, self.id)
+    def with_properties(self, properties: dict[str, Any]) -> Self:
+        """Same elements, other properties."""
+        return replace(self, properties=properties)
 
     def get(self, name: str) -> Any:
-        """A collection property."""
+        """A collection property (``system:id`` is virtual)."""
         if name == "system:id":
             return self.id
         return self.properties.get(name)
 
-    def to_info(self) -> dict[str, Any]:
-        """Earth Engine's JSON shape of ``FeatureCollection.getInfo()``."""
-        info: dict[str, Any] = {"type": "FeatureCollection", "columns": {}}
+    def _info(self, kind: dict[str, Any]) -> dict[str, Any]:
+        info = dict(kind)
         if self.id is not None:
             info["id"] = self.id
         if self.properties:
             info["properties"] = self.properties
-        info["features"] = [
-            f.to_info() if hasattr(f, "to_info") else f for f in self.elements
-        ]
+        info["features"] = [e.to_info() if hasattr(e, "to_info") else e for e in self.elements]
         return info
+
+
+@dataclass(frozen=True)
+class ImageCollection(_Collection):
+    """An ordered collection of images plus collection properties."""
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine's JSON shape of ``ImageCollection.getInfo()``."""
+        return self._info({"type": "ImageCollection", "bands": []})
+
+
+@dataclass(frozen=True)
+class FeatureCollection(_Collection):
+    """An ordered collection of features plus collection properties."""
+
+    def to_info(self) -> dict[str, Any]:
+        """Earth Engine's JSON shape of ``FeatureCollection.getInfo()``."""
+        return self._info({"type": "FeatureCollection", "columns": {}})
 
 
 Collection = ImageCollection | FeatureCollection
