@@ -92,3 +92,56 @@ def test_9_clip_is_binary_pixel_centre(syn) -> None:
 def test_10_float_constants_run_in_float32(syn) -> None:
     img = ee.Image("test/syn_img").select("B1").multiply(0.1)
     assert img.getInfo()["bands"][0]["data_type"]["precision"] == "float"
+
+
+def test_11_percentile_is_nearest_rank() -> None:
+    col = ee.ImageCollection([ee.Image.constant(v).toFloat() for v in (1.0, 2.0, 3.0, 4.0)])
+    vals, _ = pixels(col.reduce(ee.Reducer.percentile([50])), _grid())["constant_p50"]
+    assert vals[0, 0] == 2.0
+
+
+def test_12_mode_ties_go_to_the_smallest_value() -> None:
+    col = ee.ImageCollection([ee.Image.constant(v).toInt16() for v in (5, 3, 5, 3, 9)])
+    vals, _ = pixels(col.mode(), _grid())["constant"]
+    assert vals[0, 0] == 3
+
+
+def test_13_string_split_keeps_trailing_empty_strings() -> None:
+    assert ee.String("a,b,").split(",").getInfo() == ["a", "b", ""]
+
+
+def test_14_reduce_needs_the_same_bands_in_every_image(syn) -> None:
+    mixed = ee.ImageCollection([ee.Image("test/syn_img").select("B1"),
+                                ee.Image("test/syn_img").select("B2")])  # fmt: skip
+    with pytest.raises(ee.EEException, match="no band 'B1'"):
+        mixed.median().getInfo()
+
+
+def test_15_month_difference_uses_the_average_month() -> None:
+    days = 31.0  # 2021-01-01 -> 2021-02-01
+    got = ee.Date("2021-02-01").difference(ee.Date("2021-01-01"), "month").getInfo()
+    assert got == pytest.approx(days / (365.2425 / 12))
+
+
+def test_16_normalized_difference_of_zeros_is_zero() -> None:
+    vals, mask = pixels(ee.Image.constant([0, 0]).normalizedDifference(), _grid())["nd"]
+    assert mask.all() and (vals == 0).all()
+
+
+def test_17_nan_cast_to_integer_is_zero() -> None:
+    img = ee.Image.constant(-1.0).sqrt().toInt16()
+    vals, mask = pixels(img, _grid())["constant"]
+    assert mask.all() and (vals == 0).all()
+
+
+def test_18_ternary_takes_the_condition_band_name(syn) -> None:
+    img = ee.Image("test/syn_img").expression("B1 > 0 ? B2 : QA", {
+        "B1": ee.Image("test/syn_img").select("B1"), "B2": ee.Image("test/syn_img").select("B2"),
+        "QA": ee.Image("test/syn_img").select("QA")})  # fmt: skip
+    assert img.bandNames().getInfo() == ["B1"]
+
+
+def test_19_round_takes_half_up_for_negative_ties() -> None:
+    assert ee.Number(-2.5).round().getInfo() == -2
+    vals, _ = pixels(ee.Image.constant(-2.5).round(), _grid())["constant"]
+    assert vals[0, 0] == -2.0
