@@ -183,6 +183,9 @@ def _connect_local(project: str | None, *, register_samples: bool) -> Connection
     except Exception:
         _restore()
         raise
+    from gee_fusion.local.world.register import register_world
+
+    register_world()  # the embedded demo world under Earth Engine's collection IDs (lazy)
     if register_samples:
         from gee_fusion.local.samples import register_real_samples
 

@@ -39,6 +39,7 @@ class Catalog:
     def __init__(self) -> None:
         self._loaders: dict[str, Loader] = {}
         self._built: dict[str, CollectionEntry | ImageSource] = {}
+        self._values: dict[str, ImageCollection] = {}
         self._lock = threading.Lock()
 
     def register(self, asset_id: str, loader: Loader, *, replace: bool = True) -> None:
@@ -48,12 +49,14 @@ class Catalog:
                 return
             self._loaders[asset_id] = loader
             self._built.pop(asset_id, None)
+            self._values.pop(asset_id, None)
 
     def unregister(self, asset_id: str) -> None:
         """Remove an asset (no error if absent)."""
         with self._lock:
             self._loaders.pop(asset_id, None)
             self._built.pop(asset_id, None)
+            self._values.pop(asset_id, None)
 
     def ids(self) -> list[str]:
         """Sorted IDs of every registered asset."""
@@ -78,14 +81,21 @@ class Catalog:
         return built
 
     def load_collection(self, asset_id: str) -> ImageCollection:
-        """The ImageCollection value of a registered collection."""
+        """The ImageCollection value of a registered collection (built once, then shared:
+        values are immutable)."""
+        hit = self._values.get(asset_id)
+        if hit is not None:
+            return hit
         entry = self._get(asset_id)
         if isinstance(entry, ImageSource):
             raise UnknownAssetError(
                 f"'{asset_id}' is an image, not an image collection: use ee.Image('{asset_id}')."
             )
         images = tuple(_image_of(f"{asset_id}/{idx}", idx, src) for idx, src in entry.images)
-        return ImageCollection(images, dict(entry.properties), asset_id)
+        value = ImageCollection(images, dict(entry.properties), asset_id)
+        with self._lock:
+            self._values[asset_id] = value
+        return value
 
     def load_image(self, asset_id: str) -> Image:
         """The Image value of a registered image, or of one image of a collection by its ID."""

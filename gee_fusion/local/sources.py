@@ -50,6 +50,11 @@ class ImageSource(abc.ABC):
     def read(self, band: str, window: WindowT) -> Pixels:
         """Values and validity mask of ``band`` over ``window`` (inside the source)."""
 
+    def band_grid(self, band: str) -> tuple[Affine, tuple[int, int]]:
+        """Native transform and (height, width) of ``band`` (sources with bands at several
+        resolutions, like Sentinel-2's 10/20/60 m, override this)."""
+        return self.transform, self.shape
+
     def full(self, band: str) -> Pixels | None:
         """The whole band as arrays if they are in memory (zero-copy slicing), else None."""
         return None
@@ -67,16 +72,15 @@ class ImageSource(abc.ABC):
 
     def to_image(self, image_id: str | None, *, properties: Mapping[str, Any] | None = None) -> Image:
         """The local-engine Image value of this source."""
-        proj = Projection(self.crs, six(self.transform))
-        dims = (self.shape[1], self.shape[0])
-        bands = tuple(
-            Band(name, np.dtype(dt), LeafNode(self, name), proj, dims)
-            for name, dt in self.band_dtypes.items()
-        )
+        bands = []
+        for name, dt in self.band_dtypes.items():
+            transform, (h, w) = self.band_grid(name)
+            proj = Projection(self.crs, six(transform))
+            bands.append(Band(name, np.dtype(dt), LeafNode(self, name), proj, (w, h)))
         props = dict(self.properties)
         if properties:
             props.update(properties)
-        return Image(bands, props, image_id, None)
+        return Image(tuple(bands), props, image_id, None)
 
 
 class LeafNode(PixelNode):
@@ -93,13 +97,13 @@ class LeafNode(PixelNode):
 
     def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
         src = self.source
-        off = integer_offset((src.crs, src.transform), grid)
+        transform, (h, w) = src.band_grid(self.band)
+        off = integer_offset((src.crs, transform), grid)
         if off is not None:
             col, row = off
             whole = src.full(self.band)
             if whole is not None:
                 return slice_padded(whole[0], whole[1], col, row, grid.width, grid.height)
-            h, w = src.shape
             c0, r0 = max(col, 0), max(row, 0)
             c1, r1 = min(col + grid.width, w), min(row + grid.height, h)
             if c0 >= c1 or r0 >= r1:
@@ -108,11 +112,11 @@ class LeafNode(PixelNode):
             if (c0, r0, c1, r1) == (col, row, col + grid.width, row + grid.height):
                 return vals, mask
             return slice_padded(vals, mask, col - c0, row - r0, grid.width, grid.height)
-        win = grid_window_in(src.crs, src.transform, src.shape, grid)
+        win = grid_window_in(src.crs, transform, (h, w), grid)
         if win is None:
             return _empty(grid, src.band_dtypes[self.band])
         vals, mask = src.read(self.band, win)
-        win_transform = src.transform @ Affine.translation(win[0], win[1])
+        win_transform = transform @ Affine.translation(win[0], win[1])
         return warp(vals, mask, src.crs, win_transform, grid, resampling=self.resampling)
 
 

@@ -1,0 +1,178 @@
+"""Sun geometry, clouds, cirrus and cloud shadows of each Sentinel-2 acquisition.
+
+Clouds are a fractal field thresholded to the date's cloud cover (drawn from a U-shaped Beta
+distribution around a Normandy-like monthly mean): thick cores, thin edges. Shadows are the
+same field seen from the ground along the sun direction: displaced by ``h * tan(zenith)``
+away from the sun (azimuth ``phi`` clockwise from north). Fields are evaluated on a 40 m
+world-aligned lattice and interpolated, so they are tile-consistent and cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from scipy.special import ndtri
+
+from gee_fusion.local.world import noise
+from gee_fusion.local.world.config import PIXEL, WorldConfig
+from gee_fusion.local.world.landcover import coords
+
+MONTHLY_CLOUD = (0.80, 0.76, 0.70, 0.60, 0.57, 0.54, 0.52, 0.54, 0.58, 0.70, 0.80, 0.83)
+"""Mean cloud cover per calendar month (Normandy-like: winters mostly overcast)."""
+
+FIELD_STD = 0.1365
+"""Standard deviation of the 5-octave fBm used for clouds (measured), for thresholding."""
+
+COARSE = 40.0
+"""Spacing (m) of the lattice the atmospheric fields are computed on."""
+
+
+def sun_position(millis: float, lon: float, lat: float) -> tuple[float, float]:
+    """(azimuth, zenith) in degrees of the sun (NOAA approximations, within ~0.5 degree)."""
+    when = datetime.fromtimestamp(millis / 1000.0, tz=UTC)
+    doy = when.timetuple().tm_yday
+    hour = when.hour + when.minute / 60 + when.second / 3600
+    g = 2 * math.pi / 365 * (doy - 1 + (hour - 12) / 24)
+    eqtime = 229.18 * (
+        0.000075
+        + 0.001868 * math.cos(g)
+        - 0.032077 * math.sin(g)
+        - 0.014615 * math.cos(2 * g)
+        - 0.040849 * math.sin(2 * g)
+    )
+    decl = (
+        0.006918
+        - 0.399912 * math.cos(g)
+        + 0.070257 * math.sin(g)
+        - 0.006758 * math.cos(2 * g)
+        + 0.000907 * math.sin(2 * g)
+        - 0.002697 * math.cos(3 * g)
+        + 0.00148 * math.sin(3 * g)
+    )
+    tst = hour * 60 + eqtime + 4 * lon
+    ha = math.radians(tst / 4 - 180)
+    phi = math.radians(lat)
+    cos_zen = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha)
+    zen = math.acos(max(-1.0, min(1.0, cos_zen)))
+    az = math.degrees(math.atan2(math.sin(ha), math.cos(ha) * math.sin(phi) - math.tan(decl) * math.cos(phi)))
+    return (az + 180.0) % 360.0, math.degrees(zen)
+
+
+@dataclass(frozen=True)
+class Sky:
+    """The atmosphere of one acquisition."""
+
+    cover: float  # target cloud fraction
+    threshold: float  # field value above which there is cloud
+    height_m: float  # cloud-base height
+    cirrus: float  # cirrus strength (0: none)
+    azimuth: float
+    zenith: float
+    salt: int
+
+    @property
+    def shadow_shift(self) -> tuple[float, float]:
+        """(du, dv): where to look up the cloud field to find what shades a ground point."""
+        d = self.height_m * math.tan(math.radians(self.zenith))
+        az = math.radians(self.azimuth)
+        return d * math.sin(az), d * math.cos(az)
+
+
+@functools.lru_cache(maxsize=4096)
+def sky(cfg: WorldConfig, millis: float) -> Sky:
+    """The sky of the acquisition at ``millis`` (deterministic by seed and date)."""
+    when = datetime.fromtimestamp(millis / 1000.0, tz=UTC)
+    salt = noise.salt_of(cfg.seed, "sky", int(millis // 1000))
+    u = [float(noise.uniform(np.int64(k), np.int64(0), salt)) for k in range(5)]
+    mean = MONTHLY_CLOUD[when.month - 1]
+    cover = float(np.clip(_beta_u_quantile(u[0], mean), 0.0, 1.0))
+    threshold = 0.5 + FIELD_STD * float(ndtri(min(max(1.0 - cover, 1e-4), 1 - 1e-4)))
+    az, zen = sun_position(millis, cfg.lon, cfg.lat)
+    cirrus = 0.0 if u[2] > 0.25 else 0.3 + 0.7 * u[3]
+    return Sky(cover, threshold, 600.0 + 2400.0 * u[1], cirrus, az, zen, salt)
+
+
+def _beta_u_quantile(q: float, mean: float, concentration: float = 0.9) -> float:
+    """Quantile of a U-shaped Beta(k*m, k*(1-m)): most dates clear or overcast."""
+    from scipy.special import betaincinv
+
+    return float(betaincinv(concentration * mean, concentration * (1 - mean), q))
+
+
+def _coarse(
+    cfg: WorldConfig,
+    col0: int,
+    row0: int,
+    width: int,
+    height: int,
+    fn: functools.partial[np.ndarray] | object,
+) -> np.ndarray:
+    """Evaluate ``fn(u, v)`` on the 40 m lattice around a window and interpolate to 10 m."""
+    u, v = coords(cfg, col0, row0, width, height)
+    gu, gv = u / COARSE, v / COARSE
+    iu0, iv0 = np.floor(gu).astype(np.int64), np.floor(gv).astype(np.int64)
+    lu = np.arange(int(iu0.min()), int(iu0.max()) + 2)[None, :] * COARSE
+    lv = np.arange(int(iv0.min()), int(iv0.max()) + 2)[:, None] * COARSE
+    nodes = np.asarray(fn(lu, lv), dtype=np.float32)  # type: ignore[operator]
+    tx = (gu - iu0).astype(np.float32)
+    ty = (gv - iv0).astype(np.float32)
+    cx = (iu0 - int(iu0.min()))[0]
+    cy = (iv0 - int(iv0.min()))[:, 0]
+    rows = nodes[:, cx] + (nodes[:, cx + 1] - nodes[:, cx]) * tx
+    return rows[cy] + (rows[cy + 1] - rows[cy]) * ty
+
+
+@dataclass(frozen=True)
+class CloudFields:
+    """Per-pixel atmospheric truth of a window (all float32, 0..1)."""
+
+    opacity: np.ndarray  # cloud optical opacity (1: opaque core)
+    shadow: np.ndarray  # fraction of direct sunlight removed by cloud shadow
+    cirrus: np.ndarray  # cirrus opacity
+
+
+def cloud_fields(cfg: WorldConfig, s: Sky, col0: int, row0: int, width: int, height: int) -> CloudFields:
+    """Cloud, shadow and cirrus fields of a window of the 10 m lattice."""
+    shape = (height, width)
+    if s.cover < 1e-3 and s.cirrus == 0.0:
+        zero = np.zeros(shape, dtype=np.float32)
+        return CloudFields(zero, zero, zero)
+
+    def field(lu: np.ndarray, lv: np.ndarray) -> np.ndarray:
+        f = noise.fbm(lu, lv, 4000.0, s.salt, octaves=5)
+        return np.clip((f - s.threshold) / 0.07, 0.0, 1.0) ** 0.8
+
+    du, dv = s.shadow_shift
+    opacity = _coarse(cfg, col0, row0, width, height, field)
+    shaded = _coarse(cfg, col0, row0, width, height, lambda lu, lv: field(lu + du, lv + dv))
+    shadow = np.clip(shaded * (1.0 - opacity), 0.0, 1.0)
+    if s.cirrus > 0:
+
+        def streaks(lu: np.ndarray, lv: np.ndarray) -> np.ndarray:
+            f = noise.fbm(lu * 0.35, lv, 3000.0, s.salt ^ 0xC1C1, octaves=4)
+            return np.clip((f - 0.56) / 0.15, 0.0, 1.0) * s.cirrus * 0.35
+
+        cirrus = _coarse(cfg, col0, row0, width, height, streaks)
+    else:
+        cirrus = np.zeros(shape, dtype=np.float32)
+    return CloudFields(opacity.astype(np.float32), shadow.astype(np.float32), cirrus.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=4096)
+def cloudy_percentage(cfg: WorldConfig, millis: float) -> float:
+    """CLOUDY_PIXEL_PERCENTAGE over the world (opacity > 0.35, on a 400 m sample)."""
+    s = sky(cfg, millis)
+    step = 40
+    n = cfg.size_px // step
+    u, v = coords(cfg, 0, 0, cfg.size_px, cfg.size_px)
+    us, vs = u[:, ::step][:, :n], v[::step][:n]
+    f = noise.fbm(us, vs, 4000.0, s.salt, octaves=5)
+    opacity = np.clip((f - s.threshold) / 0.07, 0.0, 1.0) ** 0.8
+    return round(float((opacity > 0.35).mean() * 100.0), 4)
+
+
+_ = PIXEL

@@ -1,0 +1,91 @@
+"""Block cache: world layers computed once per aligned block, any window assembled from blocks.
+
+Windows are on the 10 m world lattice (col, row, width, height), may extend beyond the world
+(the layers are defined everywhere) and are served from 256 x 256 blocks kept in an LRU.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import fields
+
+import numpy as np
+
+from gee_fusion.local.world import landcover
+from gee_fusion.local.world.config import WorldConfig
+
+BLOCK = 256
+
+
+@functools.lru_cache(maxsize=96)
+def _landcover_block(cfg: WorldConfig, bx: int, by: int) -> landcover.LandCover:
+    return landcover.generate(cfg, bx * BLOCK, by * BLOCK, BLOCK, BLOCK)
+
+
+_lock = threading.Lock()
+
+
+def _assemble(
+    cfg: WorldConfig,
+    col0: int,
+    row0: int,
+    width: int,
+    height: int,
+    block: Callable[[WorldConfig, int, int], landcover.LandCover],
+) -> landcover.LandCover:
+    bx0, by0 = col0 // BLOCK, row0 // BLOCK
+    bx1, by1 = (col0 + width - 1) // BLOCK, (row0 + height - 1) // BLOCK
+    names = [f.name for f in fields(landcover.LandCover)]
+    out: dict[str, np.ndarray] = {}
+    for by in range(by0, by1 + 1):
+        for bx in range(bx0, bx1 + 1):
+            r0, c0 = by * BLOCK, bx * BLOCK
+            rs, re_ = max(row0, r0), min(row0 + height, r0 + BLOCK)
+            cs, ce = max(col0, c0), min(col0 + width, c0 + BLOCK)
+            if (re_ - rs) * (ce - cs) * 16 < BLOCK * BLOCK:
+                # a thin strip (a halo): generate it directly instead of a whole block
+                strip = landcover.generate(cfg, cs, rs, ce - cs, re_ - rs)
+                blk, r0, c0 = strip, rs, cs
+            else:
+                with _lock:
+                    blk = block(cfg, bx, by)
+            for name in names:
+                arr = getattr(blk, name)
+                if name not in out:
+                    out[name] = np.empty((height, width), dtype=arr.dtype)
+                out[name][rs - row0 : re_ - row0, cs - col0 : ce - col0] = arr[
+                    rs - r0 : re_ - r0, cs - c0 : ce - c0
+                ]
+    return landcover.LandCover(**out)
+
+
+def landcover_window(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) -> landcover.LandCover:
+    """Land-cover layers of a window of the 10 m world lattice (cached by block)."""
+    return _assemble(cfg, col0, row0, width, height, _landcover_block)
+
+
+@functools.lru_cache(maxsize=96)
+def landcover_block_halo(cfg: WorldConfig, bx: int, by: int, halo: int = 1) -> landcover.LandCover:
+    """Land cover of block (bx, by) grown by ``halo`` pixels on every side (cached)."""
+    return landcover.generate(cfg, bx * BLOCK - halo, by * BLOCK - halo, BLOCK + 2 * halo, BLOCK + 2 * halo)
+
+
+def assemble(
+    fetch: Callable[[int, int], np.ndarray], col0: int, row0: int, width: int, height: int
+) -> np.ndarray:
+    """A window of the 10 m lattice assembled from per-block arrays ``fetch(bx, by)``."""
+    out: np.ndarray | None = None
+    for by in range(row0 // BLOCK, (row0 + height - 1) // BLOCK + 1):
+        for bx in range(col0 // BLOCK, (col0 + width - 1) // BLOCK + 1):
+            arr = fetch(bx, by)
+            if out is None:
+                out = np.empty((height, width), dtype=arr.dtype)
+            rs, re_ = max(row0, by * BLOCK), min(row0 + height, (by + 1) * BLOCK)
+            cs, ce = max(col0, bx * BLOCK), min(col0 + width, (bx + 1) * BLOCK)
+            block_rows = slice(rs - by * BLOCK, re_ - by * BLOCK)
+            block_cols = slice(cs - bx * BLOCK, ce - bx * BLOCK)
+            out[rs - row0 : re_ - row0, cs - col0 : ce - col0] = arr[block_rows, block_cols]
+    assert out is not None
+    return out

@@ -1,0 +1,104 @@
+"""Static products of the demo world: the land-cover truth (``local/demo/LABELS``) and an
+ESA WorldCover-like map (``ESA/WorldCover/v200``) derived from it with realistic errors."""
+
+from __future__ import annotations
+
+import numpy as np
+from affine import Affine
+
+from gee_fusion.classes import GROUPS_6, GROUPS_10, regroup
+from gee_fusion.local.image import Pixels
+from gee_fusion.local.sources import ImageSource, WindowT
+from gee_fusion.local.world import blocks, noise
+from gee_fusion.local.world.config import WorldConfig
+
+WORLDCOVER = {
+    1: 50,
+    2: 50,
+    3: 50,
+    4: 30,
+    5: 50,
+    6: 40,
+    7: 40,
+    8: 40,
+    9: 30,
+    10: 10,
+    11: 10,
+    12: 60,
+    13: 90,
+    14: 80,
+}
+"""MultiSenGE code -> ESA WorldCover code (built-up classes merged into 50)."""
+
+COARSE = 3
+"""WorldCover boundaries follow a 30 m lattice (3 x 3 world pixels)."""
+
+
+class LabelsSource(ImageSource):
+    """``label`` (MultiSenGE 1-14), ``label10`` and ``label6`` (the groupings), uint8."""
+
+    def __init__(self, cfg: WorldConfig) -> None:
+        dtypes = {b: np.dtype(np.uint8) for b in ("label", "label10", "label6")}
+        super().__init__(
+            cfg.crs,
+            Affine(*cfg.transform()),
+            cfg.shape(),
+            dtypes,
+            {"system:time_start": 1609459200000, "classes": "MultiSenGE 1-14"},
+        )
+        self.cfg = cfg
+
+    def footprint(self) -> list[list[float]]:
+        return self.cfg.footprint
+
+    def read(self, band: str, window: WindowT) -> Pixels:
+        col, row, w, h = window
+        label = blocks.landcover_window(self.cfg, col, row, w, h).label
+        if band == "label10":
+            label = regroup(label, GROUPS_10)
+        elif band == "label6":
+            label = regroup(label, GROUPS_6)
+        return label, np.ones(label.shape, dtype=bool)
+
+
+def worldcover(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) -> np.ndarray:
+    """WorldCover codes of a window: mapped truth, boundaries snapped to a 30 m lattice (so thin
+    features vanish and edges go blocky), trees in gardens counted as tree cover."""
+    k = COARSE
+    c0, r0 = (col0 // k) * k, (row0 // k) * k
+    c1, r1 = -(-(col0 + width) // k) * k, -(-(row0 + height) // k) * k
+    lc = blocks.landcover_window(cfg, c0, r0, c1 - c0, r1 - r0)
+    table = np.zeros(256, dtype=np.uint8)
+    for code, wc in WORLDCOVER.items():
+        table[code] = wc
+    fine = table[lc.label]
+    fine[(lc.tree > 0.3) & (fine == 50)] = 10
+    centre = fine[k // 2 :: k, k // 2 :: k]
+    coarse = np.repeat(np.repeat(centre, k, axis=0), k, axis=1)
+    ix = np.arange(c0, c1)[None, :]
+    iy = np.arange(r0, r1)[:, None]
+    keep_fine = noise.uniform(ix, iy, noise.salt_of(cfg.seed, "worldcover")) < 0.25
+    out = np.where(keep_fine, fine, coarse)
+    return out[row0 - r0 : row0 - r0 + height, col0 - c0 : col0 - c0 + width]
+
+
+class WorldCoverSource(ImageSource):
+    """``ESA/WorldCover/v200``: band ``Map`` (uint8 WorldCover codes), 2021."""
+
+    def __init__(self, cfg: WorldConfig) -> None:
+        super().__init__(
+            cfg.crs,
+            Affine(*cfg.transform()),
+            cfg.shape(),
+            {"Map": np.dtype(np.uint8)},
+            {"system:time_start": 1609459200000, "system:time_end": 1640995200000, "version": "v200"},
+        )
+        self.cfg = cfg
+
+    def footprint(self) -> list[list[float]]:
+        return self.cfg.footprint
+
+    def read(self, band: str, window: WindowT) -> Pixels:
+        col, row, w, h = window
+        values = worldcover(self.cfg, col, row, w, h)
+        return values, np.ones(values.shape, dtype=bool)

@@ -1,0 +1,146 @@
+"""Surface reflectance of the demo world (Sentinel-2 bands, BOA, 0..1).
+
+Each pixel is a linear mixture of endmember spectra: green vegetation (its seasonal cover
+from :mod:`phenology`) over a class-specific background (soil that darkens when wet, dry
+vegetation, litter, roofs, asphalt, chalk, water). Parcels and pixels carry multiplicative
+variability; a 3 x 3 blend with the neighbours makes mixed pixels at class edges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gee_fusion.local.world import noise
+from gee_fusion.local.world.config import WorldConfig
+from gee_fusion.local.world.landcover import (
+    ARABLE,
+    DENSE,
+    FOREST,
+    GRASS,
+    GROVE,
+    INDUSTRIAL,
+    NETWORK,
+    OPEN,
+    ORCHARD,
+    SPARSE,
+    URBAN_GREEN,
+    VINEYARD,
+    WATER,
+    WETLAND,
+    LandCover,
+)
+
+BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+"""Sentinel-2 MSI bands in Earth Engine's naming and order."""
+
+SCALE_M = {
+    "B1": 60,
+    "B2": 10,
+    "B3": 10,
+    "B4": 10,
+    "B5": 20,
+    "B6": 20,
+    "B7": 20,
+    "B8": 10,
+    "B8A": 20,
+    "B9": 60,
+    "B10": 60,
+    "B11": 20,
+    "B12": 20,
+}
+"""Native resolution of each band (metres)."""
+
+#                     B1     B2     B3     B4     B5     B6     B7     B8     B8A    B9     B10    B11    B12
+ENDMEMBERS: dict[str, tuple[float, ...]] = {
+    "green": (0.025, 0.035, 0.070, 0.035, 0.110, 0.320, 0.400, 0.440, 0.450, 0.440, 0.004, 0.210, 0.100),
+    "canopy": (0.020, 0.025, 0.050, 0.025, 0.080, 0.260, 0.330, 0.360, 0.370, 0.360, 0.003, 0.160, 0.070),
+    "dry": (0.050, 0.060, 0.090, 0.120, 0.160, 0.200, 0.220, 0.240, 0.250, 0.250, 0.005, 0.330, 0.260),
+    "litter": (0.035, 0.040, 0.060, 0.080, 0.110, 0.150, 0.170, 0.190, 0.200, 0.200, 0.004, 0.250, 0.180),
+    "soil": (0.060, 0.070, 0.100, 0.140, 0.170, 0.200, 0.220, 0.240, 0.260, 0.260, 0.005, 0.340, 0.290),
+    "roof": (0.080, 0.090, 0.100, 0.120, 0.140, 0.150, 0.160, 0.170, 0.180, 0.180, 0.005, 0.210, 0.190),
+    "bright": (0.150, 0.170, 0.190, 0.210, 0.230, 0.240, 0.250, 0.260, 0.270, 0.270, 0.006, 0.290, 0.260),
+    "asphalt": (0.050, 0.055, 0.065, 0.075, 0.085, 0.090, 0.095, 0.100, 0.105, 0.105, 0.003, 0.120, 0.110),
+    "water": (0.045, 0.040, 0.045, 0.030, 0.022, 0.015, 0.012, 0.010, 0.009, 0.006, 0.002, 0.004, 0.003),
+    "chalk": (0.160, 0.190, 0.220, 0.250, 0.270, 0.280, 0.290, 0.300, 0.310, 0.310, 0.007, 0.330, 0.290),
+}
+
+
+def _em(name: str) -> np.ndarray:
+    return np.asarray(ENDMEMBERS[name], dtype=np.float32)[:, None, None]
+
+
+def reflectance(
+    cfg: WorldConfig, lc: LandCover, cover: np.ndarray, wet: float, ix: np.ndarray, iy: np.ndarray
+) -> np.ndarray:
+    """(13, h, w) float32 surface reflectance before neighbour mixing.
+
+    Args:
+        cfg: The world.
+        lc: Land cover of the window.
+        cover: Green-vegetation fraction of each pixel (0..1).
+        wet: Soil wetness 0..1 of the date.
+        ix: Lattice column indices (row vector), for per-pixel variability.
+        iy: Lattice row indices (column vector).
+    """
+    label = lc.label
+    fv = cover[None]
+    soil = _em("soil") * np.float32(1.0 - 0.3 * wet)
+    background = np.empty((len(BANDS), *label.shape), dtype=np.float32)
+    background[:] = _em("dry")
+    bare_mix = 0.55 * soil + 0.45 * _em("dry")
+    for codes, bg in (
+        ((ARABLE,), bare_mix),
+        ((ORCHARD, VINEYARD), 0.5 * soil + 0.5 * _em("dry")),
+        ((FOREST, GROVE), _em("litter")),
+        ((WETLAND,), 0.5 * _em("water") + 0.5 * soil * np.float32(0.7)),
+    ):
+        sel = np.isin(label, codes)
+        background[:, sel] = bg[:, 0, 0][:, None]
+    veg = np.where(np.isin(label, (FOREST, GROVE))[None], _em("canopy"), _em("green"))
+    refl = fv * veg + (1.0 - fv) * background
+
+    # built surfaces: roofs / bright industrial roofs / asphalt, with trees and gardens
+    urban = np.isin(label, (DENSE, SPARSE, INDUSTRIAL, NETWORK))
+    if urban.any():
+        imp = lc.impervious[None]
+        roof_kind = noise.uniform(lc.parcel.astype(np.int64), 3, noise.salt_of(cfg.seed, "roof"))[None]
+        roofs = np.where(
+            label[None] == INDUSTRIAL,
+            _em("bright"),
+            (0.5 + 0.5 * roof_kind) * _em("roof") + (0.5 - 0.5 * roof_kind) * _em("bright"),
+        )
+        sealed = np.where(label[None] == NETWORK, _em("asphalt"), 0.75 * roofs + 0.25 * _em("asphalt"))
+        green = fv * _em("green") + (1 - fv) * _em("dry")
+        built = imp * sealed + (1 - imp) * green
+        refl = np.where(urban[None], built, refl)
+    for code, name in ((WATER, "water"), (OPEN, "chalk")):
+        sel = label == code
+        if sel.any():
+            refl[:, sel] = _em(name)[:, 0, 0][:, None]
+    turbid = label == WATER
+    if turbid.any():
+        t = noise.fbm(ix * 10.0, iy * 10.0, 900.0, noise.salt_of(cfg.seed, "turbidity"), octaves=2)
+        boost = (0.6 + 0.8 * t)[turbid].astype(np.float32)
+        refl[1:5, turbid] *= boost[None]
+
+    # variability: per parcel (+-8 %) and per pixel (3 %)
+    p = lc.parcel.astype(np.int64)
+    parcel_gain = 1.0 + 0.16 * (noise.uniform(p, 5, noise.salt_of(cfg.seed, "pgain")) - 0.5)
+    pixel_gain = 1.0 + 0.03 * noise.normal(ix, iy, noise.salt_of(cfg.seed, "pxgain"))
+    gain = (parcel_gain * pixel_gain).astype(np.float32)
+    gain[label == WATER] = 1.0 + (gain[label == WATER] - 1.0) * 0.3
+    return refl * gain[None]
+
+
+def mix_neighbours(refl: np.ndarray) -> np.ndarray:
+    """Blend each pixel with its 4 neighbours (weights 0.6 / 0.1): mixed pixels at edges.
+
+    ``refl`` carries a one-pixel halo, which the result drops.
+    """
+    centre = refl[:, 1:-1, 1:-1]
+    return (
+        0.6 * centre + 0.1 * (refl[:, :-2, 1:-1] + refl[:, 2:, 1:-1] + refl[:, 1:-1, :-2] + refl[:, 1:-1, 2:])
+    ).astype(np.float32)
+
+
+_ = (GRASS, URBAN_GREEN)  # classes whose background is the default (dry vegetation)
