@@ -85,8 +85,9 @@ def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray
     out["QA60"] = qa
 
     score = 1.0 - np.clip(1.6 * f.opacity + 1.3 * f.shadow + 0.9 * f.cirrus, 0.0, 1.0)
-    out["cs"] = np.clip(score + 0.04 * n1 - 0.04 * bright, 0.0, 1.0).astype(np.float32)
-    out["cs_cdf"] = np.clip(score * 1.02 + 0.05 * n2 - 0.03 * bright, 0.0, 1.0).astype(np.float32)
+    # bright surfaces (chalk, metal roofs) fool the scorer now and then: false alarms
+    out["cs"] = np.clip(score + 0.04 * n1 - 0.4 * bright, 0.0, 1.0).astype(np.float32)
+    out["cs_cdf"] = np.clip(score * 1.02 + 0.05 * n2 - 0.35 * bright, 0.0, 1.0).astype(np.float32)
     s2cl = np.clip(1.1 * f.opacity + 0.5 * f.cirrus + 0.25 * bright + 0.06 * n2, 0.0, 1.0)
     out["probability"] = np.rint(s2cl * 100).astype(np.uint8)
     out["cloud"], out["shadow"], out["cirrus"] = f.opacity, f.shadow, f.cirrus

@@ -1,0 +1,185 @@
+"""Generation throughput of the demo world: one year of Sentinel-2 L2A through earthengine-api.
+
+Every acquisition of ``--year`` in COPERNICUS/S2_SR_HARMONIZED (the local engine's procedural
+demo world) is requested the way users consume it: one ``ee.data.computePixels`` request per
+image, with the selected bands (default: the 13 spectral bands and SCL), on a ``--size`` x
+``--size`` window of the world's 10 m lattice (20 m and 60 m bands come back resampled to
+10 m). The block caches are cleared first, so the first request is cold: it also generates the
+land cover of the window; its time is reported apart from the rest. Throughput is in
+megapixel-bands per second, 10 m-equivalent: size^2 * bands * images / 1e6.
+
+The baseline, measured in the same run, is the pure numpy cost of producing the same amount
+of uint16 output: ``np.random.default_rng(0).integers`` of shape (bands, size, size) per image
+(``numpy_fill``), and a memcpy of such an array per image (``numpy_copy``). Peak memory is the
+process's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), read before
+the requests and after them. Progress goes to stderr; one JSON line goes to stdout.
+
+Usage: python benchmarks/demo_world.py [--size 1000] [--year 2021] [--bands B2,B3,B4,B8,SCL]
+       [--col 0] [--row 0] [--max-images 0] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ee
+import numpy as np
+
+import gee_fusion
+from gee_fusion.local.world import blocks, sentinel2
+from gee_fusion.local.world.blocks import BLOCK
+from gee_fusion.local.world.config import DEFAULT_WORLD, PIXEL
+from gee_fusion.local.world.register import S2_SR
+from gee_fusion.local.world.surface import BANDS as SPECTRAL
+
+DEFAULT_BANDS = (*SPECTRAL, "SCL")
+KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def clear_world_caches() -> None:
+    """Empty the demo world's in-process block caches (land cover and Sentinel-2 products)."""
+    sentinel2.s2_block.cache_clear()
+    blocks.landcover_block_halo.cache_clear()
+    blocks._landcover_block.cache_clear()
+
+
+def window_grid(col: int, row: int, size: int) -> dict[str, Any]:
+    """computePixels grid of a size x size window of the world's 10 m lattice at (col, row)."""
+    x0, y1 = DEFAULT_WORLD.origin
+    transform = (PIXEL, 0.0, x0 + col * PIXEL, 0.0, -PIXEL, y1 - row * PIXEL)
+    return {
+        "dimensions": {"width": size, "height": size},
+        "affineTransform": dict(zip(KEYS, transform, strict=True)),
+        "crsCode": DEFAULT_WORLD.crs,
+    }
+
+
+def year_indices(year: int) -> list[str]:
+    """``system:index`` of every S2 SR acquisition of ``year``, in time order."""
+    col = ee.ImageCollection(S2_SR).filterDate(f"{year}-01-01", f"{year + 1}-01-01").sort("system:time_start")
+    return [str(i) for i in col.aggregate_array("system:index").getInfo()]
+
+
+def request(index: str, bands: list[str], grid: dict[str, Any]) -> np.ndarray:
+    """One image, the selected bands, on the window grid: a structured (h, w) array."""
+    image = ee.Image(f"{S2_SR}/{index}").select(bands)
+    out = ee.data.computePixels({"expression": image, "fileFormat": "NUMPY_NDARRAY", "grid": grid})
+    return np.asarray(out)
+
+
+def baseline(images: int, bands: int, size: int, repeat: int) -> tuple[float, float]:
+    """Best time over ``repeat`` runs of producing ``images`` uint16 (bands, size, size) arrays:
+    with a seeded random fill, and with a memcpy of a ready array."""
+
+    def fill() -> None:
+        rng = np.random.default_rng(0)
+        for _ in range(images):
+            rng.integers(0, 10000, size=(bands, size, size), dtype=np.uint16)
+
+    src = np.random.default_rng(1).integers(0, 10000, size=(bands, size, size), dtype=np.uint16)
+
+    def copy() -> None:
+        for _ in range(images):
+            src.copy()
+
+    def best(fn: Callable[[], None]) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best(fill), best(copy)
+
+
+def log(msg: str) -> None:
+    """Progress to stderr."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    """Run the benchmark and print one JSON line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=1000, help="window side in 10 m pixels")
+    parser.add_argument("--year", type=int, default=2021)
+    parser.add_argument("--bands", default=",".join(DEFAULT_BANDS), help="comma-separated band names")
+    parser.add_argument("--col", type=int, default=0, help="window's first column on the world lattice")
+    parser.add_argument("--row", type=int, default=0, help="window's first row on the world lattice")
+    parser.add_argument("--max-images", type=int, default=0, help="stop after this many images (0: all)")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats of the numpy baseline (best kept)")
+    args = parser.parse_args()
+    bands = [b.strip() for b in args.bands.split(",") if b.strip()]
+    n_world = DEFAULT_WORLD.size_px
+    if args.size <= 0 or args.col < 0 or args.row < 0 or max(args.col, args.row) + args.size > n_world:
+        parser.error(f"the window must lie inside the {n_world} x {n_world} px default world")
+
+    gee_fusion.connect("local", register_samples=False)
+    t0 = time.perf_counter()
+    indices = year_indices(args.year)  # builds the collection (properties of every acquisition)
+    listing_s = time.perf_counter() - t0
+    if args.max_images > 0:
+        indices = indices[: args.max_images]
+    if not indices:
+        parser.error(f"no Sentinel-2 acquisition in {args.year}")
+    grid = window_grid(args.col, args.row, args.size)
+    blocks_per_side = [
+        (start + args.size - 1) // BLOCK - start // BLOCK + 1 for start in (args.col, args.row)
+    ]  # fmt: skip
+
+    clear_world_caches()
+    rss_before = peak_rss_mib()
+    times: list[float] = []
+    for k, index in enumerate(indices):
+        t = time.perf_counter()
+        arr = request(index, bands, grid)
+        times.append(time.perf_counter() - t)
+        if arr.shape != (args.size, args.size) or list(arr.dtype.names or ()) != bands:
+            raise RuntimeError(f"unexpected result for {index}: {arr.shape} {arr.dtype}")
+        log(f"{k + 1}/{len(indices)} {index}: {times[-1]:.2f} s")
+    rss_after = peak_rss_mib()
+    gee_fusion.disconnect()
+
+    n = len(indices)
+    fill_s, copy_s = baseline(n, len(bands), args.size, args.repeat)
+    total_s = sum(times)
+    mpx_bands = args.size**2 * len(bands) * n / 1e6
+    rest = times[1:]
+    rest_mpx = args.size**2 * len(bands) * len(rest) / 1e6
+    print(json.dumps({
+        "benchmark": "demo_world", "collection": S2_SR, "year": args.year, "size": args.size,
+        "window": [args.col, args.row], "bands": len(bands), "band_names": bands, "images": n,
+        "blocks_per_image": blocks_per_side[0] * blocks_per_side[1],
+        "mpx_bands": round(mpx_bands, 3), "seconds": round(total_s, 3),
+        "mpx_bands_per_s": round(mpx_bands / total_s, 3),
+        "first_request_s": round(times[0], 3),
+        "rest_s": round(sum(rest), 3),
+        "rest_median_s": round(statistics.median(rest), 3) if rest else None,
+        "rest_mpx_bands_per_s": round(rest_mpx / sum(rest), 3) if rest else None,
+        "listing_s": round(listing_s, 3),
+        "numpy_fill_s": round(fill_s, 4), "numpy_copy_s": round(copy_s, 4),
+        "ratio_vs_numpy_fill": round(total_s / fill_s, 1),
+        "ratio_vs_numpy_copy": round(total_s / copy_s, 1),
+        "peak_rss_mib": round(rss_after, 1), "peak_rss_before_requests_mib": round(rss_before, 1),
+        "memory": "resource.getrusage(RUSAGE_SELF).ru_maxrss (process peak RSS)",
+        "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
