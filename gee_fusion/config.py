@@ -21,8 +21,13 @@ class MonthlyJobConfig(BaseModel):
     project: str | None = Field(None, description="Google Cloud project (Earth Engine only).")
     collection: str = "local/slovenia/S2_NDVI"
     bands: list[str] = Field(default_factory=lambda: ["NDVI"], min_length=1)
-    cloud_mask: Literal["clm", "none"] = Field(
-        "clm", description="'clm': drop pixels whose CLM band is non-zero (eo-learn cloud mask)."
+    cloud_mask: Literal["clm", "scl", "none"] = Field(
+        "clm",
+        description="'clm': drop pixels whose CLM band is non-zero (eo-learn cloud mask); "
+        "'scl': drop Sentinel-2 SCL no-data, saturated, cloud-shadow, cloud and cirrus pixels.",
+    )
+    ndvi_from: tuple[str, str] | None = Field(
+        None, description="(nir, red) bands: compute band NDVI from them before compositing."
     )
     start: date = date(2015, 7, 1)
     end: date = date(2018, 1, 1)

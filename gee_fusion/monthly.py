@@ -44,13 +44,32 @@ class MonthlyResult:
         )
 
 
+SCL_INVALID = (0, 1, 3, 8, 9, 10)
+"""SCL classes dropped by the 'scl' mask: no data, saturated, cloud shadow, clouds, cirrus."""
+
+
+def _scl_clear(img: ee.Image) -> ee.Image:
+    scl = img.select("SCL")
+    bad = scl.eq(SCL_INVALID[0])
+    for code in SCL_INVALID[1:]:
+        bad = bad.Or(scl.eq(code))
+    return img.updateMask(bad.Not())
+
+
 def cloud_masked(collection: ee.ImageCollection, how: str) -> ee.ImageCollection:
     """Apply the configured cloud mask to every image."""
     if how == "none":
         return collection
     if how == "clm":
         return collection.map(lambda img: img.updateMask(img.select("CLM").eq(0)))
+    if how == "scl":
+        return collection.map(_scl_clear)
     raise ConfigError(f"Unknown cloud_mask {how!r}.")
+
+
+def with_ndvi(collection: ee.ImageCollection, nir: str, red: str) -> ee.ImageCollection:
+    """Add band NDVI = (nir - red) / (nir + red) to every image (properties kept)."""
+    return collection.map(lambda img: img.addBands(img.normalizedDifference([nir, red]).rename("NDVI")))
 
 
 def run_monthly(cfg: MonthlyJobConfig) -> MonthlyResult:
@@ -58,8 +77,11 @@ def run_monthly(cfg: MonthlyJobConfig) -> MonthlyResult:
     t0 = time.perf_counter()
     connect(cfg.engine, project=cfg.project)
     source = ee.ImageCollection(cfg.collection).filterDate(cfg.start.isoformat(), cfg.end.isoformat())
-    grid = PixelGrid.of_image(source.first().select(cfg.bands[0]))
+    grid_band = cfg.ndvi_from[0] if cfg.ndvi_from else cfg.bands[0]
+    grid = PixelGrid.of_image(source.first().select(grid_band))
     masked = cloud_masked(source, cfg.cloud_mask)
+    if cfg.ndvi_from:
+        masked = with_ndvi(masked, *cfg.ndvi_from)
     months = monthly_composites(
         masked, bands=cfg.bands, start=cfg.start, end=cfg.end, method=cfg.method
     )

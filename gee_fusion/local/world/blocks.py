@@ -7,8 +7,10 @@ Windows are on the 10 m world lattice (col, row, width, height), may extend beyo
 from __future__ import annotations
 
 import functools
+import os
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import fields
 
 import numpy as np
@@ -17,6 +19,48 @@ from gee_fusion.local.world import landcover
 from gee_fusion.local.world.config import WorldConfig
 
 BLOCK = 256
+
+Product = dict[str, np.ndarray]
+
+
+class ByteLRU:
+    """A thread-safe LRU of per-block products bounded by their total size in bytes."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self._items: OrderedDict[Hashable, tuple[Product, int]] = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], Product]) -> Product:
+        """The cached product for ``key``, computing (and caching) it on a miss."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit[0]
+        value = compute()
+        size = sum(a.nbytes for a in value.values())
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = (value, size)
+                self._total += size
+                while self._total > self.limit and len(self._items) > 1:
+                    _, (_, old) = self._items.popitem(last=False)
+                    self._total -= old
+        return value
+
+    def clear(self) -> None:
+        """Drop everything."""
+        with self._lock:
+            self._items.clear()
+            self._total = 0
+
+
+CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "2048"))
+"""Memory for generated Sentinel blocks (MiB), shared by Sentinel-1 and Sentinel-2."""
+
+PRODUCTS = ByteLRU(CACHE_MB * 2**20)
 
 
 @functools.lru_cache(maxsize=96)

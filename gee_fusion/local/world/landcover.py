@@ -199,6 +199,7 @@ def generate(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) ->
     dense = urb > 0.72
     label[sparse] = SPARSE
     label[dense] = DENSE
+    tree[sparse] = 0.0
     impervious = np.where(dense, 0.85, np.where(sparse, 0.45, 0.0)).astype(np.float32)
     garden_trees = noise.fbm(u, v, 60.0, noise.salt_of(s, "gardens"), octaves=2)
     tree = np.where(sparse & ~dense, np.clip(garden_trees - 0.35, 0, 0.5), tree).astype(np.float32)
@@ -212,6 +213,7 @@ def generate(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) ->
     industrial |= (ring < 400.0) & (ind_noise > 0.55) & (urb > 0.2)
     label[industrial] = INDUSTRIAL
     impervious[industrial] = 0.9
+    tree[industrial] = 0.02
 
     # -- parks, sports grounds, cemeteries inside the urban area --------------------------------
     parks = (urb > 0.45) & (noise.fbm(u, v, 250.0, noise.salt_of(s, "parks"), octaves=3) > 0.68)
@@ -248,6 +250,8 @@ def generate(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) ->
     label[bridges] = NETWORK
     quays = (dist >= width_r / 2) & (dist < width_r / 2 + 25.0) & (urb > 0.6)
     label[quays] = NETWORK
+    impervious[quays | bridges] = 1.0
+    tree[quays | bridges] = 0.0
     impervious[label == WATER] = 0.0
     tree[label == WATER] = 0.0
     tree[label == FOREST] = 0.95
@@ -256,5 +260,5 @@ def generate(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) ->
 
 def crop_of(parcel: np.ndarray, year: int) -> np.ndarray:
     """Crop index (into CROPS) of each arable parcel in ``year`` (a rotation per parcel)."""
-    start = (parcel.astype(np.int64) * 2654435761) % len(CROPS)
+    start = (noise.uniform(parcel.astype(np.int64), 99, 0x5EED) * len(CROPS)).astype(np.int64)
     return ((start + year) % len(CROPS)).astype(np.uint8)

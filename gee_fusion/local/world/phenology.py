@@ -167,6 +167,29 @@ def day_of_year(millis: float) -> tuple[int, float]:
     return when.year, 1.0 + (when - start).total_seconds() / 86400.0
 
 
+WINTER_SOWING = {"wheat": 280.0, "barley": 275.0, "rapeseed": 240.0}
+"""Sowing day of the autumn-sown crops: from then on the parcel shows next year's crop."""
+
+
+def _arable_cover(now: np.ndarray, nxt: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Cover of arable parcels under rotation: this year's crop until harvest, bare stubble,
+    then next year's crop from its sowing if it is autumn-sown."""
+    names = list(CROP_CURVES)
+    vals = np.zeros(day.shape, dtype=np.float64)
+    for k, name in enumerate(names):
+        sel = now == k
+        cur = curve_value(CROP_CURVES[name], day[sel])
+        if name in WINTER_SOWING:  # its own autumn part belongs to the next rotation step
+            cur = np.where(day[sel] >= 230.0, 0.05, cur)
+        vals[sel] = cur
+    for k, name in enumerate(names):
+        if name not in WINTER_SOWING:
+            continue
+        sel = (nxt == k) & (day >= WINTER_SOWING[name])
+        vals[sel] = np.maximum(vals[sel], curve_value(CROP_CURVES[name], day[sel]))
+    return vals
+
+
 def green_cover(cfg: WorldConfig, lc: LandCover, millis: float) -> np.ndarray:
     """Green-vegetation fraction (0..1, float32) of every pixel at a date."""
     year, doy = day_of_year(millis)
@@ -179,12 +202,9 @@ def green_cover(cfg: WorldConfig, lc: LandCover, millis: float) -> np.ndarray:
 
     arable = label == ARABLE
     if arable.any():
-        crops = crop_of(lc.parcel[arable], year)
-        vals = np.zeros(crops.shape, dtype=np.float64)
-        for k, name in enumerate(CROP_CURVES):
-            sel = crops == k
-            vals[sel] = curve_value(CROP_CURVES[name], day[arable][sel])
-        out[arable] = vals
+        out[arable] = _arable_cover(
+            crop_of(lc.parcel[arable], year), crop_of(lc.parcel[arable], year + 1), day[arable]
+        )
     for codes, name in (
         ((GRASS, URBAN_GREEN, WETLAND), "grass"),
         ((ORCHARD,), "orchard"),

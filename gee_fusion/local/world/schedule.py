@@ -83,7 +83,7 @@ def s2_acquisitions(end: date = ARCHIVE_END) -> tuple[S2Acquisition, ...]:
     for d in _every(S2_FIRST, end, 10):
         sat = "Sentinel-2A" if d < date(2025, 1, 21) else "Sentinel-2C"
         acq.append(S2Acquisition(datetime(d.year, d.month, d.day, *t, tzinfo=UTC), sat))
-    for d in _every(date(2017, 7, 8), end, 10):
+    for d in _every(date(2017, 7, 7), end, 10):  # half a cycle after S2A: 5-day revisit
         acq.append(S2Acquisition(datetime(d.year, d.month, d.day, *t, tzinfo=UTC), "Sentinel-2B"))
     return tuple(sorted(acq, key=lambda a: a.when))
 

@@ -11,7 +11,6 @@ is no data.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -77,9 +76,13 @@ def _acq(i: int) -> schedule.S1Acquisition:
     return schedule.s1_acquisitions()[i]
 
 
-@functools.lru_cache(maxsize=64)
 def s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
-    """VV and VH (linear), incidence angle and validity of acquisition ``i`` on one block."""
+    """VV and VH (linear), incidence angle and validity of acquisition ``i`` on one block
+    (from the shared block cache)."""
+    return blocks.PRODUCTS.get(("s1", cfg, i, bx, by), lambda: _s1_block(cfg, i, bx, by))
+
+
+def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
     acq = _acq(i)
     millis = float(acq.millis)
     c0, r0 = bx * BLOCK, by * BLOCK

@@ -9,7 +9,6 @@ bitwise OR) of the 10 m fields, so all resolutions agree and any window is tile-
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -39,9 +38,13 @@ def _acq(i: int) -> schedule.S2Acquisition:
     return schedule.s2_acquisitions()[i]
 
 
-@functools.lru_cache(maxsize=64)
 def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
-    """Every Sentinel-2 product of acquisition ``i`` on one 256 x 256 block (10 m fields)."""
+    """Every Sentinel-2 product of acquisition ``i`` on one 256 x 256 block (10 m fields),
+    from the shared block cache."""
+    return blocks.PRODUCTS.get(("s2", cfg, i, bx, by), lambda: _s2_block(cfg, i, bx, by))
+
+
+def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
     acq = _acq(i)
     millis = float(acq.millis)
     c0, r0 = bx * BLOCK, by * BLOCK
@@ -81,7 +84,7 @@ def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray
     out["SCL"] = scl
     qa = np.zeros(label.shape, dtype=np.uint16)
     qa[f.opacity > 0.5] |= 1024
-    qa[f.cirrus > 0.3] |= 2048
+    qa[f.cirrus > 0.1] |= 2048
     out["QA60"] = qa
 
     score = 1.0 - np.clip(1.6 * f.opacity + 1.3 * f.shadow + 0.9 * f.cirrus, 0.0, 1.0)
@@ -91,7 +94,6 @@ def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray
     s2cl = np.clip(1.1 * f.opacity + 0.5 * f.cirrus + 0.25 * bright + 0.06 * n2, 0.0, 1.0)
     out["probability"] = np.rint(s2cl * 100).astype(np.uint8)
     out["cloud"], out["shadow"], out["cirrus"] = f.opacity, f.shadow, f.cirrus
-    out["label"] = label.copy()
     return out
 
 
