@@ -51,7 +51,7 @@ def peak_rss_mib() -> float:
 
 def clear_world_caches() -> None:
     """Empty the demo world's in-process block caches (land cover and Sentinel-2 products)."""
-    sentinel2.s2_block.cache_clear()
+    blocks.PRODUCTS.clear()
     blocks.landcover_block_halo.cache_clear()
     blocks._landcover_block.cache_clear()
 
