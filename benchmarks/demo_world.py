@@ -34,7 +34,7 @@ import ee
 import numpy as np
 
 import gee_fusion
-from gee_fusion.local.world import blocks, sentinel2
+from gee_fusion.local.world import blocks
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import DEFAULT_WORLD, PIXEL
 from gee_fusion.local.world.register import S2_SR

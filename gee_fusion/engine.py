@@ -125,9 +125,11 @@ def _connect_earthengine(project: str | None) -> Connection:
             "a service-account key), then call gee_fusion.connect('earthengine', "
             "project='<your-cloud-project>'). To work offline use gee_fusion.connect('local')."
         )
+    import google.auth.exceptions
+
     try:
         ee.Initialize(project=project)
-    except ee.EEException as exc:
+    except (ee.EEException, google.auth.exceptions.GoogleAuthError) as exc:
         raise CredentialsError(
             f"Earth Engine refused to initialise: {exc}. Check the credentials and pass "
             "project='<your-cloud-project>' (a project registered for Earth Engine)."
@@ -196,9 +198,12 @@ def _connect_local(project: str | None, *, register_samples: bool) -> Connection
 
 def _restore() -> None:
     global _saved_stac, _current
+    was_local = bool(_saved)
     for name, fn in _saved.items():
         setattr(ee.data, name, fn)
     _saved.clear()
+    if was_local:  # drop the offline algorithm table so a real Initialize fetches the server's
+        ee.Reset()
     if _saved_stac is not None:
         ee.deprecation._FetchDataCatalogStac = _saved_stac
         _saved_stac = None

@@ -136,3 +136,22 @@ def test_importing_gee_fusion_does_not_import_torch() -> None:
 def test_connection_state() -> None:
     assert engine.current() is not None
     assert engine.current().engine == "local"  # type: ignore[union-attr]
+
+
+def test_switching_engines_resets_the_offline_algorithm_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(engine, "has_credentials", lambda: True)
+
+    def fake_initialize(*args: object, **kwargs: object) -> None:
+        calls.append("init")
+        assert not ee.apifunction.ApiFunction._api, "offline algorithm table still loaded"
+        raise ee.EEException("no server here")
+
+    monkeypatch.setattr(ee, "Initialize", fake_initialize)
+    try:
+        with pytest.raises(CredentialsError, match="refused"):
+            gee_fusion.connect("earthengine", project="p")
+        assert calls == ["init"]
+    finally:
+        monkeypatch.undo()
+        gee_fusion.connect("local")

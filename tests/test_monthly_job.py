@@ -80,3 +80,27 @@ def test_write_cog_roundtrip_and_bad_input(tmp_path: Path) -> None:
         write_cog(tmp_path / "y.tif", data, crs="EPSG:32631", transform=(10, 0, 0, 0, -10, 0),
                   band_names=["only-one"])  # fmt: skip
     assert not (tmp_path / "y.tif").exists()
+
+
+def test_outputs_get_the_usual_file_mode_and_backend_is_left_alone(tmp_path: Path) -> None:
+    import os
+
+    import matplotlib
+
+    from gee_fusion.io.figures import month_grid_png
+
+    before = matplotlib.get_backend()
+    png = month_grid_png(tmp_path / "m.png", np.zeros((2, 4, 4), np.float32), ["a", "b"], title="t")
+    assert matplotlib.get_backend() == before
+    umask = os.umask(0)
+    os.umask(umask)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_write_cog_bad_crs_and_nodata_are_output_errors(tmp_path: Path) -> None:
+    data = np.zeros((1, 4, 4), np.uint8)
+    with pytest.raises(OutputError):
+        write_cog(tmp_path / "a.tif", data, crs="EPSG:999999", transform=(10, 0, 0, 0, -10, 0))
+    with pytest.raises(OutputError, match="NaN nodata"):
+        write_cog(tmp_path / "b.tif", data, crs="EPSG:32631", transform=(10, 0, 0, 0, -10, 0), nodata=float("nan"))
+    assert not list(tmp_path.iterdir())

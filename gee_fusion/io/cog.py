@@ -56,6 +56,17 @@ def write_cog(
         "dtype": arr.dtype.name, "crs": crs, "transform": aff, "nodata": nodata,
     }  # fmt: skip
     path = Path(path)
+    if nodata is not None and np.isnan(nodata) and arr.dtype.kind != "f":
+        raise OutputError(f"NaN nodata needs a float array, got {arr.dtype}: pass an integer nodata.")
+    try:
+        return _write(path, arr, profile, band_names, colormap, tags, resampling)
+    except (rasterio.errors.RasterioError, rasterio.errors.CRSError) as exc:
+        raise OutputError(f"Cannot write {path}: {exc}") from exc
+
+
+def _write(path: Path, arr: np.ndarray, profile: dict[str, Any], band_names: Sequence[str] | None,
+           colormap: Mapping[int, tuple[int, int, int, int]] | None, tags: Mapping[str, Any] | None,
+           resampling: str) -> Path:  # fmt: skip
     with tempfile.TemporaryDirectory(dir=path.parent if path.parent.exists() else None) as tmpdir:
         plain = Path(tmpdir) / "plain.tif"
         with rasterio.open(plain, "w", **profile) as dst:

@@ -22,16 +22,17 @@ def month_grid_png(
     colorbar_label: str = "NDVI",
 ) -> Path:
     """Save a (months, h, w) stack as a grid of small maps; masked (NaN) pixels in grey."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     n = stack.shape[0]
     cols = min(6, max(n, 1))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows + 0.6), squeeze=False)
-    colormap = plt.get_cmap(cmap).with_extremes(bad="#bbbbbb")
+    fig = Figure(figsize=(2.2 * cols, 2.3 * rows + 0.6))
+    FigureCanvasAgg(fig)  # no pyplot: the caller's matplotlib backend is left alone
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colormap = colormaps[cmap].with_extremes(bad="#bbbbbb")
     im = None
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -46,5 +47,4 @@ def month_grid_png(
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     return path

@@ -157,7 +157,7 @@ def _call(name: str, fn: Callable[..., Any], args: dict[str, Any]) -> Any:
         if "argument" in str(exc) and fn.__name__ in str(exc):
             raise EngineError(f"{name}: {exc}") from exc
         raise EngineError(f"{name}: {type(exc).__name__}: {exc}") from exc
-    except (ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
+    except (ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError) as exc:
         raise EngineError(f"{name}: {type(exc).__name__}: {exc}") from exc
 
 

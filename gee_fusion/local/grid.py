@@ -148,14 +148,19 @@ class Grid:
         """Build a grid from the ``grid`` object of a computePixels request."""
         try:
             dims = grid["dimensions"]
-            assert isinstance(dims, dict)
+            if not isinstance(dims, dict):
+                raise TypeError("dimensions is not an object")
             width, height = int(dims["width"]), int(dims["height"])
-        except (KeyError, TypeError, AssertionError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise GridError(
                 "computePixels grid needs 'dimensions': {'width': W, 'height': H}."
             ) from exc
         raw = grid.get("affineTransform") or {}
-        assert isinstance(raw, dict)
+        if not isinstance(raw, dict):
+            raise GridError(
+                "computePixels grid 'affineTransform' must be an object with scaleX, shearX, "
+                f"translateX, shearY, scaleY, translateY; got {type(raw).__name__}."
+            )
         transform = tuple(float(raw.get(f, 0.0)) for f in EE_TRANSFORM_FIELDS)
         if transform[0] == 0.0 and transform[4] == 0.0:
             transform = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -209,6 +214,48 @@ def slice_padded(
     return out, out_mask
 
 
+def _reproject(src: np.ndarray, src_crs: str, src_transform: Affine, dst: Grid, how: Resampling,
+               dtype: np.dtype, dst_nodata: float | None = None) -> np.ndarray:  # fmt: skip
+    out = np.zeros(dst.shape, dtype=dtype)
+    reproject(
+        source=np.ascontiguousarray(src, dtype=dtype),
+        destination=out,
+        src_transform=src_transform,
+        src_crs=crs_of(src_crs),
+        dst_transform=dst.affine,
+        dst_crs=crs_of(dst.crs),
+        resampling=how,
+        src_nodata=None,
+        dst_nodata=dst_nodata,
+    )
+    return out
+
+
+def sample_nearest(
+    array: np.ndarray, mask: np.ndarray, src_transform: Affine, dst: Grid
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Nearest-neighbour sampling by index arithmetic (same CRS, both grids axis-aligned).
+
+    Each destination pixel takes the source pixel containing its centre, as Earth Engine
+    does; pixels outside the source are masked. Returns None when the fast path does not
+    apply (rotation or shear).
+    """
+    s, d = src_transform, dst.affine
+    if s.b != 0 or s.d != 0 or d.b != 0 or d.e == 0 or d.d != 0:
+        return None
+    xs = d.c + (np.arange(dst.width) + 0.5) * d.a
+    ys = d.f + (np.arange(dst.height) + 0.5) * d.e
+    cols = np.floor((xs - s.c) / s.a).astype(np.int64)
+    rows = np.floor((ys - s.f) / s.e).astype(np.int64)
+    h, w = array.shape
+    col_ok = (cols >= 0) & (cols < w)
+    row_ok = (rows >= 0) & (rows < h)
+    ci, ri = np.clip(cols, 0, w - 1), np.clip(rows, 0, h - 1)
+    values = array[ri[:, None], ci[None, :]]
+    valid = np.asarray(mask)[ri[:, None], ci[None, :]] & row_ok[:, None] & col_ok[None, :]
+    return values, valid
+
+
 def warp(
     array: np.ndarray,
     mask: np.ndarray,
@@ -218,54 +265,65 @@ def warp(
     *,
     resampling: str = "nearest",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resample a 2-D array and its validity mask into ``dst`` with rasterio.
+    """Resample a 2-D array and its validity mask into ``dst``.
 
-    Pixels of ``dst`` that receive no valid source pixel are masked.
+    Nearest neighbour in the same CRS uses index arithmetic; otherwise rasterio. For bilinear
+    and bicubic, masked source pixels do not contribute: values and validity are resampled
+    with the same kernel and divided, and a pixel is valid where at least half the kernel
+    weight came from valid pixels. Pixels that receive no valid source pixel are masked.
     """
     if resampling not in RESAMPLING:
         raise GridError(f"Unknown resampling {resampling!r}: use one of {sorted(RESAMPLING)}.")
+    if resampling == "nearest" and same_crs(src_crs, dst.crs):
+        fast = sample_nearest(array, mask, src_transform, dst)
+        if fast is not None:
+            return fast
     work_dtype = array.dtype
-    if work_dtype == np.bool_ or work_dtype == np.int8:
-        array = array.astype(np.uint8)
-    elif work_dtype in (np.int64, np.uint64):
-        array = array.astype(np.float64)
-    out = np.zeros(dst.shape, dtype=array.dtype)
-    reproject(
-        source=np.ascontiguousarray(array),
-        destination=out,
-        src_transform=src_transform,
-        src_crs=crs_of(src_crs),
-        dst_transform=dst.affine,
-        dst_crs=crs_of(dst.crs),
-        resampling=RESAMPLING[resampling],
-        src_nodata=None,
-        dst_nodata=None,
-    )
-    valid = np.zeros(dst.shape, dtype=np.uint8)
-    reproject(
-        source=np.ascontiguousarray(mask, dtype=np.uint8),
-        destination=valid,
-        src_transform=src_transform,
-        src_crs=crs_of(src_crs),
-        dst_transform=dst.affine,
-        dst_crs=crs_of(dst.crs),
-        resampling=Resampling.nearest,
-        src_nodata=None,
-        dst_nodata=0,
-    )
-    return out.astype(work_dtype, copy=False), valid.astype(bool)
+    if resampling == "nearest":
+        tmp: np.dtype
+        if work_dtype == np.bool_:
+            tmp = np.dtype(np.uint8)
+        elif work_dtype == np.int8:
+            tmp = np.dtype(np.int16)
+        elif work_dtype in (np.int64, np.uint64):
+            tmp = np.dtype(np.float64)
+        else:
+            tmp = work_dtype
+        out = _reproject(array, src_crs, src_transform, dst, Resampling.nearest, tmp)
+        valid = _reproject(np.asarray(mask, dtype=np.uint8), src_crs, src_transform, dst,
+                           Resampling.nearest, np.dtype(np.uint8), dst_nodata=0)  # fmt: skip
+        return out.astype(work_dtype, copy=False), valid.astype(bool)
+    how = RESAMPLING[resampling]
+    weight = np.asarray(mask, dtype=np.float64)
+    num = _reproject(np.where(mask, array, 0).astype(np.float64) * weight, src_crs, src_transform, dst, how,
+                     np.dtype(np.float64))  # fmt: skip
+    den = _reproject(weight, src_crs, src_transform, dst, how, np.dtype(np.float64))
+    valid = den >= 0.5
+    values = np.where(valid, num / np.where(valid, den, 1.0), 0.0)
+    if work_dtype.kind in "iub":
+        info = np.iinfo(work_dtype) if work_dtype.kind != "b" else None
+        values = np.rint(values)
+        if info is not None:
+            values = np.clip(values, info.min, info.max)
+    return values.astype(work_dtype), valid
 
 
 def grid_window_in(
-    src_crs: str, src_transform: Affine, src_shape: tuple[int, int], dst: Grid, *, margin: int = 2
+    src_crs: str, src_transform: Affine, src_shape: tuple[int, int], dst: Grid, *, margin: int | None = None
 ) -> tuple[int, int, int, int] | None:
     """The window (col, row, width, height) of a source raster that covers ``dst``.
 
-    Returns None when the request grid does not overlap the source at all.
+    The margin (source pixels) defaults to enough for a resampling kernel at the grids'
+    scale ratio, so tiled requests give the same pixels as one request. Returns None when
+    the request grid does not overlap the source at all.
     """
     bounds = dst.bounds()
     if not same_crs(src_crs, dst.crs):
         bounds = transform_bounds(crs_of(dst.crs), crs_of(src_crs), *bounds, densify_pts=21)
+    if margin is None:
+        src_px = float(np.sqrt(abs(src_transform.a * src_transform.e - src_transform.b * src_transform.d)))
+        dst_px = (bounds[2] - bounds[0]) / max(dst.width, 1)
+        margin = 2 + 2 * int(np.ceil(max(dst_px / src_px, 1.0)))
     inv = ~src_transform
     cols, rows = [], []
     xs, ys = (bounds[0], bounds[2]), (bounds[1], bounds[3])

@@ -22,23 +22,39 @@ Pixels = tuple[np.ndarray, np.ndarray]
 
 
 class PixelContext:
-    """Per-request memo of computed pixels, keyed by node identity and grid."""
+    """Per-request memo of computed pixels, keyed by node identity and grid.
 
-    def __init__(self) -> None:
-        self._memo: dict[tuple[int, Grid], Pixels] = {}
-        self._keep: list[object] = []
+    Given the request's root nodes, only nodes with several consumers are kept, and each is
+    released after its last consumer has read it, so memory stays near the working set
+    instead of holding every intermediate array until the request ends. Without roots every
+    node is kept (small requests, tests).
+    """
+
+    def __init__(self, roots: list[PixelNode] | None = None) -> None:
+        self._memo: dict[tuple[int, Grid], Any] = {}
+        self._uses: dict[tuple[int, Grid], int] = {}
+        self._keep: dict[int, object] = {}
+        self._counts: dict[int, int] | None = consumer_counts(roots) if roots is not None else None
         self._lock = threading.Lock()
 
     def pixels(self, node: PixelNode, grid: Grid) -> Pixels:
         """Compute (or recall) the pixels of ``node`` in ``grid``."""
         key = (id(node), grid)
-        hit = self._memo.get(key)
-        if hit is not None:
-            return hit
-        out = node.compute(self, grid)
         with self._lock:
-            self._memo[key] = out
-            self._keep.append(node)
+            if key in self._memo:
+                hit = self._memo[key]
+                if self._counts is not None:
+                    self._uses[key] -= 1
+                    if self._uses[key] <= 0:
+                        del self._memo[key], self._uses[key]
+                return hit
+        out = node.compute(self, grid)
+        uses = self._counts.get(id(node), 0) if self._counts is not None else 2
+        if uses > 1:
+            with self._lock:
+                self._memo[key] = out
+                self._uses[key] = uses - 1
+                self._keep[id(node)] = node
         return out
 
 
@@ -48,6 +64,28 @@ class PixelNode:
     def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
         """Return (values, mask) of this band in ``grid``."""
         raise NotImplementedError
+
+    def children(self) -> tuple[PixelNode, ...]:
+        """The nodes this one reads (for consumer counting); none by default."""
+        return ()
+
+
+def consumer_counts(roots: list[PixelNode]) -> dict[int, int]:
+    """How many times each node will be read: once per root occurrence and per parent edge."""
+    counts: dict[int, int] = {}
+    seen: set[int] = set()
+    stack = list(roots)
+    for r in roots:
+        counts[id(r)] = counts.get(id(r), 0) + 1
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for child in node.children():
+            counts[id(child)] = counts.get(id(child), 0) + 1
+            stack.append(child)
+    return counts
 
 
 class ConstantNode(PixelNode):
@@ -71,6 +109,9 @@ class FuncNode(PixelNode):
 
     def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
         return self.fn(*(ctx.pixels(node, grid) for node in self.inputs))
+
+    def children(self) -> tuple[PixelNode, ...]:
+        return self.inputs
 
 
 class GridFuncNode(PixelNode):

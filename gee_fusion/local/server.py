@@ -47,9 +47,19 @@ def _encode(obj: Any) -> dict[str, Any]:
     return ee.serializer.encode(obj, for_cloud_api=True)
 
 
+def _typed_errors(what: str, fn: Any, *args: Any) -> Any:
+    """Run ``fn``; any error that is not already Earth Engine-typed becomes an EngineError."""
+    try:
+        return fn(*args)
+    except ee.EEException:
+        raise
+    except Exception as exc:
+        raise EngineError(f"{what} failed in the local engine: {type(exc).__name__}: {exc}") from exc
+
+
 def compute_value(obj: Any) -> Any:
     """Evaluate an ee object (or an encoded expression) and return its JSON value."""
-    return to_json(evaluate(_encode(obj)))
+    return _typed_errors("computeValue", lambda: to_json(evaluate(_encode(obj))))
 
 
 def _as_image(value: Any) -> Image:
@@ -85,7 +95,7 @@ def render(image: Image, grid: Grid, *, band_ids: list[str] | None = None) -> np
         )
     dtype = np.dtype([(b.name, b.dtype) for b in bands])
     out = np.zeros(grid.shape, dtype=dtype)
-    ctx = PixelContext()
+    ctx = PixelContext([b.node for b in bands])
     for band in bands:
         vals, mask = ctx.pixels(band.node, grid)
         out[band.name] = np.where(mask, vals, 0)
@@ -94,7 +104,29 @@ def render(image: Image, grid: Grid, *, band_ids: list[str] | None = None) -> np
 
 def compute_pixels(params: dict[str, Any]) -> Any:
     """Answer ``ee.data.computePixels(params)`` locally."""
+    return _typed_errors("computePixels", _compute_pixels, params)
+
+
+def _band_ids(params: dict[str, Any]) -> list[str] | None:
+    ids = params.get("bandIds")
+    if ids is None:
+        return None
+    if isinstance(ids, str) or not all(isinstance(b, str) for b in ids):
+        raise EngineError(f"computePixels: bandIds must be a list of band names, got {ids!r}.")
+    if len(set(ids)) != len(ids):
+        raise EngineError(f"computePixels: bandIds {ids} name a band more than once.")
+    return list(ids)
+
+
+def _compute_pixels(params: dict[str, Any]) -> Any:
     image = _as_image(evaluate(_encode(params["expression"])))
+    band_ids = _band_ids(params)
+    if band_ids:
+        by_name = {b.name: b for b in image.bands}
+        missing = [b for b in band_ids if b not in by_name]
+        if missing:
+            raise EngineError(f"computePixels: bandIds {missing} not in the image {list(by_name)}.")
+        image = image.with_bands([by_name[b] for b in band_ids])
     if "grid" in params and params["grid"] is not None:
         grid = Grid.from_ee(params["grid"])
     else:
@@ -107,7 +139,7 @@ def compute_pixels(params: dict[str, Any]) -> Any:
         grid = native
     if params.get("visualizationOptions"):
         raise NotSupportedError("computePixels visualizationOptions are not supported locally yet.")
-    arr = render(image, grid, band_ids=params.get("bandIds"))
+    arr = render(image, grid)
     fmt = str(params.get("fileFormat", "NUMPY_NDARRAY")).upper()
     if fmt == "NUMPY_NDARRAY":
         return arr

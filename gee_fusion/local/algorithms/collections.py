@@ -263,6 +263,9 @@ class StackReduceNode(PixelNode):
     def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
         return ctx.pixels(self.shared, grid)[self.index]  # type: ignore[return-value]
 
+    def children(self) -> tuple[PixelNode, ...]:
+        return (self.shared,)
+
 
 class _SharedStack(PixelNode):
     """Computes every output of a reducer at once (memoised in the context as one entry)."""
@@ -271,6 +274,9 @@ class _SharedStack(PixelNode):
         self.nodes = nodes
         self.reducer = reducer
         self.dtype = dtype
+
+    def children(self) -> tuple[PixelNode, ...]:
+        return tuple(self.nodes)
 
     def compute(self, ctx: PixelContext, grid: Grid) -> Any:
         values = np.empty((len(self.nodes), *grid.shape), dtype=self.dtype)
@@ -349,6 +355,9 @@ def ic_mosaic(collection: ImageCollection) -> Image:
 class _QualityNode(PixelNode):
     def __init__(self, quality: list[PixelNode], values: list[PixelNode]) -> None:
         self.quality, self.values = quality, values
+
+    def children(self) -> tuple[PixelNode, ...]:
+        return (*self.quality, *self.quality, *self.values, *self.values)
 
     def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
         q = np.stack(

@@ -12,7 +12,7 @@ from rasterio.features import geometry_mask
 
 from gee_fusion.errors import EngineError
 from gee_fusion.local.algorithms._common import as_image, promote
-from gee_fusion.local.grid import Grid, Projection, integer_offset, six, warp
+from gee_fusion.local.grid import Grid, Projection, crs_of, integer_offset, same_crs, six, warp
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Geometry
@@ -97,23 +97,43 @@ def image_self_mask(image: Image) -> Image:
 
 
 def _footprint_node(band: Band) -> PixelNode | None:
-    """Validity of the band's native extent in a request grid (None: unbounded)."""
+    """Validity of the band's native extent in a request grid (None: unbounded).
+
+    Computed from pixel-centre coordinates, never by materialising the native raster.
+    """
     if band.dimensions is None:
         return None
     w, h = band.dimensions
     proj = band.projection
 
     def fn(ctx: PixelContext, grid: Grid) -> Pixels:
-        ones = np.ones((h, w), dtype=np.uint8)
-        off = integer_offset((proj.crs, proj.affine), grid)
-        if off is not None:
-            from gee_fusion.local.grid import slice_padded
-
-            v, m = slice_padded(ones, ones.astype(bool), off[0], off[1], grid.width, grid.height)
-            return v, m
-        return warp(ones, ones.astype(bool), proj.crs, proj.affine, grid)
+        inside = inside_native(proj, (w, h), grid)
+        return np.zeros(grid.shape, dtype=np.uint8), inside
 
     return GridFuncNode(fn)
+
+
+def inside_native(proj: Projection, dims: tuple[int, int], grid: Grid) -> np.ndarray:
+    """True where a request-grid pixel centre falls inside a native raster of ``dims``."""
+    w, h = dims
+    g = grid.affine
+    cols = np.arange(grid.width) + 0.5
+    rows = np.arange(grid.height) + 0.5
+    if g.b == 0 and g.d == 0 and same_crs(proj.crs, grid.crs) and proj.affine.b == 0 and proj.affine.d == 0:
+        inv = ~proj.affine
+        sc = np.floor(inv.a * (g.c + cols * g.a) + inv.c)
+        sr = np.floor(inv.e * (g.f + rows * g.e) + inv.f)
+        return ((sr >= 0) & (sr < h))[:, None] & ((sc >= 0) & (sc < w))[None, :]
+    from rasterio.warp import transform as warp_points
+
+    cc, rr = np.meshgrid(cols, rows)
+    xs, ys = g * (cc.ravel(), rr.ravel())
+    if not same_crs(proj.crs, grid.crs):
+        xs, ys = warp_points(crs_of(grid.crs), crs_of(proj.crs), xs, ys)
+    inv = ~proj.affine
+    sc, sr = inv * (np.asarray(xs), np.asarray(ys))
+    sc, sr = np.floor(sc), np.floor(sr)
+    return ((sc >= 0) & (sc < w) & (sr >= 0) & (sr < h)).reshape(grid.shape)
 
 
 @algorithm("Image.unmask")
@@ -251,6 +271,9 @@ class ReprojectNode(PixelNode):
     def __init__(self, node: PixelNode, projection: Projection) -> None:
         self.node = node
         self.projection = projection
+
+    def children(self) -> tuple[PixelNode, ...]:
+        return (self.node,)
 
     def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
         proj = self.projection
