@@ -102,5 +102,7 @@ def test_write_cog_bad_crs_and_nodata_are_output_errors(tmp_path: Path) -> None:
     with pytest.raises(OutputError):
         write_cog(tmp_path / "a.tif", data, crs="EPSG:999999", transform=(10, 0, 0, 0, -10, 0))
     with pytest.raises(OutputError, match="NaN nodata"):
-        write_cog(tmp_path / "b.tif", data, crs="EPSG:32631", transform=(10, 0, 0, 0, -10, 0), nodata=float("nan"))
+        write_cog(
+            tmp_path / "b.tif", data, crs="EPSG:32631", transform=(10, 0, 0, 0, -10, 0), nodata=float("nan")
+        )
     assert not list(tmp_path.iterdir())

@@ -18,20 +18,34 @@ KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 
 
 def _grid(t: Affine, w: int, h: int) -> dict:
-    return {"dimensions": {"width": w, "height": h}, "affineTransform": dict(zip(KEYS, tuple(t)[:6], strict=True)),
-            "crsCode": CRS}  # fmt: skip
+    return {
+        "dimensions": {"width": w, "height": h},
+        "affineTransform": dict(zip(KEYS, tuple(t)[:6], strict=True)),
+        "crsCode": CRS,
+    }
 
 
 def test_nearest_index_path_equals_rasterio() -> None:
     rng = np.random.default_rng(3)
     src = rng.normal(size=(40, 50)).astype(np.float32)
-    for dst_t in (Affine(20.0, 0, 400003.0, 0, -20.0, 5499997.0), Affine(7.0, 0, 400011.0, 0, -7.0, 5499981.0),
-                  Affine(10.0, 0, 399955.0, 0, -10.0, 5500025.0)):  # fmt: skip
+    for dst_t in (
+        Affine(20.0, 0, 400003.0, 0, -20.0, 5499997.0),
+        Affine(7.0, 0, 400011.0, 0, -7.0, 5499981.0),
+        Affine(10.0, 0, 399955.0, 0, -10.0, 5500025.0),
+    ):
         dst = Grid(CRS, tuple(dst_t)[:6], 30, 25)  # type: ignore[arg-type]
         got, valid = warp(src, np.ones(src.shape, bool), CRS, T, dst)
         want = np.full(dst.shape, np.nan, dtype=np.float32)
-        reproject(src, want, src_transform=T, src_crs=CRS, dst_transform=dst_t, dst_crs=CRS,
-                  resampling=Resampling.nearest, dst_nodata=np.nan)  # fmt: skip
+        reproject(
+            src,
+            want,
+            src_transform=T,
+            src_crs=CRS,
+            dst_transform=dst_t,
+            dst_crs=CRS,
+            resampling=Resampling.nearest,
+            dst_nodata=np.nan,
+        )
         np.testing.assert_array_equal(np.where(valid, got, np.nan), want)
 
 
@@ -64,8 +78,13 @@ def test_tiled_bilinear_downsampling_has_no_seams() -> None:
             {"expression": img, "grid": _grid(coarse, 18, 18), "fileFormat": "NUMPY_NDARRAY"}
         )
         for r0, c0 in ((0, 0), (0, 9), (9, 0), (9, 9)):
-            part = ee.data.computePixels({"expression": img, "grid": _grid(coarse @ Affine.translation(c0, r0), 9, 9),
-                                          "fileFormat": "NUMPY_NDARRAY"})  # fmt: skip
+            part = ee.data.computePixels(
+                {
+                    "expression": img,
+                    "grid": _grid(coarse @ Affine.translation(c0, r0), 9, 9),
+                    "fileFormat": "NUMPY_NDARRAY",
+                }
+            )
             np.testing.assert_allclose(part["v"], whole["v"][r0 : r0 + 9, c0 : c0 + 9], atol=1e-6)
     finally:
         CATALOG.unregister("test/seams")
@@ -76,8 +95,11 @@ def test_band_ids_pick_their_own_native_grid() -> None:
     try:
         fine = ee.Image("test/two_res")
         coarse = fine.select("a").rename("b").reproject(CRS, [20, 0, 400000, 0, -20, 5500000])
-        both = fine.addBands(coarse.clipToBoundsAndScale(
-            geometry=ee.Geometry.Rectangle([400000, 5499800, 400200, 5500000], CRS, False), scale=20))  # fmt: skip
+        both = fine.addBands(
+            coarse.clipToBoundsAndScale(
+                geometry=ee.Geometry.Rectangle([400000, 5499800, 400200, 5500000], CRS, False), scale=20
+            )
+        )
         out = ee.data.computePixels({"expression": both, "bandIds": ["b"], "fileFormat": "NUMPY_NDARRAY"})
         assert out.shape == (10, 10) and out.dtype.names == ("b",)
         with pytest.raises(ee.EEException, match="more than once"):
@@ -110,8 +132,13 @@ def test_unmask_same_footprint_does_not_materialise_the_native_raster() -> None:
     try:
         img = ee.Image("test/big").unmask(0)
         tracemalloc.start()
-        out = ee.data.computePixels({"expression": img, "grid": _grid(T @ Affine.translation(19990, 19990), 16, 16),
-                                     "fileFormat": "NUMPY_NDARRAY"})  # fmt: skip
+        out = ee.data.computePixels(
+            {
+                "expression": img,
+                "grid": _grid(T @ Affine.translation(19990, 19990), 16, 16),
+                "fileFormat": "NUMPY_NDARRAY",
+            }
+        )
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert peak < 20 * 2**20, peak
