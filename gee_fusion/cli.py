@@ -30,8 +30,8 @@ def demo(
     cfg = load_monthly_config(config) if config else MonthlyJobConfig()
     cfg = cfg.model_copy(update={"out": out})
     try:
-        with console.status("Computing monthly composites with the local engine..."):
-            result = run_monthly(cfg)
+        console.print(f"Monthly {cfg.method} composites of {cfg.collection}, {cfg.start} to {cfg.end}...")
+        result = run_monthly(cfg, progress=True)
     except GeeFusionError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc

@@ -15,7 +15,7 @@ from gee_fusion.composite import COUNT_BAND, month_starts, monthly_composites
 from gee_fusion.config import MonthlyJobConfig
 from gee_fusion.engine import connect
 from gee_fusion.errors import ConfigError
-from gee_fusion.fetch import PixelGrid, open_collection
+from gee_fusion.fetch import PixelGrid, load_by_window, open_collection
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.io.cog import write_cog
 from gee_fusion.io.figures import month_grid_png
@@ -72,8 +72,8 @@ def with_ndvi(collection: ee.ImageCollection, nir: str, red: str) -> ee.ImageCol
     return collection.map(lambda img: img.addBands(img.normalizedDifference([nir, red]).rename("NDVI")))
 
 
-def run_monthly(cfg: MonthlyJobConfig) -> MonthlyResult:
-    """Run the monthly-composite job described by ``cfg``."""
+def run_monthly(cfg: MonthlyJobConfig, *, progress: bool = False) -> MonthlyResult:
+    """Run the monthly-composite job described by ``cfg`` (``progress``: show a progress bar)."""
     t0 = time.perf_counter()
     connect(cfg.engine, project=cfg.project)
     source = ee.ImageCollection(cfg.collection).filterDate(cfg.start.isoformat(), cfg.end.isoformat())
@@ -87,10 +87,11 @@ def run_monthly(cfg: MonthlyJobConfig) -> MonthlyResult:
     )
     ds = open_collection(months, grid)
     labels = [m.strftime("%Y-%m") for m in month_starts(cfg.start, cfg.end)]
-    count = np.nan_to_num(ds[COUNT_BAND].values).astype(np.uint16)
-    out = Path(cfg.out)
     first = cfg.bands[0]
-    values = ds[first].values.astype(np.float32)
+    arrays = load_by_window(ds, [first, COUNT_BAND], progress=progress)
+    count = np.nan_to_num(arrays[COUNT_BAND]).astype(np.uint16)
+    out = Path(cfg.out)
+    values = arrays[first].astype(np.float32)
     values[count == 0] = np.nan
     tags = {"collection": cfg.collection, "method": cfg.method, "engine": cfg.engine,
             "months": ",".join(labels)}  # fmt: skip

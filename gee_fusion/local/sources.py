@@ -26,6 +26,7 @@ from gee_fusion.local.grid import (
     crs_of,
     grid_window_in,
     integer_offset,
+    same_crs,
     six,
     slice_padded,
     warp,
@@ -112,12 +113,41 @@ class LeafNode(PixelNode):
             if (c0, r0, c1, r1) == (col, row, col + grid.width, row + grid.height):
                 return vals, mask
             return slice_padded(vals, mask, col - c0, row - r0, grid.width, grid.height)
+        if self.resampling == "nearest" and same_crs(src.crs, grid.crs):
+            exact = self._nearest_window(transform, (h, w), grid)
+            if exact is not None:
+                return exact
         win = grid_window_in(src.crs, transform, (h, w), grid)
         if win is None:
             return _empty(grid, src.band_dtypes[self.band])
         vals, mask = src.read(self.band, win)
         win_transform = transform @ Affine.translation(win[0], win[1])
         return warp(vals, mask, src.crs, win_transform, grid, resampling=self.resampling)
+
+
+    def _nearest_window(self, transform: Affine, shape: tuple[int, int], grid: Grid) -> Pixels | None:
+        """Nearest sampling reading only the source pixels that are sampled (same CRS)."""
+        s, d = transform, grid.affine
+        if s.b != 0 or s.d != 0 or d.b != 0 or d.d != 0:
+            return None
+        h, w = shape
+        cols = np.floor((d.c + (np.arange(grid.width) + 0.5) * d.a - s.c) / s.a).astype(np.int64)
+        rows = np.floor((d.f + (np.arange(grid.height) + 0.5) * d.e - s.f) / s.e).astype(np.int64)
+        col_ok, row_ok = (cols >= 0) & (cols < w), (rows >= 0) & (rows < h)
+        if not col_ok.any() or not row_ok.any():
+            return _empty(grid, self.source.band_dtypes[self.band])
+        c0, c1 = int(cols[col_ok].min()), int(cols[col_ok].max()) + 1
+        r0, r1 = int(rows[row_ok].min()), int(rows[row_ok].max()) + 1
+        whole = self.source.full(self.band)
+        if whole is not None:
+            vals, mask = whole[0][r0:r1, c0:c1], whole[1][r0:r1, c0:c1]
+        else:
+            vals, mask = self.source.read(self.band, (c0, r0, c1 - c0, r1 - r0))
+        ci = np.clip(cols - c0, 0, c1 - c0 - 1)
+        ri = np.clip(rows - r0, 0, r1 - r0 - 1)
+        values = vals[ri[:, None], ci[None, :]]
+        valid = np.asarray(mask)[ri[:, None], ci[None, :]] & row_ok[:, None] & col_ok[None, :]
+        return values, valid
 
 
 def _empty(grid: Grid, dtype: np.dtype) -> Pixels:
