@@ -14,11 +14,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ee
 
 from gee_fusion.errors import CredentialsError, EngineStateError, NotSupportedError
+
+if TYPE_CHECKING:
+    from gee_fusion.local.world.config import WorldConfig
 
 EngineName = Literal["local", "earthengine"]
 LOCAL_PROJECT = "gee-fusion-local"
@@ -79,6 +82,7 @@ def connect(
     *,
     project: str | None = None,
     register_samples: bool = True,
+    world: WorldConfig | None = None,
 ) -> Connection:
     """Initialise earthengine-api against real Earth Engine or the embedded local engine.
 
@@ -89,6 +93,8 @@ def connect(
             locally).
         register_samples: With the local engine, register the real samples found in
             ``../shared/data/real`` (or ``$GEE_FUSION_REAL_DATA``) in the local catalog.
+        world: With the local engine, the demo world served under Earth Engine's collection
+            IDs (seed, centre, size); defaults to the 12 x 12 km Rouen-like city.
 
     Returns:
         The connection that was set up.
@@ -104,7 +110,7 @@ def connect(
         _restore()
         if engine == "earthengine":
             return _connect_earthengine(project)
-        return _connect_local(project, register_samples=register_samples)
+        return _connect_local(project, register_samples=register_samples, world=world)
 
 
 def disconnect() -> None:
@@ -172,7 +178,7 @@ def _local_routes() -> dict[str, Callable[..., Any]]:
     return routes
 
 
-def _connect_local(project: str | None, *, register_samples: bool) -> Connection:
+def _connect_local(project: str | None, *, register_samples: bool, world: WorldConfig | None) -> Connection:
     global _current, _saved_stac
     for name, fn in _local_routes().items():
         _saved[name] = getattr(ee.data, name)
@@ -187,7 +193,11 @@ def _connect_local(project: str | None, *, register_samples: bool) -> Connection
         raise
     from gee_fusion.local.world.register import register_world
 
-    register_world()  # the embedded demo world under Earth Engine's collection IDs (lazy)
+    # the embedded demo world under Earth Engine's collection IDs (lazy: generated on request)
+    if world is None:
+        register_world()
+    else:
+        register_world(world, replace=True)
     if register_samples:
         from gee_fusion.local.samples import register_real_samples
 

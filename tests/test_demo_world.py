@@ -400,3 +400,15 @@ def test_bad_input_gives_empty_collections_or_masks() -> None:
     with pytest.raises(ee.EEException, match="Pattern 'B13' did not match any bands"):
         img.select("B13").getInfo()
     assert schedule.s2_acquisitions()[0].when.date() >= date(2015, 6, 23)
+
+
+def test_connect_with_a_configured_world() -> None:
+    import gee_fusion
+
+    try:
+        gee_fusion.connect("local", world=WorldConfig(seed=3, size_km=3.0))
+        info = ee.Image("local/demo/LABELS").getInfo()["bands"][0]
+        assert info["dimensions"] == [300, 300]
+    finally:
+        gee_fusion.connect("local", world=DEFAULT_WORLD)
+    assert ee.Image("local/demo/LABELS").getInfo()["bands"][0]["dimensions"] == [1200, 1200]
