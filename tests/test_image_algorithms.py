@@ -514,3 +514,18 @@ def test_where(img: ee.Image, ref: Ref) -> None:
     low = ref.qa < 2000
     check(multi, ref.grid, {"B1": (np.where(low, ref.b2, ref.b1), ref.m),
                             "B2": (np.where(low, ref.b1, ref.b2), ref.m)})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["b - e * f", "2 - 3 + 4", "b + d * c - e * f + h", "b / c / d", "b - c - d", "c ** 2 ** 0.5",
+     "-b ** 2", "b * -c + d", "(b < c) == 0", "b + c > d * 0.1 && h"],
+)
+def test_expression_operator_precedence_matches_python(expr: str) -> None:
+    env = {"b": 0.5, "c": 0.1, "d": 6.0, "e": 7.5, "f": 0.05, "h": 1.0}
+    grid = {"dimensions": {"width": 1, "height": 1}, "affineTransform": {"scaleX": 1, "scaleY": -1},
+            "crsCode": "EPSG:4326"}  # fmt: skip
+    img = ee.Image(0).expression(expr, env)
+    got = float(ee.data.computePixels({"expression": img, "grid": grid, "fileFormat": "NUMPY_NDARRAY"})[0][0][0])
+    want = float(eval(expr.replace("&&", " and "), {}, dict(env)))  # noqa: S307 - fixed test strings
+    assert got == pytest.approx(want, rel=1e-6), expr

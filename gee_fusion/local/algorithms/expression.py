@@ -137,7 +137,7 @@ class _Parser:
             if tok[1] not in _BINOPS:
                 return left
             prec, op = _BINOPS[tok[1]]
-            if prec < min_prec or (prec == min_prec and op != "pow"):
+            if prec < min_prec:
                 return left
             self.take()
             right = self.expr(prec + (0 if op == "pow" else 1))
