@@ -39,13 +39,21 @@ INDICES: dict[str, SpectralIndex] = {
     for i in (
         SpectralIndex("NDVI", "(N - R) / (N + R)", ("N", "R"), {}, "Normalized Difference Vegetation Index"),
         SpectralIndex(
-            "SAVI", "(1.0 + L) * (N - R) / (N + R + L)", ("N", "R"), {"L": 0.5}, "Soil-Adjusted Vegetation Index"
+            "SAVI",
+            "(1.0 + L) * (N - R) / (N + R + L)",
+            ("N", "R"),
+            {"L": 0.5},
+            "Soil-Adjusted Vegetation Index",
         ),
         SpectralIndex(
             "BAI", "1.0 / ((0.1 - R) ** 2.0 + (0.06 - N) ** 2.0)", ("R", "N"), {}, "Burned Area Index"
         ),
-        SpectralIndex("NDWI", "(G - N) / (G + N)", ("G", "N"), {}, "Normalized Difference Water Index (McFeeters)"),
-        SpectralIndex("MNDWI", "(G - S1) / (G + S1)", ("G", "S1"), {}, "Modified Normalized Difference Water Index"),
+        SpectralIndex(
+            "NDWI", "(G - N) / (G + N)", ("G", "N"), {}, "Normalized Difference Water Index (McFeeters)"
+        ),
+        SpectralIndex(
+            "MNDWI", "(G - S1) / (G + S1)", ("G", "S1"), {}, "Modified Normalized Difference Water Index"
+        ),
         SpectralIndex("NDBI", "(S1 - N) / (S1 + N)", ("S1", "N"), {}, "Normalized Difference Built-up Index"),
         SpectralIndex(
             "EVI",

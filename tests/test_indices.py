@@ -44,7 +44,9 @@ def test_earth_engine_path_equals_numpy_path(refl: dict[str, np.ndarray]) -> Non
     register_numpy_image("test/s2_dn", dn, crs="EPSG:32631", transform=(10, 0, 300000, 0, -10, 5000000))
     try:
         img = indices.add_indices(ee.Image("test/s2_dn"), sorted(indices.INDICES))
-        out = ee.data.computePixels({"expression": img.select(sorted(indices.INDICES)), "fileFormat": "NUMPY_NDARRAY"})
+        out = ee.data.computePixels(
+            {"expression": img.select(sorted(indices.INDICES)), "fileFormat": "NUMPY_NDARRAY"}
+        )
         scaled = {s: dn[indices.SENTINEL2_BANDS[s]].astype(np.float64) * 1e-4 for s in SYMBOLS}
         # float32 on the server: compare away from near-zero denominators (EVI, BAI blow up there)
         evi_den = scaled["N"] + 6 * scaled["R"] - 7.5 * scaled["B"] + 1
