@@ -1,0 +1,88 @@
+"""Sentinel-1 GRD preprocessing written with earthengine-api: selection, border-noise
+masking, dB <-> linear power, and the VV/VH ratio.
+
+Speckle filters work on LINEAR power (``COPERNICUS/S1_GRD_FLOAT`` or :func:`to_linear`);
+see :mod:`gee_fusion.speckle`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+import ee
+from pydantic import BaseModel, ConfigDict, Field
+
+from gee_fusion.errors import ConfigError
+
+S1_GRD = "COPERNICUS/S1_GRD"
+S1_GRD_FLOAT = "COPERNICUS/S1_GRD_FLOAT"
+BORDER_ANGLES = (30.63993, 45.23993)
+"""Incidence-angle window kept by the border-noise mask (Mullissa et al. 2021)."""
+
+
+class S1Selection(BaseModel):
+    """Which Sentinel-1 GRD scenes to use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    instrument_mode: Literal["IW", "EW", "SM"] = "IW"
+    polarisations: tuple[str, ...] = ("VV", "VH")
+    resolution_meters: int = Field(10, gt=0)
+    orbit_pass: Literal["ASCENDING", "DESCENDING", "BOTH"] = "BOTH"
+    relative_orbit: int | None = Field(None, ge=1, le=175)
+    linear: bool = Field(True, description="Use S1_GRD_FLOAT (linear power) rather than S1_GRD (dB).")
+
+
+def s1_collection(
+    aoi: ee.Geometry, start: str | date, end: str | date, selection: S1Selection | None = None
+) -> ee.ImageCollection:
+    """Sentinel-1 GRD scenes over ``aoi`` in [start, end) matching ``selection``, with only the
+    selected polarisations and the ``angle`` band."""
+    if not isinstance(aoi, ee.Geometry):
+        raise ConfigError("aoi must be an ee.Geometry (e.g. ee.Geometry.Rectangle(...)).")
+    sel = selection or S1Selection()
+    col = (
+        ee.ImageCollection(S1_GRD_FLOAT if sel.linear else S1_GRD)
+        .filterBounds(aoi)
+        .filterDate(str(start), str(end))
+        .filter(ee.Filter.eq("instrumentMode", sel.instrument_mode))
+        .filter(ee.Filter.eq("resolution_meters", sel.resolution_meters))
+    )
+    for pol in sel.polarisations:
+        col = col.filter(ee.Filter.listContains("transmitterReceiverPolarisation", pol))
+    if sel.orbit_pass != "BOTH":
+        col = col.filter(ee.Filter.eq("orbitProperties_pass", sel.orbit_pass))
+    if sel.relative_orbit is not None:
+        col = col.filter(ee.Filter.eq("relativeOrbitNumber_start", sel.relative_orbit))
+    return col.select([*sel.polarisations, "angle"])
+
+
+def mask_border_noise(image: ee.Image, *, angles: tuple[float, float] = BORDER_ANGLES) -> ee.Image:
+    """Mask pixels whose incidence angle lies outside ``angles`` (swath-edge border noise)."""
+    lo, hi = angles
+    if not 0 < lo < hi < 90:
+        raise ConfigError(f"Border-noise angles must satisfy 0 < low < high < 90, got {angles}.")
+    angle = image.select("angle")
+    return image.updateMask(angle.gt(lo).And(angle.lt(hi)))
+
+
+def to_linear(image: ee.Image, bands: tuple[str, ...] = ("VV", "VH")) -> ee.Image:
+    """Backscatter from dB to linear power (other bands and properties kept)."""
+    lin = ee.Image(10).pow(image.select(list(bands)).divide(10)).rename(list(bands))
+    return image.addBands(lin, None, True)
+
+
+def to_db(image: ee.Image, bands: tuple[str, ...] = ("VV", "VH")) -> ee.Image:
+    """Backscatter from linear power to dB (other bands and properties kept)."""
+    db = image.select(list(bands)).log10().multiply(10).rename(list(bands))
+    return image.addBands(db, None, True)
+
+
+def add_ratio(image: ee.Image, *, linear: bool = True, name: str = "VVVH") -> ee.Image:
+    """Add the VV/VH ratio band (``VVVH``: band IDs may not contain ``/``).
+
+    In linear power it is VV / VH; in dB it is the difference VV - VH (the same ratio in dB).
+    """
+    vv, vh = image.select("VV"), image.select("VH")
+    ratio = vv.divide(vh) if linear else vv.subtract(vh)
+    return image.addBands(ratio.rename(name))
