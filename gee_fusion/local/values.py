@@ -170,10 +170,15 @@ Collection = ImageCollection | FeatureCollection
 
 @dataclass(frozen=True)
 class Filter:
-    """A predicate over collection elements."""
+    """A predicate over collection elements, and its join form."""
 
     predicate: Callable[[Any], bool]
     description: str
+    pair: Callable[[Any, Any], bool] | None = None
+    """Join form (``Join.apply``): ``leftField`` read from the primary element, ``rightField``
+    from the secondary one; None for filters that cannot be join conditions."""
+    measure: Callable[[Any, Any], float | None] | None = None
+    """The join measure of a matching pair (``maxDifference``), if the filter has one."""
 
     def __call__(self, element: Any) -> bool:
         return bool(self.predicate(element))

@@ -28,9 +28,9 @@ def _side(el: Any, field: str | None, value: Any) -> Any:
 def _binary(name: str, op: Callable[[Any, Any], bool]) -> Callable[..., Filter]:
     def make(leftField: str | None = None, rightValue: Any = None, rightField: str | None = None,
              leftValue: Any = None) -> Filter:  # fmt: skip
-        def pred(el: Any) -> bool:
-            left = _side(el, leftField, leftValue)
-            right = _side(el, rightField, rightValue)
+        def pair(left_el: Any, right_el: Any) -> bool:
+            left = _side(left_el, leftField, leftValue)
+            right = _side(right_el, rightField, rightValue)
             if left is None or right is None:
                 return False
             try:
@@ -39,7 +39,7 @@ def _binary(name: str, op: Callable[[Any, Any], bool]) -> Callable[..., Filter]:
                 return False
 
         desc = f"{name}({leftField or leftValue!r}, {rightField or rightValue!r})"
-        return Filter(pred, desc)
+        return Filter(lambda el: pair(el, el), desc, pair=pair)
 
     return make
 
@@ -117,34 +117,57 @@ def filter_intersects(leftField: str | None = None, rightValue: Any = None, righ
     return Filter(pred, "intersects")
 
 
+def _join_form(filters: list[Filter], quantifier: Callable[[Any], bool]) -> dict[str, Any]:
+    """``pair`` and ``measure`` of and/or: the measure of the first matching part that has one."""
+    if any(f.pair is None for f in filters):
+        return {}
+    pairs = [(f.pair, f.measure) for f in filters if f.pair is not None]
+
+    def pair(p: Any, s: Any) -> bool:
+        return quantifier(test(p, s) for test, _ in pairs)
+
+    if all(m is None for _, m in pairs):
+        return {"pair": pair}
+
+    def measure(p: Any, s: Any) -> float | None:
+        for test, m in pairs:
+            if m is not None and test(p, s):
+                return m(p, s)
+        return None
+
+    return {"pair": pair, "measure": measure}
+
+
 @algorithm("Filter.and")
 def filter_and(filters: list[Filter]) -> Filter:
     """All filters hold."""
-    return Filter(lambda el: all(f(el) for f in filters), "and")
+    return Filter(lambda el: all(f(el) for f in filters), "and", **_join_form(filters, all))
 
 
 @algorithm("Filter.or")
 def filter_or(filters: list[Filter]) -> Filter:
     """Any filter holds."""
-    return Filter(lambda el: any(f(el) for f in filters), "or")
+    return Filter(lambda el: any(f(el) for f in filters), "or", **_join_form(filters, any))
 
 
 @algorithm("Filter.not")
 def filter_not(filter: Filter) -> Filter:
     """The filter does not hold."""
-    return Filter(lambda el: not filter(el), "not")
+    inner = filter.pair
+    pair = None if inner is None else (lambda p, s: not inner(p, s))
+    return Filter(lambda el: not filter(el), "not", pair=pair)
 
 
 @algorithm("Filter.always")
 def filter_always() -> Filter:
     """Every element passes."""
-    return Filter(lambda el: True, "always")
+    return Filter(lambda el: True, "always", pair=lambda p, s: True)
 
 
 @algorithm("Filter.never")
 def filter_never() -> Filter:
     """No element passes."""
-    return Filter(lambda el: False, "never")
+    return Filter(lambda el: False, "never", pair=lambda p, s: False)
 
 
 @algorithm("Filter.notNull")
