@@ -7,15 +7,21 @@ torch; ``gee_fusion.deep`` does.
 
 from gee_fusion.engine import Connection, connect, current, disconnect, has_credentials
 from gee_fusion.errors import GeeFusionError
+from gee_fusion.speckle import multitemporal_filter, speckle_filter
+from gee_fusion.stacks import FUSION20_BANDS, fusion20_stack
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FUSION20_BANDS",
     "Connection",
     "GeeFusionError",
     "__version__",
     "connect",
     "current",
     "disconnect",
+    "fusion20_stack",
     "has_credentials",
+    "multitemporal_filter",
+    "speckle_filter",
 ]
