@@ -15,7 +15,7 @@ import ee
 
 from gee_fusion.errors import ConfigError
 
-Reduction = Literal["median", "mean", "min", "max"]
+Reduction = Literal["median", "mean", "min", "max", "medoid", "quality"]
 COUNT_BAND = "count"
 
 
@@ -30,12 +30,45 @@ def month_starts(start: date, end: date) -> list[date]:
     return out
 
 
-def _reducer(method: Reduction) -> ee.Reducer:
-    reducers = {"median": ee.Reducer.median, "mean": ee.Reducer.mean, "min": ee.Reducer.min,
-                "max": ee.Reducer.max}  # fmt: skip
-    if method not in reducers:
-        raise ConfigError(f"Unknown composite method {method!r}: use one of {sorted(reducers)}.")
-    return reducers[method]()
+_REDUCERS = {
+    "median": ee.Reducer.median,
+    "mean": ee.Reducer.mean,
+    "min": ee.Reducer.min,
+    "max": ee.Reducer.max,
+}
+QUALITY = "_quality"
+
+
+def medoid(collection: ee.ImageCollection, bands: Sequence[str]) -> ee.Image:
+    """Per pixel, the observation closest (sum of squared differences over ``bands``) to the
+    per-band median: a real, spectrally consistent observation rather than a band-wise median."""
+    med = collection.median()
+
+    def score(img: ee.Image) -> ee.Image:
+        dist = ee.Image(0)
+        for b in bands:
+            dist = dist.add(img.select(b).subtract(med.select(b)).pow(2))
+        return img.addBands(dist.multiply(-1).rename(QUALITY))
+
+    return collection.map(score).qualityMosaic(QUALITY).select(list(bands))
+
+
+def _reduce(
+    month: ee.ImageCollection, method: Reduction, bands: Sequence[str], quality_band: str | None
+) -> ee.Image:
+    if method in _REDUCERS:
+        return month.reduce(_REDUCERS[method]()).rename(list(bands))
+    if method == "medoid":
+        return medoid(month, bands)
+    if method == "quality":
+        if quality_band is None or quality_band not in bands:
+            raise ConfigError(
+                "method='quality' needs quality_band, one of the composited bands (e.g. 'NDVI')."
+            )
+        return month.qualityMosaic(quality_band).select(list(bands))
+    raise ConfigError(
+        f"Unknown composite method {method!r}: use one of {sorted([*_REDUCERS, 'medoid', 'quality'])}."
+    )
 
 
 def masked_template(bands: Sequence[str]) -> ee.Image:
@@ -50,6 +83,7 @@ def monthly_composites(
     start: date,
     end: date,
     method: Reduction = "median",
+    quality_band: str | None = None,
 ) -> ee.ImageCollection:
     """One composite per calendar month, with a ``count`` band of valid observations.
 
@@ -58,7 +92,10 @@ def monthly_composites(
         bands: Bands to composite (all images must have them).
         start: First day of the period (its month is the first composite).
         end: End of the period (exclusive).
-        method: Per-pixel reduction of each month's images.
+        method: Per-pixel reduction of each month's images: ``median``, ``mean``, ``min``,
+            ``max``, ``medoid`` (the observation nearest the median over ``bands``) or
+            ``quality`` (the observation with the highest ``quality_band``, e.g. NDVI).
+        quality_band: The band ranking observations for ``method="quality"``.
 
     Returns:
         An image collection, one image per month, bands ``bands + ['count']`` (``count``
@@ -70,7 +107,12 @@ def monthly_composites(
     if COUNT_BAND in bands:
         raise ConfigError(f"Band name {COUNT_BAND!r} is reserved for the observation count.")
     months = month_starts(start, end)
-    reducer = _reducer(method)
+    if method == "quality" and (quality_band is None or quality_band not in bands):
+        raise ConfigError("method='quality' needs quality_band, one of the composited bands (e.g. 'NDVI').")
+    if method not in (*_REDUCERS, "medoid", "quality"):
+        raise ConfigError(
+            f"Unknown composite method {method!r}: use median, mean, min, max, medoid or quality."
+        )
     selected = collection.select(list(bands))
     template = ee.ImageCollection([masked_template(bands)])
 
@@ -79,9 +121,9 @@ def monthly_composites(
         finish = begin.advance(1, "month")
         month = selected.filterDate(begin, finish)
         padded = month.merge(template)
-        composite = padded.reduce(reducer).rename(list(bands))
+        composite = _reduce(padded, method, bands, quality_band)
         count = padded.select(bands[0]).count().rename(COUNT_BAND).toUint16()
-        return (
+        return ee.Image(
             composite.toFloat()
             .addBands(count)
             .set("system:time_start", begin.millis())
@@ -90,3 +132,17 @@ def monthly_composites(
         )
 
     return ee.ImageCollection.fromImages([one(m) for m in months])
+
+
+def monthly_s1_means(
+    collection: ee.ImageCollection, *, bands: Sequence[str] = ("VV", "VH"), start: date, end: date
+) -> ee.ImageCollection:
+    """Monthly Sentinel-1 means computed in LINEAR power, then converted to dB (averaging dB
+    values would bias the mean low). ``collection`` must hold linear power (S1_GRD_FLOAT)."""
+    means = monthly_composites(collection, bands=bands, start=start, end=end, method="mean")
+
+    def to_db(img: ee.Image) -> ee.Image:
+        db = img.select(list(bands)).log10().multiply(10).rename(list(bands))
+        return img.addBands(db, None, True)
+
+    return means.map(to_db)

@@ -31,7 +31,8 @@ class MonthlyJobConfig(BaseModel):
     )
     start: date = date(2015, 7, 1)
     end: date = date(2018, 1, 1)
-    method: Literal["median", "mean", "min", "max"] = "median"
+    method: Literal["median", "mean", "min", "max", "medoid", "quality"] = "median"
+    quality_band: str | None = Field(None, description="Band ranking observations for method 'quality'.")
     out: Path = Path("outputs/demo")
     name: str = "slovenia_ndvi_monthly"
 

@@ -83,7 +83,12 @@ def run_monthly(cfg: MonthlyJobConfig, *, progress: bool = False) -> MonthlyResu
     if cfg.ndvi_from:
         masked = with_ndvi(masked, *cfg.ndvi_from)
     months = monthly_composites(
-        masked, bands=cfg.bands, start=cfg.start, end=cfg.end, method=cfg.method
+        masked,
+        bands=cfg.bands,
+        start=cfg.start,
+        end=cfg.end,
+        method=cfg.method,
+        quality_band=cfg.quality_band,
     )
     ds = open_collection(months, grid)
     labels = [m.strftime("%Y-%m") for m in month_starts(cfg.start, cfg.end)]
