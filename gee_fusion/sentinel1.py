@@ -13,6 +13,7 @@ from typing import Literal
 import ee
 from pydantic import BaseModel, ConfigDict, Field
 
+from gee_fusion.checks import require_images
 from gee_fusion.errors import ConfigError
 
 S1_GRD = "COPERNICUS/S1_GRD"
@@ -34,27 +35,46 @@ class S1Selection(BaseModel):
 
 
 def s1_collection(
-    aoi: ee.Geometry, start: str | date, end: str | date, selection: S1Selection | None = None
+    aoi: ee.Geometry,
+    start: str | date,
+    end: str | date,
+    selection: S1Selection | None = None,
+    *,
+    check: bool = False,
 ) -> ee.ImageCollection:
     """Sentinel-1 GRD scenes over ``aoi`` in [start, end) matching ``selection``, with only the
-    selected polarisations and the ``angle`` band."""
+    selected polarisations and the ``angle`` band. With ``check``, an empty result raises an
+    :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip)."""
     if not isinstance(aoi, ee.Geometry):
         raise ConfigError("aoi must be an ee.Geometry (e.g. ee.Geometry.Rectangle(...)).")
     sel = selection or S1Selection()
-    col = (
-        ee.ImageCollection(S1_GRD_FLOAT if sel.linear else S1_GRD)
-        .filterBounds(aoi)
-        .filterDate(str(start), str(end))
-        .filter(ee.Filter.eq("instrumentMode", sel.instrument_mode))
-        .filter(ee.Filter.eq("resolution_meters", sel.resolution_meters))
-    )
+    asset = S1_GRD_FLOAT if sel.linear else S1_GRD
+    steps: list[tuple[str, ee.Filter]] = [
+        (f"date {start}..{end}", ee.Filter.date(str(start), str(end))),
+        (f"instrumentMode == {sel.instrument_mode}", ee.Filter.eq("instrumentMode", sel.instrument_mode)),
+        (
+            f"resolution_meters == {sel.resolution_meters}",
+            ee.Filter.eq("resolution_meters", sel.resolution_meters),
+        ),
+    ]
     for pol in sel.polarisations:
-        col = col.filter(ee.Filter.listContains("transmitterReceiverPolarisation", pol))
+        steps.append((f"polarisation {pol}", ee.Filter.listContains("transmitterReceiverPolarisation", pol)))
     if sel.orbit_pass != "BOTH":
-        col = col.filter(ee.Filter.eq("orbitProperties_pass", sel.orbit_pass))
+        steps.append((f"pass {sel.orbit_pass}", ee.Filter.eq("orbitProperties_pass", sel.orbit_pass)))
     if sel.relative_orbit is not None:
-        col = col.filter(ee.Filter.eq("relativeOrbitNumber_start", sel.relative_orbit))
-    return col.select([*sel.polarisations, "angle"])
+        steps.append(
+            (
+                f"relative orbit {sel.relative_orbit}",
+                ee.Filter.eq("relativeOrbitNumber_start", sel.relative_orbit),
+            )
+        )
+    stages = [(asset, ee.ImageCollection(asset))]
+    stages.append(("bounds(aoi)", stages[-1][1].filterBounds(aoi)))
+    for what, flt in steps:
+        stages.append((what, stages[-1][1].filter(flt)))
+    if check:
+        require_images(stages)
+    return stages[-1][1].select([*sel.polarisations, "angle"])
 
 
 def mask_border_noise(image: ee.Image, *, angles: tuple[float, float] = BORDER_ANGLES) -> ee.Image:

@@ -16,6 +16,7 @@ from typing import Literal
 import ee
 from pydantic import BaseModel, ConfigDict, Field
 
+from gee_fusion.checks import require_images
 from gee_fusion.errors import ConfigError
 
 S2_SR = "COPERNICUS/S2_SR_HARMONIZED"
@@ -67,18 +68,29 @@ CloudMask = CloudScorePlus | S2Cloudless | SclMask | Qa60Mask
 
 
 def s2_collection(
-    aoi: ee.Geometry, start: str | date, end: str | date, *, max_cloud_percentage: float | None = None
+    aoi: ee.Geometry,
+    start: str | date,
+    end: str | date,
+    *,
+    max_cloud_percentage: float | None = None,
+    check: bool = False,
 ) -> ee.ImageCollection:
     """Harmonized Sentinel-2 L2A over ``aoi`` in [start, end), optionally pre-filtered by the
-    scene's ``CLOUDY_PIXEL_PERCENTAGE``."""
+    scene's ``CLOUDY_PIXEL_PERCENTAGE``. With ``check``, an empty result raises an
+    :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip)."""
     if not isinstance(aoi, ee.Geometry):
         raise ConfigError("aoi must be an ee.Geometry (e.g. ee.Geometry.Rectangle(...)).")
     if max_cloud_percentage is not None and not 0 <= max_cloud_percentage <= 100:
         raise ConfigError(f"max_cloud_percentage must lie in [0, 100], got {max_cloud_percentage}.")
-    col = ee.ImageCollection(S2_SR).filterBounds(aoi).filterDate(str(start), str(end))
+    stages = [(S2_SR, ee.ImageCollection(S2_SR))]
+    stages.append(("bounds(aoi)", stages[-1][1].filterBounds(aoi)))
+    stages.append((f"date {start}..{end}", stages[-1][1].filterDate(str(start), str(end))))
     if max_cloud_percentage is not None:
-        col = col.filter(ee.Filter.lte("CLOUDY_PIXEL_PERCENTAGE", max_cloud_percentage))
-    return col
+        cloudy = ee.Filter.lte("CLOUDY_PIXEL_PERCENTAGE", max_cloud_percentage)
+        stages.append((f"CLOUDY_PIXEL_PERCENTAGE <= {max_cloud_percentage}", stages[-1][1].filter(cloudy)))
+    if check:
+        require_images(stages)
+    return stages[-1][1]
 
 
 def scale_reflectance(image: ee.Image) -> ee.Image:

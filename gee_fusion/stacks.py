@@ -136,3 +136,31 @@ def fusion20_stack(
             "year": year,
         }
     )
+
+
+def time_series_stack(
+    collection: ee.ImageCollection,
+    *,
+    bands: Sequence[str],
+    start: date,
+    end: date,
+    method: str = "median",
+) -> ee.Image:
+    """A T x C stack for temporal models: one composite per calendar month, bands named
+    ``<band>_<YYYY-MM>`` (month-major: all bands of month 1, then month 2, ...), plus a
+    ``count_<YYYY-MM>`` band per month (0 where the month had no valid observation, which is
+    then masked).
+
+    Args:
+        collection: Masked, scaled images of one sensor (e.g. S2 reflectance + indices, or S1 dB).
+        bands: The C bands.
+        start: First day of the period.
+        end: End of the period (exclusive).
+        method: Monthly reduction (see :func:`gee_fusion.composite.monthly_composites`).
+    """
+    from gee_fusion.composite import COUNT_BAND, month_starts, monthly_composites
+
+    months = month_starts(start, end)
+    monthly = monthly_composites(collection, bands=bands, start=start, end=end, method=method)  # type: ignore[arg-type]
+    names = [f"{b}_{m.strftime('%Y-%m')}" for m in months for b in [*bands, COUNT_BAND]]
+    return monthly.toBands().rename(names)

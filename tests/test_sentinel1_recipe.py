@@ -89,3 +89,19 @@ def test_border_noise_mask_on_a_wide_world() -> None:
     assert noisy.any() and not (noisy & kept).any()  # the ARD window drops all border noise
     with pytest.raises(ConfigError):
         s1.mask_border_noise(ee.Image(1), angles=(50.0, 40.0))
+
+
+def test_empty_selection_names_the_filter() -> None:
+    from gee_fusion import sentinel2 as s2
+    from gee_fusion.errors import EngineError
+
+    with pytest.raises(EngineError, match="relative orbit 77"):
+        s1.s1_collection(_aoi(), "2021-01-01", "2021-03-01", s1.S1Selection(relative_orbit=77), check=True)
+    with pytest.raises(EngineError, match="date 2014-01-01"):
+        s1.s1_collection(_aoi(), "2014-01-01", "2014-06-01", check=True)
+    with pytest.raises(EngineError, match="CLOUDY_PIXEL_PERCENTAGE"):
+        s2.s2_collection(_aoi(), "2021-01-01", "2021-01-20", max_cloud_percentage=0.0, check=True)
+    far = ee.Geometry.Rectangle([10.0, 10.0, 10.1, 10.1])
+    with pytest.raises(EngineError, match="bounds"):
+        s2.s2_collection(far, "2021-01-01", "2021-02-01", check=True)
+    assert s1.s1_collection(_aoi(), "2021-01-01", "2021-03-01", check=True).size().getInfo() > 0

@@ -73,3 +73,26 @@ def test_fusion20_bad_input() -> None:
         stacks.fusion20_stack(aoi, year=2010)
     with pytest.raises(ConfigError, match="s2_months"):
         stacks.fusion20_stack(aoi, year=2021, s2_months=(9, 6))
+
+
+def test_time_series_stack_names_and_values(syn) -> None:
+    from datetime import date
+
+    from tests.conftest import pixels
+
+    col = ee.ImageCollection("test/syn")
+    ts = stacks.time_series_stack(col, bands=["B1", "B2"], start=date(2021, 1, 1), end=date(2021, 5, 1))
+    names = ts.bandNames().getInfo()
+    assert names[:3] == ["B1_2021-01", "B2_2021-01", "count_2021-01"] and len(names) == 12
+    got = pixels(ts.select(["B1_2021-02", "count_2021-03"]), syn.grid)
+    feb = np.array([t.startswith("2021-02") for t in syn.times])
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nanmedian(np.where(syn.mask[feb], syn.b1[feb], np.nan), axis=0)
+    vals, mask = got["B1_2021-02"]
+    np.testing.assert_allclose(vals[mask], want[mask], rtol=1e-6)
+    count, _ = got["count_2021-03"]
+    assert (count == 0).all()  # no image in March: a masked month, never a crash
