@@ -212,9 +212,6 @@ class Image:
         return info
 
 
-_INT_RANGES: dict[str, tuple[int, int]] = {}
-
-
 def pixel_type_info(dtype: np.dtype, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """Earth Engine's ``PixelType`` JSON for a numpy dtype."""
     dtype = np.dtype(dtype)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from gee_fusion.local.world import noise
-from gee_fusion.local.world.config import PIXEL, WorldConfig
+from gee_fusion.local.world.config import WorldConfig
 from gee_fusion.local.world.landcover import coords
 
 MONTHLY_CLOUD = (0.80, 0.76, 0.70, 0.60, 0.57, 0.54, 0.52, 0.54, 0.58, 0.70, 0.80, 0.83)
@@ -174,5 +174,3 @@ def cloudy_percentage(cfg: WorldConfig, millis: float) -> float:
     opacity = np.clip((f - s.threshold) / 0.07, 0.0, 1.0) ** 0.8
     return round(float((opacity > 0.35).mean() * 100.0), 4)
 
-
-_ = PIXEL

@@ -16,14 +16,12 @@ from gee_fusion.local.world.landcover import (
     ARABLE,
     DENSE,
     FOREST,
-    GRASS,
     GROVE,
     INDUSTRIAL,
     NETWORK,
     OPEN,
     ORCHARD,
     SPARSE,
-    URBAN_GREEN,
     VINEYARD,
     WATER,
     WETLAND,
@@ -142,5 +140,3 @@ def mix_neighbours(refl: np.ndarray) -> np.ndarray:
         0.6 * centre + 0.1 * (refl[:, :-2, 1:-1] + refl[:, 2:, 1:-1] + refl[:, 1:-1, :-2] + refl[:, 1:-1, 2:])
     ).astype(np.float32)
 
-
-_ = (GRASS, URBAN_GREEN)  # classes whose background is the default (dry vegetation)
