@@ -53,7 +53,8 @@ def image() -> ee.Image:
 
 
 @pytest.mark.parametrize(
-    ("method", "gain"), [("boxcar", 5.0), ("lee", 4.0), ("refined_lee", 3.0), ("gamma_map", 2.0)]
+    ("method", "gain"),
+    [("boxcar", 5.0), ("lee", 4.0), ("refined_lee", 3.0), ("lee_sigma", 2.0), ("gamma_map", 2.0)],
 )
 def test_filters_raise_enl_and_keep_the_mean(image: ee.Image, method: str, gain: float) -> None:
     raw = _vv(image)
@@ -111,3 +112,16 @@ def test_filters_on_real_bigearthnet_patches(real_dir) -> None:
     assert 0.35 < raw < 0.65  # unfiltered GRD (PROVENANCE: local CV 0.42..0.53)
     for method in speckle.METHODS:
         assert cv(speckle.speckle_filter(img, method=method)) < 0.8 * raw  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("enl", [1.0, 4.0, 4.4])
+def test_lee_sigma_range_is_unbiased_with_the_right_probability(enl: float) -> None:
+    from scipy import integrate, stats
+
+    lo, hi, xi = speckle.sigma_range(enl, 0.9)
+    dist = stats.gamma(a=enl, scale=1 / enl)
+    assert dist.cdf(hi) - dist.cdf(lo) == pytest.approx(0.9, abs=1e-6)
+    mass = integrate.quad(dist.pdf, lo, hi)[0]
+    mean = integrate.quad(lambda x: x * dist.pdf(x), lo, hi)[0] / mass
+    assert mean == pytest.approx(1.0, abs=1e-4)
+    assert 0 < xi < 1 / np.sqrt(enl)  # truncation reduces the speckle variation

@@ -13,6 +13,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401
     image_bands,
     image_mask,
     image_math,
+    image_reduce,
     image_region,
     joins,
     kernels,
