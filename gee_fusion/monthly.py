@@ -19,6 +19,7 @@ from gee_fusion.fetch import PixelGrid, load_by_window, open_collection
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.io.cog import write_cog
 from gee_fusion.io.figures import month_grid_png
+from gee_fusion.sentinel2 import SclMask, mask_clouds
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,6 @@ class MonthlyResult:
         )
 
 
-SCL_INVALID = (0, 1, 3, 8, 9, 10)
-"""SCL classes dropped by the 'scl' mask: no data, saturated, cloud shadow, clouds, cirrus."""
-
-
-def _scl_clear(img: ee.Image) -> ee.Image:
-    scl = img.select("SCL")
-    bad = scl.eq(SCL_INVALID[0])
-    for code in SCL_INVALID[1:]:
-        bad = bad.Or(scl.eq(code))
-    return img.updateMask(bad.Not())
-
-
 def cloud_masked(collection: ee.ImageCollection, how: str) -> ee.ImageCollection:
     """Apply the configured cloud mask to every image."""
     if how == "none":
@@ -63,7 +52,7 @@ def cloud_masked(collection: ee.ImageCollection, how: str) -> ee.ImageCollection
     if how == "clm":
         return collection.map(lambda img: img.updateMask(img.select("CLM").eq(0)))
     if how == "scl":
-        return collection.map(_scl_clear)
+        return mask_clouds(collection, SclMask())
     raise ConfigError(f"Unknown cloud_mask {how!r}.")
 
 

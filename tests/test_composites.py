@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 import ee
@@ -26,7 +27,8 @@ def test_medoid_picks_the_observation_nearest_the_median(syn) -> None:
     idx = np.flatnonzero(_feb(syn))
     x = np.stack([syn.b1[idx], syn.b2[idx]]).astype(np.float64)  # (band, n, h, w)
     valid = syn.mask[idx]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-masked pixels
         med = np.nanmedian(np.where(valid[None], x, np.nan), axis=1)
     dist = np.where(valid, ((x - med[:, None]) ** 2).sum(axis=0), np.inf)
     pick = np.argmin(dist, axis=0)
@@ -65,7 +67,8 @@ def test_s1_monthly_means_average_linear_power(syn) -> None:
     vals, mask = pixels(ee.Image(out.toList(2).get(1)).select("VV"), syn.grid)["VV"]
     idx = np.flatnonzero(_feb(syn))
     lin = np.where(syn.mask[idx], syn.b2[idx], np.nan).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-masked pixels
         want = 10 * np.log10(np.nanmean(lin, axis=0))
     np.testing.assert_allclose(vals[mask], want[mask], rtol=1e-5, atol=1e-5)
     mean_of_db = np.nanmean(10 * np.log10(lin), axis=0)[mask]

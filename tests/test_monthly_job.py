@@ -70,15 +70,25 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
 
 def test_write_cog_roundtrip_and_bad_input(tmp_path: Path) -> None:
     data = np.arange(2 * 300 * 260, dtype=np.float32).reshape(2, 300, 260)
-    path = write_cog(tmp_path / "x.tif", data, crs="EPSG:32631",
-                     transform=(10, 0, 300000, 0, -10, 5000000), band_names=["a", "b"])  # fmt: skip
+    path = write_cog(
+        tmp_path / "x.tif",
+        data,
+        crs="EPSG:32631",
+        transform=(10, 0, 300000, 0, -10, 5000000),
+        band_names=["a", "b"],
+    )
     with rasterio.open(path) as ds:
         np.testing.assert_array_equal(ds.read(), data)
         assert ds.descriptions == ("a", "b")
         assert ds.overviews(1), "COG must carry overviews"
     with pytest.raises(OutputError, match="band names"):
-        write_cog(tmp_path / "y.tif", data, crs="EPSG:32631", transform=(10, 0, 0, 0, -10, 0),
-                  band_names=["only-one"])  # fmt: skip
+        write_cog(
+            tmp_path / "y.tif",
+            data,
+            crs="EPSG:32631",
+            transform=(10, 0, 0, 0, -10, 0),
+            band_names=["only-one"],
+        )
     assert not (tmp_path / "y.tif").exists()
 
 
@@ -106,3 +116,35 @@ def test_write_cog_bad_crs_and_nodata_are_output_errors(tmp_path: Path) -> None:
             tmp_path / "b.tif", data, crs="EPSG:32631", transform=(10, 0, 0, 0, -10, 0), nodata=float("nan")
         )
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_main_job_on_the_demo_world_with_scl_and_ndvi(tmp_path: Path) -> None:
+    import gee_fusion
+    from gee_fusion.local.world.config import DEFAULT_WORLD, WorldConfig
+
+    gee_fusion.connect("local", world=WorldConfig(size_km=3.0))
+    try:
+        cfg = MonthlyJobConfig(
+            collection="COPERNICUS/S2_SR_HARMONIZED",
+            bands=["NDVI"],
+            ndvi_from=("B8", "B4"),
+            cloud_mask="scl",
+            start="2021-06-01",
+            end="2021-08-01",
+            out=tmp_path,
+            name="city",
+        )
+        result = run_monthly(cfg)
+    finally:
+        gee_fusion.connect("local", world=DEFAULT_WORLD)
+    from gee_fusion.local.world import schedule
+
+    expected = sum(
+        1 for a in schedule.s2_acquisitions() if (a.when.year, a.when.month) in ((2021, 6), (2021, 7))
+    )
+    assert result.months == 2 and result.images_used == expected
+    with rasterio.open(result.cog) as ds:
+        assert ds.shape == (300, 300) and ds.crs.to_epsg() == 32631
+        ndvi = ds.read()
+    assert 0.2 < float(np.nanmean(ndvi)) < 0.9 and np.isfinite(ndvi).mean() > 0.5

@@ -256,7 +256,7 @@ def coll_aggregate_array(collection: AnyCollection, property: str) -> list[Any]:
 class StackReduceNode(PixelNode):
     """Stacks one band of every image in the request grid and reduces it; output ``index``."""
 
-    def __init__(self, shared: _SharedStack, index: int) -> None:
+    def __init__(self, shared: SharedStack, index: int) -> None:
         self.shared = shared
         self.index = index
 
@@ -267,7 +267,7 @@ class StackReduceNode(PixelNode):
         return (self.shared,)
 
 
-class _SharedStack(PixelNode):
+class SharedStack(PixelNode):
     """Computes every output of a reducer at once (memoised in the context as one entry)."""
 
     def __init__(self, nodes: list[PixelNode], reducer: Reducer, dtype: np.dtype) -> None:
@@ -317,7 +317,7 @@ def reduce_collection(collection: ImageCollection, reducer: Reducer, *, suffix: 
     bands: list[Band] = []
     for name, members in _band_stacks(collection, "ImageCollection.reduce"):
         dtype = np.result_type(*[b.dtype for b in members])
-        shared = _SharedStack([b.node for b in members], reducer, dtype)
+        shared = SharedStack([b.node for b in members], reducer, dtype)
         out_dtypes = reducer.output_dtypes(dtype) if reducer.kind != "combine" else [
             dt for r in reducer.params["reducers"] for dt in r.output_dtypes(dtype)
         ]
