@@ -125,3 +125,20 @@ def test_lee_sigma_range_is_unbiased_with_the_right_probability(enl: float) -> N
     mean = integrate.quad(lambda x: x * dist.pdf(x), lo, hi)[0] / mass
     assert mean == pytest.approx(1.0, abs=1e-4)
     assert 0 < xi < 1 / np.sqrt(enl)  # truncation reduces the speckle variation
+
+
+def test_edge_preservation_index_is_sane(image: ee.Image) -> None:
+    from gee_fusion.sar_quality import edge_preservation_index
+
+    label = blocks.landcover_window(W, C0, R0, N, N).label
+    edges = np.zeros(label.shape, dtype=bool)
+    edges[:, 1:] |= label[:, 1:] != label[:, :-1]
+    edges[1:, :] |= label[1:, :] != label[:-1, :]
+    raw = _vv(image)
+    epi = {
+        m: edge_preservation_index(raw, _vv(speckle.speckle_filter(image, method=m)), edges)  # type: ignore[arg-type]
+        for m in ("boxcar", "refined_lee", "lee_sigma")
+    }
+    assert all(0 < v <= 1.0 for v in epi.values()), epi
+    assert epi["refined_lee"] > 2 * epi["boxcar"] and epi["lee_sigma"] > 2 * epi["boxcar"], epi
+    assert edge_preservation_index(raw, raw) == 1.0
