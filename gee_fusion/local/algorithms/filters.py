@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import shapely
+import shapely.prepared
 
 from gee_fusion.errors import EngineError
 from gee_fusion.local.algorithms._common import comparable
@@ -107,12 +108,30 @@ def filter_intersects(leftField: str | None = None, rightValue: Any = None, righ
                       leftValue: Any = None, maxError: Any = None) -> Filter:  # fmt: skip
     """Elements whose geometry (footprint for images) intersects the given geometry."""
 
+    def lonlat(value: Any) -> Any:
+        geom = _element_geometry(value)
+        return None if geom is None else geom.to_crs("EPSG:4326")
+
+    # a constant side is transformed and prepared once, not once per element
+    fixed_left = (
+        shapely.prepared.prep(lonlat(leftValue)) if leftField is None and leftValue is not None else None
+    )
+    fixed_right = (
+        shapely.prepared.prep(lonlat(rightValue)) if rightField is None and rightValue is not None else None
+    )
+
     def pred(el: Any) -> bool:
-        left = _element_geometry(_side(el, leftField, leftValue))
-        right = _element_geometry(_side(el, rightField, rightValue))
+        if fixed_right is not None and leftField is not None:
+            left = lonlat(_side(el, leftField, leftValue))
+            return left is not None and bool(fixed_right.intersects(left))
+        if fixed_left is not None and rightField is not None:
+            right = lonlat(_side(el, rightField, rightValue))
+            return right is not None and bool(fixed_left.intersects(right))
+        left = lonlat(_side(el, leftField, leftValue))
+        right = lonlat(_side(el, rightField, rightValue))
         if left is None or right is None:
             return False  # Earth Engine: an image without footprint is unbounded only if set so
-        return bool(left.to_crs("EPSG:4326").intersects(right.to_crs("EPSG:4326")))
+        return bool(left.intersects(right))
 
     return Filter(pred, "intersects")
 
@@ -222,5 +241,3 @@ def filter_expression(expression: str) -> Filter:  # pragma: no cover - rare
     """Not supported: Earth Engine's filter expression language."""
     raise EngineError("Filter.expression is not supported by the local engine yet: "
                       f"rewrite {expression!r} with ee.Filter.eq/lt/gt/and.")  # fmt: skip
-
-
