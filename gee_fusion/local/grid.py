@@ -99,9 +99,7 @@ class Grid:
     def __post_init__(self) -> None:
         for side, value in (("width", self.width), ("height", self.height)):
             if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise GridError(
-                    f"Grid {side} must be a positive number of pixels, got {value!r}."
-                )
+                raise GridError(f"Grid {side} must be a positive number of pixels, got {value!r}.")
             if value > MAX_GRID_SIDE:
                 raise GridError(
                     f"Grid {side} {value} px exceeds Earth Engine's limit of {MAX_GRID_SIDE} px "
@@ -152,9 +150,7 @@ class Grid:
                 raise TypeError("dimensions is not an object")
             width, height = int(dims["width"]), int(dims["height"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise GridError(
-                "computePixels grid needs 'dimensions': {'width': W, 'height': H}."
-            ) from exc
+            raise GridError("computePixels grid needs 'dimensions': {'width': W, 'height': H}.") from exc
         raw = grid.get("affineTransform") or {}
         if not isinstance(raw, dict):
             raise GridError(
@@ -183,9 +179,7 @@ def integer_offset(src: Grid | tuple[str, Affine], dst: Grid) -> tuple[int, int]
     d = dst.affine
     if not same_crs(src_crs, dst.crs):
         return None
-    if not np.allclose(
-        (src_aff.a, src_aff.b, src_aff.d, src_aff.e), (d.a, d.b, d.d, d.e), rtol=0, atol=1e-9
-    ):
+    if not np.allclose((src_aff.a, src_aff.b, src_aff.d, src_aff.e), (d.a, d.b, d.d, d.e), rtol=0, atol=1e-9):
         return None
     col, row = ~src_aff @ (d.c, d.f)
     icol, irow = round(col), round(row)
@@ -231,6 +225,36 @@ def _reproject(src: np.ndarray, src_crs: str, src_transform: Affine, dst: Grid, 
     return out
 
 
+def nearest_indices(src_transform: Affine, dst: Grid) -> tuple[np.ndarray, np.ndarray] | None:
+    """Source (rows, cols) containing each destination pixel centre, as Earth Engine samples
+    nearest neighbours; None when either grid is rotated or sheared (same CRS assumed)."""
+    s, d = src_transform, dst.affine
+    if s.b != 0 or s.d != 0 or d.b != 0 or d.e == 0 or d.d != 0:
+        return None
+    xs = d.c + (np.arange(dst.width) + 0.5) * d.a
+    ys = d.f + (np.arange(dst.height) + 0.5) * d.e
+    cols = np.floor((xs - s.c) / s.a).astype(np.int64)
+    rows = np.floor((ys - s.f) / s.e).astype(np.int64)
+    return rows, cols
+
+
+def gather(
+    array: np.ndarray, mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, *,
+    shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Pick ``array[rows, cols]`` (an outer product of row and column indices) from a window
+    of a raster of ``shape`` whose top-left pixel is ``origin``; indices outside the raster
+    are masked."""
+    h, w = shape
+    r0, c0 = origin
+    row_ok, col_ok = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
+    ri = np.clip(rows - r0, 0, array.shape[0] - 1)
+    ci = np.clip(cols - c0, 0, array.shape[1] - 1)
+    values = array[ri[:, None], ci[None, :]]
+    valid = np.asarray(mask)[ri[:, None], ci[None, :]] & row_ok[:, None] & col_ok[None, :]
+    return values, valid
+
+
 def sample_nearest(
     array: np.ndarray, mask: np.ndarray, src_transform: Affine, dst: Grid
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -240,20 +264,10 @@ def sample_nearest(
     does; pixels outside the source are masked. Returns None when the fast path does not
     apply (rotation or shear).
     """
-    s, d = src_transform, dst.affine
-    if s.b != 0 or s.d != 0 or d.b != 0 or d.e == 0 or d.d != 0:
+    idx = nearest_indices(src_transform, dst)
+    if idx is None:
         return None
-    xs = d.c + (np.arange(dst.width) + 0.5) * d.a
-    ys = d.f + (np.arange(dst.height) + 0.5) * d.e
-    cols = np.floor((xs - s.c) / s.a).astype(np.int64)
-    rows = np.floor((ys - s.f) / s.e).astype(np.int64)
-    h, w = array.shape
-    col_ok = (cols >= 0) & (cols < w)
-    row_ok = (rows >= 0) & (rows < h)
-    ci, ri = np.clip(cols, 0, w - 1), np.clip(rows, 0, h - 1)
-    values = array[ri[:, None], ci[None, :]]
-    valid = np.asarray(mask)[ri[:, None], ci[None, :]] & row_ok[:, None] & col_ok[None, :]
-    return values, valid
+    return gather(array, mask, *idx, shape=array.shape)
 
 
 def warp(

@@ -24,8 +24,10 @@ from gee_fusion.local.grid import (
     Grid,
     Projection,
     crs_of,
+    gather,
     grid_window_in,
     integer_offset,
+    nearest_indices,
     same_crs,
     six,
     slice_padded,
@@ -124,15 +126,13 @@ class LeafNode(PixelNode):
         win_transform = transform @ Affine.translation(win[0], win[1])
         return warp(vals, mask, src.crs, win_transform, grid, resampling=self.resampling)
 
-
     def _nearest_window(self, transform: Affine, shape: tuple[int, int], grid: Grid) -> Pixels | None:
         """Nearest sampling reading only the source pixels that are sampled (same CRS)."""
-        s, d = transform, grid.affine
-        if s.b != 0 or s.d != 0 or d.b != 0 or d.d != 0:
+        idx = nearest_indices(transform, grid)
+        if idx is None:
             return None
+        rows, cols = idx
         h, w = shape
-        cols = np.floor((d.c + (np.arange(grid.width) + 0.5) * d.a - s.c) / s.a).astype(np.int64)
-        rows = np.floor((d.f + (np.arange(grid.height) + 0.5) * d.e - s.f) / s.e).astype(np.int64)
         col_ok, row_ok = (cols >= 0) & (cols < w), (rows >= 0) & (rows < h)
         if not col_ok.any() or not row_ok.any():
             return _empty(grid, self.source.band_dtypes[self.band])
@@ -143,11 +143,7 @@ class LeafNode(PixelNode):
             vals, mask = whole[0][r0:r1, c0:c1], whole[1][r0:r1, c0:c1]
         else:
             vals, mask = self.source.read(self.band, (c0, r0, c1 - c0, r1 - r0))
-        ci = np.clip(cols - c0, 0, c1 - c0 - 1)
-        ri = np.clip(rows - r0, 0, r1 - r0 - 1)
-        values = vals[ri[:, None], ci[None, :]]
-        valid = np.asarray(mask)[ri[:, None], ci[None, :]] & row_ok[:, None] & col_ok[None, :]
-        return values, valid
+        return gather(vals, mask, rows, cols, shape=shape, origin=(r0, c0))
 
 
 def _empty(grid: Grid, dtype: np.dtype) -> Pixels:
@@ -206,13 +202,13 @@ class GeoTiffSource(ImageSource):
         self.path = str(path)
         try:
             with rasterio.open(self.path) as ds:
-                names = list(band_names) if band_names else [
-                    d or f"b{i + 1}" for i, d in enumerate(ds.descriptions)
-                ]
+                names = (
+                    list(band_names)
+                    if band_names
+                    else [d or f"b{i + 1}" for i, d in enumerate(ds.descriptions)]
+                )
                 if len(names) != ds.count:
-                    raise EngineError(
-                        f"{self.path} has {ds.count} bands but {len(names)} names were given."
-                    )
+                    raise EngineError(f"{self.path} has {ds.count} bands but {len(names)} names were given.")
                 dtypes = {n: np.dtype(dt) for n, dt in zip(names, ds.dtypes, strict=True)}
                 crs = ds.crs.to_string() if ds.crs else "EPSG:4326"
                 super().__init__(crs, ds.transform, (ds.height, ds.width), dtypes, dict(properties or {}))
