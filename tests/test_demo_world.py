@@ -280,8 +280,7 @@ def test_s1_border_noise_near_the_swath_edge() -> None:
         if a.passing == "DESCENDING" and a.when.year == 2021
     )
     # the descending near-range edge lies where the incidence reaches 29.1 degrees
-    edge_u = (sentinel1.CENTRE_ANGLE["DESCENDING"] - sentinel1.NEAR) / sentinel1.GRADIENT * 1000.0
-    col = int((big.size_px / 2 * 10.0 + edge_u) // 10.0) - 300
+    col = sentinel1.near_range_edge_col(big, "DESCENDING") - 300
     src = sentinel1.WorldS1Source(big, i, linear=True, properties={})
     vv, valid = src.read("VV", (col, 4000, 400, 50))
     angle, _ = src.read("angle", (col, 4000, 400, 50))

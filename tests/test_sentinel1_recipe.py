@@ -79,8 +79,7 @@ def test_border_noise_mask_on_a_wide_world() -> None:
         for k, a in enumerate(schedule.s1_acquisitions())
         if a.passing == "DESCENDING" and a.when.year == 2021
     )
-    edge_u = (sentinel1.CENTRE_ANGLE["DESCENDING"] - sentinel1.NEAR) / sentinel1.GRADIENT * 1000.0
-    col = int((big.size_px / 2 * 10.0 + edge_u) // 10.0) - 2600
+    col = sentinel1.near_range_edge_col(big, "DESCENDING") - 2600
     src = sentinel1.WorldS1Source(big, i, linear=True, properties={})
     vv, valid = src.read("VV", (col, 4000, 2700, 4))
     angle, _ = src.read("angle", (col, 4000, 2700, 4))

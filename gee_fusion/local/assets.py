@@ -10,7 +10,7 @@ from gee_fusion.local.catalog import CATALOG, CollectionEntry
 
 
 def _kind(asset_id: str) -> str:
-    entry = CATALOG._get(asset_id)
+    entry = CATALOG.entry(asset_id)
     return "IMAGE_COLLECTION" if isinstance(entry, CollectionEntry) else "IMAGE"
 
 

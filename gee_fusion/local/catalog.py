@@ -62,7 +62,8 @@ class Catalog:
         """Sorted IDs of every registered asset."""
         return sorted(self._loaders)
 
-    def _get(self, asset_id: str) -> CollectionEntry | ImageSource:
+    def entry(self, asset_id: str) -> CollectionEntry | ImageSource:
+        """The built entry of an asset (built on first use); an error listing the IDs if absent."""
         with self._lock:
             hit = self._built.get(asset_id)
             loader = self._loaders.get(asset_id)
@@ -86,7 +87,7 @@ class Catalog:
         hit = self._values.get(asset_id)
         if hit is not None:
             return hit
-        entry = self._get(asset_id)
+        entry = self.entry(asset_id)
         if isinstance(entry, ImageSource):
             raise UnknownAssetError(
                 f"'{asset_id}' is an image, not an image collection: use ee.Image('{asset_id}')."
@@ -100,7 +101,7 @@ class Catalog:
     def load_image(self, asset_id: str) -> Image:
         """The Image value of a registered image, or of one image of a collection by its ID."""
         if asset_id in self._loaders:
-            entry = self._get(asset_id)
+            entry = self.entry(asset_id)
             if isinstance(entry, ImageSource):
                 return _image_of(asset_id, asset_id.rsplit("/", 1)[-1], entry)
             raise UnknownAssetError(
@@ -108,12 +109,12 @@ class Catalog:
             )
         parent, _, idx = asset_id.rpartition("/")
         if parent in self._loaders:
-            entry = self._get(parent)
+            entry = self.entry(parent)
             if isinstance(entry, CollectionEntry):
                 for index, src in entry.images:
                     if index == idx:
                         return _image_of(asset_id, idx, src)
-        self._get(asset_id)  # raises the listing error
+        self.entry(asset_id)  # raises the listing error
         raise UnknownAssetError(f"Image '{asset_id}' not found.")  # pragma: no cover
 
 

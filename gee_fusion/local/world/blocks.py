@@ -133,3 +133,12 @@ def assemble(
             out[rs - row0 : re_ - row0, cs - col0 : ce - col0] = arr[block_rows, block_cols]
     assert out is not None
     return out
+
+
+def halo_indices(bx: int, by: int, halo: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Lattice column (row vector) and row (column vector) indices of block (bx, by) grown by
+    ``halo`` pixels: the pixels of :func:`landcover_block_halo`."""
+    c0, r0 = bx * BLOCK, by * BLOCK
+    ix = np.arange(c0 - halo, c0 + BLOCK + halo)[None, :]
+    iy = np.arange(r0 - halo, r0 + BLOCK + halo)[:, None]
+    return ix, iy

@@ -72,6 +72,14 @@ def incidence(passing: str, u_m: np.ndarray) -> np.ndarray:
     return CENTRE_ANGLE[passing] + sign * GRADIENT * (u_m / 1000.0)
 
 
+def near_range_edge_col(cfg: WorldConfig, passing: str) -> int:
+    """Column of the world's 10 m lattice where a pass's near-range swath edge lies (it may
+    be far outside the default world)."""
+    sign = 1.0 if passing == "ASCENDING" else -1.0
+    edge_u = (NEAR - CENTRE_ANGLE[passing]) / (sign * GRADIENT) * 1000.0
+    return int((cfg.size_px / 2 * 10.0 + edge_u) // 10.0)
+
+
 def _acq(i: int) -> schedule.S1Acquisition:
     return schedule.s1_acquisitions()[i]
 
@@ -89,8 +97,7 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     lc = blocks.landcover_block_halo(cfg, bx, by)
     fv = phenology.green_cover(cfg, lc, millis)
     wet = phenology.wetness(cfg, millis)
-    ix = np.arange(c0 - 1, c0 + BLOCK + 1)[None, :]
-    iy = np.arange(r0 - 1, r0 + BLOCK + 1)[:, None]
+    ix, iy = blocks.halo_indices(bx, by)
     u, _ = coords(cfg, c0 - 1, r0 - 1, BLOCK + 2, BLOCK + 2)
     theta = np.broadcast_to(incidence(acq.passing, u), lc.label.shape)
     salt = noise.salt_of(cfg.seed, "s1", acq.index)

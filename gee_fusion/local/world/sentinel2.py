@@ -49,8 +49,7 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     millis = float(acq.millis)
     c0, r0 = bx * BLOCK, by * BLOCK
     lc = blocks.landcover_block_halo(cfg, bx, by)
-    ix = np.arange(c0 - 1, c0 + BLOCK + 1)[None, :]
-    iy = np.arange(r0 - 1, r0 + BLOCK + 1)[:, None]
+    ix, iy = blocks.halo_indices(bx, by)
     cover = phenology.green_cover(cfg, lc, millis)
     refl = surface.mix_neighbours(surface.reflectance(cfg, lc, cover, phenology.wetness(cfg, millis), ix, iy))
     label = lc.label[1:-1, 1:-1]
