@@ -57,3 +57,15 @@ class GraphError(EngineError):
 
 class OutputError(GeeFusionError):
     """An output could not be written; nothing half-written is left behind."""
+
+
+class DataError(GeeFusionError, ValueError):
+    """Input data does not match what was expected (bands, shapes, splits); the message says what differs."""
+
+
+class CheckpointError(GeeFusionError):
+    """A checkpoint cannot be used here (other model, other class table, unreadable file)."""
+
+
+class InferenceError(GeeFusionError):
+    """Tiled inference cannot run as configured (e.g. tiles would leave pixels uncovered)."""
