@@ -1,0 +1,83 @@
+"""Loading checkpoints safely (``weights_only=True``) and checking they fit what is asked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gee_fusion.errors import CheckpointError
+
+_REQUIRED = ("experiment", "inputs", "class_names", "class_codes", "class_weights", "bands", "normalisation")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, loaded with ``weights_only=True`` (no code runs from the file).
+
+    Raises:
+        CheckpointError: missing, unreadable, or not a gee_fusion land-cover checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types (pickle, zip, unsafe global)
+        raise CheckpointError(f"Cannot load {path} with weights_only=True: {exc}") from exc
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or any(k not in hp for k in _REQUIRED) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a gee_fusion land-cover checkpoint (no model description).")
+    return dict(ckpt)
+
+
+def _differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
+    diffs = []
+    if want["experiment"]["model"] != have["experiment"]["model"]:
+        diffs.append(f"model {have['experiment']['model']} vs {want['experiment']['model']}")
+    if list(want["class_names"]) != list(have["class_names"]):
+        diffs.append(f"classes {list(have['class_names'])} vs {list(want['class_names'])}")
+    if dict(want["bands"]) != dict(have["bands"]):
+        diffs.append(f"bands {dict(have['bands'])} vs {dict(want['bands'])}")
+    if {k: list(v) for k, v in want["inputs"].items()} != {k: list(v) for k, v in have["inputs"].items()}:
+        diffs.append(f"inputs (times, channels) {dict(have['inputs'])} vs {dict(want['inputs'])}")
+    return diffs
+
+
+def check_checkpoint(path: str | Path, module: torch.nn.Module) -> None:
+    """Refuse to resume ``module`` from a checkpoint of another model, class table or bands."""
+    ckpt = read_checkpoint(path)
+    want = dict(getattr(module, "hparams", {}))
+    diffs = _differences(want, ckpt["hyper_parameters"])
+    if diffs:
+        raise CheckpointError(f"{path} does not match this experiment: " + "; ".join(diffs) + ".")
+
+
+def load_module(
+    path: str | Path,
+    *,
+    expect_classes: Sequence[str] | None = None,
+    expect_bands: Mapping[str, Sequence[str]] | None = None,
+) -> Any:
+    """A :class:`~gee_fusion.deep.module.LandCoverModule` rebuilt from a checkpoint, in eval mode.
+
+    Raises:
+        CheckpointError: the file is not usable, or its classes / bands differ from the expected.
+    """
+    from gee_fusion.deep.module import LandCoverModule
+
+    ckpt = read_checkpoint(path)
+    hp = ckpt["hyper_parameters"]
+    if expect_classes is not None and list(expect_classes) != list(hp["class_names"]):
+        raise CheckpointError(
+            f"{path} predicts classes {list(hp['class_names'])}, expected {list(expect_classes)}."
+        )
+    if expect_bands is not None and {k: list(v) for k, v in expect_bands.items()} != dict(hp["bands"]):
+        raise CheckpointError(f"{path} was trained on bands {dict(hp['bands'])}, not {dict(expect_bands)}.")
+    module = LandCoverModule(**{k: hp[k] for k in _REQUIRED})
+    try:
+        module.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model it describes: {exc}") from exc
+    return module.eval()

@@ -1,0 +1,240 @@
+"""Training an experiment end to end: data, model, Lightning trainer, test metrics, figures."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch.utils.data import DataLoader
+
+from gee_fusion.classes import GROUPS_6, GROUPS_10, NAMES_6
+from gee_fusion.deep.config import ExperimentConfig
+from gee_fusion.deep.curves import LearningCurves
+from gee_fusion.deep.datasets import EpochSampler, PatchDataset, check_bands, class_weights
+from gee_fusion.deep.module import LandCoverModule
+from gee_fusion.errors import ConfigError
+from gee_fusion.io.atomic import atomic_path
+from gee_fusion.metrics import ConfusionMatrix, nested_groups
+from gee_fusion.patch_store import PatchStore, open_patch_store
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run's outputs are, and its test metrics."""
+
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    metrics_json: Path
+    test: dict[str, float]
+    epochs: int
+    seconds: float
+
+
+def resolve_device(choice: str | None, accelerator: str) -> str:
+    """The Lightning accelerator: an explicit ``choice`` wins, ``auto`` picks CUDA when present."""
+    want = choice or accelerator
+    if want in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise ConfigError(f"Device {want!r} was asked for but torch sees no CUDA GPU: use --device cpu.")
+    if want == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if want == "gpu" else want
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bf16 mixed precision on a GPU that supports it, full float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def ensure_store(cfg: ExperimentConfig) -> PatchStore:
+    """Open the experiment's patch store, building it from ``cfg.patches`` when it is missing."""
+    if not cfg.data.store.exists():
+        if cfg.patches is None:
+            raise ConfigError(
+                f"No patch store at {cfg.data.store} and the experiment has no `patches` section to build it."
+            )
+        from gee_fusion.patch_export import export_patches
+
+        export_patches(cfg.patches, cfg.data.store)
+    store = open_patch_store(cfg.data.store)
+    if cfg.data.bands:
+        check_bands(store, {str(k): v for k, v in cfg.data.bands.items()})
+    return store
+
+
+def datasets(cfg: ExperimentConfig, store: PatchStore) -> dict[str, PatchDataset]:
+    """train / val / test datasets of the experiment (augmentation on train only)."""
+    sensors = cfg.model.sensors
+    prior = cfg.data.prior or getattr(cfg.model, "use_prior", False)
+    common: dict[str, Any] = {
+        "sensors": sensors,
+        "scheme": cfg.data.classes,
+        "normalisation": cfg.data.normalisation,
+        "prior": prior,
+        "seed": cfg.seed,
+    }
+    return {
+        "train": PatchDataset(
+            store, split="train", augment=cfg.data.augment, copy_paste=cfg.data.copy_paste, **common
+        ),
+        "val": PatchDataset(store, split="val", **common),
+        "test": PatchDataset(store, split="test", **common),
+    }
+
+
+def loader(ds: PatchDataset, cfg: ExperimentConfig, *, train: bool) -> DataLoader[dict[str, torch.Tensor]]:
+    """A DataLoader whose sampler makes batches a function of (seed, epoch)."""
+    return DataLoader(
+        ds,  # indexed by (epoch, i) tuples from EpochSampler
+        batch_size=cfg.data.batch_size,
+        sampler=EpochSampler(len(ds), seed=cfg.seed, shuffle=train),
+        num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def build_module(cfg: ExperimentConfig, store: PatchStore, train: PatchDataset) -> LandCoverModule:
+    """The Lightning module for ``cfg`` (seeded: same weights for the same seed)."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    table = train.table
+    weights = class_weights(train.labels, table.num_classes, method=cfg.optim.class_weighting)
+    inputs = {s: [train.inputs[s].shape[1], train.inputs[s].shape[2]] for s in train.sensors}
+    return LandCoverModule(
+        experiment=cfg.model_dump(mode="json"),
+        inputs=inputs,
+        class_names=list(table.names),
+        class_codes=list(table.codes),
+        class_weights=[float(w) for w in weights],
+        bands={s: store.bands(s) for s in train.sensors},
+        normalisation={s: {b: vars(st) for b, st in store.normalisation[s].items()} for s in train.sensors},
+    )
+
+
+def build_trainer(cfg: ExperimentConfig, *, device: str, progress: bool, max_epochs: int | None) -> L.Trainer:
+    """The Lightning trainer with checkpoints (best + last), early stopping and learning curves."""
+    run = cfg.run_dir
+    monitor, mode = (cfg.optim.monitor, "min" if cfg.optim.monitor == "val_loss" else "max")
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=run / "checkpoints",
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_last=True,
+            enable_version_counter=False,
+        ),
+        EarlyStopping(monitor=monitor, mode=mode, patience=cfg.optim.early_stopping_patience),
+        LearningCurves(run / "learning_curves.png"),
+    ]
+    t = cfg.trainer
+    return L.Trainer(
+        accelerator=device,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=resolve_precision(t.precision, device),  # type: ignore[arg-type]
+        deterministic=True
+        if (t.deterministic and device == "cpu")
+        else ("warn" if t.deterministic else False),
+        max_epochs=max_epochs or cfg.optim.max_epochs,
+        callbacks=callbacks,
+        default_root_dir=run,
+        logger=L.pytorch.loggers.CSVLogger(run, name="logs", version=""),
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        use_distributed_sampler=False,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        num_sanity_val_steps=0,
+    )
+
+
+def evaluation_report(cm: ConfusionMatrix, scheme: int) -> dict[str, Any]:
+    """metrics.json content: the matrix with every metric, and the 6-class aggregation of 10."""
+    report: dict[str, Any] = {"classes": scheme, "test": cm.to_dict()}
+    if scheme == 10:
+        coarse = cm.aggregate_codes(nested_groups(GROUPS_10, GROUPS_6), NAMES_6)
+        report["test_aggregated_6"] = coarse.to_dict()
+    return report
+
+
+def train(
+    cfg: ExperimentConfig,
+    *,
+    device: str | None = None,
+    resume: str | Path | None = None,
+    max_epochs: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``cfg``'s model, evaluate the best checkpoint on the test split, write outputs.
+
+    Args:
+        cfg: The experiment.
+        device: ``cpu``, ``cuda`` or ``auto`` (overrides ``cfg.trainer.accelerator``).
+        resume: A checkpoint to resume from (``last`` = this run's last checkpoint).
+        max_epochs: Override of ``cfg.optim.max_epochs``.
+        progress: Show progress bars and the model summary.
+
+    Returns:
+        Paths of the checkpoints and ``metrics.json``, and the test summary metrics.
+    """
+    t0 = time.perf_counter()
+    dev = resolve_device(device, cfg.trainer.accelerator)
+    store = ensure_store(cfg)
+    ds = datasets(cfg, store)
+    module = build_module(cfg, store, ds["train"])
+    trainer = build_trainer(cfg, device=dev, progress=progress, max_epochs=max_epochs)
+    ckpt = None
+    if resume is not None:
+        ckpt = cfg.run_dir / "checkpoints" / "last.ckpt" if str(resume) == "last" else Path(resume)
+        from gee_fusion.deep.checkpoints import check_checkpoint
+
+        check_checkpoint(ckpt, module)
+    trainer.fit(
+        module, loader(ds["train"], cfg, train=True), loader(ds["val"], cfg, train=False), ckpt_path=ckpt
+    )
+    cb = trainer.checkpoint_callback
+    assert isinstance(cb, ModelCheckpoint)
+    last = Path(cb.last_model_path)
+    best = Path(cb.best_model_path) if cb.best_model_path else last
+    trainer.test(module, loader(ds["test"], cfg, train=False), ckpt_path=str(best), verbose=False)
+    cm = module.test_matrix()
+    report = evaluation_report(cm, cfg.data.classes)
+    report.update(
+        {
+            "experiment": cfg.name,
+            "model": cfg.model.model_dump(mode="json"),
+            "parameters": sum(p.numel() for p in module.model.parameters()),
+            "epochs": trainer.current_epoch,
+            "best_checkpoint": best.name,
+            "device": dev,
+            "patch_store": {"path": str(cfg.data.store), "recipe_hash": store.manifest.get("recipe_hash")},
+        }
+    )
+    run = cfg.run_dir
+    with atomic_path(run / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=float))
+    from gee_fusion.io.confusion_plot import plot_confusion
+
+    plot_confusion(cm, run / "confusion_test.png", normalize="true", title=f"{cfg.name} - test split")
+    return TrainResult(
+        run_dir=run,
+        best_checkpoint=best,
+        last_checkpoint=last,
+        metrics_json=run / "metrics.json",
+        test=cm.summary() if cm.total else {},
+        epochs=trainer.current_epoch,
+        seconds=time.perf_counter() - t0,
+    )

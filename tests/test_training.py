@@ -1,0 +1,126 @@
+"""Training end to end on a tiny generated store: outputs, resume == uninterrupted, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from gee_fusion.deep.checkpoints import load_module, read_checkpoint
+from gee_fusion.deep.config import ExperimentConfig, load_experiment
+from gee_fusion.deep.training import train
+from gee_fusion.errors import CheckpointError, ConfigError, DataError
+from gee_fusion.metrics import ConfusionMatrix
+from tests.deep_data import make_store
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+
+
+def config(tmp: Path, name: str, **model: Any) -> ExperimentConfig:
+    spec = {"name": "unet", "encoder": "vgg16", "base_width": 4, "sensors": ["S2", "S1"], **model}
+    return ExperimentConfig.model_validate(
+        {
+            "name": name,
+            "seed": 7,
+            "out_dir": str(tmp / "runs"),
+            "data": {"store": str(tmp / "s.zarr"), "batch_size": 4, "classes": 10},
+            "model": spec,
+            "optim": {"max_epochs": 3, "lr": 5e-3},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    make_store(root / "s.zarr", n=16)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp: Path) -> Any:
+    return train(config(tmp, "full"), progress=False)
+
+
+def test_outputs_and_metrics(trained: Any, tmp: Path) -> None:
+    run = trained.run_dir
+    for name in ("metrics.json", "learning_curves.png", "learning_curves.csv", "confusion_test.png"):
+        assert (run / name).stat().st_size > 0
+    report = json.loads((run / "metrics.json").read_text())
+    cm = ConfusionMatrix.from_dict(report["test"])
+    assert cm.total > 0
+    assert report["test"]["metrics"]["kappa"] == pytest.approx(cm.kappa)
+    coarse = ConfusionMatrix.from_dict(report["test_aggregated_6"])
+    assert coarse.num_classes == 6 and coarse.total == cm.total
+    assert coarse.overall_accuracy >= cm.overall_accuracy - 1e-12  # merging classes cannot hurt OA
+    curves = (run / "learning_curves.csv").read_text().splitlines()
+    assert len(curves) == 1 + trained.epochs
+    first, last = (
+        dict(zip(curves[0].split(","), r.split(","), strict=True)) for r in (curves[1], curves[-1])
+    )
+    assert float(last["train_loss"]) < float(first["train_loss"])
+    assert trained.test["overall_accuracy"] == pytest.approx(cm.overall_accuracy)
+
+
+def test_resume_reaches_the_same_model(trained: Any, tmp: Path) -> None:
+    part = config(tmp, "part")
+    train(part, progress=False, max_epochs=1)
+    resumed = train(part, progress=False, resume="last", max_epochs=3)
+    a = read_checkpoint(trained.last_checkpoint)["state_dict"]
+    b = read_checkpoint(resumed.last_checkpoint)["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    assert resumed.test == pytest.approx(trained.test)
+
+
+def test_checkpoint_loads_weights_only_and_checks_tables(trained: Any, tmp: Path) -> None:
+    module = load_module(trained.best_checkpoint)
+    assert not module.training and module.hparams["bands"]["S1"] == ["VV", "VH"]
+    with pytest.raises(CheckpointError, match="predicts classes"):
+        load_module(trained.best_checkpoint, expect_classes=["a", "b"])
+    with pytest.raises(CheckpointError, match="trained on bands"):
+        load_module(trained.best_checkpoint, expect_bands={"S2": ["B2"], "S1": ["VV", "VH"]})
+    other = config(tmp, "other", encoder="resnet18")
+    with pytest.raises(CheckpointError, match="does not match this experiment: model"):
+        train(other, progress=False, resume=trained.last_checkpoint, max_epochs=4)
+    six = config(tmp, "six").model_copy(deep=True)
+    six.data.classes = 6
+    with pytest.raises(CheckpointError, match="classes"):
+        train(six, progress=False, resume=trained.last_checkpoint, max_epochs=4)
+    junk = tmp / "junk.ckpt"
+    torch.save({"state_dict": {}}, junk)
+    with pytest.raises(CheckpointError, match="not a gee_fusion"):
+        read_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="No checkpoint"):
+        read_checkpoint(tmp / "none.ckpt")
+
+
+def test_bad_experiments(tmp: Path) -> None:
+    cfg = config(tmp, "bands")
+    cfg.data.bands = {"S2": ["B2", "B3", "B4", "B8", "B11"]}
+    with pytest.raises(DataError, match="missing \\['B11'\\]"):
+        train(cfg, progress=False, max_epochs=1)
+    nostore = config(tmp, "nostore")
+    nostore.data.store = tmp / "absent.zarr"
+    with pytest.raises(ConfigError, match="no `patches` section"):
+        train(nostore, progress=False, max_epochs=1)
+    bad = tmp / "bad.yaml"
+    bad.write_text("name: x\ndata: {store: s.zarr}\nmodel: {name: unet, sensors: [S3]}\n")
+    with pytest.raises(ConfigError, match="Invalid experiment config"):
+        load_experiment(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA"):
+            train(config(tmp, "gpu"), device="cuda", progress=False)
+
+
+def test_training_yamls_validate() -> None:
+    files = sorted(Path("training").glob("*.yaml"))
+    assert len(files) >= 10
+    names = {load_experiment(f).name for f in files}
+    assert len(names) == len(files)
+    assert np.all([load_experiment(f).data.classes in (6, 10) for f in files])
