@@ -39,6 +39,88 @@ def demo(
 
 
 @app.command()
+def patches(
+    config: Annotated[
+        Path, typer.Argument(help="Experiment YAML (its `patches` section) or a patch-export YAML.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Patch store to write (default: the experiment's data.store).")
+    ] = None,
+) -> None:
+    """Build a patch store (Zarr) for the deep stage from the server-side recipe."""
+    import yaml
+
+    from gee_fusion.patch_export import PatchExportConfig, export_patches
+
+    try:
+        raw = yaml.safe_load(config.read_text()) or {}
+        section = raw.get("patches", raw) if isinstance(raw, dict) else {}
+        store = out or Path(raw.get("data", {}).get("store", "outputs/patches/store.zarr"))
+        cfg = PatchExportConfig.model_validate(section or {})
+        path = export_patches(cfg, store)
+    except (GeeFusionError, OSError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"patch store written: {path}")
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML (see training/).")],
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or auto (default: the config's, auto).")
+    ] = None,
+    resume: Annotated[str | None, typer.Option(help="Checkpoint to resume from, or 'last'.")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Override the schedule's max_epochs.")] = None,
+) -> None:
+    """Train an experiment: builds its patch store if missing, trains, evaluates on the test blocks."""
+    from gee_fusion.deep.config import load_experiment
+    from gee_fusion.deep.training import train
+
+    try:
+        cfg = load_experiment(config)
+        result = train(cfg, device=device, resume=resume, max_epochs=max_epochs)
+    except GeeFusionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    scores = ", ".join(
+        f"{k} {v:.4f}" for k, v in result.test.items() if k in ("weighted_f1", "kappa", "miou")
+    )
+    typer.echo(f"{cfg.name}: {result.epochs} epochs in {result.seconds:.0f}s; test {scores}")
+    typer.echo(f"best checkpoint {result.best_checkpoint}; metrics {result.metrics_json}")
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `gee-fusion train`.")],
+    area: Annotated[
+        str, typer.Argument(help="'demo', 'X0,Y1,WIDTH,HEIGHT' (world CRS, px) or a YAML with `area`.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output class-map COG.")] = Path("outputs/predict/landcover.tif"),
+    tile: Annotated[int, typer.Option(help="Tile size (px).")] = 256,
+    overlap: Annotated[int, typer.Option(help="Overlap between tiles (px).")] = 96,
+    blend: Annotated[str, typer.Option(help="cosine, gaussian or constant.")] = "cosine",
+    batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 8,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+    min_object_size: Annotated[int, typer.Option(help="Remove objects smaller than this (px).")] = 0,
+    probabilities: Annotated[bool, typer.Option(help="Also write class probabilities.")] = False,
+) -> None:
+    """Map an area with a trained model: blended sliding-window inference to a COG."""
+    from gee_fusion.deep.predict import parse_area, predict_area
+
+    try:
+        result = predict_area(
+            checkpoint, parse_area(area), out=out, tile=tile, overlap=overlap, blend=blend,
+            batch_size=batch_size, device=device, min_object_size=min_object_size,
+            write_probabilities=probabilities,
+        )  # fmt: skip
+    except GeeFusionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"land-cover map written: {result.path}")
+
+
+@app.command()
 def algorithms() -> None:
     """List the Earth Engine algorithms the local engine implements."""
     from gee_fusion.local.registry import implemented

@@ -9,6 +9,7 @@ to a patch store (:mod:`gee_fusion.patch_store`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -160,7 +161,7 @@ def _fetch(col: ee.ImageCollection, bands: list[str], grid: PixelGrid, cfg: Patc
     return out
 
 
-def _fetch_map(asset: str, band: str, grid: PixelGrid, cfg: PatchExportConfig) -> np.ndarray:
+def fetch_map(asset: str, band: str, grid: PixelGrid, cfg: PatchExportConfig) -> np.ndarray:
     """A single-band uint8 map on the grid (masked -> 255)."""
     kind = str(ee.data.getAsset(asset).get("type", "IMAGE")).upper()
     image = (ee.ImageCollection(asset).mosaic() if "COLLECTION" in kind else ee.Image(asset)).select(band)
@@ -197,6 +198,29 @@ def cut_patches(array: np.ndarray, size: int) -> np.ndarray:
     return a.reshape(ny * nx, *lead, size, size)
 
 
+@dataclass(frozen=True)
+class AreaArrays:
+    """The recipe's inputs over a whole area: sensor -> ((time, band, y, x) float32, band names)."""
+
+    grid: PixelGrid
+    times: list[date]
+    sensors: dict[str, tuple[np.ndarray, list[str]]]
+
+
+def fetch_area(cfg: PatchExportConfig, *, grid: PixelGrid | None = None) -> AreaArrays:
+    """Run the recipe over ``cfg.area`` (or ``grid``) and bring every sensor's monthly stack
+    through xee (window by window)."""
+    grid = grid or cfg.area.grid()
+    connect(cfg.engine, project=cfg.project)
+    aoi = _aoi(grid)
+    sensors: dict[str, tuple[np.ndarray, list[str]]] = {}
+    if "S2" in cfg.sensors:
+        sensors["S2"] = (_fetch(s2_monthly(cfg, aoi), cfg.s2_bands, grid, cfg), list(cfg.s2_bands))
+    if "S1" in cfg.sensors:
+        sensors["S1"] = (_fetch(s1_monthly(cfg, aoi), list(S1_BANDS), grid, cfg), list(S1_BANDS))
+    return AreaArrays(grid, [date(cfg.year, m, 1) for m in cfg.months], sensors)
+
+
 def export_patches(cfg: PatchExportConfig, out: str | Path) -> Path:
     """Run the recipe on ``cfg.area``, cut patches and write the patch store ``out``.
 
@@ -209,20 +233,15 @@ def export_patches(cfg: PatchExportConfig, out: str | Path) -> Path:
     ny, nx = grid.height // size, grid.width // size
     if ny == 0 or nx == 0:
         raise ConfigError(f"The area ({grid.width} x {grid.height} px) is smaller than one {size} px patch.")
-    connect(cfg.engine, project=cfg.project)
-    aoi = _aoi(grid)
-    sensors: dict[str, SensorPatches] = {}
-    times = [date(cfg.year, m, 1) for m in cfg.months]
-    if "S2" in cfg.sensors:
-        data = _fetch(s2_monthly(cfg, aoi), cfg.s2_bands, grid, cfg)
-        sensors["S2"] = SensorPatches(cut_patches(data, size), times, cfg.s2_bands)
-    if "S1" in cfg.sensors:
-        data = _fetch(s1_monthly(cfg, aoi), list(S1_BANDS), grid, cfg)
-        sensors["S1"] = SensorPatches(cut_patches(data, size), times, S1_BANDS)
-    labels = cut_patches(_fetch_map(cfg.labels_asset, cfg.labels_band, grid, cfg), size)
+    area = fetch_area(cfg, grid=grid)
+    sensors = {
+        k: SensorPatches(cut_patches(data, size), area.times, bands)
+        for k, (data, bands) in area.sensors.items()
+    }
+    labels = cut_patches(fetch_map(cfg.labels_asset, cfg.labels_band, grid, cfg), size)
     prior = None
     if cfg.prior_asset:
-        prior = cut_patches(_fetch_map(cfg.prior_asset, cfg.prior_band, grid, cfg), size)
+        prior = cut_patches(fetch_map(cfg.prior_asset, cfg.prior_band, grid, cfg), size)
     rows, cols = np.divmod(np.arange(ny * nx), nx)
     bsize = cfg.block_patches
     nbx = -(-nx // bsize)

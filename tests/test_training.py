@@ -119,7 +119,7 @@ def test_bad_experiments(tmp: Path) -> None:
 
 
 def test_training_yamls_validate() -> None:
-    files = sorted(Path("training").glob("*.yaml"))
+    files = sorted((Path(__file__).parent.parent / "training").glob("*.yaml"))
     assert len(files) >= 10
     names = {load_experiment(f).name for f in files}
     assert len(names) == len(files)
