@@ -9,6 +9,7 @@ from gee_fusion.engine import Connection, connect, current, disconnect, has_cred
 from gee_fusion.errors import GeeFusionError
 from gee_fusion.speckle import multitemporal_filter, speckle_filter
 from gee_fusion.stacks import FUSION20_BANDS, fusion20_stack
+from gee_fusion.terrain_flattening import terrain_flatten
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "has_credentials",
     "multitemporal_filter",
     "speckle_filter",
+    "terrain_flatten",
 ]

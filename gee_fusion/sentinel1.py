@@ -13,6 +13,7 @@ from typing import Literal
 import ee
 from pydantic import BaseModel, ConfigDict, Field
 
+from gee_fusion.aoi import validate_aoi
 from gee_fusion.checks import require_images
 from gee_fusion.errors import ConfigError
 
@@ -44,9 +45,9 @@ def s1_collection(
 ) -> ee.ImageCollection:
     """Sentinel-1 GRD scenes over ``aoi`` in [start, end) matching ``selection``, with only the
     selected polarisations and the ``angle`` band. With ``check``, an empty result raises an
-    :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip)."""
-    if not isinstance(aoi, ee.Geometry):
-        raise ConfigError("aoi must be an ee.Geometry (e.g. ee.Geometry.Rectangle(...)).")
+    :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip).
+    An invalid ``aoi`` raises a ConfigError at once (:func:`gee_fusion.aoi.validate_aoi`)."""
+    validate_aoi(aoi)
     sel = selection or S1Selection()
     asset = S1_GRD_FLOAT if sel.linear else S1_GRD
     steps: list[tuple[str, ee.Filter]] = [

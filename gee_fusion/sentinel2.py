@@ -16,6 +16,7 @@ from typing import Literal
 import ee
 from pydantic import BaseModel, ConfigDict, Field
 
+from gee_fusion.aoi import validate_aoi
 from gee_fusion.checks import require_images
 from gee_fusion.errors import ConfigError
 
@@ -77,9 +78,9 @@ def s2_collection(
 ) -> ee.ImageCollection:
     """Harmonized Sentinel-2 L2A over ``aoi`` in [start, end), optionally pre-filtered by the
     scene's ``CLOUDY_PIXEL_PERCENTAGE``. With ``check``, an empty result raises an
-    :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip)."""
-    if not isinstance(aoi, ee.Geometry):
-        raise ConfigError("aoi must be an ee.Geometry (e.g. ee.Geometry.Rectangle(...)).")
+    :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip).
+    An invalid ``aoi`` raises a ConfigError at once (:func:`gee_fusion.aoi.validate_aoi`)."""
+    validate_aoi(aoi)
     if max_cloud_percentage is not None and not 0 <= max_cloud_percentage <= 100:
         raise ConfigError(f"max_cloud_percentage must lie in [0, 100], got {max_cloud_percentage}.")
     stages = [(S2_SR, ee.ImageCollection(S2_SR))]

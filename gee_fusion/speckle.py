@@ -6,7 +6,9 @@ sigma range is solved numerically so the truncated speckle keeps mean 1),
 ``gamma_map`` (Lopes et al. 1990, ENL 5, Cu = 1/sqrt(ENL), Cmax = sqrt(2) Cu) and
 ``refined_lee`` (Lee 1981: 7 x 7 window, edge-aligned sub-window chosen from 3 x 3 block-mean
 gradients). Multi-temporal: :func:`multitemporal_filter` (Quegan & Yu 2001) over the images
-of ONE relative orbit at a time, which avoids the edge artefacts of mixed geometries.
+of ONE relative orbit, and :func:`multitemporal_filter_by_orbit`, which splits a collection by
+relative orbit, filters each and merges them back in time order (mixing geometries in one
+estimate creates edge artefacts).
 """
 
 from __future__ import annotations
@@ -67,24 +69,39 @@ def _gamma_map(band: ee.Image, radius: int, enl: float) -> ee.Image:
 def sigma_range(enl: float, sigma: float) -> tuple[float, float, float]:
     """(I1, I2, xi) of the improved sigma filter (Lee et al. 2009) for L-look intensity with
     mean 1: the interval holding probability ``sigma`` whose truncated mean is still 1 (so the
-    filter is unbiased), and the coefficient of variation of speckle truncated to it."""
-    from scipy import optimize, stats
+    filter is unbiased), and the coefficient of variation of speckle truncated to it.
 
-    dist = stats.gamma(a=enl, scale=1.0 / enl)
+    Speckle is Gamma(L, 1/L); its truncated moments have closed forms through the regularised
+    incomplete gamma function P (x^m f_L(x) is proportional to f_{L+m}(x)), and I1 is found by
+    bisection, so only ``scipy.special`` is needed (no numerical integration).
+    """
+    from scipy import special
+
+    k = float(enl)
+
+    def cdf(x: float, shape: float) -> float:
+        return float(special.gammainc(shape, x * k))
 
     def upper(lo: float) -> float:
-        return float(dist.ppf(min(dist.cdf(lo) + sigma, 1 - 1e-12)))
+        return float(special.gammaincinv(k, min(cdf(lo, k) + sigma, 1 - 1e-12))) / k
 
     def moments(lo: float, hi: float) -> tuple[float, float]:
-        grid = np.linspace(lo, hi, 4001)
-        w = dist.pdf(grid)
-        total = float(np.trapezoid(w, grid))
-        mean = float(np.trapezoid(grid * w, grid)) / total
-        var = float(np.trapezoid((grid - mean) ** 2 * w, grid)) / total
-        return mean, var
+        mass = cdf(hi, k) - cdf(lo, k)
+        mean = (cdf(hi, k + 1) - cdf(lo, k + 1)) / mass
+        second = (k + 1) / k * (cdf(hi, k + 2) - cdf(lo, k + 2)) / mass
+        return mean, second - mean * mean
 
-    top = float(dist.ppf(1.0 - sigma)) * (1 - 1e-6)
-    lo = optimize.brentq(lambda a: moments(a, upper(a))[0] - 1.0, 0.0, top)
+    # the truncated mean grows with the lower bound: bisect for mean == 1
+    a, b = 0.0, float(special.gammaincinv(k, 1.0 - sigma)) / k * (1 - 1e-6)
+    for _ in range(200):
+        mid = 0.5 * (a + b)
+        if moments(mid, upper(mid))[0] < 1.0:
+            a = mid
+        else:
+            b = mid
+        if b - a <= 1e-15 * max(b, 1.0):
+            break
+    lo = 0.5 * (a + b)
     hi = upper(lo)
     mean, var = moments(lo, hi)
     return float(lo), float(hi), float(np.sqrt(var) / mean)
@@ -99,7 +116,10 @@ def _lee_sigma(band: ee.Image, *, enl: float, sigma: float, window: int, target:
     # point targets: >= tk of the target window above the image's 98th percentile
     z98 = ee.Number(
         band.reduceRegion(
-            reducer=ee.Reducer.percentile([98]), geometry=band.geometry(), scale=10, bestEffort=True,
+            reducer=ee.Reducer.percentile([98]),
+            geometry=band.geometry(),
+            scale=10,
+            bestEffort=True,
             maxPixels=10**13,
         ).get(name)
     )
@@ -259,7 +279,8 @@ def multitemporal_filter(
     """Quegan & Yu (2001) multi-temporal speckle filter over the images of ONE orbit.
 
     J_k = E[I_k] / N * sum_i (I_i / E[I_i]), with E[.] the spatial filter ``method``. Call it
-    per relative orbit (mixing geometries creates edge artefacts).
+    per relative orbit (mixing geometries creates edge artefacts), or use
+    :func:`multitemporal_filter_by_orbit`, which does the split for you.
     """
     spatial = collection.map(
         lambda img: speckle_filter(img, method=method, kernel_size=kernel_size, enl=enl, bands=bands)
@@ -273,3 +294,56 @@ def multitemporal_filter(
     )
     mean_ratio = ratios.mean()
     return spatial.map(lambda img: img.addBands(img.select(list(bands)).multiply(mean_ratio), None, True))
+
+
+ORBIT_PROPERTY = "relativeOrbitNumber_start"
+
+
+def multitemporal_filter_by_orbit(
+    collection: ee.ImageCollection,
+    *,
+    method: Method = "boxcar",
+    kernel_size: int = 7,
+    enl: float = 5.0,
+    bands: tuple[str, ...] = ("VV", "VH"),
+    orbit_property: str = ORBIT_PROPERTY,
+) -> ee.ImageCollection:
+    """:func:`multitemporal_filter` applied to each relative orbit of ``collection`` separately,
+    the results merged and sorted by ``system:time_start``.
+
+    Images of different orbits see the ground from other geometries (incidence, look direction,
+    layover), so their ratios must not be averaged together: doing so is what creates the edge
+    artefacts reported with mixed-orbit stacks. The split happens server side (no round trip),
+    so this also works inside ``map``. Every image must carry ``orbit_property`` (all Sentinel-1
+    GRD images do); images without it are left out.
+
+    Args:
+        collection: Sentinel-1 images in LINEAR power, of one or several relative orbits.
+        method: Spatial filter E[.] of the Quegan & Yu estimate (see :func:`speckle_filter`).
+        kernel_size: Odd window size of the spatial filter.
+        enl: Equivalent number of looks assumed by the spatial filter.
+        bands: The bands to filter; others are kept unchanged.
+        orbit_property: The image property that names the orbit.
+
+    Returns:
+        The filtered images (properties and ``system:index`` kept), in time order.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"Unknown speckle filter {method!r}: use one of {list(METHODS)}.")
+    _check(kernel_size, enl)
+    if not bands:
+        raise ConfigError("bands must name at least one band to filter, e.g. ('VV', 'VH').")
+    orbits = collection.aggregate_array(orbit_property).distinct()
+
+    def add_orbit(orbit: ee.ComputedObject, images: ee.ComputedObject) -> ee.List:
+        part = multitemporal_filter(
+            collection.filter(ee.Filter.eq(orbit_property, orbit)),
+            method=method,
+            kernel_size=kernel_size,
+            enl=enl,
+            bands=bands,
+        )
+        return ee.List(images).cat(part.toList(part.size()))
+
+    merged = ee.ImageCollection.fromImages(ee.List(orbits.iterate(add_orbit, ee.List([]))))
+    return merged.sort("system:time_start")

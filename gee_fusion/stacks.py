@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 import ee
 
 from gee_fusion import indices, sentinel1, sentinel2, speckle
+from gee_fusion.aoi import validate_aoi
 from gee_fusion.errors import ConfigError, EngineError
 
 FUSION20_BANDS: tuple[str, ...] = (
@@ -91,7 +92,11 @@ def fusion20_stack(
 
     Returns:
         A 20-band float image with the bands of :data:`FUSION20_BANDS`, in that order.
+
+    Raises:
+        ConfigError: invalid ``aoi`` (see :func:`gee_fusion.aoi.validate_aoi`), year or months.
     """
+    validate_aoi(aoi)
     if not 2015 <= year <= 2100:
         raise ConfigError(f"year must be 2015 or later (Sentinel-2), got {year}.")
     first, last = s2_months

@@ -411,3 +411,29 @@ def test_connect_with_a_configured_world() -> None:
     finally:
         gee_fusion.connect("local", world=DEFAULT_WORLD)
     assert ee.Image("local/demo/LABELS").getInfo()["bands"][0]["dimensions"] == [1200, 1200]
+
+
+def test_srtm_dem_like_the_real_asset_with_a_valley_and_plateau(labels: np.ndarray) -> None:
+    from gee_fusion.local.world import relief
+
+    info = ee.Image("USGS/SRTMGL1_003").getInfo()["bands"]
+    assert [b["id"] for b in info] == ["elevation"] and info[0]["crs"] == "EPSG:4326"
+    assert info[0]["data_type"]["min"] == -32768  # int16
+    assert info[0]["crs_transform"][0] == pytest.approx(1 / 3600)
+    dem = ee.data.computePixels(
+        {
+            "expression": ee.Image("USGS/SRTMGL1_003").resample("bilinear"),
+            "grid": grid(0, 0, 1200, 1200),
+            "fileFormat": "NUMPY_NDARRAY",
+        }
+    )["elevation"].astype(np.float64)
+    assert 4 <= np.percentile(dem[labels == WATER], 50) <= 10  # the river runs on the valley floor
+    assert 115 <= np.percentile(dem, 90) <= 160  # the chalk plateau
+    from gee_fusion.local.world.landcover import coords
+
+    truth = relief.elevation(W, *coords(W, 0, 0, 1200, 1200))
+    assert np.abs(dem - truth).mean() < 1.0  # 30 m int16 DEM vs the world's relief
+    gy, gx = np.gradient(truth, 10.0)
+    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
+    assert (slope > 30).mean() > 0.002 and slope.max() > 45  # steep valley sides and chalk cliffs
+    assert np.median(slope) < 2  # mostly flat: valley floor and plateau

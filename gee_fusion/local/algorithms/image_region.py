@@ -92,7 +92,7 @@ def _numpy_reduce(reducer: Reducer, data: np.ndarray) -> dict[str, Any] | None:
     """Vectorised reductions of region pixels for the common single reducers (None: other)."""
     k, ints = reducer.kind, data.dtype.kind in "iub"
     if reducer.inputs != 1 or k not in ("count", "sum", "mean", "min", "max", "minMax", "median",
-                                        "stdDev", "variance"):  # fmt: skip
+                                        "stdDev", "variance", "percentile"):  # fmt: skip
         return None
     name = reducer.outputs
     if k == "count":
@@ -100,6 +100,12 @@ def _numpy_reduce(reducer: Reducer, data: np.ndarray) -> dict[str, Any] | None:
     if data.size == 0:
         return {n: None for n in name}
     work = data.astype(np.float64)
+    if k == "percentile":
+        # nearest rank on the sorted values, as Reducer.percentile on columns; a partition
+        # puts the same order statistics in place without sorting everything
+        ranks = [max(int(np.ceil(p / 100.0 * work.size)) - 1, 0) for p in reducer.params["percentiles"]]
+        work.partition(sorted(set(ranks)))
+        return {n: float(work[r]) for n, r in zip(name, ranks, strict=True)}
     if k == "sum":
         return {name[0]: _num(work.sum(), ints)}
     if k == "mean":

@@ -93,6 +93,21 @@ def masked_median(values: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> tup
     return np.where(has, out, 0).astype(dtype, copy=False), has
 
 
+def _squared_deviations(values: np.ndarray, valid: np.ndarray, mean: np.ndarray, acc_dt: Any) -> np.ndarray:
+    """Sum over the valid entries of each pixel of (value - mean)^2, accumulated in ``acc_dt``.
+
+    One layer at a time (no stack-sized temporaries); the layers are added in order, as a
+    reduction along axis 0 adds them, so the result is the same to the last bit.
+    """
+    acc = np.zeros(values.shape[1:], dtype=acc_dt)
+    dev = np.empty(values.shape[1:], dtype=np.result_type(values.dtype, mean.dtype))
+    for layer, ok in zip(values, valid, strict=True):
+        np.subtract(layer, mean, out=dev)
+        np.multiply(dev, dev, out=dev)
+        np.add(acc, dev.astype(acc_dt, copy=False), out=acc, where=ok)
+    return acc
+
+
 def reduce_stack(red: Reducer, values: np.ndarray, valid: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per-pixel reduction of a (n, h, w) stack with its validity (implementation)."""
     if red.kind == "combine":
@@ -118,9 +133,8 @@ def reduce_stack(red: Reducer, values: np.ndarray, valid: np.ndarray) -> list[tu
         mean = total / np.maximum(n, 1)
         if k == "mean":
             return [(mean.astype(out_dt, copy=False), has)]
-        dev = np.where(valid, values - mean[None], 0)
         sample = k.startswith("sample")
-        var = (dev * dev).sum(axis=0, dtype=acc_dt) / np.maximum(n - 1 if sample else n, 1)
+        var = _squared_deviations(values, valid, mean, acc_dt) / np.maximum(n - 1 if sample else n, 1)
         res = var if k.endswith("ariance") else np.sqrt(var)
         return [(res.astype(out_dt, copy=False), n > 1 if sample else has)]
     if k == "mode":
@@ -135,7 +149,7 @@ def reduce_stack(red: Reducer, values: np.ndarray, valid: np.ndarray) -> list[tu
         return [(distinct, np.ones(n.shape, dtype=bool))]
     if k in ("min", "max", "minMax"):
         outs = []
-        for which in (("min", "max") if k == "minMax" else (k,)):
+        for which in ("min", "max") if k == "minMax" else (k,):
             fill = _fill(dtype, high=(which == "min"))
             arr = np.where(valid, values, fill)
             red_arr = arr.min(axis=0) if which == "min" else arr.max(axis=0)

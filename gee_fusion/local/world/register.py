@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from gee_fusion.local.catalog import CATALOG, Catalog, CollectionEntry, Loader
-from gee_fusion.local.world import schedule, sentinel1, sentinel2
+from gee_fusion.local.world import relief, schedule, sentinel1, sentinel2
 from gee_fusion.local.world.config import DEFAULT_WORLD, WorldConfig
 from gee_fusion.local.world.products import LabelsSource, WorldCoverSource
 
@@ -20,8 +20,10 @@ WORLDCOVER = "ESA/WorldCover/v200"
 LABELS = "local/demo/LABELS"
 S2_TRUTH = "local/demo/S2_TRUTH"
 """Atmospheric truth per S2 acquisition (``cloud``, ``shadow``, ``cirrus`` opacities)."""
+SRTM = "USGS/SRTMGL1_003"
+"""The DEM (an image, band ``elevation``, int16 metres, EPSG:4326 at 1 arc-second)."""
 
-WORLD_IDS = (S2_SR, CS_PLUS, S2_CLOUD_PROB, S1_GRD, S1_GRD_FLOAT, WORLDCOVER, LABELS, S2_TRUTH)
+WORLD_IDS = (S2_SR, CS_PLUS, S2_CLOUD_PROB, S1_GRD, S1_GRD_FLOAT, WORLDCOVER, LABELS, S2_TRUTH, SRTM)
 
 
 _F32, _U8 = np.dtype(np.float32), np.dtype(np.uint8)
@@ -77,6 +79,7 @@ def register_world(
         S1_GRD_FLOAT: functools.partial(_s1_entry, cfg, linear=True),
         WORLDCOVER: lambda: CollectionEntry((("2021", WorldCoverSource(cfg)),), {}),
         LABELS: lambda: LabelsSource(cfg),
+        SRTM: lambda: relief.DemSource(cfg),
     }
     for asset_id, loader in loaders.items():
         catalog.register(asset_id, loader, replace=replace)

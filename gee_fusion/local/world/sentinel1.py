@@ -6,11 +6,14 @@ dates), volume scattering of vegetation in VH that follows phenology, soil-moist
 rain on bare and sparsely vegetated ground; 3 x 3 mixing at class edges; then multiplicative
 gamma speckle with ENL 4.4 (IW GRD). The swath geometry gives incidence 29.1-46.0 degrees
 across 250 km; within ~1.5 km of a swath edge values collapse (border noise), beyond it there
-is no data.
+is no data. The relief (:mod:`relief`) changes the local incidence and the illuminated area:
+slopes facing the sensor are brighter, slopes facing away darker, with layover (capped
+brightening) and radar shadow (noise floor) on the steepest ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ from affine import Affine
 
 from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import ImageSource, WindowT
-from gee_fusion.local.world import blocks, noise, phenology, schedule
+from gee_fusion.local.world import blocks, noise, phenology, relief, schedule
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import WorldConfig
 from gee_fusion.local.world.landcover import (
@@ -45,6 +48,10 @@ GRADIENT = (FAR - NEAR) / 250.0  # degrees per km across track
 CENTRE_ANGLE = {"ASCENDING": 39.0, "DESCENDING": 31.8}
 """Incidence at the world centre for each pass (the descending swath's near edge lies ~40 km east)."""
 BORDER_KM = 1.5
+AREA_CAP = 10.0
+"""Largest brightening of slopes facing the sensor (layover folds a whole slope into a few pixels)."""
+NOISE_FLOOR = (10.0**-2.5, 10.0**-3.0)
+"""VV / VH power in radar shadow (-25 / -30 dB: the residual after thermal-noise removal)."""
 
 #            code:       (VV dB, VH dB, texture dB)
 BACKSCATTER: dict[int, tuple[float, float, float]] = {
@@ -72,12 +79,55 @@ def incidence(passing: str, u_m: np.ndarray) -> np.ndarray:
     return CENTRE_ANGLE[passing] + sign * GRADIENT * (u_m / 1000.0)
 
 
+def swath_angle(cfg: WorldConfig, passing: str, col0: int, row0: int, width: int, height: int) -> np.ndarray:
+    """The ``angle`` band (float32 degrees) of a window of the 10 m lattice (as in the blocks)."""
+    u, _ = coords(cfg, col0, row0, width, height)
+    return np.broadcast_to(incidence(passing, u), (height, width)).astype(np.float32)
+
+
 def near_range_edge_col(cfg: WorldConfig, passing: str) -> int:
     """Column of the world's 10 m lattice where a pass's near-range swath edge lies (it may
     be far outside the default world)."""
     sign = 1.0 if passing == "ASCENDING" else -1.0
     edge_u = (NEAR - CENTRE_ANGLE[passing]) / (sign * GRADIENT) * 1000.0
     return int((cfg.size_px / 2 * 10.0 + edge_u) // 10.0)
+
+
+@dataclass(frozen=True)
+class TerrainGeometry:
+    """Radar geometry of sloping ground for one pass (arrays like the incidence angle)."""
+
+    local_incidence: np.ndarray
+    """Angle between the surface normal and the direction to the sensor (degrees)."""
+    area_direct: np.ndarray
+    """Illuminated-area factor of surface scatterers relative to flat ground (>= 0, capped)."""
+    area_volume: np.ndarray
+    """The volume-scattering counterpart (Vollrath et al. 2020's volume model)."""
+    layover: np.ndarray
+    """Slopes facing the sensor steeper than the incidence angle."""
+    shadow: np.ndarray
+    """Slopes facing away steeper than the grazing angle (no signal)."""
+
+
+def terrain_geometry(passing: str, theta: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> TerrainGeometry:
+    """Local incidence, area factors and layover / shadow of ground with east / north
+    gradients ``gx``, ``gy`` (metres per metre) seen at ellipsoid incidence ``theta``
+    (degrees) by a sensor looking east (ascending) or west (descending)."""
+    look = 1.0 if passing == "ASCENDING" else -1.0
+    tan_r = look * gx.astype(np.float64)  # rise along the look direction: > 0 facing the sensor
+    tan_az = gy.astype(np.float64)
+    th = np.radians(theta.astype(np.float64))
+    cos_local = (np.cos(th) + np.sin(th) * tan_r) / np.sqrt(1.0 + tan_r**2 + tan_az**2)
+    local = np.degrees(np.arccos(np.clip(cos_local, -1.0, 1.0)))
+    alpha_r, alpha_az = np.arctan(tan_r), np.arctan(tan_az)
+    rel = th - alpha_r  # the range-plane local incidence
+    layover, shadow = rel <= 0.0, rel >= np.pi / 2
+    floor = 1.0 / AREA_CAP
+    direct = np.sin(th) / (np.cos(alpha_az) * np.maximum(np.sin(rel), np.sin(th) * floor))
+    volume = np.tan(th) / np.maximum(np.tan(np.clip(rel, 0.0, np.pi / 2 - 1e-6)), np.tan(th) * floor)
+    direct = np.where(layover, AREA_CAP, np.where(shadow, 0.0, direct))
+    volume = np.where(layover, AREA_CAP, np.where(shadow, 0.0, volume))
+    return TerrainGeometry(local, direct, volume, layover, shadow)
 
 
 def _acq(i: int) -> schedule.S1Acquisition:
@@ -108,14 +158,16 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     for code, (b_vv, b_vh, t) in BACKSCATTER.items():
         sel = lc.label == code
         vv[sel], vh[sel], tex[sel] = b_vv, b_vh, t
+    geo = terrain_geometry(acq.passing, theta, *relief.gradient_block(cfg, bx, by))
+    local = geo.local_incidence
     veg = np.isin(lc.label, VEGETATED)
     vv += np.where(veg, 1.5 * fv + 3.0 * wet * (1 - fv), 0.0)
     vh += np.where(veg, 6.0 * fv + 1.5 * wet * (1 - fv), 0.0)
     woody = np.isin(lc.label, (FOREST, GROVE))
     vh += np.where(woody, 0.8 * (fv - 0.6), 0.0)
     urban = np.isin(lc.label, (DENSE, SPARSE, INDUSTRIAL))
-    vv += np.where(urban, 0.0, -0.12 * (theta - 38.0))
-    vh += np.where(urban, -0.05 * (theta - 38.0), -0.10 * (theta - 38.0))
+    vv += np.where(urban, 0.0, np.where(woody, -0.06, -0.12) * (local - 38.0))
+    vh += np.where(urban, -0.05, np.where(woody, -0.06, -0.10)) * (local - 38.0)
     water = lc.label == WATER
     if water.any():
         wind = float(
@@ -128,8 +180,9 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     p = lc.parcel.astype(np.int64)
     offset = 0.5 * noise.normal(p, 11, noise.salt_of(cfg.seed, "s1-parcel"))
     static = tex * noise.normal(ix, iy, noise.salt_of(cfg.seed, "s1-texture"))
-    vv_lin = 10.0 ** ((vv + offset + static) / 10.0)
-    vh_lin = 10.0 ** ((vh + offset + 0.8 * static) / 10.0)
+    area = np.where(woody, geo.area_volume, geo.area_direct)
+    vv_lin = np.where(geo.shadow, NOISE_FLOOR[0], area * 10.0 ** ((vv + offset + static) / 10.0))
+    vh_lin = np.where(geo.shadow, NOISE_FLOOR[1], area * 10.0 ** ((vh + offset + 0.8 * static) / 10.0))
 
     def mix(a: np.ndarray) -> np.ndarray:
         return 0.6 * a[1:-1, 1:-1] + 0.1 * (a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:])
@@ -167,9 +220,12 @@ class WorldS1Source(ImageSource):
 
     def read(self, band: str, window: WindowT) -> Pixels:
         col, row, w, h = window
+        angle = swath_angle(self.cfg, _acq(self.i).passing, col, row, w, h)
+        valid = (angle > NEAR) & (angle < FAR)
+        if band == "angle":  # geometry only: no need to generate the backscatter blocks
+            return angle, valid
         values = _window(self.cfg, self.i, band, col, row, w, h)
-        valid = _window(self.cfg, self.i, "valid", col, row, w, h)
-        if band != "angle" and not self.linear:
+        if not self.linear:
             values = (10.0 * np.log10(np.maximum(values, 1e-10))).astype(np.float32)
         return values, valid
 
