@@ -1,0 +1,134 @@
+"""The output side of streamed inference: finished probability strips -> class codes -> COGs.
+
+:class:`MapWriter` turns each :class:`ProbabilityStrip` into class codes (argmax through a code
+table, nodata where the source marked pixels not valid), passes them through the optional
+streamed small-object removal and writes them, with the optional probabilities, through
+:class:`~gee_fusion.io.stream_cog.StreamCOGWriter` (published atomically when the run succeeds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gee_fusion.deep.raster_source import RasterSource
+from gee_fusion.deep.small_objects import StreamingSieve
+from gee_fusion.errors import ConfigError
+from gee_fusion.io.stream_cog import StreamCOGWriter
+
+
+@dataclass(frozen=True)
+class ProbabilityStrip:
+    """Finished rows of the blended class probabilities.
+
+    Attributes:
+        row: First raster row of the strip.
+        probabilities: (num_classes, rows, width) float32 tensor on the inference device.
+        valid: (rows, width) bool, False where the source marked pixels as not wanted.
+    """
+
+    row: int
+    probabilities: torch.Tensor
+    valid: np.ndarray
+
+
+def code_table(num_classes: int, class_codes: Sequence[int] | None, nodata: int) -> np.ndarray:
+    """The uint8 code written for each class index (default: the index itself).
+
+    Raises:
+        ConfigError: Wrong number of codes, codes outside 0..255, or a code equal to ``nodata``.
+    """
+    codes = np.arange(num_classes) if class_codes is None else np.asarray(list(class_codes))
+    if codes.shape != (num_classes,):
+        raise ConfigError(
+            f"class_codes has {codes.size} codes for {num_classes} classes: give one per class."
+        )
+    if not 0 <= nodata <= 255:
+        raise ConfigError(f"nodata={nodata}: the class map is uint8, use 0..255 (e.g. 255).")
+    if codes.min() < 0 or codes.max() > 255 or (codes == nodata).any():
+        raise ConfigError(f"class_codes {codes.tolist()} must be 0..255 and differ from nodata={nodata}.")
+    return codes.astype(np.uint8)
+
+
+def probabilities_path_for(out_path: str | Path) -> Path:
+    """Where :func:`predict_raster` writes the probabilities: ``<stem>_probabilities.tif`` beside the map."""
+    path = Path(out_path)
+    return path.with_name(f"{path.stem}_probabilities{path.suffix or '.tif'}")
+
+
+class MapWriter:
+    """Class codes (and optionally probabilities) of finished strips -> sieve -> COG writers.
+
+    Writers are entered on ``stack``: they publish on a clean exit and discard everything on an error.
+    """
+
+    def __init__(
+        self,
+        stack: contextlib.ExitStack,
+        source: RasterSource,
+        out_path: str | Path,
+        prob_path: Path | None,
+        lut: np.ndarray,
+        nodata: int,
+        colormap: Mapping[int, Sequence[int]] | None,
+        min_object_size: int,
+    ) -> None:
+        h, w = source.height, source.width
+        self.width, self.nodata, self.lut = w, nodata, lut
+        self.lut_t: torch.Tensor | None = None
+        self.writer = stack.enter_context(
+            StreamCOGWriter(
+                out_path,
+                width=w,
+                height=h,
+                crs=source.crs,
+                transform=source.transform,
+                dtype="uint8",
+                nodata=nodata,
+                colormap=colormap,
+                tags={"classes": lut.tolist()},
+            )
+        )
+        self.prob_writer = None
+        if prob_path is not None:
+            self.prob_writer = stack.enter_context(
+                StreamCOGWriter(
+                    prob_path,
+                    width=w,
+                    height=h,
+                    crs=source.crs,
+                    transform=source.transform,
+                    count=len(lut),
+                    dtype="float32",
+                    nodata=float("nan"),
+                    band_names=[f"class_{int(c)}" for c in lut],
+                    overview_resampling="average",
+                )
+            )
+        self.sieve = StreamingSieve(h, w, min_object_size, nodata=nodata) if min_object_size > 1 else None
+
+    def put(self, strip: ProbabilityStrip) -> None:
+        """Write one finished strip (the sieve may hold it back until its halo has arrived)."""
+        if self.lut_t is None:
+            self.lut_t = torch.from_numpy(self.lut).to(strip.probabilities.device)
+        n = strip.probabilities.shape[1]
+        # max(dim).indices: the first maximum, like argmax, but several times faster than argmax(dim=0) on CPU
+        codes = self.lut_t[strip.probabilities.max(dim=0).indices].cpu().numpy()
+        codes[~strip.valid] = self.nodata
+        if self.prob_writer is not None:
+            probs = strip.probabilities.cpu().numpy()
+            probs[:, ~strip.valid] = np.nan
+            self.prob_writer.write((slice(strip.row, strip.row + n), slice(0, self.width)), probs)
+        pieces = [(strip.row, codes)] if self.sieve is None else self.sieve.push(strip.row, codes)
+        for row, piece in pieces:
+            self.writer.write((slice(row, row + piece.shape[0]), slice(0, self.width)), piece)
+
+    def rows_held(self) -> int:
+        """Upper bound of rows buffered by the sieve and the writers so far."""
+        held = self.writer.max_pending_rows + (self.sieve.max_rows_held if self.sieve else 0)
+        return held + (self.prob_writer.max_pending_rows if self.prob_writer is not None else 0)
