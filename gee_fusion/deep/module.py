@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -15,6 +16,8 @@ from gee_fusion.deep.models import InputShape, build_model
 from gee_fusion.deep.models.spec import parse_model_spec
 from gee_fusion.metrics import ConfusionMatrix
 from gee_fusion.patch_store import NO_LABEL
+
+TEST_MATRIX = "test_confusion.json"
 
 
 def dice_loss(logits: Tensor, target: Tensor, *, ignore_index: int = NO_LABEL) -> Tensor:
@@ -178,9 +181,12 @@ class LandCoverModule(L.LightningModule):
         """Start a fresh test confusion matrix."""
         self.test_counts.zero_()
 
-    def test_matrix(self) -> ConfusionMatrix:
-        """The accumulated test confusion matrix."""
-        return self._matrix(self.test_counts.clone())
+    def on_test_epoch_end(self) -> None:
+        """Sum the test matrix over ranks; rank 0 writes it (``test_confusion.json`` in the run
+        folder), so the result reaches the caller under every strategy, ``ddp_spawn`` included."""
+        cm = self._matrix(self.test_counts.clone())
+        if self.trainer.is_global_zero:
+            cm.save_json(Path(self.trainer.default_root_dir) / TEST_MATRIX)
 
     def configure_optimizers(self) -> Any:
         """Adam + ReduceLROnPlateau on the validation loss."""

@@ -17,7 +17,7 @@ from gee_fusion.classes import GROUPS_6, GROUPS_10, NAMES_6
 from gee_fusion.deep.config import ExperimentConfig
 from gee_fusion.deep.curves import LearningCurves
 from gee_fusion.deep.datasets import EpochSampler, PatchDataset, check_bands, class_weights
-from gee_fusion.deep.module import LandCoverModule
+from gee_fusion.deep.module import TEST_MATRIX, LandCoverModule
 from gee_fusion.errors import ConfigError
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.metrics import ConfusionMatrix, nested_groups
@@ -210,7 +210,7 @@ def train(
     last = Path(cb.last_model_path)
     best = Path(cb.best_model_path) if cb.best_model_path else last
     trainer.test(module, loader(ds["test"], cfg, train=False), ckpt_path=str(best), verbose=False)
-    cm = module.test_matrix()
+    cm = ConfusionMatrix.load_json(cfg.run_dir / TEST_MATRIX)
     report = evaluation_report(cm, cfg.data.classes)
     report.update(
         {
