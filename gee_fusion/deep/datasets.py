@@ -169,6 +169,7 @@ class PatchDataset(Dataset[dict[str, torch.Tensor]]):
         labels = np.asarray(store.ds["labels"].isel(patch=idx).values)
         self.labels = self.table.index_lut()[labels]
         self.prior = prior_lut()[np.asarray(store.ds["prior"].isel(patch=idx).values)] if prior else None
+        self._freq = np.bincount(self.labels[self.labels != NO_LABEL], minlength=self.table.num_classes)
         self.patch_ids = idx
 
     def __len__(self) -> int:
@@ -202,8 +203,7 @@ class PatchDataset(Dataset[dict[str, torch.Tensor]]):
         present = present[present != NO_LABEL]
         if present.size == 0:
             return arrays
-        freq = np.bincount(self.labels[self.labels != NO_LABEL], minlength=self.table.num_classes)
-        w = 1.0 / np.maximum(freq[present], 1)
+        w = 1.0 / np.maximum(self._freq[present], 1)
         cls = int(rng.choice(present, p=w / w.sum()))
         mask = self.labels[donor] == cls
         out = dict(arrays)
