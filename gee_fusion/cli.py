@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gee_fusion.errors import GeeFusionError
+from gee_fusion.errors import ConfigError, GeeFusionError
 
 app = typer.Typer(
     add_completion=False, help="Sentinel-1/2 fusion for urban land cover, on Earth Engine or offline."
@@ -53,12 +53,21 @@ def patches(
     from gee_fusion.patch_export import PatchExportConfig, export_patches
 
     try:
-        raw = yaml.safe_load(config.read_text()) or {}
-        section = raw.get("patches", raw) if isinstance(raw, dict) else {}
-        store = out or Path(raw.get("data", {}).get("store", "outputs/patches/store.zarr"))
-        cfg = PatchExportConfig.model_validate(section or {})
+        raw = yaml.safe_load(config.read_text())
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{config} must hold a mapping (an experiment or a patch-export config).")
+        if "patches" in raw and not isinstance(raw["patches"], dict):
+            raise ConfigError(
+                f"{config}: `patches` must be a mapping of export settings (use {{}} for defaults)."
+            )
+        data = raw.get("data") or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config}: `data` must be a mapping.")
+        section = raw.get("patches", raw)
+        store = out or Path(data.get("store", "outputs/patches/store.zarr"))
+        cfg = PatchExportConfig.model_validate(section)
         path = export_patches(cfg, store)
-    except (GeeFusionError, OSError, ValueError) as exc:
+    except (GeeFusionError, OSError, ValueError, yaml.YAMLError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc
     typer.echo(f"patch store written: {path}")

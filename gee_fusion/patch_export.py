@@ -79,7 +79,7 @@ class PatchExportConfig(BaseModel):
     patch_size: int = Field(default=64, ge=16, le=1024)
     block_patches: int = Field(default=4, ge=1, description="Spatial block side, in patches.")
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
     min_labelled: float = Field(default=0.05, ge=0.0, le=1.0)
     window: int = Field(default=256, ge=32)
 

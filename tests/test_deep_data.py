@@ -130,6 +130,17 @@ def test_epoch_sampler_is_a_function_of_seed_and_epoch() -> None:
     assert list(EpochSampler(10, seed=1, shuffle=False)) == [(0, i) for i in range(10)]
 
 
+def test_epoch_sampler_shards_across_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    shards = {}
+    for rank in range(3):
+        monkeypatch.setattr(EpochSampler, "_shard", lambda self, r=rank: (r, 3))
+        shards[rank] = (list(EpochSampler(10, seed=1, shuffle=False)), list(EpochSampler(10, seed=1)))
+    evaluation = sorted(i for r in shards for _, i in shards[r][0])
+    assert evaluation == list(range(10))  # each patch evaluated exactly once
+    assert {len(shards[r][1]) for r in shards} == {4}  # equal training shards (wrap-around)
+    assert set(i for r in shards for _, i in shards[r][1]) == set(range(10))
+
+
 def test_bad_input(store: PatchStore, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="missing \\['B5'\\]"):
         check_bands(store, {"S2": ["B2", "B3", "B4", "B5"]})

@@ -29,7 +29,7 @@ def config(tmp: Path, name: str, **model: Any) -> ExperimentConfig:
             "out_dir": str(tmp / "runs"),
             "data": {"store": str(tmp / "s.zarr"), "batch_size": 4, "classes": 10},
             "model": spec,
-            "optim": {"max_epochs": 3, "lr": 5e-3},
+            "optim": {"max_epochs": 3, "lr": 5e-3, "plateau_patience": 0, "plateau_factor": 0.5},
         }
     )
 
@@ -68,10 +68,23 @@ def test_outputs_and_metrics(trained: Any, tmp: Path) -> None:
 
 def test_resume_reaches_the_same_model(trained: Any, tmp: Path) -> None:
     part = config(tmp, "part")
-    train(part, progress=False, max_epochs=1)
+    train(part, progress=False, max_epochs=2)
     resumed = train(part, progress=False, resume="last", max_epochs=3)
-    a = read_checkpoint(trained.last_checkpoint)["state_dict"]
-    b = read_checkpoint(resumed.last_checkpoint)["state_dict"]
+    full_last, part_last = read_checkpoint(trained.last_checkpoint), read_checkpoint(resumed.last_checkpoint)
+    assert full_last["epoch"] == part_last["epoch"] == 2  # last.ckpt is the last epoch, not the best
+    assert resumed.epochs == trained.epochs == 3
+    # the plateau schedule (patience 0) is part of the checkpoint, stepped before it is saved
+    assert full_last["plateau"] == part_last["plateau"]
+    lrs = [
+        float(r.split(",")[-1])
+        for r in (trained.run_dir / "learning_curves.csv").read_text().splitlines()[1:]
+    ]
+    part_lrs = [
+        float(r.split(",")[-1])
+        for r in (resumed.run_dir / "learning_curves.csv").read_text().splitlines()[1:]
+    ]
+    assert lrs == part_lrs and len(lrs) == 3
+    a, b = full_last["state_dict"], part_last["state_dict"]
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
@@ -98,6 +111,29 @@ def test_checkpoint_loads_weights_only_and_checks_tables(trained: Any, tmp: Path
         read_checkpoint(junk)
     with pytest.raises(CheckpointError, match="No checkpoint"):
         read_checkpoint(tmp / "none.ckpt")
+
+
+def test_loss_without_weighted_labels_is_zero_not_nan(trained: Any) -> None:
+    module = load_module(trained.best_checkpoint)
+    logits = torch.randn(2, module.num_classes, 4, 4, requires_grad=True)
+    unlabelled = torch.full((2, 4, 4), 255)
+    assert module.loss(logits, unlabelled).item() == 0.0
+    absent = int(torch.nonzero(module.class_weight == 0)[0]) if (module.class_weight == 0).any() else None
+    if absent is not None:
+        assert module.loss(logits, torch.full((2, 4, 4), absent)).item() == 0.0
+    labels = torch.randint(0, module.num_classes, (2, 4, 4))
+    ref = torch.nn.functional.cross_entropy(logits, labels, weight=module.class_weight, ignore_index=255)
+    if bool(module.class_weight[labels].sum() > 0):
+        torch.testing.assert_close(module.loss(logits, labels), ref)
+
+
+def test_store_from_another_recipe_is_refused(tmp: Path) -> None:
+    from gee_fusion.patch_export import PatchExportConfig
+
+    cfg = config(tmp, "recipe")
+    cfg.patches = PatchExportConfig(year=2020)
+    with pytest.raises(ConfigError, match="another recipe"):
+        train(cfg, progress=False, max_epochs=1)
 
 
 def test_bad_experiments(tmp: Path) -> None:

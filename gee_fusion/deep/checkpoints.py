@@ -10,7 +10,16 @@ import torch
 
 from gee_fusion.errors import CheckpointError
 
-_REQUIRED = ("experiment", "inputs", "class_names", "class_codes", "class_weights", "bands", "normalisation")
+_REQUIRED = (
+    "experiment",
+    "inputs",
+    "class_names",
+    "class_codes",
+    "class_weights",
+    "bands",
+    "normalisation",
+    "recipe",
+)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -40,6 +49,10 @@ def _differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
         diffs.append(f"classes {list(have['class_names'])} vs {list(want['class_names'])}")
     if dict(want["bands"]) != dict(have["bands"]):
         diffs.append(f"bands {dict(have['bands'])} vs {dict(want['bands'])}")
+    if want["experiment"]["data"].get("normalisation") != have["experiment"]["data"].get("normalisation"):
+        diffs.append("input normalisation method")
+    if want["normalisation"] != have["normalisation"]:
+        diffs.append("normalisation statistics (the patch store was rebuilt?)")
     if {k: list(v) for k, v in want["inputs"].items()} != {k: list(v) for k, v in have["inputs"].items()}:
         diffs.append(f"inputs (times, channels) {dict(have['inputs'])} vs {dict(want['inputs'])}")
     return diffs

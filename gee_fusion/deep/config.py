@@ -70,7 +70,7 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
     out_dir: Path = Path("outputs/runs")
     patches: PatchExportConfig | None = Field(
         default=None, description="How to build data.store when it does not exist yet."

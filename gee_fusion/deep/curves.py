@@ -40,16 +40,14 @@ class LearningCurves(L.Callback):
 
     def write(self) -> None:
         """Write the CSV and the PNG (atomically)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         keys = ["epoch", *TRACKED, "lr"]
         with atomic_path(self.path.with_suffix(".csv")) as tmp:
             lines = [",".join(keys)] + [",".join(str(h.get(k, "")) for k in keys) for h in self.history]
             tmp.write_text("\n".join(lines) + "\n")
-        fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
+        fig = Figure(figsize=(10, 4))  # no pyplot: a notebook's backend and figures are left alone
+        ax_loss, ax_score = fig.subplots(1, 2)
         epochs = [h["epoch"] + 1 for h in self.history]
         for key in ("train_loss", "val_loss"):
             ax_loss.plot(epochs, [h.get(key, float("nan")) for h in self.history], marker=".", label=key)
@@ -63,7 +61,6 @@ class LearningCurves(L.Callback):
         fig.tight_layout()
         with atomic_path(self.path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
 
     def state_dict(self) -> dict[str, Any]:
         """Checkpointed history."""

@@ -239,7 +239,8 @@ def normalise(
         raise DataError(f"Unknown normalisation {how!r}: use zscore or quantile.")
     valid = np.isfinite(raw)
     pad = ~valid.any(axis=(-3, -2, -1))
-    return np.where(valid, out, 0.0).astype(np.float32), pad
+    out[~valid] = 0.0
+    return out.astype(np.float32, copy=False), pad
 
 
 def rot_flip(arrays: Mapping[str, np.ndarray], *, k: int, flip: bool) -> dict[str, np.ndarray]:
@@ -268,13 +269,14 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return 0, 1
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else None
-        ids = order if order is not None else np.arange(self.n)
         rank, world = self._shard()
-        per = -(-self.n // world)
-        ids = np.resize(ids, per * world)[rank::world]  # pad by wrapping so every rank has `per`
+        if self.shuffle:  # every rank gets the same count (wrap-around padding), as DDP needs
+            ids = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            ids = np.resize(ids, len(self) * world)[rank::world]
+        else:  # evaluation: each patch exactly once over all ranks
+            ids = np.arange(rank, self.n, world)
         return iter([(self.epoch, int(i)) for i in ids])
 
     def __len__(self) -> int:
-        _, world = self._shard()
-        return -(-self.n // world)
+        rank, world = self._shard()
+        return -(-self.n // world) if self.shuffle else len(range(rank, self.n, world))

@@ -56,6 +56,7 @@ class LandCoverModule(L.LightningModule):
         bands: Sensor -> band names the model was trained on.
         normalisation: Sensor -> band -> training statistics (mean, std, q02, q98) used to
             scale inputs, so inference scales new areas exactly as training did.
+        recipe: The patch-export recipe that produced the training patches (predict reruns it).
     """
 
     class_weight: Tensor
@@ -72,6 +73,7 @@ class LandCoverModule(L.LightningModule):
         class_weights: list[float],
         bands: dict[str, list[str]],
         normalisation: dict[str, dict[str, dict[str, float]]],
+        recipe: dict[str, Any],
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -97,6 +99,8 @@ class LandCoverModule(L.LightningModule):
         self._train_loss_n = 0
         self._val_loss_sum = torch.zeros(())
         self._val_n = 0
+        self._plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._pending_plateau: dict[str, Any] | None = None
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Logits (B, K, H, W)."""
@@ -105,7 +109,16 @@ class LandCoverModule(L.LightningModule):
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Weighted cross-entropy (ignoring 255), plus Dice when configured."""
-        value = F.cross_entropy(logits.float(), target, weight=self.class_weight, ignore_index=NO_LABEL)
+        valid = target != NO_LABEL
+        weight_sum = self.class_weight[target[valid]].sum()
+        if not bool(weight_sum > 0):  # no weighted labelled pixel: no signal (never NaN)
+            return logits.sum() * 0.0
+        value = (
+            F.cross_entropy(
+                logits.float(), target, weight=self.class_weight, ignore_index=NO_LABEL, reduction="sum"
+            )
+            / weight_sum
+        )
         if self.loss_name == "ce_dice":
             value = value + self.dice_weight * dice_loss(logits, target)
         return value
@@ -158,13 +171,22 @@ class LandCoverModule(L.LightningModule):
         self.val_counts.zero_()
         self._val_loss_sum, self._val_n = torch.zeros((), device=self.device), 0
 
+    def _mean_val_loss(self) -> float:
+        """Validation loss averaged over every rank's samples."""
+        totals = torch.stack(
+            [self._val_loss_sum.float(), torch.tensor(float(self._val_n), device=self.device)]
+        )
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        return float(totals[0] / totals[1].clamp(min=1))
+
     def on_validation_epoch_end(self) -> None:
         """Log OA, kappa, weighted/macro F1 and mIoU from the epoch's confusion matrix."""
         cm = self._matrix(self.val_counts)
         if cm.total == 0:
             return
         metrics = {
-            "val_loss": float(self._val_loss_sum) / max(self._val_n, 1),
+            "val_loss": self._mean_val_loss(),
             "val_oa": cm.overall_accuracy,
             "val_kappa": cm.kappa,
             "val_weighted_f1": cm.weighted_f1,
@@ -189,9 +211,27 @@ class LandCoverModule(L.LightningModule):
             cm.save_json(Path(self.trainer.default_root_dir) / TEST_MATRIX)
 
     def configure_optimizers(self) -> Any:
-        """Adam + ReduceLROnPlateau on the validation loss."""
+        """Adam; ReduceLROnPlateau is stepped by this module (see :meth:`on_train_epoch_end`)."""
         opt = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=self.plateau_factor, patience=self.plateau_patience
         )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+        if self._pending_plateau is not None:
+            self._plateau.load_state_dict(self._pending_plateau)
+            self._pending_plateau = None
+        return opt
+
+    def on_train_epoch_end(self) -> None:
+        """Step the plateau schedule on this epoch's validation loss BEFORE checkpoints are saved
+        (Lightning would step it after, leaving checkpoints one step behind)."""
+        if self._plateau is not None and "val_loss" in self.last_val:
+            self._plateau.step(self.last_val["val_loss"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the plateau schedule's state (plain numbers) in the checkpoint."""
+        if self._plateau is not None:
+            checkpoint["plateau"] = self._plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the plateau schedule when resuming (optimizers do not exist yet)."""
+        self._pending_plateau = checkpoint.get("plateau")

@@ -49,12 +49,14 @@ def parse_area(area: str | Path) -> AreaConfig:
 def area_source(hparams: dict[str, Any], area: AreaConfig) -> ArraySource:
     """Run the checkpoint's recipe over ``area``; scale inputs with its training statistics."""
     exp = hparams["experiment"]
-    recipe = PatchExportConfig.model_validate({**(exp.get("patches") or {}), "area": area.model_dump()})
+    recipe = PatchExportConfig.model_validate(hparams.get("recipe") or exp.get("patches") or {})
+    merged = recipe.area.model_copy(update=area.model_dump(exclude_unset=True))
+    recipe = recipe.model_copy(update={"area": merged})
     sensors = list(hparams["bands"])
     recipe = recipe.model_copy(update={"sensors": [s for s in ("S2", "S1") if s in sensors]})
     arrays = fetch_area(recipe)
     how = exp["data"].get("normalisation", "zscore")
-    scaled, pads, doys = {}, {}, {}
+    scaled, pads, doys, observed = {}, {}, {}, {}
     for s in sensors:
         data, bands = arrays.sensors[s]
         if bands != list(hparams["bands"][s]):
@@ -62,17 +64,21 @@ def area_source(hparams: dict[str, Any], area: AreaConfig) -> ArraySource:
                 f"The recipe gives {s} bands {bands}, the checkpoint expects {hparams['bands'][s]}."
             )
         stats = {b: BandStats(**v) for b, v in hparams["normalisation"][s].items()}
-        scaled[s], pad_map = normalise(data, stats, bands, how)
-        pads[s] = pad_map
+        observed[s] = np.isfinite(data).any(axis=1)  # (T, H, W): per-window pads, as in training
+        scaled[s], _ = normalise(data, stats, bands, how)
+        pads[s] = np.zeros(len(arrays.times), bool)
         doys[s] = mid_month_doy(arrays.times)
+        del data
     prior = None
     if exp["model"].get("use_prior") or exp["data"].get("prior"):
         prior = prior_lut()[fetch_map(recipe.prior_asset or "", recipe.prior_band, arrays.grid, recipe)]
     g = arrays.grid
-    valid = np.any([np.isfinite(arrays.sensors[s][0]).any(axis=(0, 1)) for s in sensors], axis=0)
+    valid = np.any([observed[s].any(axis=0) for s in sensors], axis=0)
+    arrays.sensors.clear()  # the raw stacks are no longer needed
     return ArraySource(
-        scaled, doy=doys, pad=pads, crs=g.crs, transform=Affine(*g.transform), prior=prior, valid=valid
-    )
+        scaled, doy=doys, pad=pads, crs=g.crs, transform=Affine(*g.transform), prior=prior, valid=valid,
+        observed=observed,
+    )  # fmt: skip
 
 
 def predict_area(

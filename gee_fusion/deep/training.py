@@ -21,7 +21,7 @@ from gee_fusion.deep.module import TEST_MATRIX, LandCoverModule
 from gee_fusion.errors import ConfigError
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.metrics import ConfusionMatrix, nested_groups
-from gee_fusion.patch_store import PatchStore, open_patch_store
+from gee_fusion.patch_store import PatchStore, config_hash, open_patch_store
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,14 @@ def ensure_store(cfg: ExperimentConfig) -> PatchStore:
 
         export_patches(cfg.patches, cfg.data.store)
     store = open_patch_store(cfg.data.store)
+    if cfg.patches is not None:
+        want = config_hash(cfg.patches.model_dump(mode="json"))
+        if want != store.manifest.get("recipe_hash"):
+            raise ConfigError(
+                f"The patch store {cfg.data.store} was built by another recipe (hash "
+                f"{store.manifest.get('recipe_hash')}, the experiment's `patches` gives {want}): delete the "
+                "store to rebuild it, or point data.store elsewhere."
+            )
     if cfg.data.bands:
         check_bands(store, {str(k): v for k, v in cfg.data.bands.items()})
     return store
@@ -118,22 +126,23 @@ def build_module(cfg: ExperimentConfig, store: PatchStore, train: PatchDataset) 
         class_weights=[float(w) for w in weights],
         bands={s: store.bands(s) for s in train.sensors},
         normalisation={s: {b: vars(st) for b, st in store.normalisation[s].items()} for s in train.sensors},
+        recipe=dict(store.manifest.get("recipe", {})),
     )
 
 
-def build_trainer(cfg: ExperimentConfig, *, device: str, progress: bool, max_epochs: int | None) -> L.Trainer:
-    """The Lightning trainer with checkpoints (best + last), early stopping and learning curves."""
+def build_trainer(
+    cfg: ExperimentConfig, *, device: str, progress: bool, max_epochs: int | None, resume: bool = False
+) -> L.Trainer:
+    """The Lightning trainer with checkpoints (best, and last = every epoch), early stopping and
+    learning curves."""
     run = cfg.run_dir
     monitor, mode = (cfg.optim.monitor, "min" if cfg.optim.monitor == "val_loss" else "max")
+    folder = run / "checkpoints"
     callbacks: list[L.Callback] = [
         ModelCheckpoint(
-            dirpath=run / "checkpoints",
-            filename="best",
-            monitor=monitor,
-            mode=mode,
-            save_last=True,
-            enable_version_counter=False,
+            dirpath=folder, filename="best", monitor=monitor, mode=mode, enable_version_counter=False
         ),
+        ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False),
         EarlyStopping(monitor=monitor, mode=mode, patience=cfg.optim.early_stopping_patience),
         LearningCurves(run / "learning_curves.png"),
     ]
@@ -150,7 +159,7 @@ def build_trainer(cfg: ExperimentConfig, *, device: str, progress: bool, max_epo
         max_epochs=max_epochs or cfg.optim.max_epochs,
         callbacks=callbacks,
         default_root_dir=run,
-        logger=L.pytorch.loggers.CSVLogger(run, name="logs", version=""),
+        logger=L.pytorch.loggers.CSVLogger(run, name="logs", version=None if resume else ""),
         enable_progress_bar=progress,
         enable_model_summary=progress,
         use_distributed_sampler=False,
@@ -195,7 +204,9 @@ def train(
     store = ensure_store(cfg)
     ds = datasets(cfg, store)
     module = build_module(cfg, store, ds["train"])
-    trainer = build_trainer(cfg, device=dev, progress=progress, max_epochs=max_epochs)
+    trainer = build_trainer(
+        cfg, device=dev, progress=progress, max_epochs=max_epochs, resume=resume is not None
+    )
     ckpt = None
     if resume is not None:
         ckpt = cfg.run_dir / "checkpoints" / "last.ckpt" if str(resume) == "last" else Path(resume)
@@ -205,36 +216,42 @@ def train(
     trainer.fit(
         module, loader(ds["train"], cfg, train=True), loader(ds["val"], cfg, train=False), ckpt_path=ckpt
     )
-    cb = trainer.checkpoint_callback
-    assert isinstance(cb, ModelCheckpoint)
-    last = Path(cb.last_model_path)
-    best = Path(cb.best_model_path) if cb.best_model_path else last
+    run = cfg.run_dir
+    last = run / "checkpoints" / "last.ckpt"
+    best = run / "checkpoints" / "best.ckpt"
+    best = best if best.is_file() else last
     trainer.test(module, loader(ds["test"], cfg, train=False), ckpt_path=str(best), verbose=False)
-    cm = ConfusionMatrix.load_json(cfg.run_dir / TEST_MATRIX)
+    trainer.strategy.barrier("test-matrix")  # rank 0 has written the summed matrix
+    from gee_fusion.deep.checkpoints import read_checkpoint
+
+    epochs = int(read_checkpoint(last)["epoch"]) + 1
+    cm = ConfusionMatrix.load_json(run / TEST_MATRIX)
+    result = TrainResult(
+        run_dir=run,
+        best_checkpoint=best,
+        last_checkpoint=last,
+        metrics_json=run / "metrics.json",
+        test=cm.summary() if cm.total else {},
+        epochs=epochs,
+        seconds=time.perf_counter() - t0,
+    )
+    if not trainer.is_global_zero:
+        return result
     report = evaluation_report(cm, cfg.data.classes)
     report.update(
         {
             "experiment": cfg.name,
             "model": cfg.model.model_dump(mode="json"),
             "parameters": sum(p.numel() for p in module.model.parameters()),
-            "epochs": trainer.current_epoch,
+            "epochs": epochs,
             "best_checkpoint": best.name,
             "device": dev,
             "patch_store": {"path": str(cfg.data.store), "recipe_hash": store.manifest.get("recipe_hash")},
         }
     )
-    run = cfg.run_dir
     with atomic_path(run / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=float))
     from gee_fusion.io.confusion_plot import plot_confusion
 
     plot_confusion(cm, run / "confusion_test.png", normalize="true", title=f"{cfg.name} - test split")
-    return TrainResult(
-        run_dir=run,
-        best_checkpoint=best,
-        last_checkpoint=last,
-        metrics_json=run / "metrics.json",
-        test=cm.summary() if cm.total else {},
-        epochs=trainer.current_epoch,
-        seconds=time.perf_counter() - t0,
-    )
+    return result
