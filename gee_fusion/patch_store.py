@@ -189,10 +189,12 @@ def write_patch_store(
         "splits": json.dumps(SPLITS),
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-    chunks = {"patch": 1}
+    per_patch = {*sensors, "labels", "prior"} & set(ds.data_vars)  # one chunk per patch
+    encoding = {v: {"chunks": ds[v].shape} for v in ds.data_vars if v not in per_patch}
+    encoding.update({v: {"chunks": (1, *ds[v].shape[1:])} for v in per_patch})
     with atomic_dir(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds.chunk(chunks).to_zarr(tmp, mode="w", consolidated=False)
+        ds.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding)
     return Path(path)
 
 
