@@ -160,3 +160,17 @@ def test_training_yamls_validate() -> None:
     names = {load_experiment(f).name for f in files}
     assert len(names) == len(files)
     assert np.all([load_experiment(f).data.classes in (6, 10) for f in files])
+
+
+@pytest.mark.slow
+def test_ddp_spawn_on_two_cpu_processes_counts_each_test_patch_once(tmp: Path) -> None:
+    from gee_fusion.patch_store import open_patch_store
+
+    cfg = config(tmp, "ddp")
+    cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.strategy = "cpu", 2, "ddp_spawn"
+    result = train(cfg, progress=False, max_epochs=1)
+    store = open_patch_store(cfg.data.store)
+    labels = store.ds["labels"].values[store.indices("test")]
+    cm = ConfusionMatrix.load_json(result.run_dir / "test_confusion.json")
+    assert cm.total == int((labels != 255).sum())  # sharded evaluation: no patch twice, none lost
+    assert result.epochs == 1 and json.loads(result.metrics_json.read_text())["epochs"] == 1
