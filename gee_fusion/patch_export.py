@@ -16,6 +16,7 @@ from typing import Literal
 
 import ee
 import numpy as np
+import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gee_fusion import sentinel1, sentinel2
@@ -151,23 +152,38 @@ def s1_monthly(cfg: PatchExportConfig, aoi: ee.Geometry) -> ee.ImageCollection:
     return ee.ImageCollection.fromImages(months)
 
 
-def _fetch(col: ee.ImageCollection, bands: list[str], grid: PixelGrid, cfg: PatchExportConfig) -> np.ndarray:
-    """(time, band, y, x) float32 with NaN where the month has no valid observation."""
-    ds = open_collection(col.select([*bands, COUNT_BAND]), grid)
-    arrays = load_by_window(ds, [*bands, COUNT_BAND], window=cfg.window, progress=True)
+def open_sensor(cfg: PatchExportConfig, sensor: str, grid: PixelGrid) -> tuple[xr.Dataset, list[str]]:
+    """The recipe's monthly stack of ``sensor`` opened lazily with xee on ``grid`` (variables: the
+    bands and ``count``), and its band names."""
+    aoi = _aoi(grid)
+    if sensor == "S2":
+        bands, col = list(cfg.s2_bands), s2_monthly(cfg, aoi)
+    elif sensor == "S1":
+        bands, col = list(S1_BANDS), s1_monthly(cfg, aoi)
+    else:
+        raise ConfigError(f"Unknown sensor {sensor!r}: use S2 or S1.")
+    return open_collection(col.select([*bands, COUNT_BAND]), grid), bands
+
+
+def stack_bands(arrays: dict[str, np.ndarray], bands: list[str]) -> np.ndarray:
+    """(time, band, y, x) float32 from per-band (time, y, x) arrays, NaN where ``count`` is 0."""
     count = np.nan_to_num(arrays[COUNT_BAND])
-    out = np.stack([arrays[b].astype(np.float32) for b in bands], axis=1)
+    out = np.stack([arrays[b].astype(np.float32, copy=False) for b in bands], axis=1)
     out[np.broadcast_to((count == 0)[:, None], out.shape)] = np.nan
     return out
 
 
-def fetch_map(asset: str, band: str, grid: PixelGrid, cfg: PatchExportConfig) -> np.ndarray:
-    """A single-band uint8 map on the grid (masked -> 255)."""
+def open_map(asset: str, band: str, grid: PixelGrid) -> xr.Dataset:
+    """A single-band map (an image or the mosaic of a collection) as uint8 (masked -> 255), lazily."""
     kind = str(ee.data.getAsset(asset).get("type", "IMAGE")).upper()
     image = (ee.ImageCollection(asset).mosaic() if "COLLECTION" in kind else ee.Image(asset)).select(band)
     image = image.set("system:time_start", 0)
-    ds = open_collection(ee.ImageCollection([image.unmask(NO_LABEL).toUint8()]), grid)
-    arr = load_by_window(ds, [band], window=cfg.window, progress=False)[band][0]
+    return open_collection(ee.ImageCollection([image.unmask(NO_LABEL).toUint8()]), grid)
+
+
+def fetch_map(asset: str, band: str, grid: PixelGrid, cfg: PatchExportConfig) -> np.ndarray:
+    """A single-band uint8 map on the grid (masked -> 255)."""
+    arr = load_by_window(open_map(asset, band, grid), [band], window=cfg.window, progress=False)[band][0]
     return np.nan_to_num(arr, nan=NO_LABEL).astype(np.uint8)
 
 
@@ -212,12 +228,11 @@ def fetch_area(cfg: PatchExportConfig, *, grid: PixelGrid | None = None) -> Area
     through xee (window by window)."""
     grid = grid or cfg.area.grid()
     connect(cfg.engine, project=cfg.project)
-    aoi = _aoi(grid)
     sensors: dict[str, tuple[np.ndarray, list[str]]] = {}
-    if "S2" in cfg.sensors:
-        sensors["S2"] = (_fetch(s2_monthly(cfg, aoi), cfg.s2_bands, grid, cfg), list(cfg.s2_bands))
-    if "S1" in cfg.sensors:
-        sensors["S1"] = (_fetch(s1_monthly(cfg, aoi), list(S1_BANDS), grid, cfg), list(S1_BANDS))
+    for sensor in cfg.sensors:
+        ds, bands = open_sensor(cfg, sensor, grid)
+        arrays = load_by_window(ds, [*bands, COUNT_BAND], window=cfg.window, progress=True)
+        sensors[sensor] = (stack_bands(arrays, bands), bands)
     return AreaArrays(grid, [date(cfg.year, m, 1) for m in cfg.months], sensors)
 
 

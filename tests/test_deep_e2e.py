@@ -65,3 +65,31 @@ def test_export_train_predict(tmp_path: Path) -> None:
 
     bad = runner.invoke(app, ["predict", str(ckpt), "nowhere", "--out", str(tmp_path / "x.tif")])
     assert bad.exit_code == 2 and "AREA" in bad.output
+
+
+def test_recipe_source_reads_strips_equal_to_the_whole_area() -> None:
+    from gee_fusion.deep.datasets import normalise
+    from gee_fusion.deep.recipe_source import RecipeSource
+    from gee_fusion.patch_export import AreaConfig, PatchExportConfig, fetch_area
+    from gee_fusion.patch_store import BandStats
+
+    x0, y1 = W.origin
+    area = AreaConfig(origin=(x0 + 5000.0, y1 - 5000.0), size_px=(40, 50))
+    recipe = PatchExportConfig(area=area, months=[8, 11], sensors=["S1"])
+    stats = {
+        "S1": {
+            b: BandStats(mean=-10.0 + i, std=3.0, q02=-25.0, q98=0.0)
+            for i, b in enumerate(("VV", "VH", "VVVH"))
+        }
+    }
+    src = RecipeSource(
+        recipe, bands={"S1": ["VV", "VH", "VVVH"]}, stats=stats, normalisation="zscore", strip_rows=20
+    )
+    whole = fetch_area(recipe).sensors["S1"][0]
+    ref, _ = normalise(whole, stats["S1"], ["VV", "VH", "VVVH"], "zscore")
+    for r0, r1 in ((0, 16), (10, 30), (30, 50), (0, 50)):
+        part = src.read(slice(r0, r1), slice(5, 37))
+        np.testing.assert_allclose(part["S1"], ref[:, :, r0:r1, 5:37], rtol=1e-6)
+        assert part["S1_pad"].tolist() == [False, False] and part["valid"].all()
+        assert part["S1_doy"].tolist() == [227, 319]
+    assert src.strips_fetched == 4  # (0,20) serves 0-16; 10-30 refetches; 30-50; then the whole

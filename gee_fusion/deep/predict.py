@@ -1,21 +1,20 @@
-"""Mapping an area with a trained checkpoint: the checkpoint's recipe over the area, scaled with
-its training statistics, then blended sliding-window inference to a COG."""
+"""Mapping an area with a trained checkpoint: the checkpoint's recipe over the area (fetched
+strip by strip), scaled with its training statistics, then blended sliding-window inference to a
+COG. Memory is bounded by one strip of inputs and the inference strip, whatever the area's height."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
-from affine import Affine
 
 from gee_fusion.deep.checkpoints import load_module
-from gee_fusion.deep.datasets import class_table, mid_month_doy, normalise, prior_lut
+from gee_fusion.deep.datasets import class_table
 from gee_fusion.deep.inference import InferenceResult, predict_raster
-from gee_fusion.deep.raster_source import ArraySource
+from gee_fusion.deep.recipe_source import RecipeSource
 from gee_fusion.errors import ConfigError
-from gee_fusion.patch_export import AreaConfig, PatchExportConfig, fetch_area, fetch_map
+from gee_fusion.patch_export import AreaConfig, PatchExportConfig
 from gee_fusion.patch_store import BandStats
 
 
@@ -46,39 +45,23 @@ def parse_area(area: str | Path) -> AreaConfig:
     raise ConfigError(f"AREA {text!r} is not 'demo', 'X0,Y1,WIDTH,HEIGHT' or an existing YAML file.")
 
 
-def area_source(hparams: dict[str, Any], area: AreaConfig) -> ArraySource:
-    """Run the checkpoint's recipe over ``area``; scale inputs with its training statistics."""
+def area_source(hparams: dict[str, Any], area: AreaConfig, *, strip_rows: int = 512) -> RecipeSource:
+    """The checkpoint's recipe over ``area`` as a lazy, strip-by-strip source scaled with its
+    training statistics (the recipe's own area settings, e.g. CRS and scale, are kept unless
+    ``area`` sets them)."""
     exp = hparams["experiment"]
     recipe = PatchExportConfig.model_validate(hparams.get("recipe") or exp.get("patches") or {})
     merged = recipe.area.model_copy(update=area.model_dump(exclude_unset=True))
     recipe = recipe.model_copy(update={"area": merged})
-    sensors = list(hparams["bands"])
-    recipe = recipe.model_copy(update={"sensors": [s for s in ("S2", "S1") if s in sensors]})
-    arrays = fetch_area(recipe)
-    how = exp["data"].get("normalisation", "zscore")
-    scaled, pads, doys, observed = {}, {}, {}, {}
-    for s in sensors:
-        data, bands = arrays.sensors[s]
-        if bands != list(hparams["bands"][s]):
-            raise ConfigError(
-                f"The recipe gives {s} bands {bands}, the checkpoint expects {hparams['bands'][s]}."
-            )
-        stats = {b: BandStats(**v) for b, v in hparams["normalisation"][s].items()}
-        observed[s] = np.isfinite(data).any(axis=1)  # (T, H, W): per-window pads, as in training
-        scaled[s], _ = normalise(data, stats, bands, how)
-        pads[s] = np.zeros(len(arrays.times), bool)
-        doys[s] = mid_month_doy(arrays.times)
-        del data
-    prior = None
-    if exp["model"].get("use_prior") or exp["data"].get("prior"):
-        prior = prior_lut()[fetch_map(recipe.prior_asset or "", recipe.prior_band, arrays.grid, recipe)]
-    g = arrays.grid
-    valid = np.any([observed[s].any(axis=0) for s in sensors], axis=0)
-    arrays.sensors.clear()  # the raw stacks are no longer needed
-    return ArraySource(
-        scaled, doy=doys, pad=pads, crs=g.crs, transform=Affine(*g.transform), prior=prior, valid=valid,
-        observed=observed,
-    )  # fmt: skip
+    stats = {s: {b: BandStats(**v) for b, v in hparams["normalisation"][s].items()} for s in hparams["bands"]}
+    return RecipeSource(
+        recipe,
+        bands=hparams["bands"],
+        stats=stats,
+        normalisation=exp["data"].get("normalisation", "zscore"),
+        prior=bool(exp["model"].get("use_prior") or exp["data"].get("prior")),
+        strip_rows=strip_rows,
+    )
 
 
 def predict_area(

@@ -1,0 +1,121 @@
+"""A raster source that runs the recipe lazily: the checkpoint's monthly stacks are brought
+through xee one strip of rows at a time and scaled with the training statistics, so mapping a
+city holds one strip of inputs in memory, never the whole area."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from gee_fusion.composite import COUNT_BAND
+from gee_fusion.deep.datasets import Normalisation, mid_month_doy, normalise, prior_lut
+from gee_fusion.engine import connect
+from gee_fusion.errors import ConfigError, DataError
+from gee_fusion.fetch import load_by_window
+from gee_fusion.patch_export import PatchExportConfig, open_map, open_sensor, stack_bands
+from gee_fusion.patch_store import NO_LABEL, BandStats
+
+
+class RecipeSource:
+    """:class:`~gee_fusion.deep.raster_source.RasterSource` over the recipe of ``recipe.area``.
+
+    Reads come in tile-row order from sliding-window inference; a read outside the cached strip
+    fetches ``strip_rows`` (or more) full-width rows from the engine (xee, window by window),
+    scales them and drops the previous strip. Pads are per window: a month without a valid
+    observation inside the window is padded, as a missing month of a training patch is.
+
+    Args:
+        recipe: The patch-export recipe (months, bands, masks) and the area to map.
+        bands: Sensor -> band names the model expects (checked against the recipe).
+        stats: Sensor -> band -> training statistics.
+        normalisation: ``zscore`` or ``quantile`` (as in training).
+        prior: Also read the prior map (``recipe.prior_asset``) as one-hot indices.
+        strip_rows: Rows fetched at a time (memory: strip_rows x width x sum(T x C) x 4 bytes).
+    """
+
+    def __init__(
+        self,
+        recipe: PatchExportConfig,
+        *,
+        bands: Mapping[str, Sequence[str]],
+        stats: Mapping[str, Mapping[str, BandStats]],
+        normalisation: Normalisation,
+        prior: bool = False,
+        strip_rows: int = 512,
+    ) -> None:
+        if strip_rows < 1:
+            raise ConfigError(f"strip_rows must be positive, got {strip_rows}.")
+        grid = recipe.area.grid()
+        connect(recipe.engine, project=recipe.project)
+        self.height, self.width = grid.height, grid.width
+        self.crs = grid.crs
+        self.transform = Affine(*grid.transform)
+        self._strip_rows, self._how, self._window = strip_rows, normalisation, recipe.window
+        self._open: dict[str, Any] = {}
+        self._bands: dict[str, list[str]] = {}
+        for sensor, want in bands.items():
+            ds, have = open_sensor(recipe, sensor, grid)
+            if list(want) != have:
+                raise DataError(
+                    f"The recipe gives {sensor} bands {have}, the checkpoint expects {list(want)}."
+                )
+            self._open[sensor], self._bands[sensor] = ds, have
+        self._stats = stats
+        self._doy = {s: mid_month_doy(_months(recipe)) for s in bands}
+        if prior and not recipe.prior_asset:
+            raise ConfigError("The model reads a prior map but the recipe has no prior_asset.")
+        self._prior = open_map(recipe.prior_asset or "", recipe.prior_band, grid) if prior else None
+        self._rows = (0, 0)
+        self._cache: dict[str, np.ndarray] = {}
+        self.strips_fetched = 0
+
+    def _fetch(self, start: int, stop: int) -> None:
+        stop = min(self.height, max(stop, start + self._strip_rows))
+        self._cache = {}
+        for sensor, ds in self._open.items():
+            bands = self._bands[sensor]
+            part = ds.isel(y=slice(start, stop))
+            raw = stack_bands(
+                load_by_window(part, [*bands, COUNT_BAND], window=self._window, progress=False), bands
+            )
+            self._cache[f"{sensor}_observed"] = np.isfinite(raw).any(axis=1)
+            self._cache[sensor], _ = normalise(raw, self._stats[sensor], bands, self._how)
+        if self._prior is not None:
+            name = str(next(iter(self._prior.data_vars)))
+            arr = load_by_window(
+                self._prior.isel(y=slice(start, stop)), [name], window=self._window, progress=False
+            )
+            self._cache["prior"] = prior_lut()[np.nan_to_num(arr[name][0], nan=NO_LABEL).astype(np.uint8)]
+        observed = [self._cache[f"{s}_observed"].any(axis=0) for s in self._open]
+        self._cache["valid"] = np.asarray(np.any(observed, axis=0))
+        self._rows = (start, stop)
+        self.strips_fetched += 1
+
+    def read(self, rows: slice, cols: slice) -> dict[str, np.ndarray]:
+        """Per-sample batch parts of the window (fetching a new strip when needed)."""
+        r0, r1 = rows.start or 0, rows.stop if rows.stop is not None else self.height
+        if not (0 <= r0 < r1 <= self.height) or (cols.start or 0) < 0 or (cols.stop or 0) > self.width:
+            raise DataError(f"Window rows {r0}:{r1}, cols {cols.start}:{cols.stop} is outside the raster.")
+        if not (self._rows[0] <= r0 and r1 <= self._rows[1]):
+            self._fetch(r0, r1)
+        a, b = r0 - self._rows[0], r1 - self._rows[0]
+        out: dict[str, np.ndarray] = {}
+        for sensor in self._open:
+            out[sensor] = self._cache[sensor][:, :, a:b, cols]
+            out[f"{sensor}_doy"] = self._doy[sensor]
+            out[f"{sensor}_pad"] = np.asarray(
+                ~self._cache[f"{sensor}_observed"][:, a:b, cols].any(axis=(1, 2))
+            )
+        if "prior" in self._cache:
+            out["prior"] = self._cache["prior"][a:b, cols]
+        out["valid"] = self._cache["valid"][a:b, cols]
+        return out
+
+
+def _months(recipe: PatchExportConfig) -> list[Any]:
+    from datetime import date
+
+    return [date(recipe.year, m, 1) for m in recipe.months]
