@@ -18,7 +18,6 @@ _REQUIRED = (
     "class_weights",
     "bands",
     "normalisation",
-    "recipe",
 )
 
 
@@ -88,7 +87,7 @@ def load_module(
         )
     if expect_bands is not None and {k: list(v) for k, v in expect_bands.items()} != dict(hp["bands"]):
         raise CheckpointError(f"{path} was trained on bands {dict(hp['bands'])}, not {dict(expect_bands)}.")
-    module = LandCoverModule(**{k: hp[k] for k in _REQUIRED})
+    module = LandCoverModule(**{k: hp[k] for k in _REQUIRED}, recipe=dict(hp.get("recipe") or {}))
     try:
         module.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:

@@ -56,7 +56,8 @@ class LandCoverModule(L.LightningModule):
         bands: Sensor -> band names the model was trained on.
         normalisation: Sensor -> band -> training statistics (mean, std, q02, q98) used to
             scale inputs, so inference scales new areas exactly as training did.
-        recipe: The patch-export recipe that produced the training patches (predict reruns it).
+        recipe: The patch-export recipe that produced the training patches (predict reruns it;
+            without it, the experiment's ``patches`` section is used).
     """
 
     class_weight: Tensor
@@ -73,7 +74,7 @@ class LandCoverModule(L.LightningModule):
         class_weights: list[float],
         bands: dict[str, list[str]],
         normalisation: dict[str, dict[str, dict[str, float]]],
-        recipe: dict[str, Any],
+        recipe: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
