@@ -44,7 +44,8 @@ from affine import Affine
 from torch import nn
 
 from gee_fusion.deep.blending import TilePlan
-from gee_fusion.deep.inference import iter_probability_strips, predict_raster, resolve_device
+from gee_fusion.deep.devices import resolve_device
+from gee_fusion.deep.inference import iter_probability_strips, predict_raster
 from gee_fusion.deep.raster_source import ArraySource, read_tile
 
 TILE, OVERLAP, BATCH, K = 256, 96, 8, 10

@@ -30,6 +30,7 @@ import torch
 
 from gee_fusion.deep.accumulator import StripAccumulator
 from gee_fusion.deep.blending import TilePlan
+from gee_fusion.deep.devices import resolve_device
 from gee_fusion.deep.map_writer import MapWriter, ProbabilityStrip, code_table, probabilities_path_for
 from gee_fusion.deep.raster_source import RasterSource
 from gee_fusion.deep.tile_batches import TileBatchReader
@@ -71,13 +72,6 @@ class InferenceResult:
     seconds: float
     accumulator_rows: int
     peak_rows_held: int
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a torch device; None picks CUDA when available, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _autocast(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager[object]:

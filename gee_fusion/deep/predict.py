@@ -92,7 +92,7 @@ def predict_area(
         overlap=overlap,
         blend=blend,
         batch_size=batch_size,
-        device=None if device in (None, "auto") else device,
+        device=device,
         class_codes=list(hp["class_codes"]),
         colormap=table.colormap(),
         min_object_size=min_object_size,

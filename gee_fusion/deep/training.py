@@ -17,6 +17,7 @@ from gee_fusion.classes import GROUPS_6, GROUPS_10, NAMES_6
 from gee_fusion.deep.config import ExperimentConfig
 from gee_fusion.deep.curves import LearningCurves
 from gee_fusion.deep.datasets import EpochSampler, PatchDataset, check_bands, class_weights
+from gee_fusion.deep.devices import resolve_device
 from gee_fusion.deep.module import TEST_MATRIX, LandCoverModule
 from gee_fusion.errors import ConfigError
 from gee_fusion.io.atomic import atomic_path
@@ -35,16 +36,6 @@ class TrainResult:
     test: dict[str, float]
     epochs: int
     seconds: float
-
-
-def resolve_device(choice: str | None, accelerator: str) -> str:
-    """The Lightning accelerator: an explicit ``choice`` wins, ``auto`` picks CUDA when present."""
-    want = choice or accelerator
-    if want in ("cuda", "gpu") and not torch.cuda.is_available():
-        raise ConfigError(f"Device {want!r} was asked for but torch sees no CUDA GPU: use --device cpu.")
-    if want == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if want == "gpu" else want
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -200,7 +191,7 @@ def train(
         Paths of the checkpoints and ``metrics.json``, and the test summary metrics.
     """
     t0 = time.perf_counter()
-    dev = resolve_device(device, cfg.trainer.accelerator)
+    dev = resolve_device(device or cfg.trainer.accelerator).type  # an explicit device wins
     store = ensure_store(cfg)
     ds = datasets(cfg, store)
     module = build_module(cfg, store, ds["train"])
