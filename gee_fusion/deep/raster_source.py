@@ -60,9 +60,6 @@ class ArraySource:
         pad: Sensor name -> ``(T,)`` bool, True for missing dates (default: none missing).
         prior: Optional ``(H, W)`` class-index map used as an input (255 unknown).
         valid: Optional ``(H, W)`` bool mask; False pixels are written as nodata.
-        observed: Optional sensor name -> ``(T, H, W)`` bool, True where a date has a valid
-            observation; a date with none inside a window is padded in that window (as a patch
-            whose month is missing is padded in training).
     """
 
     def __init__(
@@ -75,7 +72,6 @@ class ArraySource:
         pad: Mapping[str, Sequence[bool] | np.ndarray] | None = None,
         prior: np.ndarray | None = None,
         valid: np.ndarray | None = None,
-        observed: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if not sensors:
             raise DataError("ArraySource needs at least one sensor array, e.g. sensors={'S2': array}.")
@@ -98,10 +94,6 @@ class ArraySource:
                 )
             self._dates[f"{name}_doy"] = d
             self._dates[f"{name}_pad"] = p
-        self._observed = dict(observed or {})
-        for name, obs in self._observed.items():
-            if name not in shapes or np.shape(obs) != (shapes[name][0], *shapes[name][2:]):
-                raise DataError(f"observed[{name!r}] must be (T, H, W) of that sensor, got {np.shape(obs)}.")
         self._spatial: dict[str, np.ndarray] = {}
         for key, arr in (("prior", prior), ("valid", valid)):
             if arr is not None:
@@ -116,8 +108,6 @@ class ArraySource:
         for name, arr in self._sensors.items():
             out[name] = np.asarray(arr[:, :, rows, cols], dtype=np.float32)
         out.update(self._dates)
-        for name, obs in self._observed.items():
-            out[f"{name}_pad"] = self._dates[f"{name}_pad"] | ~np.asarray(obs[:, rows, cols]).any(axis=(1, 2))
         for key, arr in self._spatial.items():
             out[key] = np.asarray(arr[rows, cols])
         return out
