@@ -150,7 +150,6 @@ class LandCoverModule(L.LightningModule):
         """Loss and confusion counts of one validation batch."""
         logits = self(batch)
         loss = self.loss(logits, batch["label"])
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=logits.shape[0])
         self.val_counts += confusion_counts(logits, batch["label"], self.num_classes)
         self._val_loss_sum = self._val_loss_sum + loss.detach().float() * logits.shape[0]
         self._val_n += logits.shape[0]
@@ -182,12 +181,17 @@ class LandCoverModule(L.LightningModule):
         return float(totals[0] / totals[1].clamp(min=1))
 
     def on_validation_epoch_end(self) -> None:
-        """Log OA, kappa, weighted/macro F1 and mIoU from the epoch's confusion matrix."""
+        """Log the validation loss (sample mean over every rank: the one number checkpoints, early
+        stopping and the plateau schedule all watch) and OA, kappa, weighted/macro F1, mIoU from
+        the epoch's confusion matrix."""
+        val_loss = self._mean_val_loss()
+        self.log("val_loss", val_loss, prog_bar=True)
         cm = self._matrix(self.val_counts)
         if cm.total == 0:
+            self.last_val = {"val_loss": val_loss}
             return
         metrics = {
-            "val_loss": self._mean_val_loss(),
+            "val_loss": val_loss,
             "val_oa": cm.overall_accuracy,
             "val_kappa": cm.kappa,
             "val_weighted_f1": cm.weighted_f1,
