@@ -172,8 +172,16 @@ def _local_routes() -> dict[str, Callable[..., Any]]:
     )
     for name in ("getMapId", "getTileUrl", "getThumbId", "getThumbnail", "getFeatureViewTilesKey"):
         routes[name] = _not_supported(f"Map tiles and thumbnails (ee.data.{name})")
-    for name in ("exportImage", "exportTable", "exportVideo", "exportMap", "exportClassifier",
-                 "newTaskId", "getTaskList", "listOperations"):
+    for name in (
+        "exportImage",
+        "exportTable",
+        "exportVideo",
+        "exportMap",
+        "exportClassifier",
+        "newTaskId",
+        "getTaskList",
+        "listOperations",
+    ):
         routes[name] = _not_supported(f"Batch exports (ee.data.{name})")
     return routes
 

@@ -232,9 +232,7 @@ def register_geotiff_image(
     catalog: Catalog = CATALOG,
 ) -> None:
     """Register a GeoTIFF / COG file as an image asset (read by window on demand)."""
-    catalog.register(
-        asset_id, lambda: GeoTiffSource(path, band_names=band_names, properties=properties)
-    )
+    catalog.register(asset_id, lambda: GeoTiffSource(path, band_names=band_names, properties=properties))
 
 
 def register_geotiff_collection(

@@ -64,9 +64,7 @@ def compute_value(obj: Any) -> Any:
 
 def _as_image(value: Any) -> Image:
     if not isinstance(value, Image):
-        raise EngineError(
-            f"computePixels needs an Image expression, got {type(value).__name__}."
-        )
+        raise EngineError(f"computePixels needs an Image expression, got {type(value).__name__}.")
     return value
 
 

@@ -60,9 +60,7 @@ def fc_new(features: Any) -> FeatureCollection:
         if isinstance(f, Geometry):
             f = Feature(f)
         if not isinstance(f, Feature):
-            raise EngineError(
-                f"FeatureCollection: expected features or geometries, got {type(f).__name__}."
-            )
+            raise EngineError(f"FeatureCollection: expected features or geometries, got {type(f).__name__}.")
         out.append(f if f.id is not None else Feature(f.geometry, f.properties, str(i)))
     return FeatureCollection(tuple(out))
 
@@ -318,9 +316,11 @@ def reduce_collection(collection: ImageCollection, reducer: Reducer, *, suffix: 
     for name, members in _band_stacks(collection, "ImageCollection.reduce"):
         dtype = np.result_type(*[b.dtype for b in members])
         shared = SharedStack([b.node for b in members], reducer, dtype)
-        out_dtypes = reducer.output_dtypes(dtype) if reducer.kind != "combine" else [
-            dt for r in reducer.params["reducers"] for dt in r.output_dtypes(dtype)
-        ]
+        out_dtypes = (
+            reducer.output_dtypes(dtype)
+            if reducer.kind != "combine"
+            else [dt for r in reducer.params["reducers"] for dt in r.output_dtypes(dtype)]
+        )
         for i, (out, out_dt) in enumerate(zip(reducer.outputs, out_dtypes, strict=True)):
             band_name = f"{name}_{out}" if suffix or len(reducer.outputs) > 1 else name
             bands.append(Band(band_name, out_dt, StackReduceNode(shared, i)))

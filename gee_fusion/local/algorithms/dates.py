@@ -246,8 +246,7 @@ def _joda_field(letters: str, d: datetime, millis: int) -> str:
 def joda_format(d: datetime, pattern: str, millis: int) -> str:
     """Format ``d`` with a Joda-Time pattern (``millis``: the instant, for ``S`` fields)."""
     return "".join(
-        text if kind == "text" else _joda_field(text, d, millis)
-        for kind, text in joda_tokens(pattern)
+        text if kind == "text" else _joda_field(text, d, millis) for kind, text in joda_tokens(pattern)
     )
 
 
@@ -337,4 +336,3 @@ algorithm("DateRange.unbounded")(lambda: DateRange(float("-inf"), float("inf")))
 algorithm("DateRange.isUnbounded")(
     lambda dateRange: dateRange.start == float("-inf") or dateRange.end == float("inf")
 )
-

@@ -35,6 +35,7 @@ def _make(kind: str, coordinates: Any, crs: Any = None) -> Geometry:
 
 _KINDS = ("Point", "MultiPoint", "LineString", "MultiLineString", "LinearRing", "Polygon", "MultiPolygon")
 for _kind in _KINDS:
+
     def _ctor(coordinates: Any, crs: Any = None, geodesic: Any = None, maxError: Any = None,
               evenOdd: Any = None, _k: str = _kind) -> Geometry:  # fmt: skip
         return _make(_k, coordinates, crs)
@@ -278,7 +279,9 @@ for _name, _measure in (("area", geometry_area), ("length", geometry_length),
                         ("perimeter", geometry_perimeter)):  # fmt: skip
     _feature_alias(_name, _measure, returns_geometry=False)
 _GEOMETRY_OPS: tuple[tuple[str, Any], ...] = (
-    ("bounds", geometry_bounds), ("centroid", geometry_centroid), ("buffer", geometry_buffer),
+    ("bounds", geometry_bounds),
+    ("centroid", geometry_centroid),
+    ("buffer", geometry_buffer),
 )
 for _name, _op in _GEOMETRY_OPS:
     _feature_alias(_name, _op, returns_geometry=True)

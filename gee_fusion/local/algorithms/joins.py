@@ -300,8 +300,7 @@ def image_link_collection(input: Image, imageCollection: ImageCollection, linked
         source = next((b for b in template.bands if b.name == name), None) if template is not None else None
         if match is not None and source is None:
             raise EngineError(
-                f"Image.linkCollection: the matching image has no band '{name}' "
-                f"(bands: {match.band_names})."
+                f"Image.linkCollection: the matching image has no band '{name}' (bands: {match.band_names})."
             )
         if match is not None and source is not None:
             band = source

@@ -173,4 +173,3 @@ def cloudy_percentage(cfg: WorldConfig, millis: float) -> float:
     f = noise.fbm(us, vs, 4000.0, s.salt, octaves=5)
     opacity = np.clip((f - s.threshold) / 0.07, 0.0, 1.0) ** 0.8
     return round(float((opacity > 0.35).mean() * 100.0), 4)
-

@@ -139,4 +139,3 @@ def mix_neighbours(refl: np.ndarray) -> np.ndarray:
     return (
         0.6 * centre + 0.1 * (refl[:, :-2, 1:-1] + refl[:, 2:, 1:-1] + refl[:, 1:-1, :-2] + refl[:, 1:-1, 2:])
     ).astype(np.float32)
-
