@@ -134,7 +134,5 @@ def pixels(image: ee.Image, grid: dict[str, Any]) -> dict[str, tuple[np.ndarray,
     """Values and masks of every band of ``image`` in ``grid`` (masks via ``Image.mask``)."""
     names = image.bandNames().getInfo()
     vals = ee.data.computePixels({"expression": image, "fileFormat": "NUMPY_NDARRAY", "grid": grid})
-    masks = ee.data.computePixels(
-        {"expression": image.mask(), "fileFormat": "NUMPY_NDARRAY", "grid": grid}
-    )
+    masks = ee.data.computePixels({"expression": image.mask(), "fileFormat": "NUMPY_NDARRAY", "grid": grid})
     return {n: (np.asarray(vals[n]), np.asarray(masks[n]).astype(bool)) for n in names}

@@ -17,7 +17,11 @@ def _grid(width: int = 4, height: int = 3) -> dict:
     return {
         "dimensions": {"width": width, "height": height},
         "affineTransform": {
-            "scaleX": 10, "shearX": 0, "translateX": 360000, "shearY": 0, "scaleY": -10,
+            "scaleX": 10,
+            "shearX": 0,
+            "translateX": 360000,
+            "shearY": 0,
+            "scaleY": -10,
             "translateY": 5480000,
         },
         "crsCode": SYN_CRS,

@@ -77,17 +77,19 @@ def test_unimplemented_algorithm_is_named() -> None:
         ee.Image.constant(1).entropy(ee.Kernel.square(1)).getInfo()
 
 
-@pytest.mark.parametrize(
-    ("width", "height"), [(0, 10), (10, -1), (32769, 1), (1, 40000)]
-)
+@pytest.mark.parametrize(("width", "height"), [(0, 10), (10, -1), (32769, 1), (1, 40000)])
 def test_bad_grid_sizes(width: int, height: int) -> None:
     with pytest.raises(GridError):
         Grid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), width, height)
-    grid = {"dimensions": {"width": width, "height": height},
-            "affineTransform": {"scaleX": 10, "scaleY": -10}, "crsCode": "EPSG:32631"}
+    grid = {
+        "dimensions": {"width": width, "height": height},
+        "affineTransform": {"scaleX": 10, "scaleY": -10},
+        "crsCode": "EPSG:32631",
+    }
     with pytest.raises(ee.EEException, match=r"px|positive"):
-        ee.data.computePixels({"expression": ee.Image.constant(1), "fileFormat": "NUMPY_NDARRAY",
-                               "grid": grid})
+        ee.data.computePixels(
+            {"expression": ee.Image.constant(1), "fileFormat": "NUMPY_NDARRAY", "grid": grid}
+        )
 
 
 def test_computed_image_without_grid_is_an_error() -> None:
@@ -96,20 +98,28 @@ def test_computed_image_without_grid_is_an_error() -> None:
 
 
 def test_request_byte_limit() -> None:
-    grid = {"dimensions": {"width": 4000, "height": 4000},
-            "affineTransform": {"scaleX": 10, "scaleY": -10}, "crsCode": "EPSG:32631"}
+    grid = {
+        "dimensions": {"width": 4000, "height": 4000},
+        "affineTransform": {"scaleX": 10, "scaleY": -10},
+        "crsCode": "EPSG:32631",
+    }
     with pytest.raises(GridError, match="48 MiB"):
-        ee.data.computePixels({"expression": ee.Image.constant(1.5).toDouble(), "grid": grid,
-                               "fileFormat": "NUMPY_NDARRAY"})
+        ee.data.computePixels(
+            {"expression": ee.Image.constant(1.5).toDouble(), "grid": grid, "fileFormat": "NUMPY_NDARRAY"}
+        )
 
 
 def test_npy_bytes_format() -> None:
     import io
 
-    grid = {"dimensions": {"width": 3, "height": 2},
-            "affineTransform": {"scaleX": 10, "scaleY": -10}, "crsCode": "EPSG:32631"}
-    raw = ee.data.computePixels({"expression": ee.Image.constant(7).toInt16(), "grid": grid,
-                                 "fileFormat": "NPY"})
+    grid = {
+        "dimensions": {"width": 3, "height": 2},
+        "affineTransform": {"scaleX": 10, "scaleY": -10},
+        "crsCode": "EPSG:32631",
+    }
+    raw = ee.data.computePixels(
+        {"expression": ee.Image.constant(7).toInt16(), "grid": grid, "fileFormat": "NPY"}
+    )
     arr = np.load(io.BytesIO(raw))
     assert arr.shape == (2, 3) and arr.dtype.names == ("constant",)
     assert (arr["constant"] == 7).all()

@@ -56,8 +56,9 @@ def f32(x: float) -> np.float32:
     return np.float32(x)
 
 
-def check(image: ee.Image, grid: dict[str, Any], expected: Expected, *, rtol: float = 1e-6,
-          atol: float = 1e-6) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def check(
+    image: ee.Image, grid: dict[str, Any], expected: Expected, *, rtol: float = 1e-6, atol: float = 1e-6
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Compare band names, masks and valid values of ``image`` with ``expected``."""
     out = pixels(image, grid)
     assert list(out) == list(expected), "band names"
@@ -66,8 +67,9 @@ def check(image: ee.Image, grid: dict[str, Any], expected: Expected, *, rtol: fl
         want_m = np.broadcast_to(want_m, got_m.shape)
         np.testing.assert_array_equal(got_m, want_m, err_msg=f"mask of {name}")
         want = np.broadcast_to(np.asarray(want_v), got_v.shape)
-        np.testing.assert_allclose(got_v[want_m], want[want_m], rtol=rtol, atol=atol, equal_nan=True,
-                                   err_msg=f"values of {name}")
+        np.testing.assert_allclose(
+            got_v[want_m], want[want_m], rtol=rtol, atol=atol, equal_nan=True, err_msg=f"values of {name}"
+        )
         assert not np.any(got_v[~got_m]), f"masked pixels of {name} must be 0"
     return out
 
@@ -79,8 +81,11 @@ def types(image: ee.Image) -> dict[str, dict[str, Any]]:
 
 def one_pixel() -> dict[str, Any]:
     """A 1x1 grid, for constant images."""
-    return {"dimensions": {"width": 1, "height": 1}, "crsCode": "EPSG:4326",
-            "affineTransform": {"scaleX": 1.0, "scaleY": -1.0, "translateX": 0, "translateY": 1}}
+    return {
+        "dimensions": {"width": 1, "height": 1},
+        "crsCode": "EPSG:4326",
+        "affineTransform": {"scaleX": 1.0, "scaleY": -1.0, "translateX": 0, "translateY": 1},
+    }
 
 
 def padded_grid(pad: int) -> dict[str, Any]:
@@ -88,15 +93,23 @@ def padded_grid(pad: int) -> dict[str, Any]:
     a, b, c, d, e, f = SYN_TRANSFORM
     keys = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
     vals = (a, b, c - pad * a, d, e, f - pad * e)
-    return {"dimensions": {"width": SYN_SHAPE[1] + 2 * pad, "height": SYN_SHAPE[0] + 2 * pad},
-            "affineTransform": dict(zip(keys, vals, strict=True)), "crsCode": SYN_CRS}
+    return {
+        "dimensions": {"width": SYN_SHAPE[1] + 2 * pad, "height": SYN_SHAPE[0] + 2 * pad},
+        "affineTransform": dict(zip(keys, vals, strict=True)),
+        "crsCode": SYN_CRS,
+    }
 
 
 # -- arithmetic --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("op", "fn"),
-    [("add", np.add), ("subtract", np.subtract), ("multiply", np.multiply),
-     ("max", np.maximum), ("min", np.minimum)],
+    [
+        ("add", np.add),
+        ("subtract", np.subtract),
+        ("multiply", np.multiply),
+        ("max", np.maximum),
+        ("min", np.minimum),
+    ],
 )
 def test_binary_image_image(img: ee.Image, ref: Ref, op: str, fn: Any) -> None:
     out = getattr(img.select("B1"), op)(img.select("B2"))
@@ -131,8 +144,9 @@ def test_pow(img: ee.Image, ref: Ref) -> None:
     b1, b2 = img.select("B1"), img.select("B2")
     check(b2.pow(b1), ref.grid, {"B2": (np.power(ref.b2, ref.b1), ref.m)}, rtol=1e-5)
     check(b1.pow(2), ref.grid, {"B1": (ref.b1 * ref.b1, ref.m)}, rtol=1e-5)
-    check(img.select("QA").pow(0.5), ref.grid, {"QA": (np.sqrt(ref.qa.astype(np.float32)), ref.all)},
-          rtol=1e-5)
+    check(
+        img.select("QA").pow(0.5), ref.grid, {"QA": (np.sqrt(ref.qa.astype(np.float32)), ref.all)}, rtol=1e-5
+    )
     assert types(b2.pow(b1)) == {"B2": FLOAT}
     assert types(img.select("QA").pow(2)) == {"QA": FLOAT}  # "the type of the output is float"
 
@@ -151,8 +165,14 @@ def test_mod(img: ee.Image, ref: Ref) -> None:
 # -- comparisons and logic -------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("op", "fn"),
-    [("eq", np.equal), ("neq", np.not_equal), ("gt", np.greater), ("gte", np.greater_equal),
-     ("lt", np.less), ("lte", np.less_equal)],
+    [
+        ("eq", np.equal),
+        ("neq", np.not_equal),
+        ("gt", np.greater),
+        ("gte", np.greater_equal),
+        ("lt", np.less),
+        ("lte", np.less_equal),
+    ],
 )
 def test_comparisons(img: ee.Image, ref: Ref, op: str, fn: Any) -> None:
     qa4 = img.select("QA").mod(4)
@@ -173,8 +193,11 @@ def test_and_or_not(img: ee.Image, ref: Ref) -> None:
     check(pos.Or(big), ref.grid, {"B1": ((p | q).astype(np.uint8), ref.m)})
     check(big.Not(), ref.grid, {"QA": ((~q).astype(np.uint8), ref.all)})
     # Non-boolean operands: non-zero is true.
-    check(img.select("QA").mod(3).And(img.select("QA").mod(2)), ref.grid,
-          {"QA": (((ref.qa % 3 != 0) & (ref.qa % 2 != 0)).astype(np.uint8), ref.all)})
+    check(
+        img.select("QA").mod(3).And(img.select("QA").mod(2)),
+        ref.grid,
+        {"QA": (((ref.qa % 3 != 0) & (ref.qa % 2 != 0)).astype(np.uint8), ref.all)},
+    )
     check(img.select("QA").mod(3).Not(), ref.grid, {"QA": ((ref.qa % 3 == 0).astype(np.uint8), ref.all)})
     assert types(pos.And(big)) == {"B1": BOOL}
     assert types(big.Not()) == {"QA": BOOL}
@@ -199,8 +222,15 @@ def test_bitwise_on_qa(img: ee.Image, ref: Ref) -> None:
 # -- unary -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("op", "band", "fn"),
-    [("abs", "B1", np.abs), ("sqrt", "B2", np.sqrt), ("sqrt", "B1", np.sqrt), ("log", "B2", np.log),
-     ("exp", "B1", np.exp), ("floor", "B1", np.floor), ("ceil", "B1", np.ceil)],
+    [
+        ("abs", "B1", np.abs),
+        ("sqrt", "B2", np.sqrt),
+        ("sqrt", "B1", np.sqrt),
+        ("log", "B2", np.log),
+        ("exp", "B1", np.exp),
+        ("floor", "B1", np.floor),
+        ("ceil", "B1", np.ceil),
+    ],
 )
 def test_unary_float(img: ee.Image, ref: Ref, op: str, band: str, fn: Any) -> None:
     src = {"B1": ref.b1, "B2": ref.b2}[band]
@@ -220,8 +250,11 @@ def test_sqrt_and_log_of_negatives_are_nan(img: ee.Image, ref: Ref) -> None:
 
 
 def test_round_is_half_up(img: ee.Image, ref: Ref) -> None:
-    check(img.select("B1").multiply(10).round(), ref.grid,
-          {"B1": (np.floor(ref.b1 * f32(10) + f32(0.5)), ref.m)})
+    check(
+        img.select("B1").multiply(10).round(),
+        ref.grid,
+        {"B1": (np.floor(ref.b1 * f32(10) + f32(0.5)), ref.m)},
+    )
     # ee.Number.round's documented examples: 10.4 -> 10, 10.5 -> 11, 10.9 -> 11.
     ones = np.ones((1, 1), bool)
     out = ee.Image.constant([10.4, 10.5, 10.9, 0.5, 2.5]).round()
@@ -241,8 +274,11 @@ def test_casts_truncate_and_saturate(img: ee.Image, ref: Ref) -> None:
     check(i16, ref.grid, {"B1": (np.clip(np.trunc(big), -32768, 32767), ref.m)})
     assert types(i16) == {"B1": {"type": "PixelType", "precision": "int", "min": -32768, "max": 32767}}
     # Truncation toward zero, not flooring: -0.7 -> 0, 1.9 -> 1.
-    check(ee.Image.constant([-0.7, 1.9]).toInt16(), one_pixel(),
-          {"constant_0": (0, np.ones((1, 1), bool)), "constant_1": (1, np.ones((1, 1), bool))})
+    check(
+        ee.Image.constant([-0.7, 1.9]).toInt16(),
+        one_pixel(),
+        {"constant_0": (0, np.ones((1, 1), bool)), "constant_1": (1, np.ones((1, 1), bool))},
+    )
     check(img.select("QA").toUint8(), ref.grid, {"QA": (np.minimum(ref.qa, 255), ref.all)})
     fl = img.select("QA").toFloat()
     check(fl, ref.grid, {"QA": (ref.qa.astype(np.float32), ref.all)})
@@ -261,8 +297,12 @@ def test_normalized_difference(img: ee.Image, ref: Ref) -> None:
     assert [b["data_type"] for b in info["bands"]] == [FLOAT]
     assert "NAME" not in (info.get("properties") or {})  # input properties are not retained
     # Without band names: the first two bands, (B1 - B2) / (B1 + B2).
-    check(img.normalizedDifference(), ref.grid,
-          {"nd": ((ref.b1 - ref.b2) / (ref.b1 + ref.b2), valid)}, rtol=1e-5)
+    check(
+        img.normalizedDifference(),
+        ref.grid,
+        {"nd": ((ref.b1 - ref.b2) / (ref.b1 + ref.b2), valid)},
+        rtol=1e-5,
+    )
 
 
 def test_clamp(img: ee.Image, ref: Ref) -> None:
@@ -292,17 +332,24 @@ def test_expression_free_variable_needs_a_map(img: ee.Image) -> None:
 
 def test_expression_operators(img: ee.Image, ref: Ref) -> None:
     v = {"v": img}
-    check(img.expression("b('B2') ** 2 + 1").rename("x"), ref.grid,
-          {"x": (ref.b2**2 + 1, ref.m)}, rtol=1e-5)
+    check(img.expression("b('B2') ** 2 + 1").rename("x"), ref.grid, {"x": (ref.b2**2 + 1, ref.m)}, rtol=1e-5)
     check(img.expression("2 ** 3 ** 2").rename("x"), one_pixel(), {"x": (512, np.ones((1, 1), bool))})
-    check(img.expression("-b('B1') * 2 + 10 % 4").rename("x"), ref.grid,
-          {"x": (-ref.b1 * 2 + 2, ref.m)})
-    check(img.expression("v.B1 > 0 && v.B2 > 1 || !(v.QA < 4000)", v).rename("x"), ref.grid,
-          {"x": (((ref.b1 > 0) & (ref.b2 > 1) | (ref.qa >= 4000)).astype(np.uint8), ref.m)})
-    check(img.expression("v.QA % 3 == 1", v).rename("x"), ref.grid,
-          {"x": ((ref.qa % 3 == 1).astype(np.uint8), ref.all)})
-    check(img.expression("max(v.B1, b('B2') - 1)", v).rename("x"), ref.grid,
-          {"x": (np.maximum(ref.b1, ref.b2 - 1), ref.m)})
+    check(img.expression("-b('B1') * 2 + 10 % 4").rename("x"), ref.grid, {"x": (-ref.b1 * 2 + 2, ref.m)})
+    check(
+        img.expression("v.B1 > 0 && v.B2 > 1 || !(v.QA < 4000)", v).rename("x"),
+        ref.grid,
+        {"x": (((ref.b1 > 0) & (ref.b2 > 1) | (ref.qa >= 4000)).astype(np.uint8), ref.m)},
+    )
+    check(
+        img.expression("v.QA % 3 == 1", v).rename("x"),
+        ref.grid,
+        {"x": ((ref.qa % 3 == 1).astype(np.uint8), ref.all)},
+    )
+    check(
+        img.expression("max(v.B1, b('B2') - 1)", v).rename("x"),
+        ref.grid,
+        {"x": (np.maximum(ref.b1, ref.b2 - 1), ref.m)},
+    )
 
 
 def test_expression_ternary(img: ee.Image, ref: Ref) -> None:
@@ -319,10 +366,17 @@ def test_expression_band_access_and_naming(img: ee.Image, ref: Ref) -> None:
     check(img.expression("2.5 * v.B1", v), ref.grid, {"constant": (f32(2.5) * ref.b1, ref.m)})
     check(img.expression("v[2] - v['B2']", v), ref.grid, {"QA": (ref.qa - ref.b2, ref.m)})
     check(img.expression("b(0, 'QA')"), ref.grid, {"B1": (ref.b1, ref.m), "QA": (ref.qa, ref.all)})
-    check(img.expression("b()"), ref.grid,
-          {"B1": (ref.b1, ref.m), "B2": (ref.b2, ref.m), "QA": (ref.qa, ref.all)})
-    check(img.expression("ndvi = (b('B2') - b(0)) / (b('B2') + b(0))"), ref.grid,
-          {"ndvi": ((ref.b2 - ref.b1) / (ref.b2 + ref.b1), ref.m)}, rtol=1e-5)
+    check(
+        img.expression("b()"),
+        ref.grid,
+        {"B1": (ref.b1, ref.m), "B2": (ref.b2, ref.m), "QA": (ref.qa, ref.all)},
+    )
+    check(
+        img.expression("ndvi = (b('B2') - b(0)) / (b('B2') + b(0))"),
+        ref.grid,
+        {"ndvi": ((ref.b2 - ref.b1) / (ref.b2 + ref.b1), ref.m)},
+        rtol=1e-5,
+    )
     with pytest.raises(ee.EEException, match="single-band"):
         img.expression("x = b()").getInfo()
 
@@ -333,12 +387,14 @@ def test_select_by_name_regex_index_and_new_names(img: ee.Image, ref: Ref) -> No
     check(img.select(["B2", "B1"]), ref.grid, {"B2": (ref.b2, ref.m), "B1": (ref.b1, ref.m)})
     check(img.select("B."), ref.grid, {"B1": (ref.b1, ref.m), "B2": (ref.b2, ref.m)})
     check(img.select([2, 0]), ref.grid, {"QA": (ref.qa, ref.all), "B1": (ref.b1, ref.m)})
-    check(img.select(["B1", "QA"], ["red", "bits"]), ref.grid,
-          {"red": (ref.b1, ref.m), "bits": (ref.qa, ref.all)})
+    check(
+        img.select(["B1", "QA"], ["red", "bits"]),
+        ref.grid,
+        {"red": (ref.b1, ref.m), "bits": (ref.qa, ref.all)},
+    )
     assert img.select("B.|QA").bandNames().getInfo() == ["B1", "B2", "QA"]
     assert img.select("B1").get("NAME").getInfo() == "first"  # properties are kept
-    assert types(img.select("QA"))["QA"] == {"type": "PixelType", "precision": "int", "min": 0,
-                                             "max": 65535}
+    assert types(img.select("QA"))["QA"] == {"type": "PixelType", "precision": "int", "min": 0, "max": 65535}
 
 
 def test_select_regex_must_match_the_whole_name(img: ee.Image) -> None:
@@ -356,8 +412,11 @@ def test_select_missing_band_raises_ee_wording(img: ee.Image) -> None:
 
 
 def test_rename(img: ee.Image, ref: Ref) -> None:
-    check(img.rename(["a", "b", "c"]), ref.grid,
-          {"a": (ref.b1, ref.m), "b": (ref.b2, ref.m), "c": (ref.qa, ref.all)})
+    check(
+        img.rename(["a", "b", "c"]),
+        ref.grid,
+        {"a": (ref.b1, ref.m), "b": (ref.b2, ref.m), "c": (ref.qa, ref.all)},
+    )
     assert img.select("B1").rename("x").bandNames().getInfo() == ["x"]
     with pytest.raises(ee.EEException, match="number of names"):
         img.rename(["a"]).getInfo()
@@ -366,8 +425,11 @@ def test_rename(img: ee.Image, ref: Ref) -> None:
 def test_add_bands_duplicates_get_suffixes(img: ee.Image, ref: Ref) -> None:
     b1 = img.select("B1")
     out = img.addBands(b1.multiply(2))
-    check(out, ref.grid, {"B1": (ref.b1, ref.m), "B2": (ref.b2, ref.m), "QA": (ref.qa, ref.all),
-                          "B1_1": (ref.b1 * 2, ref.m)})
+    check(
+        out,
+        ref.grid,
+        {"B1": (ref.b1, ref.m), "B2": (ref.b2, ref.m), "QA": (ref.qa, ref.all), "B1_1": (ref.b1 * 2, ref.m)},
+    )
     assert b1.addBands(b1).addBands(b1).bandNames().getInfo() == ["B1", "B1_1", "B1_2"]
     assert out.get("NAME").getInfo() == "first"  # metadata of the first input
     picked = b1.addBands(img, ["QA"])
@@ -384,8 +446,9 @@ def test_add_bands_overwrite(img: ee.Image, ref: Ref) -> None:
 def test_constant_images(ref: Ref) -> None:
     ones = np.ones(SYN_SHAPE, bool)
     check(ee.Image.constant(3), ref.grid, {"constant": (3, ones)})
-    assert types(ee.Image.constant(3)) == {"constant": {"type": "PixelType", "precision": "int",
-                                                        "min": 3, "max": 3}}
+    assert types(ee.Image.constant(3)) == {
+        "constant": {"type": "PixelType", "precision": "int", "min": 3, "max": 3}
+    }
     two = ee.Image.constant([1, 2.5])
     check(two, ref.grid, {"constant_0": (1, ones), "constant_1": (2.5, ones)})
     assert types(two)["constant_1"]["precision"] in ("float", "double")
@@ -426,8 +489,7 @@ def test_binary_operations_drop_properties(img: ee.Image) -> None:
 
 # -- masks -------------------------------------------------------------------------------------
 def test_mask_returns_the_mask_as_values(img: ee.Image, ref: Ref) -> None:
-    check(img.mask(), ref.grid,
-          {"B1": (ref.m, ref.all), "B2": (ref.m, ref.all), "QA": (ref.all, ref.all)})
+    check(img.mask(), ref.grid, {"B1": (ref.m, ref.all), "B2": (ref.m, ref.all), "QA": (ref.all, ref.all)})
 
 
 def test_mask_with_an_image_replaces_the_mask(img: ee.Image, ref: Ref) -> None:
@@ -440,8 +502,9 @@ def test_mask_with_an_image_replaces_the_mask(img: ee.Image, ref: Ref) -> None:
 
 
 def test_update_mask(img: ee.Image, ref: Ref) -> None:
-    check(img.select("QA").updateMask(img.select("B1").gt(0)), ref.grid,
-          {"QA": (ref.qa, ref.m & (ref.b1 > 0))})
+    check(
+        img.select("QA").updateMask(img.select("B1").gt(0)), ref.grid, {"QA": (ref.qa, ref.m & (ref.b1 > 0))}
+    )
     # A single-band mask is used for every band; a masked mask pixel masks the output.
     out = img.updateMask(img.select("B1").gt(0))
     want = ref.m & (ref.b1 > 0)
@@ -461,8 +524,11 @@ def test_unmask_with_value(img: ee.Image, ref: Ref) -> None:
     check(img.select("B1").unmask(), ref.grid, {"B1": (np.where(ref.m, ref.b1, 0), ref.all)})
     check(img.select("B1").unmask(-9), ref.grid, {"B1": (np.where(ref.m, ref.b1, -9), ref.all)})
     # An image as the fill value: its values and mask replace the masked pixels.
-    check(img.select("B1").unmask(img.select("QA")), ref.grid,
-          {"B1": (np.where(ref.m, ref.b1, ref.qa), ref.all)})
+    check(
+        img.select("B1").unmask(img.select("QA")),
+        ref.grid,
+        {"B1": (np.where(ref.m, ref.b1, ref.qa), ref.all)},
+    )
     still = img.select("B1").unmask(img.select("B2"))  # B2 is masked where B1 is
     check(still, ref.grid, {"B1": (ref.b1, ref.m)})
     # A negative fill on an unsigned band does not wrap around.
@@ -492,8 +558,9 @@ def test_clip_to_rectangle_uses_pixel_centres(img: ee.Image, ref: Ref) -> None:
     cx, cy = 360005.0 + 10.0 * cols, 5479995.0 - 10.0 * rows
     inside = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
     assert inside.sum() == 4 * 5  # columns 1-4, rows 3-7
-    by_rasterio = ~geometry_mask([shapely.box(x0, y0, x1, y1)], out_shape=SYN_SHAPE,
-                                 transform=Affine(*SYN_TRANSFORM))
+    by_rasterio = ~geometry_mask(
+        [shapely.box(x0, y0, x1, y1)], out_shape=SYN_SHAPE, transform=Affine(*SYN_TRANSFORM)
+    )
     np.testing.assert_array_equal(inside, by_rasterio)
     want = {"B1": (ref.b1, ref.m & inside), "B2": (ref.b2, ref.m & inside), "QA": (ref.qa, inside)}
     check(img.clip(rect), ref.grid, want)
@@ -512,19 +579,35 @@ def test_where(img: ee.Image, ref: Ref) -> None:
     assert types(q) == {"QA": FLOAT}  # the larger of the input and value types
     multi = img.select(["B1", "B2"]).where(img.select("QA").lt(2000), img.select(["B2", "B1"]))
     low = ref.qa < 2000
-    check(multi, ref.grid, {"B1": (np.where(low, ref.b2, ref.b1), ref.m),
-                            "B2": (np.where(low, ref.b1, ref.b2), ref.m)})
+    check(
+        multi,
+        ref.grid,
+        {"B1": (np.where(low, ref.b2, ref.b1), ref.m), "B2": (np.where(low, ref.b1, ref.b2), ref.m)},
+    )
 
 
 @pytest.mark.parametrize(
     "expr",
-    ["b - e * f", "2 - 3 + 4", "b + d * c - e * f + h", "b / c / d", "b - c - d", "c ** 2 ** 0.5",
-     "-b ** 2", "b * -c + d", "(b < c) == 0", "b + c > d * 0.1 && h"],
+    [
+        "b - e * f",
+        "2 - 3 + 4",
+        "b + d * c - e * f + h",
+        "b / c / d",
+        "b - c - d",
+        "c ** 2 ** 0.5",
+        "-b ** 2",
+        "b * -c + d",
+        "(b < c) == 0",
+        "b + c > d * 0.1 && h",
+    ],
 )
 def test_expression_operator_precedence_matches_python(expr: str) -> None:
     env = {"b": 0.5, "c": 0.1, "d": 6.0, "e": 7.5, "f": 0.05, "h": 1.0}
-    grid = {"dimensions": {"width": 1, "height": 1}, "affineTransform": {"scaleX": 1, "scaleY": -1},
-            "crsCode": "EPSG:4326"}
+    grid = {
+        "dimensions": {"width": 1, "height": 1},
+        "affineTransform": {"scaleX": 1, "scaleY": -1},
+        "crsCode": "EPSG:4326",
+    }
     img = ee.Image(0).expression(expr, env)
     out = ee.data.computePixels({"expression": img, "grid": grid, "fileFormat": "NUMPY_NDARRAY"})
     got = float(out[0][0][0])
