@@ -1,4 +1,4 @@
-"""Streamed sliding-window inference: overhead over the bare model, MONAI, and memory vs height.
+"""Streamed sliding-window inference: overhead over the bare model, MONAI, and memory vs size.
 
 A synthetic city-sized stack (S2: 4 dates x 6 bands, S1: 4 dates x 2 bands; default 1376 x 1376 px
 at 10 m = 189 km^2, one float32 array in memory) is classified into 10 classes by a small U-Net
@@ -19,11 +19,13 @@ batches of 8 and the Gaussian blend. Measured, in this order:
 5. peak memory (VmHWM of fresh subprocesses reading a procedural source that holds no raster,
    with a 1x1-conv model so that U-Net activations do not hide the pipeline's own memory) for
    heights H, 4H and 8H at width H/2: it must not grow with the height (the first few thousand
-   rows warm the allocator up; from 4H to 8H the peak should stay put).
+   rows warm the allocator up; from 4H to 8H the peak should stay put); and (``memory_wide``) for
+   widths 2H, 8H and 16H at height H/2 in column bands of ``--mem-band`` px: it must not grow
+   with the width either.
 
 Prints one JSON line. Usage:
     python benchmarks/inference.py [--size 1376] [--device cpu] [--repeat 2]
-                                   [--mem-width 688] [--mem-model pointwise|unet]
+                                   [--mem-width 688] [--mem-band 1024] [--mem-model pointwise|unet]
 """
 
 from __future__ import annotations
@@ -257,8 +259,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def memory_run(height: int, width: int, device: str, model_kind: str) -> dict[str, Any]:
-    """In a fresh process: predict a procedural raster (nothing held in memory); report peak RSS."""
+def memory_run(height: int, width: int, band: int, device: str, model_kind: str) -> dict[str, Any]:
+    """In a fresh process: predict a procedural raster (nothing held in memory); report peak RSS.
+
+    ``band`` > 0 runs column bands of that width; 0 runs the whole width in one band.
+    """
     model: nn.Module = SmallUNet() if model_kind == "unet" else PointwiseNet()
     source = SyntheticSource(height, width)
     with tempfile.TemporaryDirectory() as tmp:
@@ -272,11 +277,14 @@ def memory_run(height: int, width: int, device: str, model_kind: str) -> dict[st
             blend="gaussian",
             batch_size=BATCH,
             device=device,
+            band_width=band or width,  # band 0: one band, the whole width
             progress=False,
         )
     return {
         "height": height,
         "width": width,
+        "bands": result.bands,
+        "accumulator_mb": round(result.accumulator_bytes / 2**20, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "seconds": round(result.seconds, 2),
         "tiles": result.tiles,
@@ -284,31 +292,25 @@ def memory_run(height: int, width: int, device: str, model_kind: str) -> dict[st
     }
 
 
-def measure_memory(heights: list[int], width: int, device: str, model_kind: str) -> dict[str, Any]:
-    """Peak RSS of fresh processes for each height at one width."""
+def measure_memory(shapes: list[tuple[int, int]], band: int, device: str, model_kind: str) -> dict[str, Any]:
+    """Peak RSS of fresh processes, one per (height, width)."""
     runs = []
-    for h in heights:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--memory-run",
-            str(h),
-            str(width),
-            "--device",
-            device,
-            "--mem-model",
-            model_kind,
-        ]
+    for h, w in shapes:
+        cmd = [sys.executable, __file__, "--memory-run", str(h), str(w), str(band), "--device", device,
+               "--mem-model", model_kind]  # fmt: skip
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {
         "model": model_kind,
-        "width": width,
-        "heights": heights,
+        "band_width": band or None,
+        "heights": [h for h, _ in shapes],
+        "widths": [w for _, w in shapes],
+        "bands": [r["bands"] for r in runs],
         "peak_rss_mb": [r["peak_rss_mb"] for r in runs],
         "growth_mb": round(runs[-1]["peak_rss_mb"] - runs[0]["peak_rss_mb"], 1),
         "growth_last_doubling_mb": round(runs[-1]["peak_rss_mb"] - runs[-2]["peak_rss_mb"], 1),
-        "input_raster_mb_if_held": [round(h * width * CHANNELS * 4 / 2**20, 1) for h in heights],
+        "input_raster_mb_if_held": [round(h * w * CHANNELS * 4 / 2**20, 1) for h, w in shapes],
+        "accumulator_mb": [r["accumulator_mb"] for r in runs],
         "tiles": [r["tiles"] for r in runs],
         "seconds": [r["seconds"] for r in runs],
         "peak_rows_held": [r["peak_rows_held"] for r in runs],
@@ -330,20 +332,26 @@ def main() -> None:
         default="pointwise",
         help="model of the memory runs (default: a 1x1 conv, so activations do not hide the rest)",
     )
+    parser.add_argument(
+        "--mem-band", type=int, default=1024, help="column-band width of the width runs (px, multiple of 512)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="timing repeats (the minimum is reported)")
     parser.add_argument(
-        "--memory-run", nargs=2, type=int, metavar=("HEIGHT", "WIDTH"), help=argparse.SUPPRESS
+        "--memory-run", nargs=3, type=int, metavar=("HEIGHT", "WIDTH", "BAND"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.memory_run:
-        height, width = args.memory_run
-        print(json.dumps(memory_run(height, width, str(device), args.mem_model)))
+        height, width, band = args.memory_run
+        print(json.dumps(memory_run(height, width, band, str(device), args.mem_model)))
         return
     # Memory first: children are measured while this process is still small.
     started = time.perf_counter()
-    mem_width = args.mem_width or max(args.size // 2, 1)
-    memory = measure_memory([args.size, 4 * args.size, 8 * args.size], mem_width, str(device), args.mem_model)
+    mem_width, dev = args.mem_width or max(args.size // 2, 1), str(device)
+    heights = [args.size, 4 * args.size, 8 * args.size]
+    memory = measure_memory([(h, mem_width) for h in heights], 0, dev, args.mem_model)
+    widths = [2 * args.size, 8 * args.size, 16 * args.size]
+    memory_wide = measure_memory([(mem_width, w) for w in widths], args.mem_band, dev, args.mem_model)
     model = SmallUNet().to(device).eval()
     stack = make_stack(args.size)
     source = array_source(stack)
@@ -385,6 +393,7 @@ def main() -> None:
         "max_abs_diff": diff["max_abs_diff"],
         "argmax_agreement": round(diff["argmax_agreement"], 6),
         "memory": memory,
+        "memory_wide": memory_wide,
         "benchmark_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(report))

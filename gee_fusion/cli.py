@@ -111,6 +111,10 @@ def predict(
     blend: Annotated[str, typer.Option(help="cosine, gaussian or constant.")] = "cosine",
     batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 8,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+    band_width: Annotated[
+        int | None,
+        typer.Option(help="Column bands of this many px (multiple of 512) for wide areas; default: auto."),
+    ] = None,
     min_object_size: Annotated[int, typer.Option(help="Remove objects smaller than this (px).")] = 0,
     probabilities: Annotated[bool, typer.Option(help="Also write class probabilities.")] = False,
 ) -> None:
@@ -120,7 +124,7 @@ def predict(
     try:
         result = predict_area(
             checkpoint, parse_area(area), out=out, tile=tile, overlap=overlap, blend=blend,
-            batch_size=batch_size, device=device, min_object_size=min_object_size,
+            batch_size=batch_size, device=device, band_width=band_width, min_object_size=min_object_size,
             write_probabilities=probabilities,
         )  # fmt: skip
     except GeeFusionError as exc:

@@ -93,3 +93,13 @@ def test_recipe_source_reads_strips_equal_to_the_whole_area() -> None:
         assert part["S1_pad"].tolist() == [False, False] and part["valid"].all()
         assert part["S1_doy"].tolist() == [227, 319]
     assert src.strips_fetched == 4  # (0,20) serves 0-16; 10-30 refetches; 30-50; then the whole
+
+    src.begin_band(slice(8, 30))  # a column band: fetches cover its columns only
+    for r0, r1, c0, c1 in ((0, 16, 8, 24), (4, 20, 14, 30), (30, 46, 8, 24)):
+        part = src.read(slice(r0, r1), slice(c0, c1))
+        np.testing.assert_allclose(part["S1"], ref[:, :, r0:r1, c0:c1], rtol=1e-6)
+        assert part["valid"].shape == (r1 - r0, c1 - c0) and src.columns == (8, 30)
+    assert src.strips_fetched == 6
+    part = src.read(slice(0, 10), slice(0, 40))  # leaving the band goes back to whole rows
+    np.testing.assert_allclose(part["S1"], ref[:, :, 0:10, 0:40], rtol=1e-6)
+    assert src.columns == (0, 40) and src.strips_fetched == 7

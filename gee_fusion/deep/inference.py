@@ -1,4 +1,4 @@
-"""Streamed sliding-window inference over a raster of any height: a land-cover COG out.
+"""Streamed sliding-window inference over a raster of any size: a land-cover COG out.
 
 Tiles (:class:`~gee_fusion.deep.blending.TilePlan`) are read ahead on a background thread
 (:class:`~gee_fusion.deep.tile_batches.TileBatchReader`), batched through the model, turned into
@@ -11,8 +11,10 @@ with a halo, exact) and handed to a streamed COG writer; the accumulator then sl
 Peak memory therefore scales with ``width x tile x (num_classes + 1) x 4`` bytes (accumulator),
 plus the writer's row-of-blocks buffer (512 rows x width bytes; ``x 4 num_classes`` more with
 ``write_probabilities``), the sieve halo (``4 min_object_size`` rows x width) and about three
-input batches in flight — never with the raster's height. A raster too wide for that memory can
-be cut by the caller into column bands that overlap by ``overlap`` px.
+input batches in flight — never with the raster's height. Wide rasters run as column bands
+(:mod:`gee_fusion.deep.column_bands`, ``band_width``): ``width`` above becomes the band's width
+plus a tile or two on each side, so memory depends on neither the raster's height nor its width,
+and the map is bit-identical to a whole-width run.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gee_fusion.deep.accumulator import StripAccumulator
 from gee_fusion.deep.blending import TilePlan
+from gee_fusion.deep.column_bands import ColumnBand, band_row_weight, plan_bands, resolve_band_width
 from gee_fusion.deep.devices import resolve_device
 from gee_fusion.deep.map_writer import MapWriter, ProbabilityStrip, code_table, probabilities_path_for
 from gee_fusion.deep.raster_source import RasterSource
@@ -43,6 +45,7 @@ class StreamStats:
 
     tiles: int = 0
     batches: int = 0
+    bands: int = 1
     accumulator_rows: int = 0
     accumulator_bytes: int = 0
     peak_rows_held: int = 0
@@ -61,7 +64,9 @@ class InferenceResult:
         seconds: Wall time of the whole run (reading, model, blending, writing).
         accumulator_rows: Rows of the strip accumulator (the tile size, whatever the height).
         peak_rows_held: Upper bound of raster rows held at once (accumulator, sieve and writer
-            buffers).
+            buffers), each as wide as the widest band.
+        bands: Column bands the raster was run in.
+        accumulator_bytes: Bytes of the largest strip accumulator.
     """
 
     path: Path
@@ -72,6 +77,8 @@ class InferenceResult:
     seconds: float
     accumulator_rows: int
     peak_rows_held: int
+    bands: int = 1
+    accumulator_bytes: int = 0
 
 
 def _autocast(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager[object]:
@@ -100,17 +107,22 @@ def iter_probability_strips(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     amp: bool | None = None,
+    band_width: int | None = None,
+    halo: int = 0,
     progress: bool = False,
     stats: StreamStats | None = None,
 ) -> Generator[ProbabilityStrip, None, None]:
-    """Blended softmax probabilities, strip by strip, top to bottom.
+    """Blended softmax probabilities, strip by strip: column band by band, each top to bottom.
 
     Options are validated (and the tiling's coverage checked) when this is called, before any
     tile is read; reading starts with the first ``next()``. Arguments are those of
-    :func:`predict_raster`; ``stats`` is filled in as the run goes.
+    :func:`predict_raster`; ``halo`` widens each band's final columns beyond its core (for a
+    sieve); ``stats`` is filled in as the run goes. With one band (the default up to
+    ``column_bands.AUTO_MAX_WIDTH`` px) every strip is full-width.
 
     Raises:
         InferenceError: Invalid tiling, model logits of the wrong shape, a pixel without weight.
+        ConfigError: A band width that is not a multiple of 512.
         DataError: The source lacks a sensor the model reads.
     """
     if num_classes < 1:
@@ -121,15 +133,26 @@ def iter_probability_strips(
     plan = TilePlan.build(
         source.height, source.width, tile=tile, overlap=overlap, blend=blend, size_divisor=size_divisor
     )
+    bands = plan_bands(plan, resolve_band_width(source.width, band_width), halo=halo)
     dev = resolve_device(device)
     stats = stats if stats is not None else StreamStats()
-    reader = TileBatchReader(source, plan, batch_size=batch_size, pin_memory=dev.type == "cuda")
-    return _stream(model, plan, reader, dev, num_classes, amp, stats, progress)
+    stats.bands = len(bands)
+    begin = getattr(source, "begin_band", None)
+    reader = TileBatchReader(
+        source,
+        plan,
+        batch_size=batch_size,
+        pin_memory=dev.type == "cuda",
+        bands=[b.tile_cols for b in bands],
+        on_band=None if begin is None else (lambda k: begin(slice(*bands[k].span))),
+    )
+    return _stream(model, plan, bands, reader, dev, num_classes, amp, stats, progress)
 
 
 def _stream(
     model: torch.nn.Module,
     plan: TilePlan,
+    bands: list[ColumnBand],
     reader: TileBatchReader,
     dev: torch.device,
     k: int,
@@ -139,28 +162,48 @@ def _stream(
 ) -> Generator[ProbabilityStrip, None, None]:
     was_training = model.training
     model.to(dev).eval()
-    acc = StripAccumulator(k, plan.tile, plan.width, dev)
+    n_rows = len(plan.row_starts)
+    bar = _progress_bar(sum(n_rows * b.n_tile_cols for b in bands), progress)
+    windows: dict[int, torch.Tensor] = {}  # the plan's cached windows on the device, by id
+    band, acc, current = bands[0], StripAccumulator(k, plan.tile, bands[0].width, dev), 0
+    row_weights: dict[tuple[bool, bool], torch.Tensor] = {}
     stats.accumulator_rows, stats.accumulator_bytes = acc.rows, acc.nbytes
-    on_device: dict[int, torch.Tensor] = {}  # cached windows and row weights, by id
-    n_rows, current = len(plan.row_starts), 0
-    bar = _progress_bar(plan.n_tiles, progress)
 
-    def on_dev(array: np.ndarray) -> torch.Tensor:  # plan arrays are cached, so their ids are stable
-        if id(array) not in on_device:
-            on_device[id(array)] = torch.from_numpy(array).to(dev)
-        return on_device[id(array)]
+    def window(i: int, j: int) -> torch.Tensor:
+        array = plan.window(i, j)
+        if id(array) not in windows:
+            windows[id(array)] = torch.from_numpy(array).to(dev)
+        return windows[id(array)]
+
+    def row_weight(i: int) -> torch.Tensor:
+        key = (i == 0, i == n_rows - 1)
+        if key not in row_weights:
+            row_weights[key] = torch.from_numpy(band_row_weight(plan, i, band)).to(dev)
+        return row_weights[key]
 
     def finish(i: int) -> ProbabilityStrip:
         row = int(plan.row_starts[i])
         end = int(plan.row_starts[i + 1]) if i + 1 < n_rows else plan.height
         probabilities, valid = acc.finish(end - row)
-        return ProbabilityStrip(row, probabilities, valid)
+        a, b = band.computed[0] - band.span[0], band.computed[1] - band.span[0]
+        if (a, b) != (0, band.width):
+            probabilities, valid = probabilities[:, :, a:b], valid[:, a:b]
+        return ProbabilityStrip(
+            row, probabilities, valid, col=band.computed[0], core=band.core, band=band.index
+        )
 
     try:
         with torch.inference_mode():
             for batch in reader:
                 if stats.batches == 0:
                     _check_inputs(model, batch.inputs)
+                if batch.band != band.index:  # the previous band is done: finish it, start the next
+                    while current < n_rows:
+                        yield finish(current)
+                        current += 1
+                    band, current = bands[batch.band], 0
+                    acc, row_weights = StripAccumulator(k, plan.tile, band.width, dev), {}
+                    stats.accumulator_bytes = max(stats.accumulator_bytes, acc.nbytes)
                 inputs = {key: v.to(dev, non_blocking=True) for key, v in batch.inputs.items()}
                 if dev.type == "cuda":  # the host buffer is free once the copies are done
                     copied = torch.cuda.Event()
@@ -182,10 +225,12 @@ def _stream(
                         current += 1
                     row, col = int(plan.row_starts[i]), int(plan.col_starts[j])
                     h, w = min(plan.tile, plan.height - row), min(plan.tile, plan.width - col)
-                    if j == 0:  # the weights of the whole tile row at once
-                        acc.add_weight(on_dev(plan.row_weight(i))[:h])
-                    window = on_dev(plan.window(i, j))[:h, :w]
-                    acc.add(probs[b, :, :h, :w], window, col, batch.valid[b], add_weight=False)
+                    if j == band.tile_cols[0]:  # the weights of the band's whole tile row at once
+                        acc.add_weight(row_weight(i)[:h])
+                    acc.add(
+                        probs[b, :, :h, :w], window(i, j)[:h, :w], col - band.span[0], batch.valid[b],
+                        add_weight=False,
+                    )  # fmt: skip
                 stats.tiles += len(batch.tiles)
                 stats.batches += 1
                 if bar is not None:
@@ -221,6 +266,7 @@ def predict_raster(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     amp: bool | None = None,
+    band_width: int | None = None,
     class_codes: Sequence[int] | None = None,
     colormap: Mapping[int, Sequence[int]] | None = None,
     nodata: int = 255,
@@ -246,6 +292,9 @@ def predict_raster(
         batch_size: Tiles per forward pass.
         device: Torch device; None picks CUDA when available, else the CPU.
         amp: bfloat16 autocast; None enables it on CUDA only.
+        band_width: Run the raster as column bands of this many px (a multiple of 512) to bound
+            memory on wide rasters; the map is bit-identical to a whole-width run. None: the
+            whole width up to 12,288 px, 8,192 px bands beyond.
         class_codes: Code written for each class index (default: the index), e.g. ``1..K``.
         colormap: Colour table of the map (code -> RGBA).
         nodata: Code of pixels the source marks not valid; never a class code.
@@ -278,6 +327,8 @@ def predict_raster(
         batch_size=batch_size,
         device=device,
         amp=amp,
+        band_width=band_width,
+        halo=2 * min_object_size if min_object_size > 1 else 0,
         progress=progress,
         stats=stats,
     )
@@ -297,4 +348,6 @@ def predict_raster(
         seconds=time.perf_counter() - start,
         accumulator_rows=stats.accumulator_rows,
         peak_rows_held=stats.peak_rows_held,
+        bands=stats.bands,
+        accumulator_bytes=stats.accumulator_bytes,
     )

@@ -28,13 +28,25 @@ class ProbabilityStrip:
 
     Attributes:
         row: First raster row of the strip.
-        probabilities: (num_classes, rows, width) float32 tensor on the inference device.
-        valid: (rows, width) bool, False where the source marked pixels as not wanted.
+        probabilities: (num_classes, rows, w) float32 tensor on the inference device.
+        valid: (rows, w) bool, False where the source marked pixels as not wanted.
+        col: Raster column of the strip's first column (0 for full-width strips).
+        core: ``(start, stop)`` raster columns this strip's band writes; None: all its columns.
+            Columns outside the core (the band's halo) are final too, for the sieve.
+        band: Index of the column band (strips of one band come top to bottom, band after band).
     """
 
     row: int
     probabilities: torch.Tensor
     valid: np.ndarray
+    col: int = 0
+    core: tuple[int, int] | None = None
+    band: int = 0
+
+    @property
+    def columns(self) -> tuple[int, int]:
+        """Raster columns ``(start, stop)`` of the strip."""
+        return self.col, self.col + int(self.probabilities.shape[2])
 
 
 def code_table(num_classes: int, class_codes: Sequence[int] | None, nodata: int) -> np.ndarray:
@@ -110,23 +122,43 @@ class MapWriter:
                     overview_resampling="average",
                 )
             )
-        self.sieve = StreamingSieve(h, w, min_object_size, nodata=nodata) if min_object_size > 1 else None
+        self.height, self.min_object_size = h, min_object_size
+        self.band: int | None = None
+        self.sieve: StreamingSieve | None = None
+
+    def _start_band(self, strip: ProbabilityStrip) -> None:
+        self.band = strip.band
+        if self.min_object_size > 1:
+            start, stop = strip.columns
+            self.sieve = StreamingSieve(
+                self.height,
+                stop - start,
+                self.min_object_size,
+                nodata=self.nodata,
+                cut_left=start > 0,
+                cut_right=stop < self.width,
+            )
 
     def put(self, strip: ProbabilityStrip) -> None:
         """Write one finished strip (the sieve may hold it back until its halo has arrived)."""
         if self.lut_t is None:
             self.lut_t = torch.from_numpy(self.lut).to(strip.probabilities.device)
+        if strip.band != self.band:
+            self._start_band(strip)
+        start, stop = strip.columns
+        core = strip.core or (start, stop)
+        a, b = core[0] - start, core[1] - start
         n = strip.probabilities.shape[1]
         # max(dim).indices: the first maximum, like argmax, but several times faster than argmax(dim=0) on CPU
         codes = self.lut_t[strip.probabilities.max(dim=0).indices].cpu().numpy()
         codes[~strip.valid] = self.nodata
         if self.prob_writer is not None:
-            probs = strip.probabilities.cpu().numpy()
-            probs[:, ~strip.valid] = np.nan
-            self.prob_writer.write((slice(strip.row, strip.row + n), slice(0, self.width)), probs)
+            probs = strip.probabilities[:, :, a:b].cpu().numpy()
+            probs[:, ~strip.valid[:, a:b]] = np.nan
+            self.prob_writer.write((slice(strip.row, strip.row + n), slice(*core)), probs)
         pieces = [(strip.row, codes)] if self.sieve is None else self.sieve.push(strip.row, codes)
         for row, piece in pieces:
-            self.writer.write((slice(row, row + piece.shape[0]), slice(0, self.width)), piece)
+            self.writer.write((slice(row, row + piece.shape[0]), slice(*core)), piece[:, a:b])
 
     def rows_held(self) -> int:
         """Upper bound of rows buffered by the sieve and the writers so far."""

@@ -23,9 +23,11 @@ class RecipeSource:
     """:class:`~gee_fusion.deep.raster_source.RasterSource` over the recipe of ``recipe.area``.
 
     Reads come in tile-row order from sliding-window inference; a read outside the cached strip
-    fetches ``strip_rows`` (or more) full-width rows from the engine (xee, window by window),
-    scales them and drops the previous strip. Pads are per window: a month without a valid
-    observation inside the window is padded, as a missing month of a training patch is.
+    fetches ``strip_rows`` (or more) rows of the current columns from the engine (xee, window by
+    window), scales them and drops the previous strip. The current columns are the whole width,
+    or a column band announced by :meth:`begin_band` (inference over wide rasters). Pads are per
+    window: a month without a valid observation inside the window is padded, as a missing month
+    of a training patch is.
 
     Args:
         recipe: The patch-export recipe (months, bands, masks) and the area to map.
@@ -33,7 +35,8 @@ class RecipeSource:
         stats: Sensor -> band -> training statistics.
         normalisation: ``zscore`` or ``quantile`` (as in training).
         prior: Also read the prior map (``recipe.prior_asset``) as one-hot indices.
-        strip_rows: Rows fetched at a time (memory: strip_rows x width x sum(T x C) x 4 bytes).
+        strip_rows: Rows fetched at a time (memory: strip_rows x width (or band width) x sum(T x C)
+            x 4 bytes).
     """
 
     def __init__(
@@ -69,15 +72,29 @@ class RecipeSource:
             raise ConfigError("The model reads a prior map but the recipe has no prior_asset.")
         self._prior = open_map(recipe.prior_asset or "", recipe.prior_band, grid) if prior else None
         self._rows = (0, 0)
+        self._cols = (0, self.width)
         self._cache: dict[str, np.ndarray] = {}
         self.strips_fetched = 0
+
+    @property
+    def columns(self) -> tuple[int, int]:
+        """Columns ``(start, stop)`` that fetches cover (the whole width, or the current band)."""
+        return self._cols
+
+    def begin_band(self, cols: slice) -> None:
+        """The reads that follow stay within these columns: fetch only them (drops the cache)."""
+        c0, c1 = cols.start or 0, self.width if cols.stop is None else cols.stop
+        if not 0 <= c0 < c1 <= self.width:
+            raise DataError(f"Band columns {c0}:{c1} are outside the raster's {self.width} columns.")
+        self._cols, self._rows, self._cache = (c0, c1), (0, 0), {}
 
     def _fetch(self, start: int, stop: int) -> None:
         stop = min(self.height, max(stop, start + self._strip_rows))
         self._cache = {}
+        x = slice(*self._cols)
         for sensor, ds in self._open.items():
             bands = self._bands[sensor]
-            part = ds.isel(y=slice(start, stop))
+            part = ds.isel(y=slice(start, stop), x=x)
             raw = stack_bands(
                 load_by_window(part, [*bands, COUNT_BAND], window=self._window, progress=False), bands
             )
@@ -86,7 +103,7 @@ class RecipeSource:
         if self._prior is not None:
             name = str(next(iter(self._prior.data_vars)))
             arr = load_by_window(
-                self._prior.isel(y=slice(start, stop)), [name], window=self._window, progress=False
+                self._prior.isel(y=slice(start, stop), x=x), [name], window=self._window, progress=False
             )
             self._cache["prior"] = prior_lut()[np.nan_to_num(arr[name][0], nan=NO_LABEL).astype(np.uint8)]
         observed = [self._cache[f"{s}_observed"].any(axis=0) for s in self._open]
@@ -97,11 +114,15 @@ class RecipeSource:
     def read(self, rows: slice, cols: slice) -> dict[str, np.ndarray]:
         """Per-sample batch parts of the window (fetching a new strip when needed)."""
         r0, r1 = rows.start or 0, rows.stop if rows.stop is not None else self.height
-        if not (0 <= r0 < r1 <= self.height) or (cols.start or 0) < 0 or (cols.stop or 0) > self.width:
-            raise DataError(f"Window rows {r0}:{r1}, cols {cols.start}:{cols.stop} is outside the raster.")
+        c0, c1 = cols.start or 0, cols.stop if cols.stop is not None else self.width
+        if not (0 <= r0 < r1 <= self.height and 0 <= c0 < c1 <= self.width):
+            raise DataError(f"Window rows {r0}:{r1}, cols {c0}:{c1} is outside the raster.")
+        if not (self._cols[0] <= c0 and c1 <= self._cols[1]):  # left the band: back to whole rows
+            self._cols, self._rows = (0, self.width), (0, 0)
         if not (self._rows[0] <= r0 and r1 <= self._rows[1]):
             self._fetch(r0, r1)
         a, b = r0 - self._rows[0], r1 - self._rows[0]
+        cols = slice(c0 - self._cols[0], c1 - self._cols[0])
         out: dict[str, np.ndarray] = {}
         for sensor in self._open:
             out[sensor] = self._cache[sensor][:, :, a:b, cols]

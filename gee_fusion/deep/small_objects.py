@@ -66,6 +66,8 @@ def remove_small_objects(
     connectivity: int = 8,
     keep_top: bool = False,
     keep_bottom: bool = False,
+    keep_left: bool = False,
+    keep_right: bool = False,
 ) -> np.ndarray:
     """Replace connected components smaller than ``min_size`` px by their surrounding majority class.
 
@@ -76,6 +78,8 @@ def remove_small_objects(
         connectivity: 8 or 4.
         keep_top: Keep components touching the first row (the map continues above it).
         keep_bottom: Keep components touching the last row (the map continues below it).
+        keep_left: Keep components touching the first column (the map continues left of it).
+        keep_right: Keep components touching the last column (the map continues right of it).
 
     Returns:
         A new class map.
@@ -92,6 +96,10 @@ def remove_small_objects(
         small_label[labels[0]] = False
     if keep_bottom:
         small_label[labels[-1]] = False
+    if keep_left:
+        small_label[labels[:, 0]] = False
+    if keep_right:
+        small_label[labels[:, -1]] = False
     small = small_label[labels]
     if not small.any():
         return out
@@ -126,20 +134,36 @@ def remove_small_objects(
 
 
 class StreamingSieve:
-    """Apply :func:`remove_small_objects` to a map arriving as full-width strips, top to bottom.
+    """Apply :func:`remove_small_objects` to a map arriving as strips, top to bottom.
+
+    The strips are full-width, or the columns of a column band: then the map continues beyond
+    a cut side (``cut_left`` / ``cut_right``), the band must include ``halo`` columns on each cut
+    side (two ``min_size``, as the rows), and only the columns at least ``halo`` px from a cut side
+    are exact (the band's core).
 
     Args:
         height: Map height (px).
-        width: Map width (px).
+        width: Width of the strips (px).
         min_size: Minimum component size (px).
         nodata: Value never changed.
         connectivity: 8 or 4.
+        cut_left: The map continues left of the strips' first column.
+        cut_right: The map continues right of the strips' last column.
     """
 
     def __init__(
-        self, height: int, width: int, min_size: int, *, nodata: int | None = None, connectivity: int = 8
+        self,
+        height: int,
+        width: int,
+        min_size: int,
+        *,
+        nodata: int | None = None,
+        connectivity: int = 8,
+        cut_left: bool = False,
+        cut_right: bool = False,
     ) -> None:
         _structure(connectivity)
+        self.cut_left, self.cut_right = cut_left, cut_right
         self.height, self.width = height, width
         self.min_size = min_size
         self.halo = 2 * max(min_size, 0)
@@ -182,6 +206,8 @@ class StreamingSieve:
             connectivity=self.connectivity,
             keep_top=self._buffer_start > 0,
             keep_bottom=not final and end < self.height,
+            keep_left=self.cut_left,
+            keep_right=self.cut_right,
         )
         piece = result[self._done - self._buffer_start : until - self._buffer_start]
         out = [(self._done, piece)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +40,13 @@ class TileBatch:
         tiles: (tile row, tile column) index of each sample.
         inputs: The batch (contract of :mod:`gee_fusion.deep`), on the host, in a pooled buffer.
         valid: Per sample, the (h, w) valid mask of the part inside the raster, or None (all valid).
+        band: Index of the column band the tiles belong to (batches never mix bands).
     """
 
     tiles: list[tuple[int, int]]
     inputs: dict[str, torch.Tensor]
     valid: list[np.ndarray | None]
+    band: int = 0
     _release: Callable[[Any], None] | None = field(default=None, repr=False)
 
     def release(self, event: Any = None) -> None:
@@ -79,6 +81,10 @@ class TileBatchReader:
         batch_size: Tiles per batch.
         pin_memory: Stack into pinned host memory (for CUDA).
         depth: Batches read ahead.
+        bands: Tile-column ranges ``(first, stop)`` walked one after the other, each top to
+            bottom (column bands); default: all tile columns at once.
+        on_band: Called on the reader thread with the band's index before its first tile is read
+            (e.g. to tell the source which columns come next).
     """
 
     def __init__(
@@ -89,8 +95,12 @@ class TileBatchReader:
         batch_size: int,
         pin_memory: bool = False,
         depth: int = 2,
+        bands: Sequence[tuple[int, int]] | None = None,
+        on_band: Callable[[int], None] | None = None,
     ) -> None:
         self.source, self.plan = source, plan
+        self.bands = list(bands) if bands is not None else [(0, len(plan.col_starts))]
+        self.on_band = on_band
         self.batch_size = batch_size
         self.pin_memory = pin_memory
         self.pool_size = max(depth, 1) + 2
@@ -102,10 +112,11 @@ class TileBatchReader:
         self._thread = threading.Thread(target=self._run, name="gee-fusion-tile-reader", daemon=True)
         self._started = False
 
-    def tiles(self) -> Iterator[tuple[int, int]]:
-        """Tile indices in row-major order (the order batches come in)."""
+    def tiles(self, band: int = 0) -> Iterator[tuple[int, int]]:
+        """Tile indices of one band in row-major order (the order its batches come in)."""
+        j0, j1 = self.bands[band]
         for i in range(len(self.plan.row_starts)):
-            for j in range(len(self.plan.col_starts)):
+            for j in range(j0, j1):
                 yield i, j
 
     def _allocate(self, sample: dict[str, np.ndarray]) -> Buffers:
@@ -153,25 +164,29 @@ class TileBatchReader:
             return True, buffers
         return False, None
 
-    def _emit(self, chunk: list[tuple[int, int]]) -> bool:
+    def _emit(self, chunk: list[tuple[int, int]], band: int) -> bool:
         ok, buffers = self._next_buffers()
         if not ok:
             return False
         batch, used = self.make_batch(chunk, buffers)
+        batch.band = band
         batch._release = lambda event: self._free.put((used, event))
         return self._put(batch)
 
     def _run(self) -> None:
         try:
-            chunk: list[tuple[int, int]] = []
-            for tile in self.tiles():
-                chunk.append(tile)
-                if len(chunk) == self.batch_size:
-                    if not self._emit(chunk):
-                        return
-                    chunk = []
-            if chunk and not self._emit(chunk):
-                return
+            for band in range(len(self.bands)):
+                if self.on_band is not None:
+                    self.on_band(band)
+                chunk: list[tuple[int, int]] = []
+                for tile in self.tiles(band):
+                    chunk.append(tile)
+                    if len(chunk) == self.batch_size:
+                        if not self._emit(chunk, band):
+                            return
+                        chunk = []
+                if chunk and not self._emit(chunk, band):
+                    return
             self._put(_DONE)
         except BaseException as exc:  # handed to the consumer, re-raised there
             self._put(_Failure(exc))

@@ -6,9 +6,10 @@ COG (GDAL's COG driver, which builds the overviews with the chosen resampling) a
 place. On an exception (or :meth:`StreamCOGWriter.abort`) the temporary files are removed and the
 target is left as it was.
 
-Memory stays bounded: full-width strips written top to bottom (the streamed case) are buffered
-until they fill a row of blocks and then written whole, so each compressed block is written once;
-other windows go straight to GDAL. GDAL's block cache is capped with ``cache_mb``.
+Memory stays bounded: strips written top to bottom over the same columns (the whole width, or a
+column band starting on a block boundary: the streamed case) are buffered until they fill a row
+of blocks and then written whole, so each compressed block is written once; other windows go
+straight to GDAL. GDAL's block cache is capped with ``cache_mb``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class StreamCOGWriter:
         self._tmpdir: Path | None = None
         self._dst: Any = None
         self._pending: list[np.ndarray] = []
+        self._pending_cols = (0, width)  # columns (start, width) of the buffered strips
         self._pending_start = 0
         self._pending_rows = 0
         self.max_pending_rows = 0
@@ -158,7 +160,11 @@ class StreamCOGWriter:
         return self._pending_rows
 
     def write(self, window: Window | tuple[slice, slice], array: np.ndarray) -> None:
-        """Write ``array`` ((bands, h, w) or (h, w)) into ``window`` (a rasterio Window or row/col slices)."""
+        """Write ``array`` ((bands, h, w) or (h, w)) into ``window`` (a rasterio Window or row/col slices).
+
+        Strips that continue the previous one downwards over the same columns (full width, or a
+        column band starting on a block boundary) are buffered until they fill a row of blocks.
+        """
         if self._dst is None:
             raise OutputError(f"The writer for {self.path} is not open: use it as a context manager.")
         win = window if isinstance(window, Window) else Window.from_slices(*window)
@@ -172,16 +178,19 @@ class StreamCOGWriter:
         if row < 0 or col < 0 or row + h > self.height or col + w > self.width:
             raise OutputError(f"Window {win} is outside the {self.height} x {self.width} raster.")
         arr = arr.astype(self.dtype, copy=False)
-        if col == 0 and w == self.width and row == self._pending_start + self._pending_rows:
-            self._pending.append(np.array(arr, copy=True))  # the caller may reuse its array
-            self._pending_rows += h
-            self.max_pending_rows = max(self.max_pending_rows, self._pending_rows)
-            self._flush(final=row + h == self.height)
-        else:
+        if (col, w) != self._pending_cols or row != self._pending_start + self._pending_rows:
             self._flush(final=True)
-            self._pending_start = row + h if col == 0 and w == self.width else self._pending_start
-            with self._gdal_env():
-                self._dst.write(arr, window=win)
+            self._pending_cols = (col, w)
+            if not (col % self.blocksize == 0 and row % self.blocksize == 0):
+                with self._gdal_env():
+                    self._dst.write(arr, window=win)
+                self._pending_start = row + h  # strips continuing this one are buffered
+                return
+            self._pending_start = row
+        self._pending.append(np.array(arr, copy=True))  # the caller may reuse its array
+        self._pending_rows += h
+        self.max_pending_rows = max(self.max_pending_rows, self._pending_rows)
+        self._flush(final=row + h == self.height)
 
     def _flush(self, *, final: bool) -> None:
         if not self._pending_rows:
@@ -192,9 +201,10 @@ class StreamCOGWriter:
         n = cut - self._pending_start
         if n <= 0:
             return
+        col, w = self._pending_cols
         buffered = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending, axis=1)
         with self._gdal_env():
-            self._dst.write(buffered[:, :n], window=Window(0, self._pending_start, self.width, n))
+            self._dst.write(buffered[:, :n], window=Window(col, self._pending_start, w, n))
         rest = buffered[:, n:]
         self._pending = [np.ascontiguousarray(rest)] if rest.shape[1] else []
         self._pending_start = cut
