@@ -445,3 +445,17 @@ def test_stream_cog_writer_windows_in_any_order_and_abort(tmp_path: Path) -> Non
     with pytest.raises(OutputError), bad as w:
         w.write((slice(0, 5), slice(0, 10)), np.zeros((5, 9), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.tif"]
+
+
+def test_bf16_autocast_inference_on_cpu_agrees_with_float32() -> None:
+    """``amp=True`` (the CUDA default) run on the CPU: the model in bfloat16, the blending in float32."""
+    model, source = FlatConv(3, seed=2), make_source(90, 70, seed=3)
+    dtypes: list[torch.dtype] = []
+    model.conv.register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+    full = stream(model, source, tile=32, overlap=12, device="cpu", amp=False)
+    half = stream(model, source, tile=32, overlap=12, device="cpu", amp=True)
+    assert set(dtypes[: len(dtypes) // 2]) == {torch.float32} and set(dtypes[len(dtypes) // 2 :]) == {
+        torch.bfloat16
+    }
+    assert half.dtype == np.float32 and np.abs(half - full).max() < 0.05
+    assert (half.argmax(0) == full.argmax(0)).mean() > 0.97

@@ -174,3 +174,29 @@ def test_ddp_spawn_on_two_cpu_processes_counts_each_test_patch_once(tmp: Path) -
     cm = ConfusionMatrix.load_json(result.run_dir / "test_confusion.json")
     assert cm.total == int((labels != 255).sum())  # sharded evaluation: no patch twice, none lost
     assert result.epochs == 1 and json.loads(result.metrics_json.read_text())["epochs"] == 1
+
+
+def test_bf16_mixed_precision_runs_the_model_in_bfloat16(tmp: Path) -> None:
+    """The GPU default (bf16-mixed) exercised on the CPU: convolutions run in bfloat16, loss stays finite."""
+    seen: set[torch.dtype] = set()
+
+    def record(module: torch.nn.Module, args: Any, output: Any) -> None:
+        if isinstance(module, torch.nn.Conv2d) and module.training:
+            seen.add(output.dtype)
+
+    cfg = config(tmp, "bf16")
+    cfg.trainer.precision = "bf16-mixed"
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        result = train(cfg, progress=False, max_epochs=2, device="cpu")
+    finally:
+        handle.remove()
+    assert seen == {torch.bfloat16}
+    curves = (result.run_dir / "learning_curves.csv").read_text().splitlines()
+    losses = [
+        float(dict(zip(curves[0].split(","), r.split(","), strict=True))["train_loss"]) for r in curves[1:]
+    ]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    module = load_module(result.run_dir / "checkpoints" / "last.ckpt")
+    assert all(p.dtype == torch.float32 for p in module.parameters())  # master weights stay float32
+    assert 0.0 <= result.test["overall_accuracy"] <= 1.0
