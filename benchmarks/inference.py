@@ -221,8 +221,9 @@ def compare(
         device=device,
     ):
         n = strip.probabilities.shape[1]
-        ref = monai[:, strip.row : strip.row + n]
-        ours = strip.probabilities.cpu()
+        c0, c1 = strip.core or strip.columns  # column bands (wide rasters): compare each band's core
+        ref = monai[:, strip.row : strip.row + n, c0:c1]
+        ours = strip.probabilities[:, :, c0 - strip.col : c1 - strip.col].cpu()
         worst = max(worst, float((ours - ref).abs().max()))
         same += int((ours.argmax(0) == ref.argmax(0)).sum())
     return {"max_abs_diff": worst, "argmax_agreement": same / (source.height * source.width)}

@@ -6,7 +6,8 @@ each, the last one narrower). A band runs every tile of the global
 by ``halo`` px on each side, for the small-object sieve), top to bottom, in a strip accumulator
 only as wide as those tiles (its *span*). Every pixel of the computed columns is then covered by
 all the tiles that cover it in the whole-width run, with the same blend windows, added in the same
-order: the band's probabilities there are bit-identical to the whole-width run's. Only the core
+order, in batches that are always full (see :mod:`gee_fusion.deep.tile_batches`): the band's
+probabilities there are bit-identical to the whole-width run's. Only the core
 is written, so neighbouring bands never write the same pixel; the tiles around a band edge are
 predicted twice (about ``tile / (tile - overlap)`` tile columns per edge).
 

@@ -13,8 +13,11 @@ plus the writer's row-of-blocks buffer (512 rows x width bytes; ``x 4 num_classe
 ``write_probabilities``), the sieve halo (``4 min_object_size`` rows x width) and about three
 input batches in flight — never with the raster's height. Wide rasters run as column bands
 (:mod:`gee_fusion.deep.column_bands`, ``band_width``): ``width`` above becomes the band's width
-plus a tile or two on each side, so memory depends on neither the raster's height nor its width,
-and the map is bit-identical to a whole-width run.
+plus a tile or two on each side, so the streaming memory depends on neither the raster's height
+nor its width, and the map is bit-identical to a whole-width run. Publishing the COG at the end
+(GDAL's COG driver: overviews and the copy into the final layout) holds one row of 512 px output
+blocks across the whole width: ``512 x width`` bytes for the class map (51 MB at 100,000 px),
+``4 num_classes`` times that for the optional float32 probabilities.
 """
 
 from __future__ import annotations
@@ -211,7 +214,7 @@ def _stream(
                     batch.release(copied)
                 with _autocast(dev, amp):
                     logits = model(inputs)
-                expected = (len(batch.tiles), k, plan.tile, plan.tile)
+                expected = (next(iter(inputs.values())).shape[0], k, plan.tile, plan.tile)
                 if tuple(logits.shape) != expected:
                     raise InferenceError(
                         f"The model returned logits of shape {tuple(logits.shape)}, expected {expected}: "

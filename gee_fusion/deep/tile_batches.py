@@ -3,7 +3,10 @@
 :class:`TileBatchReader` walks a :class:`~gee_fusion.deep.blending.TilePlan` row by row, reads
 ``batch_size`` tiles at a time from a :class:`~gee_fusion.deep.raster_source.RasterSource`
 (reflect-padding border tiles) and stacks them into batch tensors that follow the contract of
-:mod:`gee_fusion.deep`, ``depth`` batches ahead of the model. Reading and stacking release the GIL
+:mod:`gee_fusion.deep`, ``depth`` batches ahead of the model. Every batch has ``batch_size``
+samples (a short one is filled up), so a tile's output never depends on how many tiles share its
+batch (batched kernels may round differently for another batch size) and the model always sees
+one input shape. Reading and stacking release the GIL
 (numpy, GDAL, dask), so they overlap the forward passes.
 
 Batches are stacked into a small pool of ``depth + 2`` preallocated buffers (pinned host memory
@@ -38,7 +41,9 @@ class TileBatch:
 
     Attributes:
         tiles: (tile row, tile column) index of each sample.
-        inputs: The batch (contract of :mod:`gee_fusion.deep`), on the host, in a pooled buffer.
+        inputs: The batch (contract of :mod:`gee_fusion.deep`), on the host, in a pooled buffer;
+            always ``batch_size`` samples: a short batch (the last of a band) is filled up with
+            copies of its last tile, whose outputs the consumer ignores.
         valid: Per sample, the (h, w) valid mask of the part inside the raster, or None (all valid).
         band: Index of the column band the tiles belong to (batches never mix bands).
     """
@@ -149,8 +154,10 @@ class TileBatchReader:
         }:
             buffers = self._allocate(samples[0])
         n = len(samples)
-        arrays = stack_samples(samples, {k: b[:n] for k, b in buffers.items()})
-        inputs = {k: torch.from_numpy(a) for k, a in arrays.items()}
+        stack_samples(samples, {k: b[:n] for k, b in buffers.items()})
+        for b in buffers.values():  # a short batch is filled up with copies of its last tile
+            b[n:] = b[n - 1]
+        inputs = {k: torch.from_numpy(b) for k, b in buffers.items()}
         return TileBatch(tiles, inputs, valid), buffers
 
     def _next_buffers(self) -> tuple[bool, Buffers | None]:
