@@ -26,6 +26,7 @@ def make_store(
     split: np.ndarray | None = None,
     prior: bool = True,
     missing_month: bool = True,
+    unlabelled: tuple[int, ...] = (),
 ) -> Path:
     """A store whose S2/S1 values are class means + noise, blocks of 2 patches per split unit."""
     rng = np.random.default_rng(seed)
@@ -36,6 +37,7 @@ def make_store(
         labels[i, :r, :c] = rng.choice(CODES)
         labels[i, r:, c:] = rng.choice(CODES)
     labels[:, 0, :3] = 255  # some unlabelled pixels
+    labels[list(unlabelled)] = 255  # whole patches without labels
     means2 = {code: rng.uniform(0.02, 0.4, len(S2_BANDS)) for code in CODES}
     means1 = {code: rng.uniform(-22, -3, len(S1_BANDS)) for code in CODES}
     lut2 = np.zeros((256, len(S2_BANDS)), np.float32)

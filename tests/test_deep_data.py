@@ -106,6 +106,18 @@ def test_copy_paste_pastes_a_donor_class(store: PatchStore) -> None:
     assert changed > 0
 
 
+def test_copy_paste_recomputes_the_missing_month_masks(store: PatchStore) -> None:
+    ds = PatchDataset(store, split="train", sensors=("S2",), copy_paste=1.0, seed=3)
+    flipped = 0
+    for epoch in range(6):
+        for i in range(len(ds)):
+            item = ds[(epoch, i)]
+            empty = (item["S2"] == 0).flatten(1).all(dim=1)  # observed months hold non-zero values
+            assert item["S2_pad"].tolist() == empty.tolist()
+            flipped += int((item["S2_pad"].numpy() != ds.pad["S2"][i]).sum())
+    assert flipped > 0  # some pastes brought a missing month back (patch 0 lost month 2)
+
+
 def test_class_weights_formulas() -> None:
     labels = np.array([0] * 60 + [1] * 30 + [2] * 10 + [255] * 7)
     p = np.array([0.6, 0.3, 0.1])

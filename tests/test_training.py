@@ -200,3 +200,47 @@ def test_bf16_mixed_precision_runs_the_model_in_bfloat16(tmp: Path) -> None:
     module = load_module(result.run_dir / "checkpoints" / "last.ckpt")
     assert all(p.dtype == torch.float32 for p in module.parameters())  # master weights stay float32
     assert 0.0 <= result.test["overall_accuracy"] <= 1.0
+
+
+def test_resume_with_loader_workers_replays_no_earlier_epoch(trained: Any, tmp: Path) -> None:
+    part = config(tmp, "workers")
+    part.data.num_workers = 1
+    train(part, progress=False, max_epochs=2)
+    resumed = train(part, progress=False, resume="last", max_epochs=3)
+    a = read_checkpoint(trained.last_checkpoint)["state_dict"]
+    b = read_checkpoint(resumed.last_checkpoint)["state_dict"]
+    for key in a:  # the uninterrupted run used no workers: batches depend on (seed, epoch) only
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_resume_refuses_other_codes_and_training_settings(trained: Any, tmp: Path) -> None:
+    with pytest.raises(CheckpointError, match="writes class codes"):
+        load_module(trained.best_checkpoint, expect_codes=list(range(10, 0, -1)))
+    ckpt = torch.load(trained.last_checkpoint, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["class_codes"] = ckpt["hyper_parameters"]["class_codes"][::-1]
+    reversed_codes = tmp / "reversed_codes.ckpt"
+    torch.save(ckpt, reversed_codes)
+    with pytest.raises(CheckpointError, match="class codes"):
+        train(config(tmp, "codes"), progress=False, resume=reversed_codes, max_epochs=4)
+    seed = config(tmp, "seed")
+    seed.seed = 8
+    with pytest.raises(CheckpointError, match="experiment 'seed' 7 vs 8"):
+        train(seed, progress=False, resume=trained.last_checkpoint, max_epochs=4)
+    weighting = config(tmp, "weighting")
+    weighting.optim.class_weighting = "none"
+    with pytest.raises(CheckpointError, match="'optim'"):
+        train(weighting, progress=False, resume=trained.last_checkpoint, max_epochs=4)
+
+
+def test_splits_too_small_or_unlabelled_are_refused(tmp: Path) -> None:
+    from gee_fusion.deep.training import check_world_size, datasets, ensure_store
+
+    cfg = config(tmp, "world")
+    ds = datasets(cfg, ensure_store(cfg))
+    check_world_size(ds, 2)
+    with pytest.raises(DataError, match="val split has 2 patches for 3 training processes"):
+        check_world_size(ds, 3)
+    make_store(tmp / "unlabelled.zarr", n=12, unlabelled=(8, 9))  # the two validation patches
+    cfg.data.store = tmp / "unlabelled.zarr"
+    with pytest.raises(DataError, match=r"val split .* has no labelled pixel"):
+        train(cfg, progress=False, max_epochs=1)

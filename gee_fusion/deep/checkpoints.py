@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gee_fusion.errors import CheckpointError
@@ -46,6 +47,8 @@ def _differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
         diffs.append(f"model {have['experiment']['model']} vs {want['experiment']['model']}")
     if list(want["class_names"]) != list(have["class_names"]):
         diffs.append(f"classes {list(have['class_names'])} vs {list(want['class_names'])}")
+    if [int(c) for c in want["class_codes"]] != [int(c) for c in have["class_codes"]]:
+        diffs.append(f"class codes {list(have['class_codes'])} vs {list(want['class_codes'])}")
     if dict(want["bands"]) != dict(have["bands"]):
         diffs.append(f"bands {dict(have['bands'])} vs {dict(want['bands'])}")
     if want["experiment"]["data"].get("normalisation") != have["experiment"]["data"].get("normalisation"):
@@ -57,19 +60,65 @@ def _differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
     return diffs
 
 
+# Settings a resumed run may change: its name, where data and outputs live (the data themselves are
+# checked through bands and normalisation statistics), devices, loader workers, the schedule's length.
+_RESUME_FREE: dict[str, set[str] | None] = {
+    "name": None,
+    "out_dir": None,
+    "trainer": None,
+    "patches": None,
+    "data": {"store", "num_workers"},
+    "optim": {"max_epochs", "early_stopping_patience"},
+}
+
+
+def _training_settings(experiment: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in experiment.items():
+        if key in _RESUME_FREE and _RESUME_FREE[key] is None:
+            continue
+        free = _RESUME_FREE.get(key) or set()
+        out[key] = {k: v for k, v in value.items() if k not in free} if isinstance(value, Mapping) else value
+    return out
+
+
+def _resume_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
+    diffs = []
+    a, b = _training_settings(want["experiment"]), _training_settings(have["experiment"])
+    for key in sorted(set(a) | set(b)):
+        if key != "model" and a.get(key) != b.get(key):
+            diffs.append(f"experiment {key!r} {b.get(key)} vs {a.get(key)}")
+    w, h = np.asarray(want["class_weights"], float), np.asarray(have["class_weights"], float)
+    if w.shape == h.shape and not np.allclose(w, h, rtol=1e-6, atol=0):  # other shapes: other classes
+        diffs.append("class weights (the training split's class frequencies changed?)")
+    return diffs
+
+
 def check_checkpoint(path: str | Path, module: torch.nn.Module) -> None:
-    """Refuse to resume ``module`` from a checkpoint of another model, class table or bands."""
+    """Refuse to resume ``module`` from a checkpoint of another model, class table, bands or
+    training settings (seed, data, optimisation; the schedule's length may change)."""
     ckpt = read_checkpoint(path)
     want = dict(getattr(module, "hparams", {}))
-    diffs = _differences(want, ckpt["hyper_parameters"])
+    have = ckpt["hyper_parameters"]
+    diffs = _differences(want, have) + _resume_differences(want, have)
     if diffs:
         raise CheckpointError(f"{path} does not match this experiment: " + "; ".join(diffs) + ".")
+
+
+def next_epoch(path: str | Path) -> int:
+    """The epoch a run resumed from this checkpoint starts with (Lightning's processed epochs)."""
+    ckpt = read_checkpoint(path)
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError):
+        return int(ckpt["epoch"]) + 1
 
 
 def load_module(
     path: str | Path,
     *,
     expect_classes: Sequence[str] | None = None,
+    expect_codes: Sequence[int] | None = None,
     expect_bands: Mapping[str, Sequence[str]] | None = None,
 ) -> Any:
     """A :class:`~gee_fusion.deep.module.LandCoverModule` rebuilt from a checkpoint, in eval mode.
@@ -84,6 +133,10 @@ def load_module(
     if expect_classes is not None and list(expect_classes) != list(hp["class_names"]):
         raise CheckpointError(
             f"{path} predicts classes {list(hp['class_names'])}, expected {list(expect_classes)}."
+        )
+    if expect_codes is not None and [int(c) for c in expect_codes] != [int(c) for c in hp["class_codes"]]:
+        raise CheckpointError(
+            f"{path} writes class codes {list(hp['class_codes'])}, expected {list(expect_codes)}."
         )
     if expect_bands is not None and {k: list(v) for k, v in expect_bands.items()} != dict(hp["bands"]):
         raise CheckpointError(f"{path} was trained on bands {dict(hp['bands'])}, not {dict(expect_bands)}.")

@@ -160,14 +160,22 @@ class PatchDataset(Dataset[dict[str, torch.Tensor]]):
         self.inputs: dict[str, np.ndarray] = {}
         self.pad: dict[str, np.ndarray] = {}
         self.doy: dict[str, np.ndarray] = {}
+        self.observed: dict[str, np.ndarray] = {}  # (N, T, H, W): for copy-paste's pad masks
         for s in self.sensors:
             raw = np.asarray(store.ds[s].isel(patch=idx).values, dtype=np.float32)
+            if copy_paste > 0:
+                self.observed[s] = np.asarray(np.isfinite(raw).any(axis=2))
             self.inputs[s], self.pad[s] = normalise(
                 raw, store.normalisation[s], store.bands(s), normalisation
             )
             self.doy[s] = mid_month_doy(store.times(s))
         labels = np.asarray(store.ds["labels"].isel(patch=idx).values)
         self.labels = self.table.index_lut()[labels]
+        if not (self.labels != NO_LABEL).any():
+            raise DataError(
+                f"The {split} split of {store.path} has no labelled pixel ({idx.size} patches): losses "
+                "and metrics would be empty; rebuild the store with other split fractions or a larger area."
+            )
         self.prior = prior_lut()[np.asarray(store.ds["prior"].isel(patch=idx).values)] if prior else None
         self._freq = np.bincount(self.labels[self.labels != NO_LABEL], minlength=self.table.num_classes)
         self.patch_ids = idx
@@ -181,10 +189,11 @@ class PatchDataset(Dataset[dict[str, torch.Tensor]]):
         arrays["label"] = self.labels[i]
         if self.prior is not None:
             arrays["prior"] = self.prior[i]
+        pads = {s: self.pad[s][i] for s in self.sensors}
         if self.augment or self.copy_paste > 0:
             rng = np.random.default_rng([self.seed, epoch, i])
             if self.copy_paste > 0 and rng.random() < self.copy_paste:
-                arrays = self._paste(arrays, rng)
+                arrays, pads = self._paste(arrays, i, rng)
             if self.augment:
                 arrays = rot_flip(arrays, k=int(rng.integers(4)), flip=bool(rng.random() < 0.5))
         item = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
@@ -193,26 +202,35 @@ class PatchDataset(Dataset[dict[str, torch.Tensor]]):
             item["prior"] = item["prior"].long()
         for s in self.sensors:
             item[f"{s}_doy"] = torch.from_numpy(self.doy[s])
-            item[f"{s}_pad"] = torch.from_numpy(self.pad[s][i])
+            item[f"{s}_pad"] = torch.from_numpy(np.ascontiguousarray(pads[s]))
         return item
 
-    def _paste(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Copy-paste: every pixel of one class of a random donor patch, rarer classes likelier."""
+    def _paste(
+        self, arrays: dict[str, np.ndarray], i: int, rng: np.random.Generator
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Copy-paste: every pixel of one class of a random donor patch, rarer classes likelier.
+
+        Returns the pasted arrays and each sensor's pad mask recomputed for the result.
+        """
         donor = int(rng.integers(len(self)))
         present = np.unique(self.labels[donor])
         present = present[present != NO_LABEL]
+        pads = {s: self.pad[s][i] for s in self.sensors}
         if present.size == 0:
-            return arrays
+            return arrays, pads
         w = 1.0 / np.maximum(self._freq[present], 1)
         cls = int(rng.choice(present, p=w / w.sum()))
         mask = self.labels[donor] == cls
         out = dict(arrays)
         for s in self.sensors:
             out[s] = np.where(mask, self.inputs[s][donor], arrays[s])
+            # a month is missing where no pixel of the pasted result was observed
+            observed = np.where(mask, self.observed[s][donor], self.observed[s][i])
+            pads[s] = ~observed.any(axis=(-2, -1))
         out["label"] = np.where(mask, self.labels[donor], arrays["label"])
         if self.prior is not None:
             out["prior"] = np.where(mask, self.prior[donor], arrays["prior"])
-        return out
+        return out, pads
 
 
 def normalise(

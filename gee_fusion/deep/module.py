@@ -98,7 +98,7 @@ class LandCoverModule(L.LightningModule):
         self.last_val: dict[str, float] = {}
         self._train_loss_sum = torch.zeros(())
         self._train_loss_n = 0
-        self._val_loss_sum = torch.zeros(())
+        self._val_terms = torch.zeros(3)  # cross-entropy sum, class-weight sum, Dice sum
         self._val_n = 0
         self._plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._pending_plateau: dict[str, Any] | None = None
@@ -108,20 +108,26 @@ class LandCoverModule(L.LightningModule):
         out: Tensor = self.model(batch)
         return out
 
-    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Weighted cross-entropy (ignoring 255), plus Dice when configured."""
+    def loss_terms(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(sum of class-weighted cross-entropy over labelled pixels, sum of their class weights,
+        Dice loss or None): the parts of :meth:`loss`, summable over batches and ranks."""
         valid = target != NO_LABEL
         weight_sum = self.class_weight[target[valid]].sum()
+        ce_sum = F.cross_entropy(
+            logits.float(), target, weight=self.class_weight, ignore_index=NO_LABEL, reduction="sum"
+        )
+        dice = dice_loss(logits, target) if self.loss_name == "ce_dice" else None
+        return ce_sum, weight_sum, dice
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Weighted cross-entropy (mean over the class weights of the labelled pixels, 255 ignored),
+        plus Dice when configured."""
+        ce_sum, weight_sum, dice = self.loss_terms(logits, target)
         if not bool(weight_sum > 0):  # no weighted labelled pixel: no signal (never NaN)
             return logits.sum() * 0.0
-        value = (
-            F.cross_entropy(
-                logits.float(), target, weight=self.class_weight, ignore_index=NO_LABEL, reduction="sum"
-            )
-            / weight_sum
-        )
-        if self.loss_name == "ce_dice":
-            value = value + self.dice_weight * dice_loss(logits, target)
+        value = ce_sum / weight_sum
+        if dice is not None:
+            value = value + self.dice_weight * dice
         return value
 
     def on_train_epoch_start(self) -> None:
@@ -149,9 +155,13 @@ class LandCoverModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         """Loss and confusion counts of one validation batch."""
         logits = self(batch)
-        loss = self.loss(logits, batch["label"])
+        ce_sum, weight_sum, dice = self.loss_terms(logits, batch["label"])
         self.val_counts += confusion_counts(logits, batch["label"], self.num_classes)
-        self._val_loss_sum = self._val_loss_sum + loss.detach().float() * logits.shape[0]
+        dice_sum = (
+            torch.zeros((), device=self.device) if dice is None else dice.detach().float() * len(logits)
+        )
+        terms = torch.stack([ce_sum.detach().float(), weight_sum.detach().float(), dice_sum])
+        self._val_terms = self._val_terms + terms
         self._val_n += logits.shape[0]
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -169,21 +179,25 @@ class LandCoverModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         """Start a fresh validation confusion matrix and loss."""
         self.val_counts.zero_()
-        self._val_loss_sum, self._val_n = torch.zeros((), device=self.device), 0
+        self._val_terms, self._val_n = torch.zeros(3, device=self.device), 0
 
     def _mean_val_loss(self) -> float:
-        """Validation loss averaged over every rank's samples."""
-        totals = torch.stack(
-            [self._val_loss_sum.float(), torch.tensor(float(self._val_n), device=self.device)]
-        )
+        """Validation loss over every labelled pixel of every rank: the class-weighted
+        cross-entropy summed over pixels / summed weights (the same number whatever the batch size
+        or the number of processes), plus the sample mean of the Dice loss when configured."""
+        totals = torch.cat([self._val_terms, torch.tensor([float(self._val_n)], device=self.device)])
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(totals)
-        return float(totals[0] / totals[1].clamp(min=1))
+        ce_sum, weight_sum, dice_sum, n = (float(v) for v in totals)
+        value = ce_sum / weight_sum if weight_sum > 0 else 0.0
+        if self.loss_name == "ce_dice":
+            value += self.dice_weight * dice_sum / max(n, 1.0)
+        return value
 
     def on_validation_epoch_end(self) -> None:
-        """Log the validation loss (sample mean over every rank: the one number checkpoints, early
-        stopping and the plateau schedule all watch) and OA, kappa, weighted/macro F1, mIoU from
-        the epoch's confusion matrix."""
+        """Log the validation loss (over every labelled pixel of every rank: the one number
+        checkpoints, early stopping and the plateau schedule all watch) and OA, kappa,
+        weighted/macro F1, mIoU from the epoch's confusion matrix."""
         val_loss = self._mean_val_loss()
         self.log("val_loss", val_loss, prog_bar=True)
         cm = self._matrix(self.val_counts)

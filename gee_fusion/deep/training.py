@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -19,7 +20,7 @@ from gee_fusion.deep.curves import LearningCurves
 from gee_fusion.deep.datasets import EpochSampler, PatchDataset, check_bands, class_weights
 from gee_fusion.deep.devices import resolve_device
 from gee_fusion.deep.module import TEST_MATRIX, LandCoverModule
-from gee_fusion.errors import ConfigError
+from gee_fusion.errors import ConfigError, DataError
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.metrics import ConfusionMatrix, nested_groups
 from gee_fusion.patch_store import PatchStore, config_hash, open_patch_store
@@ -89,6 +90,20 @@ def datasets(cfg: ExperimentConfig, store: PatchStore) -> dict[str, PatchDataset
         "val": PatchDataset(store, split="val", **common),
         "test": PatchDataset(store, split="test", **common),
     }
+
+
+def check_world_size(ds: Mapping[str, PatchDataset], world: int) -> None:
+    """Evaluation shards each split's patches over the processes: every process needs one.
+
+    Raises:
+        DataError: A validation or test split with fewer patches than processes.
+    """
+    for split in ("val", "test"):
+        if len(ds[split]) < world:
+            raise DataError(
+                f"The {split} split has {len(ds[split])} patches for {world} training processes: use at "
+                f"most {len(ds[split])} devices (trainer.devices x num_nodes) or a store with more patches."
+            )
 
 
 def loader(ds: PatchDataset, cfg: ExperimentConfig, *, train: bool) -> DataLoader[dict[str, torch.Tensor]]:
@@ -198,15 +213,18 @@ def train(
     trainer = build_trainer(
         cfg, device=dev, progress=progress, max_epochs=max_epochs, resume=resume is not None
     )
+    check_world_size(ds, trainer.num_nodes * trainer.num_devices)
+    train_loader = loader(ds["train"], cfg, train=True)
     ckpt = None
     if resume is not None:
         ckpt = cfg.run_dir / "checkpoints" / "last.ckpt" if str(resume) == "last" else Path(resume)
-        from gee_fusion.deep.checkpoints import check_checkpoint
+        from gee_fusion.deep.checkpoints import check_checkpoint, next_epoch
 
         check_checkpoint(ckpt, module)
-    trainer.fit(
-        module, loader(ds["train"], cfg, train=True), loader(ds["val"], cfg, train=False), ckpt_path=ckpt
-    )
+        # Lightning may build the first resumed epoch's loader iterator (with workers, reading the
+        # sampler) before it sets the epoch: set it now, or that epoch would replay epoch 0's batches.
+        cast(EpochSampler, train_loader.sampler).set_epoch(next_epoch(ckpt))
+    trainer.fit(module, train_loader, loader(ds["val"], cfg, train=False), ckpt_path=ckpt)
     run = cfg.run_dir
     last = run / "checkpoints" / "last.ckpt"
     best = run / "checkpoints" / "best.ckpt"
