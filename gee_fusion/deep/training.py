@@ -224,12 +224,14 @@ def train(
         # Lightning may build the first resumed epoch's loader iterator (with workers, reading the
         # sampler) before it sets the epoch: set it now, or that epoch would replay epoch 0's batches.
         cast(EpochSampler, train_loader.sampler).set_epoch(next_epoch(ckpt))
-    trainer.fit(module, train_loader, loader(ds["val"], cfg, train=False), ckpt_path=ckpt)
+    trainer.fit(module, train_loader, loader(ds["val"], cfg, train=False), ckpt_path=ckpt, weights_only=True)
     run = cfg.run_dir
     last = run / "checkpoints" / "last.ckpt"
     best = run / "checkpoints" / "best.ckpt"
     best = best if best.is_file() else last
-    trainer.test(module, loader(ds["test"], cfg, train=False), ckpt_path=str(best), verbose=False)
+    trainer.test(
+        module, loader(ds["test"], cfg, train=False), ckpt_path=str(best), verbose=False, weights_only=True
+    )
     trainer.strategy.barrier("test-matrix")  # rank 0 has written the summed matrix
     from gee_fusion.deep.checkpoints import read_checkpoint
 
