@@ -119,7 +119,6 @@ class TilePlan:
     _windows: dict[tuple[bool, bool, bool, bool], np.ndarray] = field(
         default_factory=dict, repr=False, compare=False
     )
-    _row_weights: dict[tuple[bool, bool], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def stride(self) -> int:
@@ -180,20 +179,27 @@ class TilePlan:
             )
         return self._windows[key]
 
-    def row_weight(self, i: int) -> np.ndarray:
-        """The (tile, width) sum of the windows of tile row ``i`` (its tiles side by side).
+    def row_weight(self, i: int, tile_cols: tuple[int, int] | None = None) -> np.ndarray:
+        """The sum of the windows of tile row ``i``'s tiles side by side (added once per tile row
+        instead of once per tile).
 
-        Tile rows of the same kind (first, middle, last) share one cached array, so the weight sum
-        is accumulated once per tile row instead of once per tile.
+        Args:
+            i: Tile row.
+            tile_cols: ``(first, stop)`` tile columns to sum (a column band); default all. The
+                plane starts at the first tile's column and ends at the last tile's end (clipped
+                to the raster): ``(tile, that width)``. Each pixel's sum adds its tiles in column
+                order, so a band's plane equals the whole plane bit for bit wherever every tile
+                covering the pixel is in the band.
         """
-        key = (i == 0, i == len(self.row_starts) - 1)
-        if key not in self._row_weights:
-            total = np.zeros((self.tile, self.width), dtype=np.float32)
-            for j, c in enumerate(self.col_starts):
-                w = min(self.tile, self.width - int(c))
-                total[:, c : c + w] += self.window(i, j)[:, :w]
-            self._row_weights[key] = total
-        return self._row_weights[key]
+        j0, j1 = tile_cols or (0, len(self.col_starts))
+        start = int(self.col_starts[j0])
+        width = min(self.width, int(self.col_starts[j1 - 1]) + self.tile) - start
+        total = np.zeros((self.tile, width), dtype=np.float32)
+        for j in range(j0, j1):
+            c = int(self.col_starts[j]) - start
+            w = min(self.tile, width - c)
+            total[:, c : c + w] += self.window(i, j)[:, :w]
+        return total
 
     def check_coverage(self) -> None:
         """Raise :class:`InferenceError` if a pixel would get no tile or a zero weight sum.

@@ -107,17 +107,3 @@ def plan_bands(plan: TilePlan, band_width: int, *, halo: int = 0) -> list[Column
         span = (int(starts[j0]), min(plan.width, int(starts[j1 - 1]) + plan.tile))
         bands.append(ColumnBand(index, (a, b), (lo, hi), span, (j0, j1)))
     return bands
-
-
-def band_row_weight(plan: TilePlan, i: int, band: ColumnBand) -> np.ndarray:
-    """The (tile, band.width) sum of the windows of the band's tiles in tile row ``i``.
-
-    Summed in the same order as :meth:`TilePlan.row_weight`, so it equals that plane's columns
-    ``band.computed`` bit for bit there.
-    """
-    total = np.zeros((plan.tile, band.width), dtype=np.float32)
-    for j in range(*band.tile_cols):
-        c = int(plan.col_starts[j]) - band.span[0]
-        w = min(plan.tile, band.width - c)
-        total[:, c : c + w] += plan.window(i, j)[:, :w]
-    return total

@@ -34,7 +34,7 @@ import torch
 
 from gee_fusion.deep.accumulator import StripAccumulator
 from gee_fusion.deep.blending import TilePlan
-from gee_fusion.deep.column_bands import ColumnBand, band_row_weight, plan_bands, resolve_band_width
+from gee_fusion.deep.column_bands import ColumnBand, plan_bands, resolve_band_width
 from gee_fusion.deep.devices import resolve_device
 from gee_fusion.deep.map_writer import MapWriter, ProbabilityStrip, code_table, probabilities_path_for
 from gee_fusion.deep.raster_source import RasterSource
@@ -181,7 +181,7 @@ def _stream(
     def row_weight(i: int) -> torch.Tensor:
         key = (i == 0, i == n_rows - 1)
         if key not in row_weights:
-            row_weights[key] = torch.from_numpy(band_row_weight(plan, i, band)).to(dev)
+            row_weights[key] = torch.from_numpy(plan.row_weight(i, band.tile_cols)).to(dev)
         return row_weights[key]
 
     def finish(i: int) -> ProbabilityStrip:
