@@ -58,6 +58,8 @@ CHANNELS = S2_SHAPE[0] * S2_SHAPE[1] + S1_SHAPE[0] * S1_SHAPE[1]
 PIXEL_M = 10.0
 CRS = "EPSG:32631"
 DOY = {"S2": [182, 213, 244, 305], "S1": [180, 212, 243, 304]}
+TILING: dict[str, Any] = {"num_classes": K, "tile": TILE, "overlap": OVERLAP, "blend": "gaussian",
+                          "batch_size": BATCH}  # fmt: skip
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -178,13 +180,9 @@ def time_ours(model: nn.Module, source: ArraySource, device: torch.device, out: 
         model,
         source,
         out_path=out,
-        num_classes=K,
-        tile=TILE,
-        overlap=OVERLAP,
-        blend="gaussian",
-        batch_size=BATCH,
         device=device,
         progress=False,
+        **TILING,
     )
     return time.perf_counter() - start
 
@@ -215,17 +213,13 @@ def compare(
     for strip in iter_probability_strips(
         model,
         source,
-        num_classes=K,
-        tile=TILE,
-        overlap=OVERLAP,
-        blend="gaussian",
-        batch_size=BATCH,
         device=device,
+        **TILING,
     ):
         n = strip.probabilities.shape[1]
-        c0, c1 = strip.core or strip.columns  # column bands (wide rasters): compare each band's core
+        (c0, c1), inside = strip.core_columns  # column bands (wide rasters): each band's core
         ref = monai[:, strip.row : strip.row + n, c0:c1]
-        ours = strip.probabilities[:, :, c0 - strip.col : c1 - strip.col].cpu()
+        ours = strip.probabilities[:, :, inside].cpu()
         worst = max(worst, float((ours - ref).abs().max()))
         same += int((ours.argmax(0) == ref.argmax(0)).sum())
     return {"max_abs_diff": worst, "argmax_agreement": same / (source.height * source.width)}
@@ -274,14 +268,10 @@ def memory_run(height: int, width: int, band: int, device: str, model_kind: str)
             model,
             source,
             out_path=Path(tmp) / "map.tif",
-            num_classes=K,
-            tile=TILE,
-            overlap=OVERLAP,
-            blend="gaussian",
-            batch_size=BATCH,
             device=device,
             band_width=band or width,  # band 0: one band, the whole width
             progress=False,
+            **TILING,
         )
     return {
         "height": height,

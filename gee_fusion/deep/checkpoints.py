@@ -94,20 +94,24 @@ def _resume_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> lis
     return diffs
 
 
-def check_checkpoint(path: str | Path, module: torch.nn.Module) -> None:
+def check_checkpoint(path: str | Path, module: torch.nn.Module) -> dict[str, Any]:
     """Refuse to resume ``module`` from a checkpoint of another model, class table, bands or
-    training settings (seed, data, optimisation; the schedule's length may change)."""
+    training settings (seed, data, optimisation; the schedule's length may change).
+
+    Returns:
+        The checkpoint, as :func:`read_checkpoint` loads it.
+    """
     ckpt = read_checkpoint(path)
     want = dict(getattr(module, "hparams", {}))
     have = ckpt["hyper_parameters"]
     diffs = _differences(want, have) + _resume_differences(want, have)
     if diffs:
         raise CheckpointError(f"{path} does not match this experiment: " + "; ".join(diffs) + ".")
+    return ckpt
 
 
-def next_epoch(path: str | Path) -> int:
+def next_epoch(ckpt: Mapping[str, Any]) -> int:
     """The epoch a run resumed from this checkpoint starts with (Lightning's processed epochs)."""
-    ckpt = read_checkpoint(path)
     try:
         return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     except (KeyError, TypeError):

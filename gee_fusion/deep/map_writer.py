@@ -48,6 +48,12 @@ class ProbabilityStrip:
         """Raster columns ``(start, stop)`` of the strip."""
         return self.col, self.col + int(self.probabilities.shape[2])
 
+    @property
+    def core_columns(self) -> tuple[tuple[int, int], slice]:
+        """The raster columns ``(start, stop)`` to write, and where they lie in the strip."""
+        core = self.core or self.columns
+        return core, slice(core[0] - self.col, core[1] - self.col)
+
 
 def code_table(num_classes: int, class_codes: Sequence[int] | None, nodata: int) -> np.ndarray:
     """The uint8 code written for each class index (default: the index itself).
@@ -145,20 +151,18 @@ class MapWriter:
             self.lut_t = torch.from_numpy(self.lut).to(strip.probabilities.device)
         if strip.band != self.band:
             self._start_band(strip)
-        start, stop = strip.columns
-        core = strip.core or (start, stop)
-        a, b = core[0] - start, core[1] - start
+        core, inside = strip.core_columns
         n = strip.probabilities.shape[1]
         # max(dim).indices: the first maximum, like argmax, but several times faster than argmax(dim=0) on CPU
         codes = self.lut_t[strip.probabilities.max(dim=0).indices].cpu().numpy()
         codes[~strip.valid] = self.nodata
         if self.prob_writer is not None:
-            probs = strip.probabilities[:, :, a:b].cpu().numpy()
-            probs[:, ~strip.valid[:, a:b]] = np.nan
+            probs = strip.probabilities[:, :, inside].cpu().numpy()
+            probs[:, ~strip.valid[:, inside]] = np.nan
             self.prob_writer.write((slice(strip.row, strip.row + n), slice(*core)), probs)
         pieces = [(strip.row, codes)] if self.sieve is None else self.sieve.push(strip.row, codes)
         for row, piece in pieces:
-            self.writer.write((slice(row, row + piece.shape[0]), slice(*core)), piece[:, a:b])
+            self.writer.write((slice(row, row + piece.shape[0]), slice(*core)), piece[:, inside])
 
     def rows_held(self) -> int:
         """Upper bound of rows buffered by the sieve and the writers so far."""

@@ -220,10 +220,10 @@ def train(
         ckpt = cfg.run_dir / "checkpoints" / "last.ckpt" if str(resume) == "last" else Path(resume)
         from gee_fusion.deep.checkpoints import check_checkpoint, next_epoch
 
-        check_checkpoint(ckpt, module)
+        checkpoint = check_checkpoint(ckpt, module)
         # Lightning may build the first resumed epoch's loader iterator (with workers, reading the
         # sampler) before it sets the epoch: set it now, or that epoch would replay epoch 0's batches.
-        cast(EpochSampler, train_loader.sampler).set_epoch(next_epoch(ckpt))
+        cast(EpochSampler, train_loader.sampler).set_epoch(next_epoch(checkpoint))
     trainer.fit(module, train_loader, loader(ds["val"], cfg, train=False), ckpt_path=ckpt, weights_only=True)
     run = cfg.run_dir
     last = run / "checkpoints" / "last.ckpt"
