@@ -34,10 +34,10 @@ import ee
 import numpy as np
 
 import gee_fusion
+from gee_fusion.ids import S2_SR_HARMONIZED as S2_SR
 from gee_fusion.local.world import blocks
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import DEFAULT_WORLD, PIXEL
-from gee_fusion.local.world.register import S2_SR
 from gee_fusion.local.world.surface import BANDS as SPECTRAL
 
 DEFAULT_BANDS = (*SPECTRAL, "SCL")

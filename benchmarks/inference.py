@@ -7,7 +7,7 @@ batches of 8 and the Gaussian blend. Measured, in this order:
 
 1. ``pure_model_s``: the model's forward passes alone over the same tiles, batches stacked
    beforehand outside the timer — the limit any tiled inference can reach;
-2. ``ours_s``: :func:`gee_fusion.deep.inference.predict_raster` end to end (reading the tiles,
+2. ``ours_s``: :func:`gee_fusion.deep.infer.inference.predict_raster` end to end (reading the tiles,
    softmax, blending, argmax, writing and publishing the class-map COG with overviews) ->
    ``overhead_ratio = ours_s / pure_model_s``;
 3. ``monai_s``: ``monai.inferers.sliding_window_inference`` (roi 256, overlap 96/256, Gaussian,
@@ -47,10 +47,10 @@ import torch
 from affine import Affine
 from torch import nn
 
-from gee_fusion.deep.blending import TilePlan
 from gee_fusion.deep.devices import resolve_device
-from gee_fusion.deep.inference import iter_probability_strips, predict_raster
-from gee_fusion.deep.raster_source import ArraySource, read_tile
+from gee_fusion.deep.infer.blending import TilePlan
+from gee_fusion.deep.infer.inference import iter_probability_strips, predict_raster
+from gee_fusion.deep.infer.raster_source import ArraySource, read_tile
 
 TILE, OVERLAP, BATCH, K = 256, 96, 8, 10
 S2_SHAPE, S1_SHAPE = (4, 6), (4, 2)

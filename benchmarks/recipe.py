@@ -31,9 +31,10 @@ import ee
 import numpy as np
 
 import gee_fusion
-from gee_fusion import indices, sentinel1, sentinel2
-from gee_fusion.composite import monthly_composites, monthly_s1_means
+from gee_fusion import ids
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.recipe import indices, sentinel1, sentinel2
+from gee_fusion.recipe.composite import monthly_composites, monthly_s1_means
 
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 S2_BANDS = ("B2", "B3", "B4", "B8", "B11")
@@ -114,7 +115,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     s2_col = sentinel2.s2_collection(aoi, start, end).linkCollection(
-        ee.ImageCollection(sentinel2.CLOUD_SCORE_PLUS), ["cs_cdf"]
+        ee.ImageCollection(ids.CLOUD_SCORE_PLUS), ["cs_cdf"]
     )
     s2_times: list[int] = s2_col.aggregate_array("system:time_start").getInfo() or []
     s2_raw = []

@@ -3,7 +3,7 @@
 For each default model of ``training/`` (U-Net, ConvLSTM-S1S2, ConvLSTM+Inception-S1S2, U-TAE,
 dual-encoder fusion) on generated 64 x 64 patches (T = 4; S2 10 bands, S1 3 bands, 10 classes):
 
-* ``pipeline``: ``gee_fusion.deep.training`` as ``gee-fusion train`` runs it (patch-store dataset,
+* ``pipeline``: ``gee_fusion.deep.train.training`` as ``gee-fusion train`` runs it (patch-store dataset,
   augmentation, EpochSampler, DataLoader, Lightning with weighted CE, checkpoints off) for a fixed
   number of optimiser steps after a warm-up;
 * ``bare``: the same model, batches pre-stacked in memory, a plain forward / backward / Adam loop —
@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from gee_fusion.deep.config import ExperimentConfig
-from gee_fusion.deep.training import build_module, datasets, loader
-from gee_fusion.patch_store import SensorPatches, open_patch_store, write_patch_store
+from gee_fusion.deep.train.training import build_module, datasets, loader
+from gee_fusion.export.patch_store import SensorPatches, open_patch_store, write_patch_store
 
 MODELS: dict[str, dict[str, Any]] = {
     "unet_vgg16_s1s2": {"name": "unet", "encoder": "vgg16", "sensors": ["S1", "S2"]},

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from gee_fusion.config import load_monthly_config
-from gee_fusion.monthly import run_monthly
+from gee_fusion.monitoring.config import load_monthly_config
+from gee_fusion.monitoring.monthly import run_monthly
 
 
 def main(argv: list[str]) -> int:

@@ -7,9 +7,9 @@ torch; ``gee_fusion.deep`` does.
 
 from gee_fusion.engine import Connection, connect, current, disconnect, has_credentials
 from gee_fusion.errors import GeeFusionError
-from gee_fusion.speckle import multitemporal_filter, speckle_filter
-from gee_fusion.stacks import FUSION20_BANDS, fusion20_stack
-from gee_fusion.terrain_flattening import terrain_flatten
+from gee_fusion.recipe.speckle import multitemporal_filter, speckle_filter
+from gee_fusion.recipe.stacks import FUSION20_BANDS, fusion20_stack
+from gee_fusion.recipe.terrain_flattening import terrain_flatten
 
 __version__ = "0.1.0"
 

@@ -7,9 +7,13 @@ natural and agricultural ones merged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from gee_fusion.errors import DataError
 
 NO_LABEL = 255
 
@@ -117,3 +121,101 @@ def regroup(labels: np.ndarray, groups: dict[int, int]) -> np.ndarray:
 def colormap(classes: tuple[LandCoverClass, ...] = MULTISENGE_14) -> dict[int, tuple[int, int, int, int]]:
     """A GDAL colour table (code -> RGBA)."""
     return {c.code: (*c.color, 255) for c in classes}
+
+
+Scheme = Literal[14, 10, 6]
+WORLDCOVER_CODES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
+"""ESA WorldCover codes, in the order of their one-hot index when used as a prior map."""
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """The classes a model predicts: index i <-> code ``codes[i]`` named ``names[i]``."""
+
+    scheme: int
+    codes: tuple[int, ...]
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+
+    @property
+    def num_classes(self) -> int:
+        """K."""
+        return len(self.codes)
+
+    def index_lut(self) -> np.ndarray:
+        """uint8 table from MultiSenGE-14 codes to class indices 0..K-1 (255 = no label)."""
+        groups = {c.code: c.code for c in MULTISENGE_14} if self.scheme == 14 else _GROUPS[self.scheme]
+        grouped = lookup_table(groups)
+        lut = np.full(256, NO_LABEL, dtype=np.uint8)
+        for i, code in enumerate(self.codes):
+            lut[grouped == code] = i
+        lut[NO_LABEL] = NO_LABEL
+        return lut
+
+    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """GDAL colour table of the written codes."""
+        return {code: (*color, 255) for code, color in zip(self.codes, self.colors, strict=True)}
+
+
+_GROUPS = {10: GROUPS_10, 6: GROUPS_6}
+
+
+def class_table(scheme: int) -> ClassTable:
+    """The class table of a grouping of MultiSenGE: 14, 10 or 6 classes."""
+    if scheme == 14:
+        return ClassTable(
+            14,
+            tuple(c.code for c in MULTISENGE_14),
+            tuple(c.name for c in MULTISENGE_14),
+            tuple(c.color for c in MULTISENGE_14),
+        )
+    if scheme not in _GROUPS:
+        raise DataError(f"Unknown class scheme {scheme}: use 14, 10 or 6.")
+    names = NAMES_10 if scheme == 10 else NAMES_6
+    colors: dict[int, tuple[int, int, int]] = {}
+    for c in MULTISENGE_14:  # a group takes the colour of its first member
+        colors.setdefault(_GROUPS[scheme][c.code], c.color)
+    codes = tuple(sorted(names))
+    return ClassTable(scheme, codes, tuple(names[k] for k in codes), tuple(colors[k] for k in codes))
+
+
+def prior_lut() -> np.ndarray:
+    """uint8 table from WorldCover codes to one-hot indices (255 = unknown)."""
+    lut = np.full(256, NO_LABEL, dtype=np.uint8)
+    for i, code in enumerate(WORLDCOVER_CODES):
+        lut[code] = i
+    return lut
+
+
+def nested_groups(fine_groups: Mapping[int, int], coarse_groups: Mapping[int, int]) -> dict[int, int]:
+    """Fine group code -> coarse group code, for two groupings of the same base codes.
+
+    With ``classes.GROUPS_10`` and ``classes.GROUPS_6`` this gives the 10 -> 6 grouping.
+
+    Raises:
+        DataError: the groupings cover different base codes, or a fine group spans several
+            coarse groups (the fine grouping is not nested in the coarse one).
+    """
+    if set(fine_groups) != set(coarse_groups):
+        raise DataError(
+            f"The groupings cover different base codes: {sorted(fine_groups)} vs {sorted(coarse_groups)}."
+        )
+    out: dict[int, int] = {}
+    for base, fine in sorted(fine_groups.items()):
+        coarse = coarse_groups[base]
+        if out.setdefault(fine, coarse) != coarse:
+            raise DataError(
+                f"Fine group {fine} spans coarse groups {out[fine]} and {coarse} (base code {base}): "
+                "the fine grouping is not nested in the coarse one."
+            )
+    return out
+
+
+def group_index_map(fine_groups: Mapping[int, int], coarse_groups: Mapping[int, int]) -> tuple[int, ...]:
+    """Fine class index -> coarse class index (classes ordered by code), for ``ConfusionMatrix.aggregate``.
+
+    ``group_index_map(GROUPS_10, GROUPS_6)`` is the 10-class to 6-class evaluation of the seed paper.
+    """
+    codes = nested_groups(fine_groups, coarse_groups)
+    coarse_position = {c: i for i, c in enumerate(sorted(set(codes.values())))}
+    return tuple(coarse_position[codes[f]] for f in sorted(codes))

@@ -24,8 +24,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run the main job on the embedded default (local engine, no credentials, no network)."""
-    from gee_fusion.config import MonthlyJobConfig, load_monthly_config
-    from gee_fusion.monthly import run_monthly
+    from gee_fusion.monitoring.config import MonthlyJobConfig, load_monthly_config
+    from gee_fusion.monitoring.monthly import run_monthly
 
     cfg = load_monthly_config(config) if config else MonthlyJobConfig()
     cfg = cfg.model_copy(update={"out": out})
@@ -50,7 +50,7 @@ def patches(
     """Build a patch store (Zarr) for the deep stage from the server-side recipe."""
     import yaml
 
-    from gee_fusion.patch_export import PatchExportConfig, export_patches
+    from gee_fusion.export.patches import PatchExportConfig, export_patches
 
     try:
         raw = yaml.safe_load(config.read_text())
@@ -84,7 +84,7 @@ def train_cmd(
 ) -> None:
     """Train an experiment: builds its patch store if missing, trains, evaluates on the test blocks."""
     from gee_fusion.deep.config import load_experiment
-    from gee_fusion.deep.training import train
+    from gee_fusion.deep.train.training import train
 
     try:
         cfg = load_experiment(config)
@@ -119,7 +119,7 @@ def predict(
     probabilities: Annotated[bool, typer.Option(help="Also write class probabilities.")] = False,
 ) -> None:
     """Map an area with a trained model: blended sliding-window inference to a COG."""
-    from gee_fusion.deep.predict import parse_area, predict_area
+    from gee_fusion.deep.infer.predict import parse_area, predict_area
 
     try:
         result = predict_area(
@@ -136,7 +136,7 @@ def predict(
 @app.command()
 def algorithms() -> None:
     """List the Earth Engine algorithms the local engine implements."""
-    from gee_fusion.local.registry import implemented
+    from gee_fusion.local.index import implemented
 
     names = implemented()
     for name in names:

@@ -1,10 +1,11 @@
 """Choosing who answers Earth Engine calls: real Earth Engine or the embedded local engine.
 
 ``connect("local")`` initialises earthengine-api offline from the algorithm table shipped in
-its wheel and routes ``ee.data.computeValue`` / ``ee.data.computePixels`` (and the asset
-listing calls xee and geemap make) to the local engine; requests the local engine cannot
-answer yet (map tiles, thumbnails, downloads, batch exports) raise
-:class:`~gee_fusion.errors.NotSupportedError`. ``disconnect()`` restores earthengine-api.
+its wheel and routes ``ee.data`` calls to the local engine (the routing table is
+:mod:`gee_fusion.local.routes`). ``disconnect()`` restores earthengine-api.
+
+Only the CLI, ``ee_scripts/`` and notebooks choose an engine with :func:`connect`; library jobs
+call :func:`ensure_connected`, which uses the active connection and never switches it.
 """
 
 from __future__ import annotations
@@ -18,23 +19,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ee
 
-from gee_fusion.errors import CredentialsError, EngineStateError, NotSupportedError
+from gee_fusion.errors import CredentialsError, EngineStateError
 
 if TYPE_CHECKING:
     from gee_fusion.local.world.config import WorldConfig
 
 EngineName = Literal["local", "earthengine"]
+"""Who answers Earth Engine calls."""
+EngineChoice = Literal["local", "earthengine", "auto"]
+"""What a config or caller may ask for: ``auto`` is Earth Engine when credentials exist, else local."""
+ENGINE_NAMES: tuple[str, ...] = ("local", "earthengine")
 LOCAL_PROJECT = "gee-fusion-local"
-
-# ee.data functions replaced while the local engine is connected.
-_ROUTED = (
-    "computeValue", "computePixels", "getMapId", "getTileUrl", "getThumbId", "getThumbnail",
-    "getDownloadId", "getTableDownloadId", "getFeatureViewTilesKey", "exportImage",
-    "exportTable", "exportVideo", "exportMap", "exportClassifier", "computeFeatures",
-    "computeImages", "getPixels", "listAssets", "listImages", "getList", "getInfo", "getAsset",
-    "getAlgorithms", "_install_cloud_api_resource", "startIngestion", "startTableIngestion",
-    "createAsset", "deleteAsset", "getTaskList", "listOperations", "newTaskId",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,6 +44,7 @@ _state_lock = threading.Lock()
 _saved: dict[str, Any] = {}
 _saved_stac: Callable[[], dict[str, Any]] | None = None
 _current: Connection | None = None
+_local_options: dict[str, Any] = {"register_samples": True, "world": None}
 
 
 def credential_sources() -> list[str]:
@@ -77,14 +73,28 @@ def current() -> Connection | None:
     return _current
 
 
+def ensure_connected() -> Connection:
+    """The engine a library job runs on: the active connection, else the local engine.
+
+    Library code calls this instead of :func:`connect`: a job never switches the engine a
+    user (a notebook, the CLI, a script) connected, and connects the embedded local engine only
+    when nothing is connected yet.
+    """
+    active = _current
+    return active if active is not None else connect("local")
+
+
 def connect(
-    engine: EngineName | Literal["auto"] = "auto",
+    engine: EngineChoice = "auto",
     *,
     project: str | None = None,
     register_samples: bool = True,
     world: WorldConfig | None = None,
 ) -> Connection:
     """Initialise earthengine-api against real Earth Engine or the embedded local engine.
+
+    Only the CLI, ``ee_scripts/`` and notebooks call this; library jobs use
+    :func:`ensure_connected`. A failed connection leaves the previous one as it was.
 
     Args:
         engine: ``"local"``, ``"earthengine"``, or ``"auto"`` (Earth Engine when credentials
@@ -100,16 +110,18 @@ def connect(
         The connection that was set up.
 
     Raises:
-        CredentialsError: Earth Engine was asked for and no usable credentials were found.
+        CredentialsError: Earth Engine was asked for and no usable credentials were found, or
+            Earth Engine refused them.
+        EngineStateError: ``engine`` is not one of the names above.
     """
     if engine == "auto":
         engine = "earthengine" if has_credentials() else "local"
-    if engine not in ("local", "earthengine"):
+    if engine not in ENGINE_NAMES:
         raise EngineStateError(f"Unknown engine {engine!r}: use 'local', 'earthengine' or 'auto'.")
     with _state_lock:
-        _restore()
         if engine == "earthengine":
             return _connect_earthengine(project)
+        _restore()
         return _connect_local(project, register_samples=register_samples, world=world)
 
 
@@ -133,62 +145,37 @@ def _connect_earthengine(project: str | None) -> Connection:
         )
     import google.auth.exceptions
 
+    previous, local_options = _current, dict(_local_options)
+    _restore()
     try:
         ee.Initialize(project=project)
     except (ee.EEException, google.auth.exceptions.GoogleAuthError) as exc:
+        _reinstate(previous, local_options)
         raise CredentialsError(
             f"Earth Engine refused to initialise: {exc}. Check the credentials and pass "
             "project='<your-cloud-project>' (a project registered for Earth Engine)."
         ) from exc
+    except BaseException:
+        _reinstate(previous, local_options)
+        raise
     _current = Connection("earthengine", project)
     return _current
 
 
-def _not_supported(what: str) -> Callable[..., Any]:
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        raise NotSupportedError(
-            f"{what} is not supported by the local engine yet; run it on real Earth Engine "
-            "(gee_fusion.connect('earthengine', project=...))."
-        )
-
-    return fail
+def _reinstate(previous: Connection | None, local_options: dict[str, Any]) -> None:
+    """Put back the connection a failed ``connect`` replaced (the local engine's catalog is
+    process-wide, so reconnecting it keeps every registered asset)."""
+    if previous is not None and previous.engine == "local":
+        _connect_local(previous.project, reconnect=True, **local_options)
 
 
-def _local_routes() -> dict[str, Callable[..., Any]]:
-    from ee import apitestcase
-
-    from gee_fusion.local import assets, server
-
-    routes: dict[str, Callable[..., Any]] = {name: _not_supported(f"ee.data.{name}") for name in _ROUTED}
-    routes.update(
-        computeValue=server.compute_value,
-        computePixels=server.compute_pixels,
-        getAlgorithms=apitestcase.GetAlgorithms,
-        _install_cloud_api_resource=lambda: None,
-        listAssets=assets.list_assets,
-        getList=assets.get_list,
-        getInfo=assets.get_info,
-        getAsset=assets.get_asset,
-    )
-    for name in ("getMapId", "getTileUrl", "getThumbId", "getThumbnail", "getFeatureViewTilesKey"):
-        routes[name] = _not_supported(f"Map tiles and thumbnails (ee.data.{name})")
-    for name in (
-        "exportImage",
-        "exportTable",
-        "exportVideo",
-        "exportMap",
-        "exportClassifier",
-        "newTaskId",
-        "getTaskList",
-        "listOperations",
-    ):
-        routes[name] = _not_supported(f"Batch exports (ee.data.{name})")
-    return routes
-
-
-def _connect_local(project: str | None, *, register_samples: bool, world: WorldConfig | None) -> Connection:
+def _connect_local(
+    project: str | None, *, register_samples: bool, world: WorldConfig | None, reconnect: bool = False
+) -> Connection:
     global _current, _saved_stac
-    for name, fn in _local_routes().items():
+    from gee_fusion.local.routes import local_routes
+
+    for name, fn in local_routes().items():
         _saved[name] = getattr(ee.data, name)
         setattr(ee.data, name, fn)
     _saved_stac = ee.deprecation._FetchDataCatalogStac
@@ -199,17 +186,19 @@ def _connect_local(project: str | None, *, register_samples: bool, world: WorldC
     except Exception:
         _restore()
         raise
-    from gee_fusion.local.world.register import register_world
+    if not reconnect:
+        from gee_fusion.local.world.register import register_world
 
-    # the embedded demo world under Earth Engine's collection IDs (lazy: generated on request)
-    if world is None:
-        register_world()
-    else:
-        register_world(world, replace=True)
-    if register_samples:
-        from gee_fusion.local.samples import register_real_samples
+        # the embedded demo world under Earth Engine's collection IDs (lazy: generated on request)
+        if world is None:
+            register_world()
+        else:
+            register_world(world, replace=True)
+        if register_samples:
+            from gee_fusion.local.samples import register_real_samples
 
-        register_real_samples()
+            register_real_samples()
+    _local_options.update(register_samples=register_samples, world=world)
     _current = Connection("local", project or LOCAL_PROJECT)
     return _current
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import ee
 import pytest
 
-from gee_fusion import sentinel1, sentinel2, stacks
-from gee_fusion.aoi import MAX_AOI_KM2, validate_aoi
 from gee_fusion.errors import ConfigError
+from gee_fusion.recipe import sentinel1, sentinel2, stacks
+from gee_fusion.recipe.aoi import MAX_AOI_KM2, validate_aoi
 
 ENTRY_POINTS: dict[str, Callable[[object], object]] = {
     "s1_collection": lambda aoi: sentinel1.s1_collection(aoi, "2021-01-01", "2021-02-01"),  # type: ignore[arg-type]

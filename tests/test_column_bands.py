@@ -9,15 +9,15 @@ import pytest
 import rasterio
 import torch
 
-from gee_fusion.deep.blending import TilePlan
-from gee_fusion.deep.column_bands import (
+from gee_fusion.deep.infer.blending import TilePlan
+from gee_fusion.deep.infer.column_bands import (
     AUTO_BAND_WIDTH,
     AUTO_MAX_WIDTH,
     plan_bands,
     resolve_band_width,
 )
-from gee_fusion.deep.inference import predict_raster
-from gee_fusion.deep.small_objects import StreamingSieve, remove_small_objects
+from gee_fusion.deep.infer.inference import predict_raster
+from gee_fusion.deep.infer.small_objects import StreamingSieve, remove_small_objects
 from gee_fusion.errors import ConfigError
 from gee_fusion.io.stream_cog import StreamCOGWriter
 from tests.test_inference import CRS, TRANSFORM, FlatConv, K, blobby_map, make_source

@@ -9,8 +9,8 @@ import ee
 import numpy as np
 import pytest
 
-from gee_fusion.composite import monthly_composites, monthly_s1_means
 from gee_fusion.errors import ConfigError
+from gee_fusion.recipe.composite import monthly_composites, monthly_s1_means
 from tests.conftest import pixels
 
 

@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from gee_fusion.classes import GROUPS_10, regroup
+from gee_fusion.classes import GROUPS_10, class_table, regroup
 from gee_fusion.deep.datasets import (
     EpochSampler,
     PatchDataset,
     check_bands,
-    class_table,
     class_weights,
     mid_month_doy,
     rot_flip,
 )
 from gee_fusion.errors import DataError
-from gee_fusion.patch_store import PatchStore, open_patch_store
+from gee_fusion.export.patch_store import PatchStore, open_patch_store
 from tests.deep_data import make_store
 
 

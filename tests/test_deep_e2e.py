@@ -11,10 +11,10 @@ import rasterio
 import yaml
 from typer.testing import CliRunner
 
+from gee_fusion.classes import class_table
 from gee_fusion.cli import app
-from gee_fusion.deep.datasets import class_table
+from gee_fusion.export.patch_store import open_patch_store
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
-from gee_fusion.patch_store import open_patch_store
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,9 +69,9 @@ def test_export_train_predict(tmp_path: Path) -> None:
 
 def test_recipe_source_reads_strips_equal_to_the_whole_area() -> None:
     from gee_fusion.deep.datasets import normalise
-    from gee_fusion.deep.recipe_source import RecipeSource
-    from gee_fusion.patch_export import AreaConfig, PatchExportConfig, fetch_area
-    from gee_fusion.patch_store import BandStats
+    from gee_fusion.deep.infer.recipe_source import RecipeSource
+    from gee_fusion.export.patch_store import BandStats
+    from gee_fusion.export.patches import AreaConfig, PatchExportConfig, fetch_area
 
     x0, y1 = W.origin
     area = AreaConfig(origin=(x0 + 5000.0, y1 - 5000.0), size_px=(40, 50))

@@ -17,7 +17,7 @@ from gee_fusion.errors import (
     NotSupportedError,
     UnknownAssetError,
 )
-from gee_fusion.local.grid import Grid
+from gee_fusion.grid import PixelGrid
 
 
 @pytest.fixture
@@ -79,8 +79,11 @@ def test_unimplemented_algorithm_is_named() -> None:
 
 @pytest.mark.parametrize(("width", "height"), [(0, 10), (10, -1), (32769, 1), (1, 40000)])
 def test_bad_grid_sizes(width: int, height: int) -> None:
-    with pytest.raises(GridError):
-        Grid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), width, height)
+    if width <= 0 or height <= 0:  # any grid must have pixels; the 32768 px limit is per request
+        with pytest.raises(GridError):
+            PixelGrid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), width, height)
+    else:
+        assert PixelGrid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 0.0), width, height).width == width
     grid = {
         "dimensions": {"width": width, "height": height},
         "affineTransform": {"scaleX": 10, "scaleY": -10},
@@ -151,8 +154,12 @@ def test_connection_state() -> None:
 def test_switching_engines_resets_the_offline_algorithm_table(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(engine, "has_credentials", lambda: True)
+    real_initialize = ee.Initialize
 
     def fake_initialize(*args: object, **kwargs: object) -> None:
+        if args[:2] == (None, ""):  # the local engine's own offline initialisation
+            real_initialize(*args, **kwargs)
+            return
         calls.append("init")
         assert not ee.apifunction.ApiFunction._api, "offline algorithm table still loaded"
         raise ee.EEException("no server here")
@@ -162,6 +169,20 @@ def test_switching_engines_resets_the_offline_algorithm_table(monkeypatch: pytes
         with pytest.raises(CredentialsError, match="refused"):
             gee_fusion.connect("earthengine", project="p")
         assert calls == ["init"]
+        # the failed connection left the working local one as it was
+        active = gee_fusion.current()
+        assert active is not None and active.engine == "local"
+        assert ee.Number(1).add(2).getInfo() == 3
+        assert ee.ImageCollection("COPERNICUS/S2_SR_HARMONIZED").limit(1).size().getInfo() == 1
     finally:
         monkeypatch.undo()
         gee_fusion.connect("local")
+
+
+def test_connect_without_credentials_keeps_the_local_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "has_credentials", lambda: False)
+    with pytest.raises(CredentialsError, match="earthengine authenticate"):
+        gee_fusion.connect("earthengine", project="p")
+    active = gee_fusion.current()
+    assert active is not None and active.engine == "local"
+    assert ee.Number(2).multiply(3).getInfo() == 6

@@ -7,9 +7,9 @@ import ee
 import numpy as np
 import pytest
 
-from gee_fusion import indices
 from gee_fusion.errors import ConfigError
 from gee_fusion.local.catalog import CATALOG, register_numpy_image
+from gee_fusion.recipe import indices
 
 spyndex = pytest.importorskip("spyndex", reason="spyndex (dev extra) is needed to compare with ASI")
 

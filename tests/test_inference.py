@@ -13,12 +13,12 @@ import xarray as xr
 from affine import Affine
 from scipy import ndimage
 
-from gee_fusion.deep import inference as inference_module
-from gee_fusion.deep.accumulator import StripAccumulator
-from gee_fusion.deep.blending import TilePlan, blend_window
-from gee_fusion.deep.inference import iter_probability_strips, predict_raster
-from gee_fusion.deep.raster_source import ArraySource, XarraySource, read_tile
-from gee_fusion.deep.small_objects import StreamingSieve, remove_small_objects
+from gee_fusion.deep.infer import inference as inference_module
+from gee_fusion.deep.infer.accumulator import StripAccumulator
+from gee_fusion.deep.infer.blending import TilePlan, blend_window
+from gee_fusion.deep.infer.inference import iter_probability_strips, predict_raster
+from gee_fusion.deep.infer.raster_source import ArraySource, XarraySource, read_tile
+from gee_fusion.deep.infer.small_objects import StreamingSieve, remove_small_objects
 from gee_fusion.errors import InferenceError, OutputError
 from gee_fusion.io.stream_cog import StreamCOGWriter
 

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from gee_fusion.ids import CLOUD_SCORE_PLUS as CS_PLUS
+from gee_fusion.ids import SLOVENIA_LULC
 from gee_fusion.local.catalog import CATALOG, register_numpy_image
-from gee_fusion.local.samples import SLOVENIA_LULC, slovenia_grid
+from gee_fusion.local.samples import slovenia_grid
 from gee_fusion.local.world.config import DEFAULT_WORLD
 from tests.conftest import pixels
 
@@ -221,7 +223,6 @@ def test_image_join_on_time_keeps_images_and_dates(syn: Any) -> None:
 # -- the demo world: S2 SR joined with Cloud Score+ ---------------------------------------------
 
 S2 = "COPERNICUS/S2_SR_HARMONIZED"
-CS_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
 MONTH = ("2021-05-01", "2021-06-01")
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from gee_fusion.config import MonthlyJobConfig, load_monthly_config
 from gee_fusion.errors import ConfigError, OutputError
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.io.cog import write_cog
-from gee_fusion.monthly import run_monthly
+from gee_fusion.monitoring.config import MonthlyJobConfig, load_monthly_config
+from gee_fusion.monitoring.monthly import run_monthly
 
 
 @pytest.mark.slow
@@ -97,7 +97,7 @@ def test_outputs_get_the_usual_file_mode_and_backend_is_left_alone(tmp_path: Pat
 
     import matplotlib
 
-    from gee_fusion.io.figures import month_grid_png
+    from gee_fusion.report.figures import month_grid_png
 
     before = matplotlib.get_backend()
     png = month_grid_png(tmp_path / "m.png", np.zeros((2, 4, 4), np.float32), ["a", "b"], title="t")

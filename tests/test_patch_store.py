@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gee_fusion.errors import DataError
-from gee_fusion.patch_export import assign_splits, cut_patches
-from gee_fusion.patch_store import SensorPatches, band_statistics, open_patch_store, write_patch_store
+from gee_fusion.export.patch_store import SensorPatches, band_statistics, open_patch_store, write_patch_store
+from gee_fusion.export.patches import assign_splits, cut_patches
 from tests.deep_data import S1_BANDS, S2_BANDS, make_store
 
 

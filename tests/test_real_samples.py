@@ -15,16 +15,9 @@ from affine import Affine
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.windows import Window
 
+from gee_fusion.ids import BERLIN_S2_L1C, BIGEARTHNET_S1, BIGEARTHNET_S2, SLOVENIA_LULC, SLOVENIA_NDVI
 from gee_fusion.local.catalog import Catalog
-from gee_fusion.local.samples import (
-    BERLIN_S2_L1C,
-    BIGEARTHNET_S1,
-    BIGEARTHNET_S2,
-    SLOVENIA_LULC,
-    SLOVENIA_NDVI,
-    real_data_dir,
-    register_real_samples,
-)
+from gee_fusion.local.samples import real_data_dir, register_real_samples
 from tests.conftest import pixels
 
 pytestmark = pytest.mark.real_data

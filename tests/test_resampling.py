@@ -9,8 +9,9 @@ import pytest
 from affine import Affine
 from rasterio.warp import Resampling, reproject
 
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.catalog import CATALOG, register_numpy_image
-from gee_fusion.local.grid import Grid, warp
+from gee_fusion.local.grid import warp
 
 CRS = "EPSG:32631"
 T = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 5500000.0)
@@ -33,7 +34,7 @@ def test_nearest_index_path_equals_rasterio() -> None:
         Affine(7.0, 0, 400011.0, 0, -7.0, 5499981.0),
         Affine(10.0, 0, 399955.0, 0, -10.0, 5500025.0),
     ):
-        dst = Grid(CRS, tuple(dst_t)[:6], 30, 25)  # type: ignore[arg-type]
+        dst = PixelGrid(CRS, tuple(dst_t)[:6], 30, 25)  # type: ignore[arg-type]
         got, valid = warp(src, np.ones(src.shape, bool), CRS, T, dst)
         want = np.full(dst.shape, np.nan, dtype=np.float32)
         reproject(
@@ -53,7 +54,7 @@ def test_bilinear_ignores_masked_values() -> None:
     vals = np.full((8, 8), 0.5, dtype=np.float32)
     mask = np.ones((8, 8), dtype=bool)
     vals[:, 4:], mask[:, 4:] = -9999.0, False
-    dst = Grid(CRS, (10.0, 0.0, 400002.5, 0.0, -10.0, 5500000.0), 8, 8)
+    dst = PixelGrid(CRS, (10.0, 0.0, 400002.5, 0.0, -10.0, 5500000.0), 8, 8)
     got, valid = warp(vals, mask, CRS, T, dst, resampling="bilinear")
     assert valid[:, :3].all() and not valid[:, 5:].any()
     np.testing.assert_allclose(got[valid], 0.5, rtol=1e-6)
@@ -61,7 +62,7 @@ def test_bilinear_ignores_masked_values() -> None:
 
 def test_bilinear_int8_does_not_wrap() -> None:
     vals = np.tile(np.array([-1, 1], dtype=np.int8), (6, 3))
-    dst = Grid(CRS, (10.0, 0.0, 400005.0, 0.0, -10.0, 5500000.0), 4, 4)
+    dst = PixelGrid(CRS, (10.0, 0.0, 400005.0, 0.0, -10.0, 5500000.0), 4, 4)
     got, _ = warp(vals, np.ones(vals.shape, bool), CRS, T, dst, resampling="bilinear")
     assert got.dtype == np.int8 and np.abs(got).max() <= 1
 

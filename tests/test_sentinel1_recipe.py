@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from gee_fusion import sentinel1 as s1
+from gee_fusion import ids
 from gee_fusion.errors import ConfigError
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.recipe import sentinel1 as s1
 
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 
@@ -42,7 +43,7 @@ def test_selection_filters_pass_orbit_and_bands() -> None:
 
 def test_db_linear_round_trip_and_ratio() -> None:
     lin = s1.s1_collection(_aoi(), "2021-06-01", "2021-06-10").first()
-    db = ee.ImageCollection(s1.S1_GRD).filterDate("2021-06-01", "2021-06-10").first()
+    db = ee.ImageCollection(ids.S1_GRD).filterDate("2021-06-01", "2021-06-10").first()
     a = ee.data.computePixels(
         {"expression": s1.to_db(lin).select(["VV", "VH"]), "grid": _grid(), "fileFormat": "NUMPY_NDARRAY"}
     )
@@ -91,8 +92,8 @@ def test_border_noise_mask_on_a_wide_world() -> None:
 
 
 def test_empty_selection_names_the_filter() -> None:
-    from gee_fusion import sentinel2 as s2
     from gee_fusion.errors import EngineError
+    from gee_fusion.recipe import sentinel2 as s2
 
     with pytest.raises(EngineError, match="relative orbit 77"):
         s1.s1_collection(_aoi(), "2021-01-01", "2021-03-01", s1.S1Selection(relative_orbit=77), check=True)

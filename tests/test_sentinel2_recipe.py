@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from gee_fusion import sentinel2 as s2
+from gee_fusion import ids
 from gee_fusion.local.world import atmosphere, schedule
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.recipe import sentinel2 as s2
 
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 SIZE = 512
@@ -73,14 +74,14 @@ def test_cloud_score_plus_recall(day: tuple[str, str]) -> None:
 
 
 def test_scl_mask_misses_what_scl_misses(day: tuple[str, str]) -> None:
-    col = ee.ImageCollection(s2.S2_SR).filterDate(*day)
+    col = ee.ImageCollection(ids.S2_SR_HARMONIZED).filterDate(*day)
     kept = _kept(s2.mask_clouds(col, s2.SclMask()))
     t = _truth(day)
     assert float((~kept[t["cloud"] >= 0.5]).mean()) > 0.95
 
 
 def test_qa60_warns_about_its_empty_years() -> None:
-    col = ee.ImageCollection(s2.S2_SR).filterDate("2023-05-01", "2023-05-10")
+    col = ee.ImageCollection(ids.S2_SR_HARMONIZED).filterDate("2023-05-01", "2023-05-10")
     with pytest.warns(UserWarning, match="2022-01-25"):
         masked = s2.mask_clouds(col, s2.Qa60Mask())
     assert masked.size().getInfo() == col.size().getInfo()
@@ -96,7 +97,7 @@ def test_options_fail_at_construction() -> None:
 
 
 def test_scale_reflectance_keeps_properties(day: tuple[str, str]) -> None:
-    img = s2.scale_reflectance(ee.ImageCollection(s2.S2_SR).filterDate(*day).first())
+    img = s2.scale_reflectance(ee.ImageCollection(ids.S2_SR_HARMONIZED).filterDate(*day).first())
     info = img.getInfo()
     types = {b["id"]: b["data_type"]["precision"] for b in info["bands"]}
     assert types["B4"] == "float" and types["SCL"] == "int"
@@ -104,7 +105,7 @@ def test_scale_reflectance_keeps_properties(day: tuple[str, str]) -> None:
 
 
 def test_s2cloudless_masks_clouds_and_projected_shadows(day: tuple[str, str]) -> None:
-    col = ee.ImageCollection(s2.S2_SR).filterDate(*day)
+    col = ee.ImageCollection(ids.S2_SR_HARMONIZED).filterDate(*day)
     kept = _kept(s2.mask_clouds(col, s2.S2Cloudless()))
     t = _truth(day)
     cloud, shadow = t["cloud"] >= 0.5, (t["shadow"] >= 0.5) & (t["cloud"] < 0.25)

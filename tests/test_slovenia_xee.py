@@ -14,9 +14,10 @@ import xarray as xr
 from affine import Affine
 from rasterio.warp import Resampling, reproject
 
-from gee_fusion.composite import monthly_composites
-from gee_fusion.fetch import PixelGrid, open_collection
-from gee_fusion.local.samples import SLOVENIA_LULC, SLOVENIA_NDVI, slovenia_grid
+from gee_fusion.export.fetch import PixelGrid, open_collection
+from gee_fusion.ids import SLOVENIA_LULC, SLOVENIA_NDVI
+from gee_fusion.local.samples import slovenia_grid
+from gee_fusion.recipe.composite import monthly_composites
 
 pytestmark = pytest.mark.real_data
 

@@ -10,11 +10,12 @@ import ee
 import numpy as np
 import pytest
 
-from gee_fusion import sentinel1 as s1
-from gee_fusion import speckle
+from gee_fusion import ids
 from gee_fusion.errors import ConfigError
 from gee_fusion.local.world import blocks
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.recipe import sentinel1 as s1
+from gee_fusion.recipe import speckle
 
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 C0, R0, N = 256, 256, 256
@@ -63,7 +64,7 @@ def _enl(values: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def image() -> ee.Image:
-    return ee.ImageCollection(s1.S1_GRD_FLOAT).filterDate("2021-07-01", "2021-07-10").first()
+    return ee.ImageCollection(ids.S1_GRD_FLOAT).filterDate("2021-07-01", "2021-07-10").first()
 
 
 @pytest.mark.parametrize(
@@ -142,7 +143,7 @@ def test_lee_sigma_range_is_unbiased_with_the_right_probability(enl: float) -> N
 
 
 def test_edge_preservation_index_is_sane(image: ee.Image) -> None:
-    from gee_fusion.sar_quality import edge_preservation_index
+    from gee_fusion.metrics.sar_quality import edge_preservation_index
 
     label = blocks.landcover_window(W, C0, R0, N, N).label
     edges = np.zeros(label.shape, dtype=bool)
@@ -231,7 +232,7 @@ def test_multitemporal_filter_by_orbit_matches_numpy_per_orbit(two_orbits: dict[
 
 
 def test_multitemporal_filter_by_orbit_bad_options() -> None:
-    col = ee.ImageCollection(s1.S1_GRD_FLOAT)
+    col = ee.ImageCollection(ids.S1_GRD_FLOAT)
     with pytest.raises(ConfigError, match="Unknown speckle filter"):
         speckle.multitemporal_filter_by_orbit(col, method="median")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="odd"):

@@ -10,9 +10,9 @@ import ee
 import numpy as np
 import pytest
 
-from gee_fusion import stacks
 from gee_fusion.errors import ConfigError
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.recipe import stacks
 
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 

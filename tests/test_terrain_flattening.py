@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gee_fusion import sentinel1 as s1
+from gee_fusion import ids
 from gee_fusion.errors import ConfigError
+from gee_fusion.ids import SRTM
 from gee_fusion.local.world import blocks
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
 from gee_fusion.local.world.landcover import ARABLE
-from gee_fusion.terrain_flattening import SRTM, Model, TerrainFlattening, satellite_heading, terrain_flatten
+from gee_fusion.recipe.terrain_flattening import (
+    Model,
+    TerrainFlattening,
+    satellite_heading,
+    terrain_flatten,
+)
 
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 SLOPES = (900, 300, 200, 200)  # (col, row, width, height): a valley side with fore- and back-slopes
@@ -37,7 +43,7 @@ def _pixels(image: ee.Image, window: tuple[int, int, int, int]) -> dict[str, np.
 
 
 def _scene(passing: str) -> ee.Image:
-    col = ee.ImageCollection(s1.S1_GRD_FLOAT).filterDate("2021-07-01", "2021-08-01")
+    col = ee.ImageCollection(ids.S1_GRD_FLOAT).filterDate("2021-07-01", "2021-08-01")
     return ee.Image(col.filter(ee.Filter.eq("orbitProperties_pass", passing)).first())
 
 

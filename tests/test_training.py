@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from gee_fusion.deep.checkpoints import load_module, read_checkpoint
 from gee_fusion.deep.config import ExperimentConfig, load_experiment
-from gee_fusion.deep.training import train
+from gee_fusion.deep.train.checkpoints import load_module, read_checkpoint
+from gee_fusion.deep.train.training import train
 from gee_fusion.errors import CheckpointError, ConfigError, DataError
-from gee_fusion.metrics import ConfusionMatrix
+from gee_fusion.metrics.confusion import ConfusionMatrix
 from tests.deep_data import make_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -128,7 +128,7 @@ def test_loss_without_weighted_labels_is_zero_not_nan(trained: Any) -> None:
 
 
 def test_store_from_another_recipe_is_refused(tmp: Path) -> None:
-    from gee_fusion.patch_export import PatchExportConfig
+    from gee_fusion.export.patches import PatchExportConfig
 
     cfg = config(tmp, "recipe")
     cfg.patches = PatchExportConfig(year=2020)
@@ -164,7 +164,7 @@ def test_training_yamls_validate() -> None:
 
 @pytest.mark.slow
 def test_ddp_spawn_on_two_cpu_processes_counts_each_test_patch_once(tmp: Path) -> None:
-    from gee_fusion.patch_store import open_patch_store
+    from gee_fusion.export.patch_store import open_patch_store
 
     cfg = config(tmp, "ddp")
     cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.strategy = "cpu", 2, "ddp_spawn"
@@ -233,7 +233,7 @@ def test_resume_refuses_other_codes_and_training_settings(trained: Any, tmp: Pat
 
 
 def test_splits_too_small_or_unlabelled_are_refused(tmp: Path) -> None:
-    from gee_fusion.deep.training import check_world_size, datasets, ensure_store
+    from gee_fusion.deep.train.training import check_world_size, datasets, ensure_store
 
     cfg = config(tmp, "world")
     ds = datasets(cfg, ensure_store(cfg))

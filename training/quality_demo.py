@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gee_fusion.classes import NO_LABEL
 from gee_fusion.deep.config import ExperimentConfig, load_experiment
 from gee_fusion.deep.datasets import PatchDataset
-from gee_fusion.deep.training import datasets, ensure_store, train
-from gee_fusion.metrics import ConfusionMatrix
-from gee_fusion.patch_store import NO_LABEL
+from gee_fusion.deep.train.training import datasets, ensure_store, train
+from gee_fusion.metrics.confusion import ConfusionMatrix
 
 HERE = Path(__file__).parent
 DEFAULT = (

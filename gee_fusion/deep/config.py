@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gee_fusion.deep.models.spec import ModelSpec
 from gee_fusion.errors import ConfigError
-from gee_fusion.patch_export import PatchExportConfig
+from gee_fusion.export.patches import PatchExportConfig
 
 
 class DataSection(BaseModel):

@@ -4,7 +4,6 @@ class grouping, pad masks for missing months, deterministic augmentation and cla
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
@@ -12,73 +11,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from gee_fusion.classes import GROUPS_6, GROUPS_10, MULTISENGE_14, NAMES_6, NAMES_10, lookup_table
+from gee_fusion.classes import NO_LABEL, Scheme, class_table, prior_lut
 from gee_fusion.errors import DataError
-from gee_fusion.patch_store import NO_LABEL, BandStats, PatchStore
+from gee_fusion.export.patch_store import BandStats, PatchStore
 
-Scheme = Literal[14, 10, 6]
 Normalisation = Literal["zscore", "quantile"]
-WORLDCOVER_CODES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
-"""ESA WorldCover codes, in the order of their one-hot index when used as a prior map."""
-
-
-@dataclass(frozen=True)
-class ClassTable:
-    """The classes a model predicts: index i <-> code ``codes[i]`` named ``names[i]``."""
-
-    scheme: int
-    codes: tuple[int, ...]
-    names: tuple[str, ...]
-    colors: tuple[tuple[int, int, int], ...]
-
-    @property
-    def num_classes(self) -> int:
-        """K."""
-        return len(self.codes)
-
-    def index_lut(self) -> np.ndarray:
-        """uint8 table from MultiSenGE-14 codes to class indices 0..K-1 (255 = no label)."""
-        groups = {c.code: c.code for c in MULTISENGE_14} if self.scheme == 14 else _GROUPS[self.scheme]
-        grouped = lookup_table(groups)
-        lut = np.full(256, NO_LABEL, dtype=np.uint8)
-        for i, code in enumerate(self.codes):
-            lut[grouped == code] = i
-        lut[NO_LABEL] = NO_LABEL
-        return lut
-
-    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
-        """GDAL colour table of the written codes."""
-        return {code: (*color, 255) for code, color in zip(self.codes, self.colors, strict=True)}
-
-
-_GROUPS = {10: GROUPS_10, 6: GROUPS_6}
-
-
-def class_table(scheme: int) -> ClassTable:
-    """The class table of a grouping of MultiSenGE: 14, 10 or 6 classes."""
-    if scheme == 14:
-        return ClassTable(
-            14,
-            tuple(c.code for c in MULTISENGE_14),
-            tuple(c.name for c in MULTISENGE_14),
-            tuple(c.color for c in MULTISENGE_14),
-        )
-    if scheme not in _GROUPS:
-        raise DataError(f"Unknown class scheme {scheme}: use 14, 10 or 6.")
-    names = NAMES_10 if scheme == 10 else NAMES_6
-    colors: dict[int, tuple[int, int, int]] = {}
-    for c in MULTISENGE_14:  # a group takes the colour of its first member
-        colors.setdefault(_GROUPS[scheme][c.code], c.color)
-    codes = tuple(sorted(names))
-    return ClassTable(scheme, codes, tuple(names[k] for k in codes), tuple(colors[k] for k in codes))
-
-
-def prior_lut() -> np.ndarray:
-    """uint8 table from WorldCover codes to one-hot indices (255 = unknown)."""
-    lut = np.full(256, NO_LABEL, dtype=np.uint8)
-    for i, code in enumerate(WORLDCOVER_CODES):
-        lut[code] = i
-    return lut
 
 
 def mid_month_doy(times: Sequence[date]) -> np.ndarray:

@@ -9,7 +9,7 @@ from gee_fusion.local.catalog import (
     register_zarr_collection,
 )
 from gee_fusion.local.graph import evaluate
-from gee_fusion.local.registry import implemented
+from gee_fusion.local.index import implemented
 
 __all__ = [
     "CATALOG",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gee_fusion.errors import EngineError, GraphError
-from gee_fusion.local.registry import lookup
+from gee_fusion.local.index import lookup
 from gee_fusion.local.values import Function
 
 Env = dict[str, Any]

@@ -1,6 +1,6 @@
 """Pixel grids and projections of the local engine, and resampling of leaves into a grid.
 
-A :class:`Grid` is what Earth Engine calls a request grid: a CRS, an affine transform from
+A :class:`PixelGrid` is what Earth Engine calls a request grid: a CRS, an affine transform from
 pixel to CRS coordinates, and dimensions. Every pixel computation of the local engine is
 pulled in one grid; leaves (assets) are read and resampled into it with rasterio.
 """
@@ -18,6 +18,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 
 from gee_fusion.errors import GridError
+from gee_fusion.grid import PixelGrid
 
 MAX_GRID_SIDE = 32768
 """Earth Engine's computePixels limit on each side of a request grid."""
@@ -87,81 +88,36 @@ DEFAULT_PROJECTION = Projection("EPSG:4326", (1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
 """Earth Engine's default projection for computed images (WGS84, 1 degree)."""
 
 
-@dataclass(frozen=True)
-class Grid:
-    """A request grid: CRS, pixel-to-CRS affine transform and dimensions (width, height)."""
+def request_grid(grid: dict[str, object]) -> PixelGrid:
+    """The pixel grid of a computePixels request's ``grid`` object, within Earth Engine's limits.
 
-    crs: str
-    transform: tuple[float, float, float, float, float, float]
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        for side, value in (("width", self.width), ("height", self.height)):
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise GridError(f"Grid {side} must be a positive number of pixels, got {value!r}.")
-            if value > MAX_GRID_SIDE:
-                raise GridError(
-                    f"Grid {side} {value} px exceeds Earth Engine's limit of {MAX_GRID_SIDE} px "
-                    "a side: split the request into tiles."
-                )
-        a = Affine(*self.transform)
-        if a.a * a.e - a.b * a.d == 0:
-            raise GridError(f"Grid transform {self.transform} is singular (zero pixel size).")
-
-    @property
-    def affine(self) -> Affine:
-        """The transform as an :class:`affine.Affine`."""
-        return Affine(*self.transform)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """Array shape (height, width)."""
-        return (self.height, self.width)
-
-    @property
-    def projection(self) -> Projection:
-        """The grid's projection (CRS + transform)."""
-        return Projection(self.crs, self.transform)
-
-    def bounds(self) -> tuple[float, float, float, float]:
-        """(xmin, ymin, xmax, ymax) in the grid CRS."""
-        a = self.affine
-        xs, ys = [], []
-        for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
-            x, y = a @ (col, row)
-            xs.append(x)
-            ys.append(y)
-        return (min(xs), min(ys), max(xs), max(ys))
-
-    def padded(self, pad: int) -> Grid:
-        """The grid grown by ``pad`` pixels on every side (for neighbourhood operations)."""
-        if pad <= 0:
-            return self
-        a = self.affine @ Affine.translation(-pad, -pad)
-        return Grid(self.crs, six(a), self.width + 2 * pad, self.height + 2 * pad)
-
-    @classmethod
-    def from_ee(cls, grid: dict[str, object]) -> Grid:
-        """Build a grid from the ``grid`` object of a computePixels request."""
-        try:
-            dims = grid["dimensions"]
-            if not isinstance(dims, dict):
-                raise TypeError("dimensions is not an object")
-            width, height = int(dims["width"]), int(dims["height"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GridError("computePixels grid needs 'dimensions': {'width': W, 'height': H}.") from exc
-        raw = grid.get("affineTransform") or {}
-        if not isinstance(raw, dict):
+    Raises:
+        GridError: a malformed grid, or one over 32768 px a side (Earth Engine refuses those).
+    """
+    try:
+        dims = grid["dimensions"]
+        if not isinstance(dims, dict):
+            raise TypeError("dimensions is not an object")
+        width, height = int(dims["width"]), int(dims["height"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GridError("computePixels grid needs 'dimensions': {'width': W, 'height': H}.") from exc
+    for side, value in (("width", width), ("height", height)):
+        if value > MAX_GRID_SIDE:
             raise GridError(
-                "computePixels grid 'affineTransform' must be an object with scaleX, shearX, "
-                f"translateX, shearY, scaleY, translateY; got {type(raw).__name__}."
+                f"Grid {side} {value} px exceeds Earth Engine's limit of {MAX_GRID_SIDE} px "
+                "a side: split the request into tiles."
             )
-        transform = tuple(float(raw.get(f, 0.0)) for f in EE_TRANSFORM_FIELDS)
-        if transform[0] == 0.0 and transform[4] == 0.0:
-            transform = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-        crs = str(grid.get("crsCode") or grid.get("crsWkt") or "EPSG:4326")
-        return cls(crs, transform, width, height)  # type: ignore[arg-type]
+    raw = grid.get("affineTransform") or {}
+    if not isinstance(raw, dict):
+        raise GridError(
+            "computePixels grid 'affineTransform' must be an object with scaleX, shearX, "
+            f"translateX, shearY, scaleY, translateY; got {type(raw).__name__}."
+        )
+    t = [float(raw.get(f, 0.0)) for f in EE_TRANSFORM_FIELDS]
+    if t[0] == 0.0 and t[4] == 0.0:
+        t = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    crs = str(grid.get("crsCode") or grid.get("crsWkt") or "EPSG:4326")
+    return PixelGrid(crs, (t[0], t[1], t[2], t[3], t[4], t[5]), width, height)
 
 
 def six(a: Affine) -> tuple[float, float, float, float, float, float]:
@@ -169,13 +125,13 @@ def six(a: Affine) -> tuple[float, float, float, float, float, float]:
     return (a.a, a.b, a.c, a.d, a.e, a.f)
 
 
-def integer_offset(src: Grid | tuple[str, Affine], dst: Grid) -> tuple[int, int] | None:
+def integer_offset(src: PixelGrid | tuple[str, Affine], dst: PixelGrid) -> tuple[int, int] | None:
     """Pixel offset (col, row) of ``dst``'s origin in ``src`` if both grids align exactly.
 
     Returns None when the grids differ in CRS, pixel size, rotation or sub-pixel phase, in
     which case the data must be resampled.
     """
-    src_crs, src_aff = (src.crs, src.affine) if isinstance(src, Grid) else src
+    src_crs, src_aff = (src.crs, src.affine) if isinstance(src, PixelGrid) else src
     d = dst.affine
     if not same_crs(src_crs, dst.crs):
         return None
@@ -208,7 +164,7 @@ def slice_padded(
     return out, out_mask
 
 
-def _reproject(src: np.ndarray, src_crs: str, src_transform: Affine, dst: Grid, how: Resampling,
+def _reproject(src: np.ndarray, src_crs: str, src_transform: Affine, dst: PixelGrid, how: Resampling,
                dtype: np.dtype, dst_nodata: float | None = None) -> np.ndarray:  # fmt: skip
     out = np.zeros(dst.shape, dtype=dtype)
     reproject(
@@ -225,7 +181,7 @@ def _reproject(src: np.ndarray, src_crs: str, src_transform: Affine, dst: Grid, 
     return out
 
 
-def nearest_indices(src_transform: Affine, dst: Grid) -> tuple[np.ndarray, np.ndarray] | None:
+def nearest_indices(src_transform: Affine, dst: PixelGrid) -> tuple[np.ndarray, np.ndarray] | None:
     """Source (rows, cols) containing each destination pixel centre, as Earth Engine samples
     nearest neighbours; None when either grid is rotated or sheared (same CRS assumed)."""
     s, d = src_transform, dst.affine
@@ -256,7 +212,7 @@ def gather(
 
 
 def sample_nearest(
-    array: np.ndarray, mask: np.ndarray, src_transform: Affine, dst: Grid
+    array: np.ndarray, mask: np.ndarray, src_transform: Affine, dst: PixelGrid
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Nearest-neighbour sampling by index arithmetic (same CRS, both grids axis-aligned).
 
@@ -275,7 +231,7 @@ def warp(
     mask: np.ndarray,
     src_crs: str,
     src_transform: Affine,
-    dst: Grid,
+    dst: PixelGrid,
     *,
     resampling: str = "nearest",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -323,7 +279,12 @@ def warp(
 
 
 def grid_window_in(
-    src_crs: str, src_transform: Affine, src_shape: tuple[int, int], dst: Grid, *, margin: int | None = None
+    src_crs: str,
+    src_transform: Affine,
+    src_shape: tuple[int, int],
+    dst: PixelGrid,
+    *,
+    margin: int | None = None,
 ) -> tuple[int, int, int, int] | None:
     """The window (col, row, width, height) of a source raster that covers ``dst``.
 

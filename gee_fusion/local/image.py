@@ -2,7 +2,7 @@
 
 An :class:`Image` holds metadata only (band names, pixel types, native projections,
 properties). Its pixels are computed on demand by each band's :class:`PixelNode` in a
-request :class:`~gee_fusion.local.grid.Grid`; results are memoised per request by the
+request :class:`~gee_fusion.local.grid.PixelGrid`; results are memoised per request by the
 :class:`PixelContext`, so a sub-expression shared by several bands is computed once.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from gee_fusion.local.grid import DEFAULT_PROJECTION, Grid, Projection
+from gee_fusion.grid import PixelGrid
+from gee_fusion.local.grid import DEFAULT_PROJECTION, Projection
 
 Pixels = tuple[np.ndarray, np.ndarray]
 """(values, mask): two (height, width) arrays; mask is boolean, True where valid."""
@@ -31,13 +32,13 @@ class PixelContext:
     """
 
     def __init__(self, roots: list[PixelNode] | None = None) -> None:
-        self._memo: dict[tuple[int, Grid], Any] = {}
-        self._uses: dict[tuple[int, Grid], int] = {}
+        self._memo: dict[tuple[int, PixelGrid], Any] = {}
+        self._uses: dict[tuple[int, PixelGrid], int] = {}
         self._keep: dict[int, object] = {}
         self._counts: dict[int, int] | None = consumer_counts(roots) if roots is not None else None
         self._lock = threading.Lock()
 
-    def pixels(self, node: PixelNode, grid: Grid) -> Pixels:
+    def pixels(self, node: PixelNode, grid: PixelGrid) -> Pixels:
         """Compute (or recall) the pixels of ``node`` in ``grid``."""
         key = (id(node), grid)
         with self._lock:
@@ -61,7 +62,7 @@ class PixelContext:
 class PixelNode:
     """A lazily computed band. Subclasses implement :meth:`compute`."""
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         """Return (values, mask) of this band in ``grid``."""
         raise NotImplementedError
 
@@ -95,7 +96,7 @@ class ConstantNode(PixelNode):
         self.value = value
         self.dtype = dtype
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         values = np.broadcast_to(np.asarray(self.value, dtype=self.dtype), grid.shape)
         return values, np.broadcast_to(np.True_, grid.shape)
 
@@ -107,7 +108,7 @@ class FuncNode(PixelNode):
         self.fn = fn
         self.inputs = tuple(inputs)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         return self.fn(*(ctx.pixels(node, grid) for node in self.inputs))
 
     def children(self) -> tuple[PixelNode, ...]:
@@ -117,10 +118,10 @@ class FuncNode(PixelNode):
 class GridFuncNode(PixelNode):
     """A band computed by ``fn(ctx, grid)``; for nodes that need the grid itself."""
 
-    def __init__(self, fn: Callable[[PixelContext, Grid], Pixels]) -> None:
+    def __init__(self, fn: Callable[[PixelContext, PixelGrid], Pixels]) -> None:
         self.fn = fn
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         return self.fn(ctx, grid)
 
 
@@ -184,13 +185,13 @@ class Image:
         """Projection of the first band (Earth Engine's ``Image.projection()``)."""
         return self.bands[0].projection if self.bands else DEFAULT_PROJECTION
 
-    def native_grid(self) -> Grid | None:
+    def native_grid(self) -> PixelGrid | None:
         """The grid of the first band if it has dimensions (a loaded asset)."""
         if not self.bands or self.bands[0].dimensions is None:
             return None
         band = self.bands[0]
         w, h = band.dimensions  # type: ignore[misc]
-        return Grid(band.projection.crs, band.projection.transform, w, h)
+        return PixelGrid(band.projection.crs, band.projection.transform, w, h)
 
     def get(self, name: str) -> Any:
         """A property, including the virtual ``system:id`` and ``system:version``."""

@@ -1,5 +1,9 @@
 """The registry of local-engine algorithm implementations, keyed by Earth Engine function name.
 
+Algorithm modules register their functions here with :func:`algorithm`; the explicit index of
+those modules, and the look-up the evaluator uses, is :mod:`gee_fusion.local.index` (so no
+module here imports an algorithm module, and nothing imports in a circle).
+
 Each implementation is a small typed function whose parameter names are the argument names
 of the Earth Engine algorithm (as listed in earthengine-api's algorithm table). Optional
 arguments carry Python defaults; an explicit ``null`` from the graph means "the default".
@@ -10,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from gee_fusion.errors import AlgorithmNotImplementedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,33 +45,3 @@ def algorithm(*names: str, lazy: tuple[str, ...] = ()) -> Callable[[F], F]:
         return fn
 
     return register
-
-
-def lookup(name: str) -> Algorithm:
-    """The implementation of ``name``, or an error naming the missing algorithm."""
-    _ensure_loaded()
-    try:
-        return ALGORITHMS[name]
-    except KeyError:
-        raise AlgorithmNotImplementedError(
-            f"The local engine does not implement the Earth Engine algorithm '{name}' yet. "
-            "Run this recipe on real Earth Engine (gee_fusion.connect(engine='earthengine')) "
-            "or add an implementation in gee_fusion/local/algorithms/."
-        ) from None
-
-
-_loaded = False
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        import gee_fusion.local.algorithms  # noqa: F401  (registers every implementation)
-
-        _loaded = True
-
-
-def implemented() -> list[str]:
-    """Sorted names of every implemented algorithm."""
-    _ensure_loaded()
-    return sorted(ALGORITHMS)

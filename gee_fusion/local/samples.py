@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
+from gee_fusion import ids
 from gee_fusion.errors import EngineError
 from gee_fusion.local.catalog import (
     CATALOG,
@@ -40,12 +41,6 @@ from gee_fusion.local.catalog import (
 )
 from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import GeoTiffSource, ImageSource, WindowT
-
-SLOVENIA_NDVI = "local/slovenia/S2_NDVI"
-SLOVENIA_LULC = "local/slovenia/LULC"
-BIGEARTHNET_S1 = "local/bigearthnet/S1"
-BIGEARTHNET_S2 = "local/bigearthnet/S2"
-BERLIN_S2_L1C = "local/berlin/S2_L1C"
 
 S2_L2A_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12")
 """Band names of an Earth Engine Sentinel-2 L2A image (``COPERNICUS/S2_SR``), in its order."""
@@ -99,7 +94,7 @@ def register_slovenia(root: Path, *, catalog: Catalog = CATALOG) -> bool:
 
     is_data = band(patch / "mask" / "IS_DATA.npy").astype(bool)
     register_numpy_collection(
-        SLOVENIA_NDVI,
+        ids.SLOVENIA_NDVI,
         {
             "NDVI": band(patch / "data" / "NDVI.npy"),
             "CLP": band(patch / "data" / "CLP.npy"),
@@ -116,7 +111,7 @@ def register_slovenia(root: Path, *, catalog: Catalog = CATALOG) -> bool:
     lulc = np.load(patch / "mask_timeless" / "LULC.npy")[..., 0]
     dem = np.load(patch / "data_timeless" / "DEM.npy")[..., 0]
     register_numpy_image(
-        SLOVENIA_LULC,
+        ids.SLOVENIA_LULC,
         {"LULC": lulc, "DEM": dem},
         masks={"LULC": lulc > 0},
         crs=crs,
@@ -270,7 +265,7 @@ def register_bigearthnet_s1(root: Path, *, catalog: Catalog = CATALOG) -> bool:
             {"description": "BigEarthNet-MM Sentinel-1 GRD patches (dB) via kai-tub/bigearthnet_encoder"},
         )
 
-    catalog.register(BIGEARTHNET_S1, load)
+    catalog.register(ids.BIGEARTHNET_S1, load)
     return True
 
 
@@ -292,7 +287,7 @@ def register_bigearthnet_s2(root: Path, *, catalog: Catalog = CATALOG) -> bool:
             {"description": "BigEarthNet-MM Sentinel-2 L2A patches via kai-tub/bigearthnet_encoder"},
         )
 
-    catalog.register(BIGEARTHNET_S2, load)
+    catalog.register(ids.BIGEARTHNET_S2, load)
     return True
 
 
@@ -316,7 +311,7 @@ def register_berlin(root: Path, *, catalog: Catalog = CATALOG) -> bool:
             {"description": "eo-box Sentinel-2 L1C sample scene west of Berlin (MIT)"},
         )
 
-    catalog.register(BERLIN_S2_L1C, load)
+    catalog.register(ids.BERLIN_S2_L1C, load)
     return True
 
 
@@ -327,11 +322,11 @@ def register_real_samples(*, catalog: Catalog = CATALOG) -> list[str]:
         return []
     out = []
     if register_slovenia(root, catalog=catalog):
-        out += [SLOVENIA_NDVI, SLOVENIA_LULC]
+        out += [ids.SLOVENIA_NDVI, ids.SLOVENIA_LULC]
     if register_bigearthnet_s1(root, catalog=catalog):
-        out.append(BIGEARTHNET_S1)
+        out.append(ids.BIGEARTHNET_S1)
     if register_bigearthnet_s2(root, catalog=catalog):
-        out.append(BIGEARTHNET_S2)
+        out.append(ids.BIGEARTHNET_S2)
     if register_berlin(root, catalog=catalog):
-        out.append(BERLIN_S2_L1C)
+        out.append(ids.BERLIN_S2_L1C)
     return out

@@ -15,8 +15,9 @@ import ee
 import numpy as np
 
 from gee_fusion.errors import EngineError, GridError, NotSupportedError
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.graph import evaluate
-from gee_fusion.local.grid import Grid
+from gee_fusion.local.grid import request_grid
 from gee_fusion.local.image import Image, PixelContext
 
 MAX_BANDS = 1024
@@ -68,7 +69,7 @@ def _as_image(value: Any) -> Image:
     return value
 
 
-def render(image: Image, grid: Grid, *, band_ids: list[str] | None = None) -> np.ndarray:
+def render(image: Image, grid: PixelGrid, *, band_ids: list[str] | None = None) -> np.ndarray:
     """Compute an image's bands in ``grid`` as a structured (h, w) array, one field per band.
 
     Masked pixels are 0, as in Earth Engine's NUMPY_NDARRAY responses (use ``unmask`` to
@@ -126,7 +127,7 @@ def _compute_pixels(params: dict[str, Any]) -> Any:
             raise EngineError(f"computePixels: bandIds {missing} not in the image {list(by_name)}.")
         image = image.with_bands([by_name[b] for b in band_ids])
     if "grid" in params and params["grid"] is not None:
-        grid = Grid.from_ee(params["grid"])
+        grid = request_grid(params["grid"])
     else:
         native = image.native_grid()
         if native is None:

@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from gee_fusion.errors import EngineError
 from gee_fusion.local.grid import (
-    Grid,
+    PixelGrid,
     Projection,
     crs_of,
     gather,
@@ -98,7 +98,7 @@ class LeafNode(PixelNode):
         """The same leaf, resampled with ``mode`` when the request grid differs."""
         return LeafNode(self.source, self.band, mode)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         src = self.source
         transform, (h, w) = src.band_grid(self.band)
         off = integer_offset((src.crs, transform), grid)
@@ -126,7 +126,7 @@ class LeafNode(PixelNode):
         win_transform = transform @ Affine.translation(win[0], win[1])
         return warp(vals, mask, src.crs, win_transform, grid, resampling=self.resampling)
 
-    def _nearest_window(self, transform: Affine, shape: tuple[int, int], grid: Grid) -> Pixels | None:
+    def _nearest_window(self, transform: Affine, shape: tuple[int, int], grid: PixelGrid) -> Pixels | None:
         """Nearest sampling reading only the source pixels that are sampled (same CRS)."""
         idx = nearest_indices(transform, grid)
         if idx is None:
@@ -146,7 +146,7 @@ class LeafNode(PixelNode):
         return gather(vals, mask, rows, cols, shape=shape, origin=(r0, c0))
 
 
-def _empty(grid: Grid, dtype: np.dtype) -> Pixels:
+def _empty(grid: PixelGrid, dtype: np.dtype) -> Pixels:
     return np.zeros(grid.shape, dtype=dtype), np.zeros(grid.shape, dtype=bool)
 
 

@@ -1,25 +1,5 @@
-"""Local-engine algorithm implementations; importing this package registers all of them."""
+"""Local-engine algorithm implementations, one module per Earth Engine type or family.
 
-from gee_fusion.local.algorithms import (  # noqa: F401
-    aggregates,
-    collections,
-    dates,
-    dictionaries,
-    distance,
-    elements,
-    expression,
-    filters,
-    geometry,
-    image_bands,
-    image_mask,
-    image_math,
-    image_reduce,
-    image_region,
-    joins,
-    kernels,
-    lists,
-    neighborhood,
-    numbers_strings,
-    reducers,
-    terrain,
-)
+Importing this package registers nothing: :mod:`gee_fusion.local.index` imports every module
+(the explicit index), and each module registers its functions in :mod:`gee_fusion.local.registry`.
+"""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
+from dateutil import parser as dtparser
 
 from gee_fusion.errors import EngineError
 from gee_fusion.local.image import Band, ConstantNode, Image
@@ -92,8 +95,6 @@ def to_millis(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        from gee_fusion.local.algorithms.dates import parse_date
-
         return parse_date(value).millis
     raise EngineError(f"Expected a date, got {type(value).__name__}.")
 
@@ -103,3 +104,27 @@ def comparable(value: Any) -> Any:
     if isinstance(value, Date):
         return value.millis
     return value
+
+
+def time_zone(timeZone: str | None) -> Any:
+    """A tzinfo for an Earth Engine time-zone argument (None, 'UTC' and 'Z' mean UTC)."""
+    return UTC if timeZone in (None, "UTC", "Z") else ZoneInfo(timeZone)
+
+
+def from_datetime(value: datetime) -> Date:
+    """An Earth Engine Date (whole milliseconds) from an aware datetime."""
+    return Date(round(value.timestamp() * 1000.0))
+
+
+def parse_date(value: str, timeZone: str | None = None) -> Date:
+    """Parse an ISO-like date string (naive times are in ``timeZone``, default UTC)."""
+    try:
+        parsed = dtparser.isoparse(value)
+    except ValueError:
+        try:
+            parsed = dtparser.parse(value)
+        except (ValueError, OverflowError) as exc:
+            raise EngineError(f"Date: cannot parse {value!r} as a date.") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=time_zone(timeZone))
+    return from_datetime(parsed)

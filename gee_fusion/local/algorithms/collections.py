@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from gee_fusion.errors import EngineError
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms.reducers import Reducer, reducer_median
 from gee_fusion.local.catalog import CATALOG
-from gee_fusion.local.grid import Grid
 from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Filter, Function, ImageCollection
@@ -258,7 +258,7 @@ class StackReduceNode(PixelNode):
         self.shared = shared
         self.index = index
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         return ctx.pixels(self.shared, grid)[self.index]  # type: ignore[return-value]
 
     def children(self) -> tuple[PixelNode, ...]:
@@ -276,7 +276,7 @@ class SharedStack(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return tuple(self.nodes)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Any:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Any:
         values = np.empty((len(self.nodes), *grid.shape), dtype=self.dtype)
         valid = np.empty((len(self.nodes), *grid.shape), dtype=bool)
         for i, node in enumerate(self.nodes):
@@ -359,7 +359,7 @@ class _QualityNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (*self.quality, *self.quality, *self.values, *self.values)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         q = np.stack(
             [np.where(ctx.pixels(n, grid)[1], ctx.pixels(n, grid)[0], -np.inf) for n in self.quality]
         )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from dateutil import parser as dtparser
 from dateutil.relativedelta import relativedelta
 
 from gee_fusion.errors import EngineError
-from gee_fusion.local.algorithms._common import to_millis
+from gee_fusion.local.algorithms._common import from_datetime, parse_date, time_zone, to_millis
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Date, DateRange
 
@@ -21,16 +19,8 @@ _AVERAGE_MS = {**_FIXED_MS, "year": 365.2425 * 86400000.0, "month": 365.2425 * 8
 """Average unit lengths of the Gregorian calendar (Joda-Time's), for difference and unitRatio."""
 
 
-def _tz(timeZone: str | None) -> Any:
-    return UTC if timeZone in (None, "UTC", "Z") else ZoneInfo(timeZone)
-
-
 def _dt(date: Any, timeZone: str | None = None) -> datetime:
-    return datetime.fromtimestamp(to_millis(date) / 1000.0, tz=UTC).astimezone(_tz(timeZone))
-
-
-def _from_dt(value: datetime) -> Date:
-    return Date(round(value.timestamp() * 1000.0))
+    return datetime.fromtimestamp(to_millis(date) / 1000.0, tz=UTC).astimezone(time_zone(timeZone))
 
 
 def _unit(unit: str) -> str:
@@ -38,20 +28,6 @@ def _unit(unit: str) -> str:
     if u not in _UNITS:
         raise EngineError(f"Unknown date unit {unit!r}: use one of {list(_UNITS)}.")
     return u
-
-
-def parse_date(value: str, timeZone: str | None = None) -> Date:
-    """Parse an ISO-like date string (naive times are in ``timeZone``, default UTC)."""
-    try:
-        parsed = dtparser.isoparse(value)
-    except ValueError:
-        try:
-            parsed = dtparser.parse(value)
-        except (ValueError, OverflowError) as exc:
-            raise EngineError(f"Date: cannot parse {value!r} as a date.") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=_tz(timeZone))
-    return _from_dt(parsed)
 
 
 @algorithm("Date")
@@ -73,7 +49,7 @@ def date_millis(date: Date) -> int:
 @algorithm("Date.fromYMD")
 def date_from_ymd(year: int, month: int, day: int, timeZone: str | None = None) -> Date:
     """A date from year, month and day."""
-    return _from_dt(datetime(int(year), int(month), int(day), tzinfo=_tz(timeZone)))
+    return from_datetime(datetime(int(year), int(month), int(day), tzinfo=time_zone(timeZone)))
 
 
 def advance(date: Any, delta: float, unit: str, timeZone: str | None = None) -> Date:
@@ -86,7 +62,7 @@ def advance(date: Any, delta: float, unit: str, timeZone: str | None = None) -> 
     if whole is None:
         raise EngineError(f"Date.advance: fractional {u}s ({delta}) are not supported locally.")
     shifted = base + (relativedelta(years=whole) if u == "year" else relativedelta(months=whole))
-    return _from_dt(shifted)
+    return from_datetime(shifted)
 
 
 algorithm("Date.advance")(advance)
@@ -130,8 +106,8 @@ def date_get_range(date: Date, unit: str, timeZone: str | None = None) -> DateRa
     """The calendar unit (e.g. month) that contains the date, as [start, end)."""
     u = _unit(unit)
     start = _unit_start(_dt(date, timeZone), u)
-    end = advance(_from_dt(start), 1, u, timeZone)
-    return DateRange(_from_dt(start).millis, end.millis)
+    end = advance(from_datetime(start), 1, u, timeZone)
+    return DateRange(from_datetime(start).millis, end.millis)
 
 
 @algorithm("Date.getFraction")
@@ -167,7 +143,7 @@ def date_update(date: Date, year: int | None = None, month: int | None = None, d
     )  # fmt: skip
     if second is not None:
         d = d.replace(second=int(second), microsecond=int((float(second) % 1) * 1e6))
-    return _from_dt(d)
+    return from_datetime(d)
 
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -290,8 +266,8 @@ def date_parse(format: str, date: str, timeZone: str | None = None) -> Date:
     except ValueError as exc:
         raise EngineError(f"Date.parse: {date!r} does not match {format!r}.") from exc
     if parsed.tzinfo is not None:
-        return _from_dt(parsed)
-    return _from_dt(parsed.replace(tzinfo=_tz(timeZone)))
+        return from_datetime(parsed)
+    return from_datetime(parsed.replace(tzinfo=time_zone(timeZone)))
 
 
 @algorithm("Date.unitRatio")

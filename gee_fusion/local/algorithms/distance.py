@@ -1,7 +1,7 @@
 """Distance transforms: Image.fastDistanceTransform and Image.directionalDistanceTransform.
 
 Both read their input in the request grid grown by the search radius
-(:meth:`Grid.padded`), so a tile sees every source pixel that can reach it and tiled
+(:meth:`PixelGrid.padded`), so a tile sees every source pixel that can reach it and tiled
 requests give the same pixels as one request.
 """
 
@@ -14,14 +14,14 @@ import numpy as np
 from scipy import ndimage
 
 from gee_fusion.errors import EngineError
-from gee_fusion.local.grid import Grid
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 
 METRICS = ("squared_euclidean", "manhattan", "chebyshev")
 
 
-def _crop(array: np.ndarray, pad: int, grid: Grid) -> np.ndarray:
+def _crop(array: np.ndarray, pad: int, grid: PixelGrid) -> np.ndarray:
     return array[pad : pad + grid.height, pad : pad + grid.width]
 
 
@@ -36,7 +36,7 @@ class FastDistanceNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.node,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         pad = self.neighborhood
         values, mask = ctx.pixels(self.node, grid.padded(pad))
         feature = np.asarray(mask, dtype=bool) & (np.asarray(values) != 0)
@@ -82,7 +82,7 @@ def image_fast_distance_transform(image: Image, neighborhood: int = 256, units: 
 # -- directional distance ----------------------------------------------------------------------
 
 
-def ray_offsets(grid: Grid, angle: float, max_distance: float) -> list[tuple[int, int, float]]:
+def ray_offsets(grid: PixelGrid, angle: float, max_distance: float) -> list[tuple[int, int, float]]:
     """The (column, row) offsets visited when searching from a pixel, and their distances.
 
     ``angle`` is in degrees counter-clockwise from the +x (east) axis of the grid's CRS, so
@@ -117,7 +117,7 @@ class _DirectionalNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.source, *(b.node for b in self.carried))
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Any:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Any:
         """A list of (values, mask), one per output band (memoised as one entry)."""
         offsets = ray_offsets(grid, self.angle, self.max_distance)
         pad = max(max(abs(c), abs(r)) for c, r, _ in offsets)
@@ -153,7 +153,7 @@ class _Output(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.shared,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         return ctx.pixels(self.shared, grid)[self.index]  # type: ignore[return-value]
 
 

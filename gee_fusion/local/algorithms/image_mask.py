@@ -11,8 +11,9 @@ from affine import Affine
 from rasterio.features import geometry_mask
 
 from gee_fusion.errors import EngineError
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms._common import as_image, promote
-from gee_fusion.local.grid import Grid, Projection, crs_of, integer_offset, same_crs, six, warp
+from gee_fusion.local.grid import Projection, crs_of, integer_offset, same_crs, six, warp
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Geometry
@@ -106,14 +107,14 @@ def _footprint_node(band: Band) -> PixelNode | None:
     w, h = band.dimensions
     proj = band.projection
 
-    def fn(ctx: PixelContext, grid: Grid) -> Pixels:
+    def fn(ctx: PixelContext, grid: PixelGrid) -> Pixels:
         inside = inside_native(proj, (w, h), grid)
         return np.zeros(grid.shape, dtype=np.uint8), inside
 
     return GridFuncNode(fn)
 
 
-def inside_native(proj: Projection, dims: tuple[int, int], grid: Grid) -> np.ndarray:
+def inside_native(proj: Projection, dims: tuple[int, int], grid: PixelGrid) -> np.ndarray:
     """True where a request-grid pixel centre falls inside a native raster of ``dims``."""
     w, h = dims
     g = grid.affine
@@ -175,7 +176,7 @@ def geometry_of(value: Any) -> Geometry:
     raise EngineError(f"Expected a geometry, got {type(value).__name__}.")
 
 
-def inside_mask(geom: Geometry, grid: Grid) -> np.ndarray:
+def inside_mask(geom: Geometry, grid: PixelGrid) -> np.ndarray:
     """True where the pixel centre lies inside ``geom``, in ``grid``."""
     shape = geom.to_crs(grid.crs)
     if shape.is_empty:
@@ -275,7 +276,7 @@ class ReprojectNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.node,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         proj = self.projection
         if integer_offset((proj.crs, proj.affine), grid) is not None:
             return ctx.pixels(self.node, grid)
@@ -289,6 +290,6 @@ class ReprojectNode(PixelNode):
         c0, r0 = int(np.floor(min(cols))) - 1, int(np.floor(min(rows))) - 1
         c1, r1 = int(np.ceil(max(cols))) + 1, int(np.ceil(max(rows))) + 1
         inner_aff = proj.affine @ Affine.translation(c0, r0)
-        inner = Grid(proj.crs, six(inner_aff), max(c1 - c0, 1), max(r1 - r0, 1))
+        inner = PixelGrid(proj.crs, six(inner_aff), max(c1 - c0, 1), max(r1 - r0, 1))
         vals, mask = ctx.pixels(self.node, inner)
         return warp(np.asarray(vals), np.asarray(mask), proj.crs, inner_aff, grid)

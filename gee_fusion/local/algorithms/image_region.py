@@ -8,17 +8,18 @@ import numpy as np
 from affine import Affine
 
 from gee_fusion.errors import EngineError
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms.geometry import geometry_of_any
 from gee_fusion.local.algorithms.image_mask import inside_mask
 from gee_fusion.local.algorithms.reducers import Reducer
-from gee_fusion.local.grid import Grid, Projection, parse_transform
+from gee_fusion.local.grid import Projection, parse_transform
 from gee_fusion.local.image import Image, PixelContext
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Geometry
 
 
 def region_grid(image: Image, geometry: Geometry, *, scale: float | None, crs: Any,
-                crsTransform: list[float] | None) -> Grid:  # fmt: skip
+                crsTransform: list[float] | None) -> PixelGrid:  # fmt: skip
     """The grid a region reduction runs in: the asked (or default) projection over the bounds."""
     base = image.default_projection
     if crs is not None:
@@ -37,7 +38,7 @@ def region_grid(image: Image, geometry: Geometry, *, scale: float | None, crs: A
     c0, r0 = int(np.floor(min(cols))), int(np.floor(min(rows)))
     c1, r1 = int(np.ceil(max(cols))), int(np.ceil(max(rows)))
     aff = proj.affine @ Affine.translation(c0, r0)
-    return Grid(proj.crs, tuple(aff)[:6], max(c1 - c0, 1), max(r1 - r0, 1))
+    return PixelGrid(proj.crs, tuple(aff)[:6], max(c1 - c0, 1), max(r1 - r0, 1))
 
 
 @algorithm("Image.reduceRegion")

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from gee_fusion.errors import EngineError
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms._common import comparable
 from gee_fusion.local.algorithms.image_mask import inside_native
-from gee_fusion.local.grid import Grid
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Filter, ImageCollection
@@ -249,7 +249,7 @@ _NOTHING = GridFuncNode(lambda ctx, grid: (np.zeros(grid.shape, np.float32), np.
 def _masked_band(like: Band) -> Band:
     dtype = like.dtype
 
-    def fn(ctx: PixelContext, grid: Grid) -> Pixels:
+    def fn(ctx: PixelContext, grid: PixelGrid) -> Pixels:
         return np.zeros(grid.shape, dtype=dtype), np.zeros(grid.shape, dtype=bool)
 
     return Band(like.name, dtype, GridFuncNode(fn), like.projection, like.dimensions, like.value_range)

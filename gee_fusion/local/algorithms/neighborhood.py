@@ -2,7 +2,7 @@
 neighborhoodToBands.
 
 Every operator is pulled like the rest of the engine: to compute a request grid it asks its
-input for the grid grown by the kernel's reach (``Grid.padded``), then reads shifted windows
+input for the grid grown by the kernel's reach (``PixelGrid.padded``), then reads shifted windows
 of that padded array, so a tile gives the same pixels as the same part of a bigger request.
 Pixels outside the input's footprint come back masked from the leaves and are skipped like any
 other masked pixel.
@@ -45,10 +45,11 @@ import numpy as np
 from scipy import ndimage
 
 from gee_fusion.errors import EngineError
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms._common import as_image, float_of
 from gee_fusion.local.algorithms.kernels import Kernel, KernelWeights, focal_kernel
 from gee_fusion.local.algorithms.reducers import Reducer, reducer_median
-from gee_fusion.local.grid import Grid
+from gee_fusion.local.grid import Projection
 from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 
@@ -149,8 +150,8 @@ class NeighborhoodNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.node,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Any:
-        scale = grid.projection.nominal_scale if self.kernel.units == "meters" else None
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Any:
+        scale = Projection(grid.crs, grid.transform).nominal_scale if self.kernel.units == "meters" else None
         kw = self.kernel.resolve(scale)
         values, valid = ctx.pixels(self.node, grid.padded(kw.pad))
         return self.fn(Window(np.asarray(values), np.asarray(valid), kw, grid.shape))
@@ -166,7 +167,7 @@ class PickNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.shared,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         outs: Any = ctx.pixels(self.shared, grid)
         return outs[self.index]
 
@@ -180,7 +181,7 @@ class ShiftNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.node,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         values, valid = ctx.pixels(self.node, grid.padded(self.pad))
         p, h, w = self.pad, grid.height, grid.width
         rows, cols = slice(p + self.dy, p + self.dy + h), slice(p + self.dx, p + self.dx + w)

@@ -2,7 +2,7 @@
 
 As Earth Engine documents, the local gradient comes from the 4-connected neighbours of each
 pixel (central differences), so a pixel with a masked neighbour is masked. It is computed in
-the request grid, read one pixel wider (:meth:`Grid.padded`) so tiles agree, with the pixel
+the request grid, read one pixel wider (:meth:`PixelGrid.padded`) so tiles agree, with the pixel
 size of that grid in metres (degrees are converted with 111 319.49 m per degree, times the
 cosine of the latitude for longitude). Elevations are in metres.
 """
@@ -15,14 +15,17 @@ from typing import Any
 import numpy as np
 
 from gee_fusion.errors import EngineError
-from gee_fusion.local.grid import Grid, crs_of
+from gee_fusion.grid import PixelGrid
+from gee_fusion.local.grid import crs_of
 from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 
 METRES_PER_DEGREE = 111319.49079327357
 
 
-def crs_gradient(z: np.ndarray, valid: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def crs_gradient(
+    z: np.ndarray, valid: np.ndarray, grid: PixelGrid
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dz/dx east, dz/dy north, valid) in metres per metre for the inner pixels of a padded array.
 
     ``z`` and ``valid`` cover ``grid`` grown by one pixel on every side.
@@ -82,7 +85,7 @@ class _TerrainNode(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.node,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Any:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Any:
         z, valid = ctx.pixels(self.node, grid.padded(1))
         gx, gy, ok = crs_gradient(np.asarray(z), np.asarray(valid, dtype=bool), grid)
         slope, aspect = slope_aspect(gx, gy)
@@ -97,7 +100,7 @@ class _SlopeAspect(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.shared,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         values, ok = ctx.pixels(self.shared, grid)[self.index]
         return np.where(ok, values, 0.0).astype(np.float32), ok
 
@@ -111,7 +114,7 @@ class _Hillshade(PixelNode):
     def children(self) -> tuple[PixelNode, ...]:
         return (self.shared,)
 
-    def compute(self, ctx: PixelContext, grid: Grid) -> Pixels:
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         parts: Any = ctx.pixels(self.shared, grid)
         (slope, ok), (aspect, _) = parts
         shade = hillshade_of(np.where(ok, slope, 0.0), np.where(ok, aspect, 0.0), self.azimuth,

@@ -6,24 +6,24 @@ import functools
 
 import numpy as np
 
+from gee_fusion import ids
 from gee_fusion.local.catalog import CATALOG, Catalog, CollectionEntry, Loader
 from gee_fusion.local.world import relief, schedule, sentinel1, sentinel2
 from gee_fusion.local.world.config import DEFAULT_WORLD, WorldConfig
 from gee_fusion.local.world.products import LabelsSource, WorldCoverSource
 
-S2_SR = "COPERNICUS/S2_SR_HARMONIZED"
-CS_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
-S2_CLOUD_PROB = "COPERNICUS/S2_CLOUD_PROBABILITY"
-S1_GRD = "COPERNICUS/S1_GRD"
-S1_GRD_FLOAT = "COPERNICUS/S1_GRD_FLOAT"
-WORLDCOVER = "ESA/WorldCover/v200"
-LABELS = "local/demo/LABELS"
-S2_TRUTH = "local/demo/S2_TRUTH"
-"""Atmospheric truth per S2 acquisition (``cloud``, ``shadow``, ``cirrus`` opacities)."""
-SRTM = "USGS/SRTMGL1_003"
-"""The DEM (an image, band ``elevation``, int16 metres, EPSG:4326 at 1 arc-second)."""
-
-WORLD_IDS = (S2_SR, CS_PLUS, S2_CLOUD_PROB, S1_GRD, S1_GRD_FLOAT, WORLDCOVER, LABELS, S2_TRUTH, SRTM)
+WORLD_IDS = (
+    ids.S2_SR_HARMONIZED,
+    ids.CLOUD_SCORE_PLUS,
+    ids.S2_CLOUD_PROBABILITY,
+    ids.S1_GRD,
+    ids.S1_GRD_FLOAT,
+    ids.WORLDCOVER,
+    ids.DEMO_LABELS,
+    ids.DEMO_S2_TRUTH,
+    ids.SRTM,
+)
+"""The IDs the demo world serves."""
 
 
 _F32, _U8 = np.dtype(np.float32), np.dtype(np.uint8)
@@ -71,15 +71,15 @@ def register_world(
         replace: Replace assets already registered under the same IDs.
     """
     loaders: dict[str, Loader] = {
-        S2_SR: functools.partial(_s2_entry, cfg, "sr"),
-        CS_PLUS: functools.partial(_s2_entry, cfg, "csplus"),
-        S2_CLOUD_PROB: functools.partial(_s2_entry, cfg, "prob"),
-        S2_TRUTH: functools.partial(_s2_entry, cfg, "truth"),
-        S1_GRD: functools.partial(_s1_entry, cfg, linear=False),
-        S1_GRD_FLOAT: functools.partial(_s1_entry, cfg, linear=True),
-        WORLDCOVER: lambda: CollectionEntry((("2021", WorldCoverSource(cfg)),), {}),
-        LABELS: lambda: LabelsSource(cfg),
-        SRTM: lambda: relief.DemSource(cfg),
+        ids.S2_SR_HARMONIZED: functools.partial(_s2_entry, cfg, "sr"),
+        ids.CLOUD_SCORE_PLUS: functools.partial(_s2_entry, cfg, "csplus"),
+        ids.S2_CLOUD_PROBABILITY: functools.partial(_s2_entry, cfg, "prob"),
+        ids.DEMO_S2_TRUTH: functools.partial(_s2_entry, cfg, "truth"),
+        ids.S1_GRD: functools.partial(_s1_entry, cfg, linear=False),
+        ids.S1_GRD_FLOAT: functools.partial(_s1_entry, cfg, linear=True),
+        ids.WORLDCOVER: lambda: CollectionEntry((("2021", WorldCoverSource(cfg)),), {}),
+        ids.DEMO_LABELS: lambda: LabelsSource(cfg),
+        ids.SRTM: lambda: relief.DemSource(cfg),
     }
     for asset_id, loader in loaders.items():
         catalog.register(asset_id, loader, replace=replace)

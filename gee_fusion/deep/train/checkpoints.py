@@ -125,12 +125,12 @@ def load_module(
     expect_codes: Sequence[int] | None = None,
     expect_bands: Mapping[str, Sequence[str]] | None = None,
 ) -> Any:
-    """A :class:`~gee_fusion.deep.module.LandCoverModule` rebuilt from a checkpoint, in eval mode.
+    """A :class:`~gee_fusion.deep.train.module.LandCoverModule` rebuilt from a checkpoint, in eval mode.
 
     Raises:
         CheckpointError: the file is not usable, or its classes / bands differ from the expected.
     """
-    from gee_fusion.deep.module import LandCoverModule
+    from gee_fusion.deep.train.module import LandCoverModule
 
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]

@@ -16,13 +16,11 @@ from typing import Literal
 import ee
 from pydantic import BaseModel, ConfigDict, Field
 
-from gee_fusion.aoi import validate_aoi
-from gee_fusion.checks import require_images
+from gee_fusion import ids
 from gee_fusion.errors import ConfigError
+from gee_fusion.recipe.aoi import validate_aoi
+from gee_fusion.recipe.checks import require_images
 
-S2_SR = "COPERNICUS/S2_SR_HARMONIZED"
-CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
-S2_CLOUD_PROBABILITY = "COPERNICUS/S2_CLOUD_PROBABILITY"
 SPECTRAL_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12")
 QA60_EMPTY = (date(2022, 1, 25), date(2024, 2, 28))
 """QA60 cloud bits are empty in the archive between these dates (processing baseline 04.00)."""
@@ -79,11 +77,11 @@ def s2_collection(
     """Harmonized Sentinel-2 L2A over ``aoi`` in [start, end), optionally pre-filtered by the
     scene's ``CLOUDY_PIXEL_PERCENTAGE``. With ``check``, an empty result raises an
     :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip).
-    An invalid ``aoi`` raises a ConfigError at once (:func:`gee_fusion.aoi.validate_aoi`)."""
+    An invalid ``aoi`` raises a ConfigError at once (:func:`gee_fusion.recipe.aoi.validate_aoi`)."""
     validate_aoi(aoi)
     if max_cloud_percentage is not None and not 0 <= max_cloud_percentage <= 100:
         raise ConfigError(f"max_cloud_percentage must lie in [0, 100], got {max_cloud_percentage}.")
-    stages = [(S2_SR, ee.ImageCollection(S2_SR))]
+    stages = [(ids.S2_SR_HARMONIZED, ee.ImageCollection(ids.S2_SR_HARMONIZED))]
     stages.append(("bounds(aoi)", stages[-1][1].filterBounds(aoi)))
     stages.append((f"date {start}..{end}", stages[-1][1].filterDate(str(start), str(end))))
     if max_cloud_percentage is not None:
@@ -102,7 +100,7 @@ def scale_reflectance(image: ee.Image) -> ee.Image:
 
 
 def _cloud_score_plus(col: ee.ImageCollection, opts: CloudScorePlus) -> ee.ImageCollection:
-    linked = col.linkCollection(ee.ImageCollection(CLOUD_SCORE_PLUS), [opts.band])
+    linked = col.linkCollection(ee.ImageCollection(ids.CLOUD_SCORE_PLUS), [opts.band])
 
     def apply(img: ee.Image) -> ee.Image:
         return img.updateMask(img.select(opts.band).gte(opts.threshold)).select(
@@ -144,7 +142,7 @@ def _s2cloudless(col: ee.ImageCollection, opts: S2Cloudless) -> ee.ImageCollecti
     joined = ee.ImageCollection(
         ee.Join.saveFirst("s2cloudless").apply(
             primary=col,
-            secondary=ee.ImageCollection(S2_CLOUD_PROBABILITY),
+            secondary=ee.ImageCollection(ids.S2_CLOUD_PROBABILITY),
             condition=ee.Filter.equals(leftField="system:index", rightField="system:index"),
         )
     )

@@ -10,17 +10,18 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from gee_fusion.composite import COUNT_BAND
-from gee_fusion.deep.datasets import Normalisation, mid_month_doy, normalise, prior_lut
+from gee_fusion.classes import NO_LABEL, prior_lut
+from gee_fusion.deep.datasets import Normalisation, mid_month_doy, normalise
 from gee_fusion.engine import connect
 from gee_fusion.errors import ConfigError, DataError
-from gee_fusion.fetch import load_by_window
-from gee_fusion.patch_export import PatchExportConfig, open_map, open_sensor, stack_bands
-from gee_fusion.patch_store import NO_LABEL, BandStats
+from gee_fusion.export.fetch import load_by_window
+from gee_fusion.export.patch_store import BandStats
+from gee_fusion.export.patches import PatchExportConfig, open_map, open_sensor, stack_bands
+from gee_fusion.recipe.composite import COUNT_BAND
 
 
 class RecipeSource:
-    """:class:`~gee_fusion.deep.raster_source.RasterSource` over the recipe of ``recipe.area``.
+    """:class:`~gee_fusion.deep.infer.raster_source.RasterSource` over the recipe of ``recipe.area``.
 
     Reads come in tile-row order from sliding-window inference; a read outside the cached strip
     fetches ``strip_rows`` (or more) rows of the current columns from the engine (xee, window by

@@ -1,4 +1,4 @@
-"""Figures of a :class:`~gee_fusion.metrics.ConfusionMatrix`: the matrix itself and per-class scores.
+"""Figures of a :class:`~gee_fusion.metrics.confusion.ConfusionMatrix`: the matrix and per-class scores.
 
 Drawn with matplotlib's Agg canvas (pyplot is never touched, so the caller's backend is left alone)
 and written atomically as PNG.
@@ -14,7 +14,7 @@ import numpy as np
 
 from gee_fusion.errors import ConfigError
 from gee_fusion.io.atomic import atomic_path
-from gee_fusion.metrics import ConfusionMatrix
+from gee_fusion.metrics.confusion import ConfusionMatrix
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

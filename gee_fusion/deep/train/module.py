@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gee_fusion.classes import NO_LABEL
 from gee_fusion.deep.models import InputShape, build_model
 from gee_fusion.deep.models.spec import parse_model_spec
-from gee_fusion.metrics import ConfusionMatrix
-from gee_fusion.patch_store import NO_LABEL
+from gee_fusion.metrics.confusion import ConfusionMatrix
 
 TEST_MATRIX = "test_confusion.json"
 

@@ -4,7 +4,7 @@ The small exporter the deep stage needs until the optimised exporter lands: the 
 recipe builds monthly Sentinel-2 composites (Cloud Score+ masked, reflectance) and monthly
 Sentinel-1 means (linear power -> dB, plus the VV/VH ratio in dB), xee brings the area's pixels
 window by window, and the area is cut into square patches, split by spatial block and written
-to a patch store (:mod:`gee_fusion.patch_store`).
+to a patch store (:mod:`gee_fusion.export.patch_store`).
 """
 
 from __future__ import annotations
@@ -19,18 +19,17 @@ import numpy as np
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gee_fusion import sentinel1, sentinel2
+from gee_fusion import ids
 from gee_fusion.classes import MULTISENGE_14, NO_LABEL
-from gee_fusion.composite import COUNT_BAND, monthly_composites, monthly_s1_means
 from gee_fusion.engine import connect
 from gee_fusion.errors import ConfigError, DataError
-from gee_fusion.fetch import PixelGrid, load_by_window, open_collection
-from gee_fusion.patch_store import SPLITS, SensorPatches, write_patch_store
+from gee_fusion.export.fetch import PixelGrid, load_by_window, open_collection
+from gee_fusion.export.patch_store import SPLITS, SensorPatches, write_patch_store
+from gee_fusion.recipe import sentinel1, sentinel2
+from gee_fusion.recipe.composite import COUNT_BAND, monthly_composites, monthly_s1_means
 
 S2_DEFAULT_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 S1_BANDS = ("VV", "VH", "VVVH")
-LABELS_ASSET = "local/demo/LABELS"
-WORLDCOVER_ASSET = "ESA/WorldCover/v200"
 
 
 class AreaConfig(BaseModel):
@@ -73,9 +72,9 @@ class PatchExportConfig(BaseModel):
     cs_threshold: float = Field(default=0.60, ge=0.0, le=1.0)
     s1_orbit: int | None = Field(default=None, description="Relative orbit (None: all orbits).")
     speckle: Literal["none", "boxcar", "lee", "refined_lee", "gamma_map"] = "none"
-    labels_asset: str = LABELS_ASSET
+    labels_asset: str = ids.DEMO_LABELS
     labels_band: str = "label"
-    prior_asset: str | None = WORLDCOVER_ASSET
+    prior_asset: str | None = ids.WORLDCOVER
     prior_band: str = "Map"
     patch_size: int = Field(default=64, ge=16, le=1024)
     block_patches: int = Field(default=4, ge=1, description="Spatial block side, in patches.")
@@ -132,7 +131,7 @@ def s2_monthly(cfg: PatchExportConfig, aoi: ee.Geometry) -> ee.ImageCollection:
 
 def s1_monthly(cfg: PatchExportConfig, aoi: ee.Geometry) -> ee.ImageCollection:
     """Monthly S1 means (linear -> dB) of VV, VH and their ratio VVVH (dB difference)."""
-    from gee_fusion import speckle
+    from gee_fusion.recipe import speckle
 
     start, end = date(cfg.year, min(cfg.months), 1), _month_range(cfg.year, max(cfg.months))[1]
     sel = sentinel1.S1Selection(relative_orbit=cfg.s1_orbit)

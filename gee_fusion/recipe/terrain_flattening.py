@@ -19,7 +19,7 @@ the S1 ARD recipe of Mullissa et al. (2021), each pixel's sigma0 is turned into 
 
 Layover (``alpha_r >= theta_i``) and shadow (``alpha_r <= theta_i - 90``) are the local, slope-
 based ("active") conditions; they are masked, optionally with a buffer. Input must be LINEAR
-power (``COPERNICUS/S1_GRD_FLOAT`` or :func:`gee_fusion.sentinel1.to_linear`); the output bands
+power (``COPERNICUS/S1_GRD_FLOAT`` or :func:`gee_fusion.recipe.sentinel1.to_linear`); the output bands
 are terrain-flattened gamma0, linear.
 """
 
@@ -31,10 +31,8 @@ from typing import Literal
 import ee
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gee_fusion import ids
 from gee_fusion.errors import ConfigError
-
-SRTM = "USGS/SRTMGL1_003"
-"""Default DEM: SRTM 1 arc-second, band ``elevation`` (metres)."""
 
 Model = Literal["volume", "direct"]
 
@@ -116,7 +114,7 @@ def terrain_flatten(
     """Radiometric terrain flattening of a Sentinel-1 GRD image in LINEAR power.
 
     Args:
-        image: ``COPERNICUS/S1_GRD_FLOAT`` image (or :func:`~gee_fusion.sentinel1.to_linear`)
+        image: ``COPERNICUS/S1_GRD_FLOAT`` image (or :func:`~gee_fusion.recipe.sentinel1.to_linear`)
             with ``bands`` and ``angle``.
         dem: Elevation image in metres; default ``ee.Image("USGS/SRTMGL1_003")``. It is read
             with bilinear resampling.
@@ -151,10 +149,10 @@ def terrain_flatten(
         raise ConfigError(f"terrain_flatten needs an ee.Image, got {type(image).__name__}.")
     if dem is not None and not isinstance(dem, ee.Image):
         raise ConfigError(
-            f"dem must be an ee.Image of elevations in metres (e.g. ee.Image('{SRTM}')), "
+            f"dem must be an ee.Image of elevations in metres (e.g. ee.Image('{ids.SRTM}')), "
             f"got {type(dem).__name__}."
         )
-    elevation = (ee.Image(SRTM) if dem is None else dem).select(opts.dem_band).resample("bilinear")
+    elevation = (ee.Image(ids.SRTM) if dem is None else dem).select(opts.dem_band).resample("bilinear")
     if opts.dem_scale_m is not None:
         crs = image.select(opts.bands[0]).projection().crs()
         elevation = elevation.reproject(crs=crs, scale=opts.dem_scale_m)

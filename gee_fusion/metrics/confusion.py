@@ -69,7 +69,7 @@ def _check_range(values: np.ndarray, k: int, what: str) -> None:
     )
 
 
-def _count_matrix(matrix: ArrayLike, what: str) -> np.ndarray:
+def count_matrix(matrix: ArrayLike, what: str) -> np.ndarray:
     """Validate a square matrix of non-negative integer counts; return it as int64."""
     try:
         m = np.asarray(matrix)
@@ -135,7 +135,7 @@ class ConfusionMatrix:
         ignore_index: int | None = NO_LABEL,
     ) -> ConfusionMatrix:
         """Wrap an existing count matrix (rows = reference, columns = prediction)."""
-        m = _count_matrix(matrix, "matrix")
+        m = count_matrix(matrix, "matrix")
         cm = cls(names, codes=codes, ignore_index=ignore_index)
         if m.shape[0] != cm.num_classes:
             raise DataError(
@@ -457,82 +457,3 @@ class ConfusionMatrix:
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"Cannot read a confusion matrix from {path}: {exc}") from exc
         return cls.from_dict(data)
-
-
-def nested_groups(fine_groups: Mapping[int, int], coarse_groups: Mapping[int, int]) -> dict[int, int]:
-    """Fine group code -> coarse group code, for two groupings of the same base codes.
-
-    With ``classes.GROUPS_10`` and ``classes.GROUPS_6`` this gives the 10 -> 6 grouping.
-
-    Raises:
-        DataError: the groupings cover different base codes, or a fine group spans several
-            coarse groups (the fine grouping is not nested in the coarse one).
-    """
-    if set(fine_groups) != set(coarse_groups):
-        raise DataError(
-            f"The groupings cover different base codes: {sorted(fine_groups)} vs {sorted(coarse_groups)}."
-        )
-    out: dict[int, int] = {}
-    for base, fine in sorted(fine_groups.items()):
-        coarse = coarse_groups[base]
-        if out.setdefault(fine, coarse) != coarse:
-            raise DataError(
-                f"Fine group {fine} spans coarse groups {out[fine]} and {coarse} (base code {base}): "
-                "the fine grouping is not nested in the coarse one."
-            )
-    return out
-
-
-def group_index_map(fine_groups: Mapping[int, int], coarse_groups: Mapping[int, int]) -> tuple[int, ...]:
-    """Fine class index -> coarse class index (classes ordered by code), for ``ConfusionMatrix.aggregate``.
-
-    ``group_index_map(GROUPS_10, GROUPS_6)`` is the 10-class to 6-class evaluation of the seed paper.
-    """
-    codes = nested_groups(fine_groups, coarse_groups)
-    coarse_position = {c: i for i, c in enumerate(sorted(set(codes.values())))}
-    return tuple(coarse_position[codes[f]] for f in sorted(codes))
-
-
-def from_ee_error_matrix(
-    array: ArrayLike,
-    *,
-    names: Sequence[str],
-    codes: Sequence[int] | None = None,
-    order: Sequence[int] | None = None,
-    ignore_index: int | None = NO_LABEL,
-) -> ConfusionMatrix:
-    """Read Earth Engine's ``errorMatrix(...).getInfo()`` (rows = actual, columns = predicted).
-
-    Args:
-        array: The square list of lists Earth Engine returns.
-        names: Our class names, in index order.
-        codes: The class values the classifier used, one per name (default 0..K-1). Earth Engine
-            rows/columns whose value is not in ``codes`` (e.g. row/column 0 when labels start at 1
-            and no ``order`` was given) must be empty.
-        order: The ``order`` passed to ``errorMatrix`` (class value of each row/column); default
-            0..N-1, Earth Engine's default.
-
-    Raises:
-        DataError: malformed matrix, ``order`` of the wrong length or with duplicates, or samples
-            counted under a class value that is not in ``codes``.
-    """
-    m = _count_matrix(array, "Earth Engine error matrix")
-    n = m.shape[0]
-    values = list(range(n)) if order is None else [int(v) for v in order]
-    if len(values) != n or len(set(values)) != n:
-        raise DataError(f"order must list {n} distinct class values (one per matrix row), got {values}.")
-    class_values = list(range(len(names))) if codes is None else [int(c) for c in codes]
-    wanted = set(class_values)
-    for i, value in enumerate(values):
-        count = int(m[i, :].sum() + m[:, i].sum() - m[i, i])
-        if value not in wanted and count:
-            raise DataError(
-                f"The Earth Engine matrix counts {count} sample(s) with class value {value}, which is not in "
-                f"the class values {class_values}; pass codes= (and order=) matching the classifier's labels."
-            )
-    position = {v: i for i, v in enumerate(values)}
-    ours = [k for k, v in enumerate(class_values) if v in position]
-    theirs = [position[class_values[k]] for k in ours]
-    out = np.zeros((len(class_values), len(class_values)), dtype=np.int64)
-    out[np.ix_(ours, ours)] = m[np.ix_(theirs, theirs)]
-    return ConfusionMatrix.from_matrix(out, names, codes=codes, ignore_index=ignore_index)

@@ -9,13 +9,13 @@ from typing import Any
 
 import yaml
 
-from gee_fusion.deep.checkpoints import load_module
-from gee_fusion.deep.datasets import class_table
-from gee_fusion.deep.inference import InferenceResult, predict_raster
-from gee_fusion.deep.recipe_source import RecipeSource
+from gee_fusion.classes import class_table
+from gee_fusion.deep.infer.inference import InferenceResult, predict_raster
+from gee_fusion.deep.infer.recipe_source import RecipeSource
+from gee_fusion.deep.train.checkpoints import load_module
 from gee_fusion.errors import ConfigError
-from gee_fusion.patch_export import AreaConfig, PatchExportConfig
-from gee_fusion.patch_store import BandStats
+from gee_fusion.export.patch_store import BandStats
+from gee_fusion.export.patches import AreaConfig, PatchExportConfig
 
 
 def parse_area(area: str | Path) -> AreaConfig:

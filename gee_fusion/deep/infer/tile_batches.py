@@ -1,7 +1,7 @@
 """Tile batches for sliding-window inference, read ahead on a background thread.
 
-:class:`TileBatchReader` walks a :class:`~gee_fusion.deep.blending.TilePlan` row by row, reads
-``batch_size`` tiles at a time from a :class:`~gee_fusion.deep.raster_source.RasterSource`
+:class:`TileBatchReader` walks a :class:`~gee_fusion.deep.infer.blending.TilePlan` row by row, reads
+``batch_size`` tiles at a time from a :class:`~gee_fusion.deep.infer.raster_source.RasterSource`
 (reflect-padding border tiles) and stacks them into batch tensors that follow the contract of
 :mod:`gee_fusion.deep`, ``depth`` batches ahead of the model. Every batch has ``batch_size``
 samples (a short one is filled up), so a tile's output never depends on how many tiles share its
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gee_fusion.deep.blending import TilePlan
-from gee_fusion.deep.raster_source import RasterSource, read_tile, stack_samples
+from gee_fusion.deep.infer.blending import TilePlan
+from gee_fusion.deep.infer.raster_source import RasterSource, read_tile, stack_samples
 from gee_fusion.errors import DataError
 
 Buffers = dict[str, np.ndarray]

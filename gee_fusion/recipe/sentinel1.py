@@ -1,8 +1,8 @@
 """Sentinel-1 GRD preprocessing written with earthengine-api: selection, border-noise
 masking, dB <-> linear power, and the VV/VH ratio.
 
-Speckle filters work on LINEAR power (``COPERNICUS/S1_GRD_FLOAT`` or :func:`to_linear`);
-see :mod:`gee_fusion.speckle`.
+Speckle filters work on LINEAR power (``COPERNICUS/ids.S1_GRD_FLOAT`` or :func:`to_linear`);
+see :mod:`gee_fusion.recipe.speckle`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from typing import Literal
 import ee
 from pydantic import BaseModel, ConfigDict, Field
 
-from gee_fusion.aoi import validate_aoi
-from gee_fusion.checks import require_images
+from gee_fusion import ids
 from gee_fusion.errors import ConfigError
+from gee_fusion.recipe.aoi import validate_aoi
+from gee_fusion.recipe.checks import require_images
 
-S1_GRD = "COPERNICUS/S1_GRD"
-S1_GRD_FLOAT = "COPERNICUS/S1_GRD_FLOAT"
 BORDER_ANGLES = (30.63993, 45.23993)
 """Incidence-angle window kept by the border-noise mask (Mullissa et al. 2021)."""
 
@@ -32,7 +31,7 @@ class S1Selection(BaseModel):
     resolution_meters: int = Field(10, gt=0)
     orbit_pass: Literal["ASCENDING", "DESCENDING", "BOTH"] = "BOTH"
     relative_orbit: int | None = Field(None, ge=1, le=175)
-    linear: bool = Field(True, description="Use S1_GRD_FLOAT (linear power) rather than S1_GRD (dB).")
+    linear: bool = Field(True, description="Use ids.S1_GRD_FLOAT (linear power) rather than ids.S1_GRD (dB).")
 
 
 def s1_collection(
@@ -46,10 +45,10 @@ def s1_collection(
     """Sentinel-1 GRD scenes over ``aoi`` in [start, end) matching ``selection``, with only the
     selected polarisations and the ``angle`` band. With ``check``, an empty result raises an
     :class:`~gee_fusion.errors.EngineError` naming the filter that emptied it (one round trip).
-    An invalid ``aoi`` raises a ConfigError at once (:func:`gee_fusion.aoi.validate_aoi`)."""
+    An invalid ``aoi`` raises a ConfigError at once (:func:`gee_fusion.recipe.aoi.validate_aoi`)."""
     validate_aoi(aoi)
     sel = selection or S1Selection()
-    asset = S1_GRD_FLOAT if sel.linear else S1_GRD
+    asset = ids.S1_GRD_FLOAT if sel.linear else ids.S1_GRD
     steps: list[tuple[str, ee.Filter]] = [
         (f"date {start}..{end}", ee.Filter.date(str(start), str(end))),
         (f"instrumentMode == {sel.instrument_mode}", ee.Filter.eq("instrumentMode", sel.instrument_mode)),

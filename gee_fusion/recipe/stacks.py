@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime
 
 import ee
 
-from gee_fusion import indices, sentinel1, sentinel2, speckle
-from gee_fusion.aoi import validate_aoi
 from gee_fusion.errors import ConfigError, EngineError
+from gee_fusion.recipe import indices, sentinel1, sentinel2, speckle
+from gee_fusion.recipe.aoi import validate_aoi
 
 FUSION20_BANDS: tuple[str, ...] = (
     *(f"VV_{k}" for k in range(1, 5)),
@@ -94,7 +94,7 @@ def fusion20_stack(
         A 20-band float image with the bands of :data:`FUSION20_BANDS`, in that order.
 
     Raises:
-        ConfigError: invalid ``aoi`` (see :func:`gee_fusion.aoi.validate_aoi`), year or months.
+        ConfigError: invalid ``aoi`` (see :func:`gee_fusion.recipe.aoi.validate_aoi`), year or months.
     """
     validate_aoi(aoi)
     if not 2015 <= year <= 2100:
@@ -161,9 +161,9 @@ def time_series_stack(
         bands: The C bands.
         start: First day of the period.
         end: End of the period (exclusive).
-        method: Monthly reduction (see :func:`gee_fusion.composite.monthly_composites`).
+        method: Monthly reduction (see :func:`gee_fusion.recipe.composite.monthly_composites`).
     """
-    from gee_fusion.composite import COUNT_BAND, month_starts, monthly_composites
+    from gee_fusion.recipe.composite import COUNT_BAND, month_starts, monthly_composites
 
     months = month_starts(start, end)
     monthly = monthly_composites(collection, bands=bands, start=start, end=end, method=method)  # type: ignore[arg-type]

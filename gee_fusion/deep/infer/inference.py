@@ -1,9 +1,9 @@
 """Streamed sliding-window inference over a raster of any size: a land-cover COG out.
 
-Tiles (:class:`~gee_fusion.deep.blending.TilePlan`) are read ahead on a background thread
-(:class:`~gee_fusion.deep.tile_batches.TileBatchReader`), batched through the model, turned into
+Tiles (:class:`~gee_fusion.deep.infer.blending.TilePlan`) are read ahead on a background thread
+(:class:`~gee_fusion.deep.infer.tile_batches.TileBatchReader`), batched through the model, turned into
 softmax probabilities, weighted by the blend window and added into a rolling
-:class:`~gee_fusion.deep.accumulator.StripAccumulator` of ``tile`` rows x raster width on the
+:class:`~gee_fusion.deep.infer.accumulator.StripAccumulator` of ``tile`` rows x raster width on the
 model's device. When a tile row is done, the rows no later tile touches are divided by their
 weight sum, reduced to class codes (argmax), optionally sieved (small-object removal, streamed
 with a halo, exact) and handed to a streamed COG writer; the accumulator then slides down.
@@ -12,7 +12,7 @@ Peak memory therefore scales with ``width x tile x (num_classes + 1) x 4`` bytes
 plus the writer's row-of-blocks buffer (512 rows x width bytes; ``x 4 num_classes`` more with
 ``write_probabilities``), the sieve halo (``4 min_object_size`` rows x width) and about three
 input batches in flight — never with the raster's height. Wide rasters run as column bands
-(:mod:`gee_fusion.deep.column_bands`, ``band_width``): ``width`` above becomes the band's width
+(:mod:`gee_fusion.deep.infer.column_bands`, ``band_width``): ``width`` above becomes the band's width
 plus a tile or two on each side, so the streaming memory depends on neither the raster's height
 nor its width, and the map is bit-identical to a whole-width run. Publishing the COG at the end
 (GDAL's COG driver: overviews and the copy into the final layout) holds one row of 512 px output
@@ -32,13 +32,13 @@ from typing import Any
 
 import torch
 
-from gee_fusion.deep.accumulator import StripAccumulator
-from gee_fusion.deep.blending import TilePlan
-from gee_fusion.deep.column_bands import ColumnBand, plan_bands, resolve_band_width
 from gee_fusion.deep.devices import resolve_device
-from gee_fusion.deep.map_writer import MapWriter, ProbabilityStrip, code_table, probabilities_path_for
-from gee_fusion.deep.raster_source import RasterSource
-from gee_fusion.deep.tile_batches import TileBatchReader
+from gee_fusion.deep.infer.accumulator import StripAccumulator
+from gee_fusion.deep.infer.blending import TilePlan
+from gee_fusion.deep.infer.column_bands import ColumnBand, plan_bands, resolve_band_width
+from gee_fusion.deep.infer.map_writer import MapWriter, ProbabilityStrip, code_table, probabilities_path_for
+from gee_fusion.deep.infer.raster_source import RasterSource
+from gee_fusion.deep.infer.tile_batches import TileBatchReader
 from gee_fusion.errors import ConfigError, DataError, InferenceError
 
 

@@ -2,11 +2,11 @@
 
 The raster is cut into vertical bands whose *cores* partition its columns (``band_width`` px
 each, the last one narrower). A band runs every tile of the global
-:class:`~gee_fusion.deep.blending.TilePlan` that touches its *computed* columns (the core widened
+:class:`~gee_fusion.deep.infer.blending.TilePlan` that touches its *computed* columns (the core widened
 by ``halo`` px on each side, for the small-object sieve), top to bottom, in a strip accumulator
 only as wide as those tiles (its *span*). Every pixel of the computed columns is then covered by
 all the tiles that cover it in the whole-width run, with the same blend windows, added in the same
-order, in batches that are always full (see :mod:`gee_fusion.deep.tile_batches`): the band's
+order, in batches that are always full (see :mod:`gee_fusion.deep.infer.tile_batches`): the band's
 probabilities there are bit-identical to the whole-width run's. Only the core
 is written, so neighbouring bands never write the same pixel; the tiles around a band edge are
 predicted twice (about ``tile / (tile - overlap)`` tile columns per edge).
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gee_fusion.deep.blending import TilePlan
+from gee_fusion.deep.infer.blending import TilePlan
 from gee_fusion.errors import ConfigError
 
 AUTO_MAX_WIDTH = 12288

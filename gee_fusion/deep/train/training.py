@@ -14,16 +14,16 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from gee_fusion.classes import GROUPS_6, GROUPS_10, NAMES_6
+from gee_fusion.classes import GROUPS_6, GROUPS_10, NAMES_6, nested_groups
 from gee_fusion.deep.config import ExperimentConfig
-from gee_fusion.deep.curves import LearningCurves
 from gee_fusion.deep.datasets import EpochSampler, PatchDataset, check_bands, class_weights
 from gee_fusion.deep.devices import resolve_device
-from gee_fusion.deep.module import TEST_MATRIX, LandCoverModule
+from gee_fusion.deep.train.curves import LearningCurves
+from gee_fusion.deep.train.module import TEST_MATRIX, LandCoverModule
 from gee_fusion.errors import ConfigError, DataError
+from gee_fusion.export.patch_store import PatchStore, config_hash, open_patch_store
 from gee_fusion.io.atomic import atomic_path
-from gee_fusion.metrics import ConfusionMatrix, nested_groups
-from gee_fusion.patch_store import PatchStore, config_hash, open_patch_store
+from gee_fusion.metrics.confusion import ConfusionMatrix
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def ensure_store(cfg: ExperimentConfig) -> PatchStore:
             raise ConfigError(
                 f"No patch store at {cfg.data.store} and the experiment has no `patches` section to build it."
             )
-        from gee_fusion.patch_export import export_patches
+        from gee_fusion.export.patches import export_patches
 
         export_patches(cfg.patches, cfg.data.store)
     store = open_patch_store(cfg.data.store)
@@ -218,7 +218,7 @@ def train(
     ckpt = None
     if resume is not None:
         ckpt = cfg.run_dir / "checkpoints" / "last.ckpt" if str(resume) == "last" else Path(resume)
-        from gee_fusion.deep.checkpoints import check_checkpoint, next_epoch
+        from gee_fusion.deep.train.checkpoints import check_checkpoint, next_epoch
 
         checkpoint = check_checkpoint(ckpt, module)
         # Lightning may build the first resumed epoch's loader iterator (with workers, reading the
@@ -233,7 +233,7 @@ def train(
         module, loader(ds["test"], cfg, train=False), ckpt_path=str(best), verbose=False, weights_only=True
     )
     trainer.strategy.barrier("test-matrix")  # rank 0 has written the summed matrix
-    from gee_fusion.deep.checkpoints import read_checkpoint
+    from gee_fusion.deep.train.checkpoints import read_checkpoint
 
     epochs = int(read_checkpoint(last)["epoch"]) + 1
     cm = ConfusionMatrix.load_json(run / TEST_MATRIX)
@@ -262,7 +262,7 @@ def train(
     )
     with atomic_path(run / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=float))
-    from gee_fusion.io.confusion_plot import plot_confusion
+    from gee_fusion.report.confusion_plot import plot_confusion
 
     plot_confusion(cm, run / "confusion_test.png", normalize="true", title=f"{cfg.name} - test split")
     return result

@@ -11,15 +11,15 @@ from pathlib import Path
 import ee
 import numpy as np
 
-from gee_fusion.composite import COUNT_BAND, month_starts, monthly_composites
-from gee_fusion.config import MonthlyJobConfig
 from gee_fusion.engine import connect
 from gee_fusion.errors import ConfigError
-from gee_fusion.fetch import PixelGrid, load_by_window, open_collection
+from gee_fusion.export.fetch import PixelGrid, load_by_window, open_collection
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.io.cog import write_cog
-from gee_fusion.io.figures import month_grid_png
-from gee_fusion.sentinel2 import SclMask, mask_clouds
+from gee_fusion.monitoring.config import MonthlyJobConfig
+from gee_fusion.recipe.composite import COUNT_BAND, month_starts, monthly_composites
+from gee_fusion.recipe.sentinel2 import SclMask, mask_clouds
+from gee_fusion.report.figures import month_grid_png
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gee_fusion.deep.raster_source import RasterSource
-from gee_fusion.deep.small_objects import StreamingSieve
+from gee_fusion.deep.infer.raster_source import RasterSource
+from gee_fusion.deep.infer.small_objects import StreamingSieve
 from gee_fusion.errors import ConfigError
 from gee_fusion.io.stream_cog import StreamCOGWriter
 

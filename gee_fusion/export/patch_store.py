@@ -33,7 +33,6 @@ from gee_fusion.io.atomic import atomic_dir
 
 SENSORS: tuple[str, ...] = ("S2", "S1")
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
-NO_LABEL = 255
 FORMAT_VERSION = 1
 _STATS_SAMPLE = 2_000_000
 

@@ -1,0 +1,1 @@
+"""Sliding-window inference: tile plans, blending, column bands, map writing, predict."""

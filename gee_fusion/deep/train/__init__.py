@@ -1,0 +1,1 @@
+"""Training: the Lightning module, the training loop, checkpoints and learning curves."""

@@ -1,0 +1,1 @@
+"""Monthly monitoring: the monthly-composite job and its configuration."""
