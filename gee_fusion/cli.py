@@ -1,13 +1,23 @@
-"""The ``gee-fusion`` command line."""
+"""The ``gee-fusion`` command line.
+
+The CLI is one of the three places that choose an engine (with ``ee_scripts/`` and notebooks):
+each command connects to the engine its config (or ``--engine``) names, then calls library jobs,
+which run on that connection. Every command reports a user error as one ``error:`` line and exit
+status 2 (:func:`user_errors`); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from gee_fusion.engine import EngineChoice
 from gee_fusion.errors import ConfigError, GeeFusionError
 
 app = typer.Typer(
@@ -15,26 +25,49 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+ENGINE_HELP = "local, earthengine or auto (Earth Engine when credentials are configured)."
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn gee_fusion's typed errors into one red ``error:`` line and exit status 2."""
+    try:
+        yield
+    except GeeFusionError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        raise typer.Exit(code=2) from exc
+
+
+def _connect(engine: EngineChoice, project: str | None) -> None:
+    from gee_fusion.engine import connect
+
+    connect(engine, project=project)
+
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/demo"),
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: the config's `out`, else outputs/demo).")
+    ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="YAML job config (defaults: the Slovenia series).")
+        Path | None,
+        typer.Option(help="YAML job config (default: one year of monthly NDVI over the demo city)."),
     ] = None,
 ) -> None:
     """Run the main job on the embedded default (local engine, no credentials, no network)."""
     from gee_fusion.monitoring.config import MonthlyJobConfig, load_monthly_config
-    from gee_fusion.monitoring.monthly import run_monthly
+    from gee_fusion.monitoring.monthly import check_output_folder, run_monthly
 
-    cfg = load_monthly_config(config) if config else MonthlyJobConfig()
-    cfg = cfg.model_copy(update={"out": out})
-    try:
-        console.print(f"Monthly {cfg.method} composites of {cfg.collection}, {cfg.start} to {cfg.end}...")
+    with user_errors():
+        cfg = load_monthly_config(config) if config else MonthlyJobConfig()
+        if out is not None:
+            cfg = cfg.model_copy(update={"out": out})
+        check_output_folder(cfg.out)
+        _connect(cfg.engine, cfg.project)
+        console.print(
+            f"Monthly {cfg.method} composites of {cfg.collection}, {cfg.start} to {cfg.end} -> {cfg.out}"
+        )
         result = run_monthly(cfg, progress=True)
-    except GeeFusionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
     typer.echo(result.summary())
 
 
@@ -48,28 +81,34 @@ def patches(
     ] = None,
 ) -> None:
     """Build a patch store (Zarr) for the deep stage from the server-side recipe."""
-    import yaml
-
+    from gee_fusion.config import read_yaml_mapping, validate
     from gee_fusion.export.patches import PatchExportConfig, export_patches
 
-    try:
-        raw = yaml.safe_load(config.read_text())
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{config} must hold a mapping (an experiment or a patch-export config).")
-        if "patches" in raw and not isinstance(raw["patches"], dict):
+    with user_errors():
+        raw = read_yaml_mapping(config, what="experiment or patch-export config")
+        store = out
+        if "patches" in raw or "model" in raw:  # an experiment
+            section = raw.get("patches")
+            if section is None:
+                raise ConfigError(f"{config} has no `patches` section to build a patch store from.")
+            if not isinstance(section, dict):
+                raise ConfigError(
+                    f"{config}: `patches` must be a mapping of export settings (use {{}} for defaults)."
+                )
+            cfg = validate(PatchExportConfig, section, source=f"{config} (section `patches`)")
+            data = raw.get("data") or {}
+            if not isinstance(data, dict):
+                raise ConfigError(f"{config}: `data` must be a mapping.")
+            store = store or Path(data.get("store", "outputs/patches/store.zarr"))
+        else:
+            cfg = validate(PatchExportConfig, raw, source=config)
+        store = store or Path("outputs/patches/store.zarr")
+        if store.exists() and not store.is_dir():
             raise ConfigError(
-                f"{config}: `patches` must be a mapping of export settings (use {{}} for defaults)."
+                f"The patch store path {store} is a file: choose a folder (e.g. outputs/p.zarr)."
             )
-        data = raw.get("data") or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{config}: `data` must be a mapping.")
-        section = raw.get("patches", raw)
-        store = out or Path(data.get("store", "outputs/patches/store.zarr"))
-        cfg = PatchExportConfig.model_validate(section)
+        _connect(cfg.engine, cfg.project)
         path = export_patches(cfg, store)
-    except (GeeFusionError, OSError, ValueError, yaml.YAMLError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
     typer.echo(f"patch store written: {path}")
 
 
@@ -77,21 +116,25 @@ def patches(
 def train_cmd(
     config: Annotated[Path, typer.Argument(help="Experiment YAML (see training/).")],
     device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or auto (default: the config's, auto).")
+        str | None, typer.Option(help="auto, cpu, cuda (cuda:N) or gpu (default: the config's, auto).")
     ] = None,
     resume: Annotated[str | None, typer.Option(help="Checkpoint to resume from, or 'last'.")] = None,
-    max_epochs: Annotated[int | None, typer.Option(help="Override the schedule's max_epochs.")] = None,
+    max_epochs: Annotated[
+        int | None, typer.Option(min=1, help="Override the schedule's max_epochs (>= 1).")
+    ] = None,
 ) -> None:
     """Train an experiment: builds its patch store if missing, trains, evaluates on the test blocks."""
     from gee_fusion.deep.config import load_experiment
+    from gee_fusion.deep.devices import resolve_device
     from gee_fusion.deep.train.training import train
 
-    try:
+    with user_errors():
         cfg = load_experiment(config)
-        result = train(cfg, device=device, resume=resume, max_epochs=max_epochs)
-    except GeeFusionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
+        resolve_device(device or cfg.trainer.accelerator)  # a bad device fails before any work
+        if cfg.patches is not None and not Path(cfg.data.store).exists():
+            _connect(cfg.patches.engine, cfg.patches.project)
+        with _quiet_lightning():
+            result = train(cfg, device=device, resume=resume, max_epochs=max_epochs)
     scores = ", ".join(
         f"{k} {v:.4f}" for k, v in result.test.items() if k in ("weighted_f1", "kappa", "miou")
     )
@@ -103,34 +146,57 @@ def train_cmd(
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `gee-fusion train`.")],
     area: Annotated[
-        str, typer.Argument(help="'demo', 'X0,Y1,WIDTH,HEIGHT' (world CRS, px) or a YAML with `area`.")
-    ],
+        str | None,
+        typer.Argument(
+            help="'demo', 'X0,Y1,WIDTH,HEIGHT' (upper-left corner in the recipe's projected CRS, metres "
+            "- EPSG:32631 for the demo world - and size in px) or a YAML with `area`. Or use --bbox."
+        ),
+    ] = None,
+    bbox: Annotated[
+        str | None,
+        typer.Option(help="W,S,E,N in degrees (lon/lat, EPSG:4326), mapped on the recipe's grid."),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output class-map COG.")] = Path("outputs/predict/landcover.tif"),
     tile: Annotated[int, typer.Option(help="Tile size (px).")] = 256,
     overlap: Annotated[int, typer.Option(help="Overlap between tiles (px).")] = 96,
     blend: Annotated[str, typer.Option(help="cosine, gaussian or constant.")] = "cosine",
     batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 8,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda (cuda:N) or gpu.")] = None,
     band_width: Annotated[
         int | None,
         typer.Option(help="Column bands of this many px (multiple of 512) for wide areas; default: auto."),
     ] = None,
     min_object_size: Annotated[int, typer.Option(help="Remove objects smaller than this (px).")] = 0,
     probabilities: Annotated[bool, typer.Option(help="Also write class probabilities.")] = False,
+    engine: Annotated[str, typer.Option(help=ENGINE_HELP)] = "auto",
+    project: Annotated[str | None, typer.Option(help="Google Cloud project (Earth Engine only).")] = None,
 ) -> None:
-    """Map an area with a trained model: blended sliding-window inference to a COG."""
-    from gee_fusion.deep.infer.predict import parse_area, predict_area
+    """Map an area with a trained model: blended sliding-window inference to a COG and a PNG preview."""
+    from gee_fusion.deep.devices import resolve_device
+    from gee_fusion.deep.infer.predict import MostlyNoDataWarning, parse_area, predict_area
+    from gee_fusion.export.area import AreaConfig, LonLatBox
 
-    try:
-        result = predict_area(
-            checkpoint, parse_area(area), out=out, tile=tile, overlap=overlap, blend=blend,
-            batch_size=batch_size, device=device, band_width=band_width, min_object_size=min_object_size,
-            write_probabilities=probabilities,
-        )  # fmt: skip
-    except GeeFusionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
-    typer.echo(f"land-cover map written: {result.path}")
+    with user_errors():
+        if (area is None) == (bbox is None):
+            raise ConfigError("Give either AREA or --bbox W,S,E,N (not both).")
+        where: AreaConfig | LonLatBox = LonLatBox.parse(bbox) if bbox else parse_area(area or "")
+        if out.exists() and out.is_dir():
+            raise ConfigError(
+                f"--out {out} is a folder: name the COG to write (e.g. {out / 'landcover.tif'})."
+            )
+        resolve_device(device)
+        _connect(_engine_choice(engine), project)
+        with warnings.catch_warnings(record=True) as caught, _quiet_lightning():
+            warnings.simplefilter("always", MostlyNoDataWarning)
+            result = predict_area(
+                checkpoint, where, out=out, tile=tile, overlap=overlap, blend=blend,
+                batch_size=batch_size, device=device, band_width=band_width,
+                min_object_size=min_object_size, write_probabilities=probabilities,
+            )  # fmt: skip
+        for w in caught:
+            if issubclass(w.category, MostlyNoDataWarning):
+                console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+    typer.echo(f"land-cover map written: {result.path} (preview {result.preview})")
 
 
 @app.command()
@@ -142,6 +208,33 @@ def algorithms() -> None:
     for name in names:
         typer.echo(name)
     console.print(f"{len(names)} algorithms")
+
+
+def _engine_choice(name: str) -> EngineChoice:
+    if name not in ("local", "earthengine", "auto"):
+        raise ConfigError(f"Unknown engine {name!r}: use local, earthengine or auto.")
+    return name  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Keep Lightning's advertisements and known deprecation chatter away from users."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*litlogger.*")
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 def main() -> None:

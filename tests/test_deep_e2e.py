@@ -70,8 +70,9 @@ def test_export_train_predict(tmp_path: Path) -> None:
 def test_recipe_source_reads_strips_equal_to_the_whole_area() -> None:
     from gee_fusion.deep.datasets import normalise
     from gee_fusion.deep.infer.recipe_source import RecipeSource
+    from gee_fusion.export.area import AreaConfig
     from gee_fusion.export.patch_store import BandStats
-    from gee_fusion.export.patches import AreaConfig, PatchExportConfig, fetch_area
+    from gee_fusion.export.patches import PatchExportConfig, fetch_area
 
     x0, y1 = W.origin
     area = AreaConfig(origin=(x0 + 5000.0, y1 - 5000.0), size_px=(40, 50))
@@ -83,8 +84,9 @@ def test_recipe_source_reads_strips_equal_to_the_whole_area() -> None:
         }
     }
     src = RecipeSource(
-        recipe, bands={"S1": ["VV", "VH", "VVVH"]}, stats=stats, normalisation="zscore", strip_rows=20
-    )
+        recipe, area.grid(), bands={"S1": ["VV", "VH", "VVVH"]}, stats=stats, normalisation="zscore",
+        strip_rows=20,
+    )  # fmt: skip
     whole = fetch_area(recipe).sensors["S1"][0]
     ref, _ = normalise(whole, stats["S1"], ["VV", "VH", "VVVH"], "zscore")
     for r0, r1 in ((0, 16), (10, 30), (30, 50), (0, 50)):

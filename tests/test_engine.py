@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Any
 
 import ee
 import numpy as np
@@ -186,3 +188,84 @@ def test_connect_without_credentials_keeps_the_local_engine(monkeypatch: pytest.
     active = gee_fusion.current()
     assert active is not None and active.engine == "local"
     assert ee.Number(2).multiply(3).getInfo() == 6
+
+
+class SentToEarthEngineError(Exception):
+    """Raised by the fake Earth Engine when a request reaches it."""
+
+
+def _job_monthly(tmp: Path) -> None:
+    from gee_fusion.monitoring.config import MonthlyJobConfig
+    from gee_fusion.monitoring.monthly import run_monthly
+
+    run_monthly(MonthlyJobConfig(out=tmp / "monthly", start="2021-06-01", end="2021-07-01"))
+
+
+def _job_patches(tmp: Path) -> None:
+    from gee_fusion.export.area import AreaConfig
+    from gee_fusion.export.patches import PatchExportConfig, fetch_area
+
+    fetch_area(PatchExportConfig(area=AreaConfig(size_px=(32, 32)), months=[7], sensors=["S1"]))
+
+
+def _job_recipe_source(tmp: Path) -> None:
+    from gee_fusion.deep.infer.recipe_source import RecipeSource
+    from gee_fusion.export.area import AreaConfig
+    from gee_fusion.export.patch_store import BandStats
+    from gee_fusion.recipe.monthly_stacks import StackRecipe
+
+    stats = {"S1": {b: BandStats(mean=0.0, std=1.0, q02=-1.0, q98=1.0) for b in ("VV", "VH", "VVVH")}}
+    src = RecipeSource(
+        StackRecipe(months=[7], sensors=["S1"]), AreaConfig(size_px=(32, 32)).grid(),
+        bands={"S1": ["VV", "VH", "VVVH"]}, stats=stats, normalisation="zscore",
+    )  # fmt: skip
+    src.read(slice(0, 16), slice(0, 16))
+
+
+@pytest.mark.parametrize("job", [_job_monthly, _job_patches, _job_recipe_source])
+def test_jobs_run_on_the_connected_engine_and_never_switch(
+    job: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After connect('earthengine') (credentials faked), a job sends its requests to Earth Engine
+    and leaves the connection alone: no hidden switch to the local engine."""
+    from ee import apitestcase
+
+    monkeypatch.setattr(engine, "has_credentials", lambda: True)
+    real_initialize = ee.Initialize
+    sent: list[str] = []
+
+    def fake_earth_engine(name: str) -> Any:
+        def call(*args: object, **kwargs: object) -> Any:
+            sent.append(name)
+            raise SentToEarthEngineError(name)
+
+        return call
+
+    def fake_initialize(*args: object, **kwargs: object) -> None:
+        if args[:2] == (None, ""):  # the local engine's own offline initialisation
+            real_initialize(*args, **kwargs)
+            return
+        # "Earth Engine": the algorithm table of the wheel, requests answered by the fakes above
+        monkeypatch.setattr(ee.data, "getAlgorithms", apitestcase.GetAlgorithms)
+        monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})
+        monkeypatch.setattr(ee.data, "_install_cloud_api_resource", lambda: None)
+        for name in ("computeValue", "computePixels", "getAsset", "getInfo", "listAssets", "getList"):
+            monkeypatch.setattr(ee.data, name, fake_earth_engine(name))
+        real_initialize(None, "", project="fake-project")
+
+    monkeypatch.setattr(ee, "Initialize", fake_initialize)
+    switches: list[object] = []
+    real_connect_local = engine._connect_local
+    monkeypatch.setattr(
+        engine, "_connect_local", lambda *a, **k: switches.append(a) or real_connect_local(*a, **k)
+    )
+    try:
+        gee_fusion.connect("earthengine", project="fake-project")
+        with pytest.raises(SentToEarthEngineError):
+            job(tmp_path)
+        active = gee_fusion.current()
+        assert active is not None and active.engine == "earthengine" and active.project == "fake-project"
+        assert sent and not switches
+    finally:
+        monkeypatch.undo()
+        gee_fusion.connect("local")

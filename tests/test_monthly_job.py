@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,10 @@ from gee_fusion.monitoring.monthly import run_monthly
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_main_job_writes_cogs_png_and_summary(real_dir: Path, tmp_path: Path) -> None:
-    cfg = MonthlyJobConfig(out=tmp_path / "out", start="2016-01-01", end="2017-01-01")
+    slovenia = load_monthly_config(Path(__file__).parents[1] / "ee_scripts/configs/slovenia_monthly.yaml")
+    cfg = slovenia.model_copy(
+        update={"out": tmp_path / "out", "start": date(2016, 1, 1), "end": date(2017, 1, 1)}
+    )
     result = run_monthly(cfg)
     stamps = json.loads((real_dir / "eolearn_slovenia/TestEOPatch/timestamps.json").read_text())
     assert result.months == 12

@@ -14,7 +14,8 @@ import xarray as xr
 from affine import Affine
 from rasterio.warp import Resampling, reproject
 
-from gee_fusion.export.fetch import PixelGrid, open_collection
+from gee_fusion.export.fetch import native_grid, open_collection
+from gee_fusion.grid import PixelGrid
 from gee_fusion.ids import SLOVENIA_LULC, SLOVENIA_NDVI
 from gee_fusion.local.samples import slovenia_grid
 from gee_fusion.recipe.composite import monthly_composites
@@ -46,7 +47,7 @@ def test_catalog_entry_matches_files(real_dir: Path) -> None:
 
 def test_xee_round_trip_native_grid_is_exact(real_dir: Path) -> None:
     col = ee.ImageCollection(SLOVENIA_NDVI)
-    grid = PixelGrid.of_image(col.first().select("NDVI"))
+    grid = native_grid(col.first().select("NDVI"))
     ds = open_collection(col.select(["NDVI", "CLP"]), grid)
     assert ds["NDVI"].dims == ("time", "y", "x")
     np.testing.assert_array_equal(ds["NDVI"].values, _raw(real_dir, "data/NDVI.npy"))
@@ -95,7 +96,7 @@ def test_monthly_composite_through_xee_equals_numpy(real_dir: Path) -> None:
     start, end = date(2015, 7, 1), date(2018, 1, 1)
     col = ee.ImageCollection(SLOVENIA_NDVI).map(lambda img: img.updateMask(img.select("CLM").eq(0)))
     months = monthly_composites(col, bands=["NDVI"], start=start, end=end)
-    grid = PixelGrid.of_image(ee.ImageCollection(SLOVENIA_NDVI).first().select("NDVI"))
+    grid = native_grid(ee.ImageCollection(SLOVENIA_NDVI).first().select("NDVI"))
     ds = open_collection(months, grid)
     want_med, want_n = numpy_monthly_reference(real_dir, start, end)
     assert ds.sizes["time"] == 30

@@ -261,3 +261,20 @@ def test_region_percentile_and_band_variance_match_numpy(syn: Any) -> None:
     mean = np.where(m, v, 0).sum(0) / np.maximum(m.sum(0), 1)
     want = (np.where(m, v - mean, 0) ** 2).sum(0) / np.maximum(m.sum(0), 1)
     np.testing.assert_allclose(np.asarray(var)[ok], want[ok], rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["boxcar", "refined_lee"])
+def test_default_bands_are_the_polarisations_present(image: ee.Image, method: str) -> None:
+    """A VV-only scene is filtered by default (no 'VH did not match' error); explicit bands stay strict."""
+    vv_only = image.select(["VV", "angle"])
+
+    def px(img: ee.Image) -> np.ndarray:
+        return ee.data.computePixels({"expression": img, "grid": _grid(), "fileFormat": "NUMPY_NDARRAY"})
+
+    got = px(speckle.speckle_filter(vv_only, method=method))  # type: ignore[arg-type]
+    ref = px(speckle.speckle_filter(image, method=method).select(["VV", "angle"]))  # type: ignore[arg-type]
+    assert list(got.dtype.names) == ["VV", "angle"]
+    np.testing.assert_array_equal(got["VV"], ref["VV"])
+    assert not np.allclose(got["VV"], px(vv_only)["VV"])  # it was filtered
+    with pytest.raises(ee.EEException, match="VH"):
+        speckle.speckle_filter(vv_only, method=method, bands=("VV", "VH")).getInfo()  # type: ignore[arg-type]

@@ -147,8 +147,19 @@ def test_bad_experiments(tmp: Path) -> None:
         train(nostore, progress=False, max_epochs=1)
     bad = tmp / "bad.yaml"
     bad.write_text("name: x\ndata: {store: s.zarr}\nmodel: {name: unet, sensors: [S3]}\n")
-    with pytest.raises(ConfigError, match="Invalid experiment config"):
+    with pytest.raises(ConfigError, match="Invalid settings in .*bad.yaml") as info:
         load_experiment(bad)
+    message = str(info.value)  # names the file, the key, what was given and what is allowed
+    assert "sensors" in message and "'S3'" in message and "'S2' or 'S1'" in message
+    assert "pydantic.dev" not in message
+    typo = tmp / "typo.yaml"
+    typo.write_text("name: x\ndata: {store: s.zarr, batchsize: 4}\nmodel: {name: unet, sensors: [S2]}\n")
+    with pytest.raises(ConfigError, match=r"data\.batchsize: unknown key; allowed keys: .*batch_size"):
+        load_experiment(typo)
+    empty = tmp / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_experiment(empty)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             train(config(tmp, "gpu"), device="cuda", progress=False)

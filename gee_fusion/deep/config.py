@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from gee_fusion.config import load_yaml
 from gee_fusion.deep.models.spec import ModelSpec
-from gee_fusion.errors import ConfigError
 from gee_fusion.export.patches import PatchExportConfig
 
 
@@ -90,16 +89,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML; relative paths stay relative to the working folder.
 
     Raises:
-        ConfigError: unreadable file or invalid settings (the message lists every problem).
+        ConfigError: unreadable or empty file, or invalid settings (the message lists every
+            bad key, what was given and what is allowed).
     """
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Cannot read experiment config {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of experiment settings.")
-    try:
-        return ExperimentConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"Invalid experiment config {path}:\n{exc}") from exc
+    return load_yaml(path, ExperimentConfig, what="experiment config")

@@ -2,40 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import ee
 import numpy as np
 import xarray as xr
 
+from gee_fusion.classes import NO_LABEL
 from gee_fusion.errors import ConfigError
+from gee_fusion.grid import PixelGrid
+from gee_fusion.recipe.composite import COUNT_BAND
+from gee_fusion.recipe.monthly_stacks import StackRecipe, sensor_stack
 
 
-@dataclass(frozen=True)
-class PixelGrid:
-    """A target grid for xee: CRS, affine transform (6 numbers) and (width, height)."""
+def native_grid(image: ee.Image, *, band: str | None = None) -> PixelGrid:
+    """The native grid of an asset image's band (one getInfo call).
 
-    crs: str
-    transform: tuple[float, float, float, float, float, float]
-    width: int
-    height: int
+    Raises:
+        ConfigError: the image has no native grid (a computed image): give one explicitly.
+    """
+    info = image.getInfo()
+    bands = info["bands"] if info else []
+    chosen = next((b for b in bands if band is None or b["id"] == band), None)
+    if chosen is None or "dimensions" not in chosen:
+        raise ConfigError("The image has no native grid (a computed image?): give one explicitly.")
+    w, h = chosen["dimensions"]
+    t = [float(v) for v in chosen["crs_transform"]]
+    return PixelGrid(chosen["crs"], (t[0], t[1], t[2], t[3], t[4], t[5]), int(w), int(h))
 
-    def __post_init__(self) -> None:
-        if self.width <= 0 or self.height <= 0:
-            raise ConfigError(f"Grid size must be positive, got {self.width} x {self.height}.")
 
-    @classmethod
-    def of_image(cls, image: ee.Image, *, band: str | None = None) -> PixelGrid:
-        """The native grid of an asset image's band (one getInfo call)."""
-        info = image.getInfo()
-        bands = info["bands"] if info else []
-        chosen = next((b for b in bands if band is None or b["id"] == band), None)
-        if chosen is None or "dimensions" not in chosen:
-            raise ConfigError("The image has no native grid (a computed image?): give one explicitly.")
-        w, h = chosen["dimensions"]
-        t = [float(v) for v in chosen["crs_transform"]]
-        return cls(chosen["crs"], (t[0], t[1], t[2], t[3], t[4], t[5]), int(w), int(h))
+def grid_aoi(grid: PixelGrid) -> ee.Geometry:
+    """The grid's footprint as a (planar) rectangle in its CRS."""
+    x0, y0, x1, y1 = grid.bounds()
+    return ee.Geometry.Rectangle([x0, y0, x1, y1], grid.crs, False)
 
 
 def open_collection(collection: ee.ImageCollection, grid: PixelGrid, **kwargs: Any) -> xr.Dataset:
@@ -60,6 +59,7 @@ def load_by_window(
     window: int = 256,
     workers: int = 2,
     progress: bool = True,
+    description: str = "fetching windows through xee",
 ) -> dict[str, np.ndarray]:
     """Load variables window by window: all variables of one window before the next.
 
@@ -85,8 +85,36 @@ def load_by_window(
             out[v][:, r : r + window, c : c + window] = part[v].values
 
     with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("fetching windows through xee", total=len(tiles))
+        task = bar.add_task(description, total=len(tiles))
         with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
             for _ in pool.map(load, tiles):
                 bar.advance(task)
     return out
+
+
+def open_stack(recipe: StackRecipe, sensor: str, grid: PixelGrid) -> xr.Dataset:
+    """A sensor's monthly stack (:mod:`gee_fusion.recipe.monthly_stacks`) over ``grid``, opened
+    lazily with xee (variables: the sensor's bands and ``count``)."""
+    return open_collection(sensor_stack(recipe, sensor, grid_aoi(grid)), grid)
+
+
+def stack_bands(arrays: dict[str, np.ndarray], bands: list[str]) -> np.ndarray:
+    """(time, band, y, x) float32 from per-band (time, y, x) arrays, NaN where ``count`` is 0."""
+    count = np.nan_to_num(arrays[COUNT_BAND])
+    out = np.stack([arrays[b].astype(np.float32, copy=False) for b in bands], axis=1)
+    out[np.broadcast_to((count == 0)[:, None], out.shape)] = np.nan
+    return out
+
+
+def open_map(asset: str, band: str, grid: PixelGrid) -> xr.Dataset:
+    """A single-band map (an image or the mosaic of a collection) as uint8 (masked -> 255), lazily."""
+    kind = str(ee.data.getAsset(asset).get("type", "IMAGE")).upper()
+    image = (ee.ImageCollection(asset).mosaic() if "COLLECTION" in kind else ee.Image(asset)).select(band)
+    image = image.set("system:time_start", 0)
+    return open_collection(ee.ImageCollection([image.unmask(NO_LABEL).toUint8()]), grid)
+
+
+def fetch_map(asset: str, band: str, grid: PixelGrid, *, window: int = 256) -> np.ndarray:
+    """A single-band uint8 map on the grid (masked -> 255)."""
+    arr = load_by_window(open_map(asset, band, grid), [band], window=window, progress=False)[band][0]
+    return np.nan_to_num(arr, nan=NO_LABEL).astype(np.uint8)

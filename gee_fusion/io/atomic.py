@@ -1,4 +1,9 @@
-"""Atomic output: write to a temporary path beside the target, then rename into place."""
+"""Atomic output: write to a temporary path beside the target, then rename into place.
+
+Temporaries are hidden and carry the writing process's id (``.NAME.PID.XXXX``): a run that was
+killed (``kill -9``, a power cut) cannot clean up, so the next write of the same target removes
+the temporaries of processes that no longer exist (:func:`remove_stale_temporaries`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,52 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gee_fusion.errors import OutputError
+
+
+def temporary_prefix(target: Path) -> str:
+    """The name prefix of this process's temporaries for ``target``."""
+    return f".{target.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | Path) -> list[Path]:
+    """Remove temporaries of ``target`` left by processes that no longer run; returns them."""
+    import shutil
+
+    target = Path(target)
+    head = f".{target.name}."
+    removed: list[Path] = []
+    if not target.parent.is_dir():
+        return removed
+    for entry in target.parent.iterdir():
+        if not entry.name.startswith(head):
+            continue
+        pid_text = entry.name[len(head) :].split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def temporary_dir(target: Path) -> Path:
+    """A new hidden folder beside ``target`` for intermediate files (removed by the caller)."""
+    remove_stale_temporaries(target)
+    return Path(tempfile.mkdtemp(prefix=temporary_prefix(target), dir=target.parent))
 
 
 @contextlib.contextmanager
@@ -25,8 +76,11 @@ def atomic_path(target: str | Path, *, suffix: str | None = None) -> Iterator[Pa
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"Cannot create the output folder {target.parent}: {exc}") from exc
+    if target.is_dir():
+        raise OutputError(f"Cannot write {target}: a folder of that name is in the way.")
+    remove_stale_temporaries(target)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix,
+        prefix=temporary_prefix(target), suffix=suffix if suffix is not None else target.suffix,
         dir=target.parent,
     )  # fmt: skip
     os.close(fd)
@@ -54,11 +108,13 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"Cannot create the output folder {target.parent}: {exc}") from exc
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"Cannot write {target}: a file of that name is in the way.")
+    tmp = temporary_dir(target)
     try:
         yield tmp
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            old = Path(tempfile.mkdtemp(prefix=temporary_prefix(target) + "old.", dir=target.parent))
             os.replace(target, old / "store")
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

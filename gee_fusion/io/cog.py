@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.enums
 import rasterio.shutil
 from affine import Affine
 
 from gee_fusion.errors import OutputError
-from gee_fusion.io.atomic import atomic_path
+from gee_fusion.io.atomic import atomic_path, temporary_dir
 
 
 def write_cog(
@@ -67,8 +68,13 @@ def write_cog(
 def _write(path: Path, arr: np.ndarray, profile: dict[str, Any], band_names: Sequence[str] | None,
            colormap: Mapping[int, tuple[int, int, int, int]] | None, tags: Mapping[str, Any] | None,
            resampling: str) -> Path:  # fmt: skip
-    with tempfile.TemporaryDirectory(dir=path.parent if path.parent.exists() else None) as tmpdir:
-        plain = Path(tmpdir) / "plain.tif"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {path.parent}: {exc}") from exc
+    tmpdir = temporary_dir(path)
+    try:
+        plain = tmpdir / "plain.tif"
         with rasterio.open(plain, "w", **profile) as dst:
             dst.write(arr)
             if band_names is not None:
@@ -83,4 +89,23 @@ def _write(path: Path, arr: np.ndarray, profile: dict[str, Any], band_names: Seq
                 plain, tmp, driver="COG", compress="DEFLATE", blocksize=256,
                 overview_resampling=resampling, predictor="YES" if arr.dtype.kind == "f" else "NO",
             )  # fmt: skip
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
     return path
+
+
+def read_preview(path: str | Path, *, max_side: int = 1024, band: int = 1) -> tuple[np.ndarray, float | None]:
+    """One band of a raster decimated (nearest, from its overviews) to at most ``max_side`` px a
+    side, and its nodata value: enough to draw or summarise a city-scale map in little memory.
+
+    Raises:
+        OutputError: the raster cannot be read.
+    """
+    try:
+        with rasterio.open(path) as ds:
+            factor = max(1, -(-max(ds.width, ds.height) // max_side))
+            shape = (max(1, ds.height // factor), max(1, ds.width // factor))
+            arr = ds.read(band, out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+            return arr, ds.nodata
+    except rasterio.errors.RasterioError as exc:
+        raise OutputError(f"Cannot read {path}: {exc}") from exc

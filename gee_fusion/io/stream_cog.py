@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +28,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from gee_fusion.errors import OutputError
-from gee_fusion.io.atomic import atomic_path
+from gee_fusion.io.atomic import atomic_path, temporary_dir
 
 
 class StreamCOGWriter:
@@ -136,7 +135,7 @@ class StreamCOGWriter:
         """Create the intermediate GeoTIFF (called by ``__enter__``)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+            self._tmpdir = temporary_dir(self.path)
             with self._gdal_env():
                 self._dst = rasterio.open(self._tmpdir / "stream.tif", "w", **self._profile)
             if self._colormap is not None:

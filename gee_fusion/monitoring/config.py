@@ -1,4 +1,4 @@
-"""Declarative job configuration (pydantic models loaded from YAML)."""
+"""The monthly-composite job's configuration (a pydantic model loaded from YAML)."""
 
 from __future__ import annotations
 
@@ -6,35 +6,45 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gee_fusion.errors import ConfigError
+from gee_fusion import ids
+from gee_fusion.config import load_yaml
+from gee_fusion.engine import EngineChoice
+from gee_fusion.recipe.composite import Reduction
 
 
 class MonthlyJobConfig(BaseModel):
-    """The monthly-composite job: which collection, bands, period, masking and outputs."""
+    """The monthly-composite job: which collection, bands, period, masking and outputs.
+
+    The defaults are the embedded demo world's city: SCL cloud-masked monthly NDVI medians of
+    one year of ``COPERNICUS/S2_SR_HARMONIZED`` (served offline by the local engine). The real
+    Slovenia series is ``ee_scripts/configs/slovenia_monthly.yaml``.
+
+    ``engine`` and ``project`` are read by the CLI and ``ee_scripts/``, which connect before
+    running the job; the library runs it on the engine already connected.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    engine: Literal["local", "earthengine", "auto"] = "local"
+    engine: EngineChoice = "local"
     project: str | None = Field(None, description="Google Cloud project (Earth Engine only).")
-    collection: str = "local/slovenia/S2_NDVI"
+    collection: str = ids.S2_SR_HARMONIZED
     bands: list[str] = Field(default_factory=lambda: ["NDVI"], min_length=1)
     cloud_mask: Literal["clm", "scl", "none"] = Field(
-        "clm",
+        "scl",
         description="'clm': drop pixels whose CLM band is non-zero (eo-learn cloud mask); "
         "'scl': drop Sentinel-2 SCL no-data, saturated, cloud-shadow, cloud and cirrus pixels.",
     )
     ndvi_from: tuple[str, str] | None = Field(
-        None, description="(nir, red) bands: compute band NDVI from them before compositing."
+        ("B8", "B4"), description="(nir, red) bands: compute band NDVI from them before compositing."
     )
-    start: date = date(2015, 7, 1)
-    end: date = date(2018, 1, 1)
-    method: Literal["median", "mean", "min", "max", "medoid", "quality"] = "median"
+    start: date = date(2021, 1, 1)
+    end: date = date(2022, 1, 1)
+    method: Reduction = "median"
     quality_band: str | None = Field(None, description="Band ranking observations for method 'quality'.")
     out: Path = Path("outputs/demo")
-    name: str = "slovenia_ndvi_monthly"
+    name: str = Field("demo_city_ndvi_2021", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
     @model_validator(mode="after")
     def _period(self) -> MonthlyJobConfig:
@@ -44,12 +54,5 @@ class MonthlyJobConfig(BaseModel):
 
 
 def load_monthly_config(path: str | Path) -> MonthlyJobConfig:
-    """Read a :class:`MonthlyJobConfig` from YAML, with errors that name the bad field."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Cannot read config {path}: {exc}") from exc
-    try:
-        return MonthlyJobConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"Invalid config {path}:\n{exc}") from exc
+    """Read a :class:`MonthlyJobConfig` from YAML, with errors that name the file and bad keys."""
+    return load_yaml(path, MonthlyJobConfig, what="monthly job config")

@@ -1,9 +1,10 @@
-"""The main job (first version): cloud-masked monthly composites, evaluated by the engine,
+"""The monthly-composite job: cloud-masked monthly composites, evaluated by the connected engine,
 fetched through xee, written as COGs (values + observation counts) and a PNG month grid."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,12 +12,13 @@ from pathlib import Path
 import ee
 import numpy as np
 
-from gee_fusion.engine import connect
-from gee_fusion.errors import ConfigError
-from gee_fusion.export.fetch import PixelGrid, load_by_window, open_collection
+from gee_fusion.engine import ensure_connected
+from gee_fusion.errors import ConfigError, OutputError
+from gee_fusion.export.fetch import load_by_window, native_grid, open_collection
 from gee_fusion.io.atomic import atomic_path
 from gee_fusion.io.cog import write_cog
 from gee_fusion.monitoring.config import MonthlyJobConfig
+from gee_fusion.recipe.checks import require_images
 from gee_fusion.recipe.composite import COUNT_BAND, month_starts, monthly_composites
 from gee_fusion.recipe.sentinel2 import SclMask, mask_clouds
 from gee_fusion.report.figures import month_grid_png
@@ -45,6 +47,24 @@ class MonthlyResult:
         )
 
 
+def check_output_folder(folder: str | Path) -> Path:
+    """The job's output folder, checked before any computation (created if missing).
+
+    Raises:
+        OutputError: the path is a file, or the folder cannot be created or written.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"The output folder {out} is a file: choose a folder (e.g. --out outputs/demo).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {out}: {exc}") from exc
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"The output folder {out} is not writable.")
+    return out
+
+
 def cloud_masked(collection: ee.ImageCollection, how: str) -> ee.ImageCollection:
     """Apply the configured cloud mask to every image."""
     if how == "none":
@@ -64,10 +84,13 @@ def with_ndvi(collection: ee.ImageCollection, nir: str, red: str) -> ee.ImageCol
 def run_monthly(cfg: MonthlyJobConfig, *, progress: bool = False) -> MonthlyResult:
     """Run the monthly-composite job described by ``cfg`` (``progress``: show a progress bar)."""
     t0 = time.perf_counter()
-    connect(cfg.engine, project=cfg.project)
-    source = ee.ImageCollection(cfg.collection).filterDate(cfg.start.isoformat(), cfg.end.isoformat())
+    out = check_output_folder(cfg.out)
+    connection = ensure_connected()
+    collection = ee.ImageCollection(cfg.collection)
+    source = collection.filterDate(cfg.start.isoformat(), cfg.end.isoformat())
+    images_used = require_images([(cfg.collection, collection), (f"date {cfg.start}..{cfg.end}", source)])
     grid_band = cfg.ndvi_from[0] if cfg.ndvi_from else cfg.bands[0]
-    grid = PixelGrid.of_image(source.first().select(grid_band))
+    grid = native_grid(source.first().select(grid_band))
     masked = cloud_masked(source, cfg.cloud_mask)
     if cfg.ndvi_from:
         masked = with_ndvi(masked, *cfg.ndvi_from)
@@ -84,10 +107,9 @@ def run_monthly(cfg: MonthlyJobConfig, *, progress: bool = False) -> MonthlyResu
     first = cfg.bands[0]
     arrays = load_by_window(ds, [first, COUNT_BAND], progress=progress)
     count = np.nan_to_num(arrays[COUNT_BAND]).astype(np.uint16)
-    out = Path(cfg.out)
     values = arrays[first].astype(np.float32)
     values[count == 0] = np.nan
-    tags = {"collection": cfg.collection, "method": cfg.method, "engine": cfg.engine,
+    tags = {"collection": cfg.collection, "method": cfg.method, "engine": connection.engine,
             "months": ",".join(labels)}  # fmt: skip
     cog = write_cog(out / f"{cfg.name}.tif", values, crs=grid.crs, transform=grid.transform,
                     nodata=float("nan"), band_names=labels, tags=tags)  # fmt: skip
@@ -101,7 +123,7 @@ def run_monthly(cfg: MonthlyJobConfig, *, progress: bool = False) -> MonthlyResu
         months_with_data=int((count.reshape(len(labels), -1).max(axis=1) > 0).sum()),
         valid_fraction=float(valid.mean()),
         mean_value=float(np.nanmean(values)) if valid.any() else float("nan"),
-        images_used=int(source.size().getInfo()),
+        images_used=images_used,
         seconds=time.perf_counter() - t0,
         cog=str(cog), count_cog=str(count_cog), png=str(png),
     )  # fmt: skip

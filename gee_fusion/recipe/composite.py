@@ -14,6 +14,7 @@ from typing import Literal
 import ee
 
 from gee_fusion.errors import ConfigError
+from gee_fusion.recipe.sentinel1 import to_db
 
 Reduction = Literal["median", "mean", "min", "max", "medoid", "quality"]
 COUNT_BAND = "count"
@@ -28,6 +29,14 @@ def month_starts(start: date, end: date) -> list[date]:
         out.append(date(y, m, 1))
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     return out
+
+
+def month_range(year: int, month: int) -> tuple[date, date]:
+    """The calendar month as a half-open range: its first day and the first day of the next."""
+    if not 1 <= month <= 12:
+        raise ConfigError(f"month must be 1..12, got {month}.")
+    start = date(year, month, 1)
+    return start, date(year + (month == 12), month % 12 + 1, 1)
 
 
 _REDUCERS = {
@@ -140,9 +149,4 @@ def monthly_s1_means(
     """Monthly Sentinel-1 means computed in LINEAR power, then converted to dB (averaging dB
     values would bias the mean low). ``collection`` must hold linear power (S1_GRD_FLOAT)."""
     means = monthly_composites(collection, bands=bands, start=start, end=end, method="mean")
-
-    def to_db(img: ee.Image) -> ee.Image:
-        db = img.select(list(bands)).log10().multiply(10).rename(list(bands))
-        return img.addBands(db, None, True)
-
-    return means.map(to_db)
+    return means.map(lambda img: to_db(img, tuple(bands)))

@@ -1,5 +1,5 @@
 """Sentinel-1 GRD preprocessing written with earthengine-api: selection, border-noise
-masking, dB <-> linear power, and the VV/VH ratio.
+masking, dB <-> linear power (the one definition of each), and the VV/VH ratio in dB.
 
 Speckle filters work on LINEAR power (``COPERNICUS/ids.S1_GRD_FLOAT`` or :func:`to_linear`);
 see :mod:`gee_fusion.recipe.speckle`.
@@ -98,11 +98,12 @@ def to_db(image: ee.Image, bands: tuple[str, ...] = ("VV", "VH")) -> ee.Image:
     return image.addBands(db, None, True)
 
 
-def add_ratio(image: ee.Image, *, linear: bool = True, name: str = "VVVH") -> ee.Image:
-    """Add the VV/VH ratio band (``VVVH``: band IDs may not contain ``/``).
+def add_ratio(image: ee.Image, *, name: str = "VVVH") -> ee.Image:
+    """Add the VV/VH polarisation ratio in dB, band ``VVVH``, to an image whose VV and VH are in dB.
 
-    In linear power it is VV / VH; in dB it is the difference VV - VH (the same ratio in dB).
+    The one definition of gee_fusion's ``VVVH`` band: the seed poster's VV/VH ratio, expressed in
+    dB like VV and VH, where the ratio is the difference ``VV - VH`` (= 10 log10(VV / VH) in
+    linear power). Band IDs may not contain ``/``, hence the name.
     """
-    vv, vh = image.select("VV"), image.select("VH")
-    ratio = vv.divide(vh) if linear else vv.subtract(vh)
+    ratio = image.select("VV").subtract(image.select("VH"))
     return image.addBands(ratio.rename(name))

@@ -22,6 +22,8 @@ import numpy as np
 
 from gee_fusion.errors import ConfigError
 
+POLARISATIONS = ("VV", "VH")
+"""The Sentinel-1 bands speckle filters work on by default."""
 Method = Literal["boxcar", "lee", "refined_lee", "lee_sigma", "gamma_map"]
 METHODS: tuple[str, ...] = ("boxcar", "lee", "refined_lee", "lee_sigma", "gamma_map")
 
@@ -230,7 +232,7 @@ def speckle_filter(
     method: Method = "refined_lee",
     kernel_size: int = 7,
     enl: float = 5.0,
-    bands: tuple[str, ...] = ("VV", "VH"),
+    bands: tuple[str, ...] | None = None,
     lee_sigma_enl: float = 4.0,
 ) -> ee.Image:
     """Filter speckle in linear-power bands of a Sentinel-1 image.
@@ -242,7 +244,9 @@ def speckle_filter(
         enl: Equivalent number of looks assumed by ``lee``, ``refined_lee`` and ``gamma_map``.
         lee_sigma_enl: ENL of ``lee_sigma`` (sigma 0.9, 9 x 9 window, 3 x 3 target window,
             Tk = 7, 98th-percentile point targets, as in gee_s1_ard).
-        bands: The bands to filter; others (e.g. ``angle``) are kept unchanged.
+        bands: The bands to filter (each must exist); others (e.g. ``angle``) are kept unchanged.
+            Default: whichever of ``VV`` and ``VH`` the image has (a VV-only scene is filtered
+            too; the choice is made server-side, so it costs no round trip).
 
     Returns:
         ``image`` with the filtered bands replacing the originals (properties kept).
@@ -250,8 +254,9 @@ def speckle_filter(
     if method not in METHODS:
         raise ConfigError(f"Unknown speckle filter {method!r}: use one of {list(METHODS)}.")
     radius = _check(kernel_size, enl)
+    present = image.bandNames()
     filtered = []
-    for name in bands:
+    for name in bands or POLARISATIONS:
         band = image.select(name).toFloat()
         if method == "boxcar":
             out = _boxcar(band, radius)
@@ -263,7 +268,10 @@ def speckle_filter(
             out = _lee_sigma(band, enl=lee_sigma_enl, sigma=0.9, window=9, target=3, tk=7)
         else:
             out = _refined_lee(band, enl)
-        filtered.append(out.rename(name).updateMask(band.mask()))
+        out = out.rename(name).updateMask(band.mask())
+        if bands is None:  # only the polarisations the image has
+            out = ee.Image(ee.Algorithms.If(present.contains(name), out, image.select([])))
+        filtered.append(out)
     result = ee.Image.cat(filtered)
     return image.addBands(result, None, True)
 
@@ -274,7 +282,7 @@ def multitemporal_filter(
     method: Method = "boxcar",
     kernel_size: int = 7,
     enl: float = 5.0,
-    bands: tuple[str, ...] = ("VV", "VH"),
+    bands: tuple[str, ...] = POLARISATIONS,
 ) -> ee.ImageCollection:
     """Quegan & Yu (2001) multi-temporal speckle filter over the images of ONE orbit.
 
@@ -305,7 +313,7 @@ def multitemporal_filter_by_orbit(
     method: Method = "boxcar",
     kernel_size: int = 7,
     enl: float = 5.0,
-    bands: tuple[str, ...] = ("VV", "VH"),
+    bands: tuple[str, ...] = POLARISATIONS,
     orbit_property: str = ORBIT_PROPERTY,
 ) -> ee.ImageCollection:
     """:func:`multitemporal_filter` applied to each relative orbit of ``collection`` separately,

@@ -2,9 +2,9 @@
 Sentinel-1 date selection (one date per month for Jul, Aug, Sep, Nov, >= 17 days apart).
 
 fusion-20 bands, in this order: ``VV_1..VV_4, VH_1..VH_4, VVVH_1..VVVH_4`` (four speckle-
-filtered S1 dates; VV and VH in dB, ``VVVH`` the VV/VH power ratio — band IDs may not contain
-``/``) then ``NDVI, SAVI, BAI, NDWI, B2, B3, B4, B8`` (reflectance) from a cloud-masked
-Sentinel-2 median composite.
+filtered S1 dates; VV and VH in dB, ``VVVH`` the VV/VH ratio in dB, i.e. VV - VH, see
+:func:`gee_fusion.recipe.sentinel1.add_ratio`) then ``NDVI, SAVI, BAI, NDWI, B2, B3, B4, B8``
+(reflectance) from a cloud-masked Sentinel-2 median composite.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import ee
 from gee_fusion.errors import ConfigError, EngineError
 from gee_fusion.recipe import indices, sentinel1, sentinel2, speckle
 from gee_fusion.recipe.aoi import validate_aoi
+from gee_fusion.recipe.composite import COUNT_BAND, month_range, month_starts, monthly_composites
 
 FUSION20_BANDS: tuple[str, ...] = (
     *(f"VV_{k}" for k in range(1, 5)),
@@ -114,19 +115,16 @@ def fusion20_stack(
     for ms in dates:
         img = ee.Image(s1_orbit.filter(ee.Filter.eq("system:time_start", ms)).first())
         img = speckle.speckle_filter(sentinel1.mask_border_noise(img), method=speckle_method)
-        ratio = img.select("VV").divide(img.select("VH"))
-        db = sentinel1.to_db(img)
-        s1_bands["VV"].append(db.select("VV"))
-        s1_bands["VH"].append(db.select("VH"))
-        s1_bands["VVVH"].append(ratio)
+        db = sentinel1.add_ratio(sentinel1.to_db(img))
+        for name in ("VV", "VH", "VVVH"):
+            s1_bands[name].append(db.select(name))
     parts = [
         img.rename(f"{name}_{k + 1}").toFloat()
         for name in ("VV", "VH", "VVVH")
         for k, img in enumerate(s1_bands[name])
     ]
 
-    end = date(year + (last == 12), last % 12 + 1, 1)
-    s2_col = sentinel2.s2_collection(aoi, date(year, first, 1), end)
+    s2_col = sentinel2.s2_collection(aoi, date(year, first, 1), month_range(year, last)[1])
     masked = sentinel2.mask_clouds(s2_col, cloud_mask)
     composite = masked.select(["B2", "B3", "B4", "B8", "B11"]).median()
     refl = composite.toFloat().multiply(1e-4)
@@ -163,8 +161,6 @@ def time_series_stack(
         end: End of the period (exclusive).
         method: Monthly reduction (see :func:`gee_fusion.recipe.composite.monthly_composites`).
     """
-    from gee_fusion.recipe.composite import COUNT_BAND, month_starts, monthly_composites
-
     months = month_starts(start, end)
     monthly = monthly_composites(collection, bands=bands, start=start, end=end, method=method)  # type: ignore[arg-type]
     names = [f"{b}_{m.strftime('%Y-%m')}" for m in months for b in [*bands, COUNT_BAND]]

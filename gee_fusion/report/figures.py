@@ -1,8 +1,8 @@
-"""Figures people look at: a grid of monthly maps."""
+"""Figures people look at: a grid of monthly maps, a land-cover map with its legend."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,56 @@ def month_grid_png(
     fig.suptitle(title, fontsize=11)
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label=colorbar_label)
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return path
+
+
+def class_map_png(
+    path: str | Path,
+    codes: np.ndarray,
+    classes: Mapping[int, tuple[str, tuple[int, int, int]]],
+    *,
+    title: str,
+    nodata: int = 255,
+) -> Path:
+    """Save a class-code map as a PNG with a legend of the classes it shows (name and colour);
+    nodata in light grey, named in the legend when present.
+
+    Args:
+        path: The PNG to write (atomically).
+        codes: (h, w) class codes (e.g. a decimated read of the map COG).
+        classes: Code -> (name, RGB colour).
+        title: Figure title.
+        nodata: The code of pixels without a prediction.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    codes = np.asarray(codes)
+    rgb = np.full((*codes.shape, 3), 0.85, dtype=np.float32)
+    handles = []
+    present = set(np.unique(codes).tolist())
+    for code, (name, color) in sorted(classes.items()):
+        colour = np.asarray(color, dtype=np.float32) / 255.0
+        rgb[codes == code] = colour
+        if code in present:
+            share = float((codes == code).mean()) * 100
+            handles.append(Patch(facecolor=colour, edgecolor="none", label=f"{code} {name} ({share:.1f}%)"))
+    if nodata in present:
+        share = float((codes == nodata).mean()) * 100
+        handles.append(Patch(facecolor=(0.85, 0.85, 0.85), edgecolor="none", label=f"no data ({share:.1f}%)"))
+    height, width = codes.shape
+    aspect = width / max(height, 1)
+    fig = Figure(figsize=(4.5 * min(max(aspect, 0.6), 2.5) + 3.2, 4.8))
+    FigureCanvasAgg(fig)  # no pyplot: the caller's matplotlib backend is left alone
+    ax = fig.add_axes((0.02, 0.04, 0.6, 0.86))
+    ax.imshow(rgb, interpolation="nearest")
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.63, 0.5), fontsize=7, frameon=False)
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")

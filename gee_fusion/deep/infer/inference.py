@@ -272,6 +272,7 @@ def predict_raster(
     band_width: int | None = None,
     class_codes: Sequence[int] | None = None,
     colormap: Mapping[int, Sequence[int]] | None = None,
+    class_names: Mapping[int, str] | None = None,
     nodata: int = 255,
     min_object_size: int = 0,
     write_probabilities: bool = False,
@@ -300,6 +301,7 @@ def predict_raster(
             whole width up to 12,288 px, 8,192 px bands beyond.
         class_codes: Code written for each class index (default: the index), e.g. ``1..K``.
         colormap: Colour table of the map (code -> RGBA).
+        class_names: Class name of each code, written to the map's metadata.
         nodata: Code of pixels the source marks not valid; never a class code.
         min_object_size: Replace connected components (8-connected) smaller than this many px
             by their surrounding majority class; exact, streamed with a halo; 0 disables.
@@ -338,7 +340,9 @@ def predict_raster(
     prob_path = probabilities_path_for(out_path) if write_probabilities else None
     with contextlib.ExitStack() as stack:
         stack.callback(strips.close)
-        sink = MapWriter(stack, source, out_path, prob_path, lut, nodata, colormap, min_object_size)
+        sink = MapWriter(
+            stack, source, out_path, prob_path, lut, nodata, colormap, min_object_size, class_names
+        )
         for strip in strips:
             sink.put(strip)
             stats.peak_rows_held = max(stats.peak_rows_held, stats.accumulator_rows + sink.rows_held())

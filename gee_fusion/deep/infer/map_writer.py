@@ -9,6 +9,7 @@ streamed small-object removal and writes them, with the optional probabilities, 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,17 @@ def probabilities_path_for(out_path: str | Path) -> Path:
     return path.with_name(f"{path.stem}_probabilities{path.suffix or '.tif'}")
 
 
+def map_tags(lut: np.ndarray, class_names: Mapping[int, str] | None) -> dict[str, str]:
+    """GeoTIFF metadata of a class map: the written codes, and each code's class name
+    (``CLASS_<code>=<name>`` and one JSON ``class_names`` mapping)."""
+    tags = {"classes": str(lut.tolist())}
+    if class_names:
+        names = {int(code): str(name) for code, name in class_names.items()}
+        tags["class_names"] = json.dumps(names, ensure_ascii=False)
+        tags.update({f"CLASS_{code}": name for code, name in names.items()})
+    return tags
+
+
 class MapWriter:
     """Class codes (and optionally probabilities) of finished strips -> sieve -> COG writers.
 
@@ -95,6 +107,7 @@ class MapWriter:
         nodata: int,
         colormap: Mapping[int, Sequence[int]] | None,
         min_object_size: int,
+        class_names: Mapping[int, str] | None = None,
     ) -> None:
         h, w = source.height, source.width
         self.width, self.nodata, self.lut = w, nodata, lut
@@ -109,7 +122,7 @@ class MapWriter:
                 dtype="uint8",
                 nodata=nodata,
                 colormap=colormap,
-                tags={"classes": lut.tolist()},
+                tags=map_tags(lut, class_names),
             )
         )
         self.prob_writer = None

@@ -1,29 +1,60 @@
 """Mapping an area with a trained checkpoint: the checkpoint's recipe over the area (fetched
 strip by strip), scaled with its training statistics, then blended sliding-window inference to a
-COG. Memory is bounded by one strip of inputs and the inference strip, whatever the area's height."""
+COG, with a PNG preview and its legend beside it. Memory is bounded by one strip of inputs and
+the inference strip, whatever the area's height."""
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gee_fusion.classes import class_table
+from gee_fusion.config import read_yaml_mapping, validate
 from gee_fusion.deep.infer.inference import InferenceResult, predict_raster
 from gee_fusion.deep.infer.recipe_source import RecipeSource
 from gee_fusion.deep.train.checkpoints import load_module
-from gee_fusion.errors import ConfigError
+from gee_fusion.engine import ensure_connected
+from gee_fusion.errors import ConfigError, DataError, EngineError
+from gee_fusion.export.area import AreaConfig, LonLatBox
+from gee_fusion.export.fetch import grid_aoi
 from gee_fusion.export.patch_store import BandStats
-from gee_fusion.export.patches import AreaConfig, PatchExportConfig
+from gee_fusion.grid import PixelGrid
+from gee_fusion.io.cog import read_preview
+from gee_fusion.recipe import sentinel1, sentinel2
+from gee_fusion.recipe.monthly_stacks import StackRecipe
+from gee_fusion.report.figures import class_map_png
+
+MOSTLY_NODATA = 0.5
+"""A written map with more nodata than this share gets a warning."""
+
+
+class MostlyNoDataWarning(UserWarning):
+    """A map was written, but most of it has no prediction (no valid input there)."""
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """What :func:`predict_area` wrote: the inference outcome, the preview and the nodata share."""
+
+    inference: InferenceResult
+    preview: Path
+    nodata_fraction: float
+
+    @property
+    def path(self) -> Path:
+        """The class-map COG."""
+        return self.inference.path
 
 
 def parse_area(area: str | Path) -> AreaConfig:
-    """``demo`` (the whole demo city), ``X0,Y1,WIDTH,HEIGHT`` (upper-left corner in the demo
-    world's CRS, size in pixels) or a YAML file with an ``area`` mapping (crs, origin, size_px).
+    """``demo`` (the whole demo city), ``X0,Y1,WIDTH,HEIGHT`` (upper-left corner in the recipe's
+    projected CRS, metres; size in pixels) or a YAML file with an ``area`` mapping (crs, origin,
+    size_px). For a lon/lat box use :class:`~gee_fusion.export.area.LonLatBox` (``--bbox``).
 
     Raises:
-        ConfigError: none of these forms.
+        ConfigError: none of these forms, or a lon/lat box given where corner and size are expected.
     """
     text = str(area)
     if text == "demo":
@@ -34,39 +65,99 @@ def parse_area(area: str | Path) -> AreaConfig:
             x0, y1, w, h = (float(p) for p in parts)
         except ValueError as exc:
             raise ConfigError(f"AREA {text!r}: expected X0,Y1,WIDTH,HEIGHT numbers.") from exc
+        if not (w.is_integer() and h.is_integer()) or w < 1 or h < 1:
+            hint = ""
+            if abs(x0) <= 180 and abs(y1) <= 90:
+                hint = f" It looks like a lon/lat box: use --bbox {text} (W,S,E,N in degrees)."
+            raise ConfigError(f"AREA {text!r}: WIDTH and HEIGHT must be whole numbers of pixels >= 1.{hint}")
         return AreaConfig(origin=(x0, y1), size_px=(int(w), int(h)))
     path = Path(text)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        raw = yaml.safe_load(path.read_text()) or {}
-        section = raw.get("area", raw.get("patches", {}).get("area")) if isinstance(raw, dict) else None
+        raw = read_yaml_mapping(path, what="area config")
+        patches = raw.get("patches")
+        section = raw.get("area", patches.get("area") if isinstance(patches, dict) else None)
         if not isinstance(section, dict):
             raise ConfigError(f"{path} has no `area` mapping (crs, origin, size_px).")
-        return AreaConfig.model_validate(section)
-    raise ConfigError(f"AREA {text!r} is not 'demo', 'X0,Y1,WIDTH,HEIGHT' or an existing YAML file.")
+        return validate(AreaConfig, section, source=f"{path} (section `area`)")
+    raise ConfigError(
+        f"AREA {text!r} is not 'demo', 'X0,Y1,WIDTH,HEIGHT' or an existing YAML file (for a lon/lat "
+        "box use --bbox W,S,E,N)."
+    )
 
 
-def area_source(hparams: dict[str, Any], area: AreaConfig, *, strip_rows: int = 512) -> RecipeSource:
-    """The checkpoint's recipe over ``area`` as a lazy, strip-by-strip source scaled with its
-    training statistics (the recipe's own area settings, e.g. CRS and scale, are kept unless
-    ``area`` sets them)."""
+def stored_recipe(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The recipe settings a checkpoint was trained with (its patch-export config)."""
     exp = hparams["experiment"]
-    recipe = PatchExportConfig.model_validate(hparams.get("recipe") or exp.get("patches") or {})
-    merged = recipe.area.model_copy(update=area.model_dump(exclude_unset=True))
-    recipe = recipe.model_copy(update={"area": merged})
+    return dict(hparams.get("recipe") or exp.get("patches") or {})
+
+
+def resolve_area(hparams: dict[str, Any], area: AreaConfig | LonLatBox) -> PixelGrid:
+    """The grid to map: ``area`` on the checkpoint's recipe grid (its CRS and pixel size are kept
+    unless ``area`` sets them); a lon/lat box becomes the rectangle covering it in that grid."""
+    trained = AreaConfig.model_validate(stored_recipe(hparams).get("area") or {})
+    if isinstance(area, LonLatBox):
+        return area.to_area(trained.grid().crs, scale=trained.scale).grid()
+    return trained.model_copy(update=area.model_dump(exclude_unset=True)).grid()
+
+
+def check_coverage(recipe: StackRecipe, grid: PixelGrid) -> None:
+    """Refuse an area that no image of the recipe's sensors covers in its period.
+
+    Raises:
+        DataError: naming the sensor, the area and, on the local engine, where the demo world is.
+    """
+    aoi, (start, end) = grid_aoi(grid), recipe.period()
+    for sensor in recipe.sensors:
+        try:
+            if sensor == "S2":
+                sentinel2.s2_collection(aoi, start, end, check=True)
+            else:
+                sentinel1.s1_collection(aoi, start, end, check=True)
+        except EngineError as exc:
+            x0, y0, x1, y1 = grid.bounds()
+            hint = ""
+            if ensure_connected().engine == "local":
+                from gee_fusion.local.world.config import DEFAULT_WORLD
+
+                lons = [p[0] for p in DEFAULT_WORLD.footprint]
+                lats = [p[1] for p in DEFAULT_WORLD.footprint]
+                hint = (
+                    " The local engine's demo world covers lon/lat "
+                    f"{min(lons):.3f},{min(lats):.3f},{max(lons):.3f},{max(lats):.3f} (--bbox W,S,E,N), "
+                    "or use AREA 'demo'."
+                )
+            raise DataError(
+                f"No {sensor} data over the area {x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f} ({grid.crs}) in "
+                f"{start}..{end}: {exc}{hint}"
+            ) from exc
+
+
+def area_source(hparams: dict[str, Any], grid: PixelGrid, *, strip_rows: int = 512) -> RecipeSource:
+    """The checkpoint's recipe over ``grid`` as a lazy, strip-by-strip source scaled with its
+    training statistics."""
+    exp = hparams["experiment"]
+    stored = stored_recipe(hparams)
+    prior = None
+    if exp["model"].get("use_prior") or exp["data"].get("prior"):
+        if not stored.get("prior_asset"):
+            raise ConfigError("The model reads a prior map but its recipe has no prior_asset.")
+        prior = (str(stored["prior_asset"]), str(stored.get("prior_band", "Map")))
     stats = {s: {b: BandStats(**v) for b, v in hparams["normalisation"][s].items()} for s in hparams["bands"]}
     return RecipeSource(
-        recipe,
+        StackRecipe.of(stored),
+        grid,
         bands=hparams["bands"],
         stats=stats,
         normalisation=exp["data"].get("normalisation", "zscore"),
-        prior=bool(exp["model"].get("use_prior") or exp["data"].get("prior")),
+        prior=prior,
         strip_rows=strip_rows,
+        window=int(stored.get("window", 256)),
     )
 
 
 def predict_area(
     checkpoint: str | Path,
-    area: AreaConfig,
+    area: AreaConfig | LonLatBox,
     *,
     out: str | Path,
     tile: int = 256,
@@ -78,13 +169,24 @@ def predict_area(
     min_object_size: int = 0,
     write_probabilities: bool = False,
     progress: bool = True,
-) -> InferenceResult:
-    """Map ``area`` with ``checkpoint``: class codes of its class table, colour table embedded."""
+) -> MapResult:
+    """Map ``area`` with ``checkpoint`` on the connected engine: class codes of its class table,
+    colour table and class names embedded, and a PNG preview with the legend beside the COG.
+
+    Warns:
+        MostlyNoDataWarning: more than half of the written map has no prediction.
+
+    Raises:
+        DataError: no image of the recipe's sensors covers the area.
+        ConfigError: bad options or area.
+    """
     module = load_module(checkpoint)
     hp = dict(module.hparams)
-    source = area_source(hp, area)
+    grid = resolve_area(hp, area)
+    check_coverage(StackRecipe.of(stored_recipe(hp)), grid)
+    source = area_source(hp, grid)
     table = class_table(int(hp["experiment"]["data"].get("classes", 10)))
-    return predict_raster(
+    result = predict_raster(
         module.model,
         source,
         out_path=out,
@@ -97,7 +199,27 @@ def predict_area(
         band_width=band_width,
         class_codes=list(hp["class_codes"]),
         colormap=table.colormap(),
+        class_names=dict(zip(table.codes, table.names, strict=True)),
         min_object_size=min_object_size,
         write_probabilities=write_probabilities,
         progress=progress,
     )
+    codes, nodata = read_preview(result.path)
+    nodata_code = int(nodata) if nodata is not None else 255
+    fraction = float((codes == nodata_code).mean())
+    classes = {c: (n, col) for c, n, col in zip(table.codes, table.names, table.colors, strict=True)}
+    preview = class_map_png(
+        Path(result.path).with_suffix(".png"),
+        codes,
+        classes,
+        title=f"{Path(checkpoint).name}: {grid.width} x {grid.height} px ({grid.crs})",
+        nodata=nodata_code,
+    )
+    if fraction > MOSTLY_NODATA:
+        warnings.warn(
+            f"{fraction:.0%} of the map {result.path} has no prediction: the area lies mostly outside "
+            "the data (or every month is masked there).",
+            MostlyNoDataWarning,
+            stacklevel=2,
+        )
+    return MapResult(result, preview, fraction)

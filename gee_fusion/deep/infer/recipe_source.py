@@ -12,16 +12,17 @@ from affine import Affine
 
 from gee_fusion.classes import NO_LABEL, prior_lut
 from gee_fusion.deep.datasets import Normalisation, mid_month_doy, normalise
-from gee_fusion.engine import connect
+from gee_fusion.engine import ensure_connected
 from gee_fusion.errors import ConfigError, DataError
-from gee_fusion.export.fetch import load_by_window
+from gee_fusion.export.fetch import load_by_window, open_map, open_stack, stack_bands
 from gee_fusion.export.patch_store import BandStats
-from gee_fusion.export.patches import PatchExportConfig, open_map, open_sensor, stack_bands
+from gee_fusion.grid import PixelGrid
 from gee_fusion.recipe.composite import COUNT_BAND
+from gee_fusion.recipe.monthly_stacks import StackRecipe
 
 
 class RecipeSource:
-    """:class:`~gee_fusion.deep.infer.raster_source.RasterSource` over the recipe of ``recipe.area``.
+    """:class:`~gee_fusion.deep.infer.raster_source.RasterSource` of a recipe's stacks over a grid.
 
     Reads come in tile-row order from sliding-window inference; a read outside the cached strip
     fetches ``strip_rows`` (or more) rows of the current columns from the engine (xee, window by
@@ -31,47 +32,48 @@ class RecipeSource:
     of a training patch is.
 
     Args:
-        recipe: The patch-export recipe (months, bands, masks) and the area to map.
+        recipe: The monthly stacks (months, bands, masks) the model was trained on.
+        grid: The area to map.
         bands: Sensor -> band names the model expects (checked against the recipe).
         stats: Sensor -> band -> training statistics.
         normalisation: ``zscore`` or ``quantile`` (as in training).
-        prior: Also read the prior map (``recipe.prior_asset``) as one-hot indices.
+        prior: ``(asset, band)`` of a prior map to read as one-hot indices, or None.
+        window: Side (px) of the windows fetched through xee.
         strip_rows: Rows fetched at a time (memory: strip_rows x width (or band width) x sum(T x C)
             x 4 bytes).
     """
 
     def __init__(
         self,
-        recipe: PatchExportConfig,
+        recipe: StackRecipe,
+        grid: PixelGrid,
         *,
         bands: Mapping[str, Sequence[str]],
         stats: Mapping[str, Mapping[str, BandStats]],
         normalisation: Normalisation,
-        prior: bool = False,
+        prior: tuple[str, str] | None = None,
         strip_rows: int = 512,
+        window: int = 256,
     ) -> None:
         if strip_rows < 1:
             raise ConfigError(f"strip_rows must be positive, got {strip_rows}.")
-        grid = recipe.area.grid()
-        connect(recipe.engine, project=recipe.project)
+        ensure_connected()
         self.height, self.width = grid.height, grid.width
         self.crs = grid.crs
         self.transform = Affine(*grid.transform)
-        self._strip_rows, self._how, self._window = strip_rows, normalisation, recipe.window
+        self._strip_rows, self._how, self._window = strip_rows, normalisation, window
         self._open: dict[str, Any] = {}
         self._bands: dict[str, list[str]] = {}
         for sensor, want in bands.items():
-            ds, have = open_sensor(recipe, sensor, grid)
+            ds, have = open_stack(recipe, sensor, grid), recipe.bands(sensor)
             if list(want) != have:
                 raise DataError(
                     f"The recipe gives {sensor} bands {have}, the checkpoint expects {list(want)}."
                 )
             self._open[sensor], self._bands[sensor] = ds, have
         self._stats = stats
-        self._doy = {s: mid_month_doy(_months(recipe)) for s in bands}
-        if prior and not recipe.prior_asset:
-            raise ConfigError("The model reads a prior map but the recipe has no prior_asset.")
-        self._prior = open_map(recipe.prior_asset or "", recipe.prior_band, grid) if prior else None
+        self._doy = {s: mid_month_doy(recipe.times()) for s in bands}
+        self._prior = open_map(*prior, grid) if prior is not None else None
         self._rows = (0, 0)
         self._cols = (0, self.width)
         self._cache: dict[str, np.ndarray] = {}
@@ -135,9 +137,3 @@ class RecipeSource:
             out["prior"] = self._cache["prior"][a:b, cols]
         out["valid"] = self._cache["valid"][a:b, cols]
         return out
-
-
-def _months(recipe: PatchExportConfig) -> list[Any]:
-    from datetime import date
-
-    return [date(recipe.year, m, 1) for m in recipe.months]

@@ -162,7 +162,7 @@ def build_trainer(
         deterministic=True
         if (t.deterministic and device == "cpu")
         else ("warn" if t.deterministic else False),
-        max_epochs=max_epochs or cfg.optim.max_epochs,
+        max_epochs=cfg.optim.max_epochs if max_epochs is None else max_epochs,
         callbacks=callbacks,
         default_root_dir=run,
         logger=L.pytorch.loggers.CSVLogger(run, name="logs", version=None if resume else ""),
@@ -204,8 +204,15 @@ def train(
 
     Returns:
         Paths of the checkpoints and ``metrics.json``, and the test summary metrics.
+
+    Raises:
+        ConfigError: ``max_epochs`` below 1, an unknown device, or an output folder that is a file.
     """
     t0 = time.perf_counter()
+    if max_epochs is not None and max_epochs < 1:
+        raise ConfigError(f"max_epochs must be at least 1, got {max_epochs}.")
+    if cfg.run_dir.exists() and not cfg.run_dir.is_dir():
+        raise ConfigError(f"The run folder {cfg.run_dir} is a file: change out_dir or name.")
     dev = resolve_device(device or cfg.trainer.accelerator).type  # an explicit device wins
     store = ensure_store(cfg)
     ds = datasets(cfg, store)
