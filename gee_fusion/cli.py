@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gee_fusion.engine import EngineChoice
 from gee_fusion.errors import ConfigError, GeeFusionError
@@ -34,7 +35,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except GeeFusionError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
 
 
@@ -195,7 +196,9 @@ def predict(
             )  # fmt: skip
         for w in caught:
             if issubclass(w.category, MostlyNoDataWarning):
-                console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+                console.print(
+                    f"[yellow]warning:[/yellow] {escape(str(w.message))}", highlight=False, soft_wrap=True
+                )
     typer.echo(f"land-cover map written: {result.path} (preview {result.preview})")
 
 

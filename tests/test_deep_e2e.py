@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,31 @@ def test_export_train_predict(tmp_path: Path) -> None:
     assert set(np.unique(codes)) <= {*table.codes, 255}
     assert cmap[table.codes[0]][:3] == table.colors[0]
 
+    with rasterio.open(out) as ds:  # class names travel with the map
+        tags = ds.tags()
+    assert json.loads(tags["class_names"])[str(table.codes[0])] == table.names[0]
+    assert tags[f"CLASS_{table.codes[-1]}"] == table.names[-1]
+    assert out.with_suffix(".png").stat().st_size > 5_000  # the preview with its legend
+
     bad = runner.invoke(app, ["predict", str(ckpt), "nowhere", "--out", str(tmp_path / "x.tif")])
     assert bad.exit_code == 2 and "AREA" in bad.output
+
+    # a lon/lat box: mapped on the recipe's grid (EPSG:32631, 10 m)
+    lon, lat = W.footprint[3]  # the world's north-west corner
+    box = f"{lon + 0.02},{lat - 0.012},{lon + 0.026},{lat - 0.008}"
+    res = runner.invoke(app, ["predict", str(ckpt), "--bbox", box, "--out", str(tmp_path / "box.tif"),
+                              "--tile", "32", "--overlap", "8"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with rasterio.open(tmp_path / "box.tif") as ds:
+        assert ds.crs.to_string() == W.crs and ds.res == (10.0, 10.0) and 40 <= ds.width <= 50
+    # the Gulf of Guinea is refused before any work, saying where the data are
+    far = runner.invoke(
+        app, ["predict", str(ckpt), "--bbox", "1.05,-0.1,1.15,0.0", "--out", str(tmp_path / "f.tif")]
+    )
+    assert (
+        far.exit_code == 2 and "No S2 data over the area" in far.output and "demo world covers" in far.output
+    )
+    assert not (tmp_path / "f.tif").exists()
 
 
 def test_recipe_source_reads_strips_equal_to_the_whole_area() -> None:

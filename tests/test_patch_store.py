@@ -113,3 +113,18 @@ def test_assign_splits_covers_every_split() -> None:
     assert np.array_equal(codes, assign_splits(10, (0.7, 0.15, 0.15), seed=3))
     assert np.bincount(assign_splits(3, (0.8, 0.1, 0.1), seed=0)).tolist() == [1, 1, 1]
     assert json.dumps(codes.tolist())
+
+
+def test_a_damaged_chunk_is_a_data_error(tmp_path: Path) -> None:
+    from gee_fusion.deep.datasets import PatchDataset
+
+    path = make_store(tmp_path / "s.zarr")
+    files = (path / "S2").rglob("*")
+    chunks = sorted(p for p in files if p.is_file() and not p.name.startswith((".", "zarr")))
+    assert chunks, "no chunk files found"
+    victim = chunks[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:8] + bytes(b ^ 0x5A for b in data[8:]))
+    store = open_patch_store(path)
+    with pytest.raises(DataError, match=r"damaged: a chunk of 'S2' cannot be read"):
+        PatchDataset(store, split="train", sensors=["S2"])

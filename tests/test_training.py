@@ -113,6 +113,23 @@ def test_checkpoint_loads_weights_only_and_checks_tables(trained: Any, tmp: Path
         read_checkpoint(tmp / "none.ckpt")
 
 
+def test_random_truncated_and_corrupt_files_are_checkpoint_errors(trained: Any, tmp: Path) -> None:
+    rng = np.random.default_rng(3)
+    good = Path(trained.best_checkpoint).read_bytes()
+    cases = {
+        "random.ckpt": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "truncated.ckpt": good[: len(good) // 2],
+        "flipped.ckpt": good[:200] + bytes(b ^ 0xFF for b in good[200:4000]) + good[4000:],
+    }
+    for name, data in cases.items():
+        path = tmp / name
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError) as info:
+            load_module(path)
+        message = str(info.value)
+        assert name in message and "weights_only` set to `False`" not in message, message
+
+
 def test_loss_without_weighted_labels_is_zero_not_nan(trained: Any) -> None:
     module = load_module(trained.best_checkpoint)
     logits = torch.randn(2, module.num_classes, 4, 4, requires_grad=True)
@@ -147,7 +164,7 @@ def test_bad_experiments(tmp: Path) -> None:
         train(nostore, progress=False, max_epochs=1)
     bad = tmp / "bad.yaml"
     bad.write_text("name: x\ndata: {store: s.zarr}\nmodel: {name: unet, sensors: [S3]}\n")
-    with pytest.raises(ConfigError, match="Invalid settings in .*bad.yaml") as info:
+    with pytest.raises(ConfigError, match=r"Invalid settings in .*bad\.yaml") as info:
         load_experiment(bad)
     message = str(info.value)  # names the file, the key, what was given and what is allowed
     assert "sensors" in message and "'S3'" in message and "'S2' or 'S1'" in message

@@ -99,21 +99,21 @@ class PatchDataset(Dataset[dict[str, torch.Tensor]]):
         self.doy: dict[str, np.ndarray] = {}
         self.observed: dict[str, np.ndarray] = {}  # (N, T, H, W): for copy-paste's pad masks
         for s in self.sensors:
-            raw = np.asarray(store.ds[s].isel(patch=idx).values, dtype=np.float32)
+            raw = np.asarray(store.read(s, idx), dtype=np.float32)
             if copy_paste > 0:
                 self.observed[s] = np.asarray(np.isfinite(raw).any(axis=2))
             self.inputs[s], self.pad[s] = normalise(
                 raw, store.normalisation[s], store.bands(s), normalisation
             )
             self.doy[s] = mid_month_doy(store.times(s))
-        labels = np.asarray(store.ds["labels"].isel(patch=idx).values)
+        labels = store.read("labels", idx)
         self.labels = self.table.index_lut()[labels]
         if not (self.labels != NO_LABEL).any():
             raise DataError(
                 f"The {split} split of {store.path} has no labelled pixel ({idx.size} patches): losses "
                 "and metrics would be empty; rebuild the store with other split fractions or a larger area."
             )
-        self.prior = prior_lut()[np.asarray(store.ds["prior"].isel(patch=idx).values)] if prior else None
+        self.prior = prior_lut()[store.read("prior", idx)] if prior else None
         self._freq = np.bincount(self.labels[self.labels != NO_LABEL], minlength=self.table.num_classes)
         self.patch_ids = idx
 

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from gee_fusion.classes import NO_LABEL
-from gee_fusion.errors import ConfigError
+from gee_fusion.errors import ConfigError, EngineError
 from gee_fusion.grid import PixelGrid
 from gee_fusion.recipe.composite import COUNT_BAND
 from gee_fusion.recipe.monthly_stacks import StackRecipe, sensor_stack
@@ -41,15 +41,26 @@ def open_collection(collection: ee.ImageCollection, grid: PixelGrid, **kwargs: A
     """Open an ee.ImageCollection with xee on ``grid`` (dimensions time, y, x).
 
     Extra keyword arguments go to ``xr.open_dataset`` (e.g. ``io_chunks``).
+
+    Raises:
+        EngineError: the collection is empty (xee itself fails with a TypeError there).
     """
-    return xr.open_dataset(
-        collection,  # type: ignore[arg-type]  # xee's backend accepts ee objects
-        engine="ee",
-        crs=grid.crs,
-        crs_transform=grid.transform,
-        shape_2d=(grid.width, grid.height),
-        **kwargs,
-    )
+    try:
+        return xr.open_dataset(
+            collection,  # type: ignore[arg-type]  # xee's backend accepts ee objects
+            engine="ee",
+            crs=grid.crs,
+            crs_transform=grid.transform,
+            shape_2d=(grid.width, grid.height),
+            **kwargs,
+        )
+    except (TypeError, IndexError) as exc:
+        if int(collection.size().getInfo() or 0) == 0:
+            raise EngineError(
+                "The image collection to open is empty: no image passed its filters. Widen the period "
+                "or the area, or check the collection ID and property filters."
+            ) from exc
+        raise
 
 
 def load_by_window(

@@ -244,7 +244,26 @@ class PatchStore:
     @cached_property
     def split(self) -> np.ndarray:
         """(patch,) split codes (0 train, 1 val, 2 test)."""
-        return np.asarray(self.ds["split"].values)
+        return self.read("split")
+
+    def read(self, name: str, patches: np.ndarray | None = None) -> np.ndarray:
+        """The values of array ``name`` (of ``patches`` only, if given), read from disk now.
+
+        Raises:
+            DataError: the array is missing, or a chunk of it cannot be read or decoded (a damaged
+                store: rebuild it).
+        """
+        if name not in self.ds.data_vars:
+            raise DataError(f"The patch store {self.path} has no {name!r} array.")
+        var = self.ds[name] if patches is None else self.ds[name].isel(patch=patches)
+        try:
+            return np.asarray(var.values)
+        except Exception as exc:  # codecs and zarr raise several unrelated types on damaged chunks
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(
+                f"The patch store {self.path} is damaged: a chunk of {name!r} cannot be read ({reason}). "
+                "Rebuild it with `gee-fusion patches`."
+            ) from exc
 
     @property
     def patch_shape(self) -> tuple[int, int]:

@@ -8,12 +8,14 @@ the area, cut into square patches, split by spatial block and written to a patch
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
+from rich.console import Console
 
 from gee_fusion import ids
 from gee_fusion.classes import MULTISENGE_14, NO_LABEL
@@ -96,24 +98,36 @@ class AreaArrays:
     sensors: dict[str, tuple[np.ndarray, list[str]]]
 
 
-def fetch_area(cfg: PatchExportConfig, *, grid: PixelGrid | None = None) -> AreaArrays:
+def fetch_area(cfg: PatchExportConfig, *, grid: PixelGrid | None = None, progress: bool = True) -> AreaArrays:
     """Run the recipe over ``cfg.area`` (or ``grid``) on the connected engine and bring every
-    sensor's monthly stack through xee (window by window)."""
+    sensor's monthly stack through xee (window by window; ``progress``: bars on stderr)."""
     grid = grid or cfg.area.grid()
     ensure_connected()
     sensors: dict[str, tuple[np.ndarray, list[str]]] = {}
     for sensor in cfg.sensors:
         bands = cfg.bands(sensor)
+        t0 = time.perf_counter()
         arrays = load_by_window(
-            open_stack(cfg, sensor, grid), [*bands, COUNT_BAND], window=cfg.window, progress=True,
+            open_stack(cfg, sensor, grid), [*bands, COUNT_BAND], window=cfg.window, progress=progress,
             description=f"{sensor} monthly stacks",
         )  # fmt: skip
         sensors[sensor] = (stack_bands(arrays, bands), bands)
+        _say(
+            progress,
+            f"  {sensor}: {len(cfg.months)} months x {len(bands)} bands in {time.perf_counter() - t0:.0f}s",
+        )
     return AreaArrays(grid, cfg.times(), sensors)
 
 
-def export_patches(cfg: PatchExportConfig, out: str | Path) -> Path:
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        Console(stderr=True).print(message, highlight=False)
+
+
+def export_patches(cfg: PatchExportConfig, out: str | Path, *, progress: bool = True) -> Path:
     """Run the recipe on ``cfg.area``, cut patches and write the patch store ``out``.
+
+    ``progress`` prints each stage and shows progress bars on stderr.
 
     Raises:
         ConfigError: the area holds fewer than one patch.
@@ -124,7 +138,14 @@ def export_patches(cfg: PatchExportConfig, out: str | Path) -> Path:
     ny, nx = grid.height // size, grid.width // size
     if ny == 0 or nx == 0:
         raise ConfigError(f"The area ({grid.width} x {grid.height} px) is smaller than one {size} px patch.")
-    area = fetch_area(cfg, grid=grid)
+    _say(
+        progress,
+        f"Patch store {out}: {grid.width} x {grid.height} px ({grid.crs}), {ny * nx} patches of {size} px, "
+        f"{cfg.year} months {cfg.months}, sensors {'+'.join(cfg.sensors)}",
+    )
+    area = fetch_area(cfg, grid=grid, progress=progress)
+    prior_note = f" and prior map ({cfg.prior_asset})" if cfg.prior_asset else ""
+    _say(progress, f"  labels ({cfg.labels_asset}){prior_note}")
     sensors = {
         k: SensorPatches(cut_patches(data, size), area.times, bands)
         for k, (data, bands) in area.sensors.items()

@@ -77,7 +77,7 @@ def class_map_png(
     handles = []
     present = set(np.unique(codes).tolist())
     for code, (name, color) in sorted(classes.items()):
-        colour = np.asarray(color, dtype=np.float32) / 255.0
+        colour = (color[0] / 255.0, color[1] / 255.0, color[2] / 255.0)
         rgb[codes == code] = colour
         if code in present:
             share = float((codes == code).mean()) * 100

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {path}.")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path} is not a checkpoint: not a torch archive (truncated, or another kind of file). "
+            "Pass a best.ckpt or last.ckpt written by `gee-fusion train`."
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types (pickle, zip, unsafe global)
-        raise CheckpointError(f"Cannot load {path} with weights_only=True: {exc}") from exc
+    except pickle.UnpicklingError as exc:  # weights_only refused an object, or the pickle is corrupt
+        raise CheckpointError(
+            f"{path} cannot be loaded safely: it is corrupt or holds objects other than weights and "
+            "settings (gee_fusion only loads checkpoints with weights_only=True)."
+        ) from exc
+    except Exception as exc:  # torch raises several types for damaged archives
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is a damaged checkpoint ({reason}): write it again.") from exc
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hp, dict) or any(k not in hp for k in _REQUIRED) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a gee_fusion land-cover checkpoint (no model description).")

@@ -48,7 +48,7 @@ def resolve_precision(precision: str, device: str) -> str:
     return "32-true"
 
 
-def ensure_store(cfg: ExperimentConfig) -> PatchStore:
+def ensure_store(cfg: ExperimentConfig, *, progress: bool = True) -> PatchStore:
     """Open the experiment's patch store, building it from ``cfg.patches`` when it is missing."""
     if not cfg.data.store.exists():
         if cfg.patches is None:
@@ -57,7 +57,7 @@ def ensure_store(cfg: ExperimentConfig) -> PatchStore:
             )
         from gee_fusion.export.patches import export_patches
 
-        export_patches(cfg.patches, cfg.data.store)
+        export_patches(cfg.patches, cfg.data.store, progress=progress)
     store = open_patch_store(cfg.data.store)
     if cfg.patches is not None:
         want = config_hash(cfg.patches.model_dump(mode="json"))
@@ -214,7 +214,7 @@ def train(
     if cfg.run_dir.exists() and not cfg.run_dir.is_dir():
         raise ConfigError(f"The run folder {cfg.run_dir} is a file: change out_dir or name.")
     dev = resolve_device(device or cfg.trainer.accelerator).type  # an explicit device wins
-    store = ensure_store(cfg)
+    store = ensure_store(cfg, progress=progress)
     ds = datasets(cfg, store)
     module = build_module(cfg, store, ds["train"])
     trainer = build_trainer(

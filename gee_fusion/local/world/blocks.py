@@ -57,7 +57,7 @@ class ByteLRU:
             self._total = 0
 
 
-CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "2048"))
+CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "768"))
 """Memory for generated Sentinel blocks (MiB), shared by Sentinel-1 and Sentinel-2."""
 
 PRODUCTS = ByteLRU(CACHE_MB * 2**20)
