@@ -134,8 +134,7 @@ def train_cmd(
         resolve_device(device or cfg.trainer.accelerator)  # a bad device fails before any work
         if cfg.patches is not None and not Path(cfg.data.store).exists():
             _connect(cfg.patches.engine, cfg.patches.project)
-        with _quiet_lightning():
-            result = train(cfg, device=device, resume=resume, max_epochs=max_epochs)
+        result = train(cfg, device=device, resume=resume, max_epochs=max_epochs)
     scores = ", ".join(
         f"{k} {v:.4f}" for k, v in result.test.items() if k in ("weighted_f1", "kappa", "miou")
     )
@@ -187,7 +186,7 @@ def predict(
             )
         resolve_device(device)
         _connect(_engine_choice(engine), project)
-        with warnings.catch_warnings(record=True) as caught, _quiet_lightning():
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MostlyNoDataWarning)
             result = predict_area(
                 checkpoint, where, out=out, tile=tile, overlap=overlap, blend=blend,
@@ -217,27 +216,6 @@ def _engine_choice(name: str) -> EngineChoice:
     if name not in ("local", "earthengine", "auto"):
         raise ConfigError(f"Unknown engine {name!r}: use local, earthengine or auto.")
     return name  # type: ignore[return-value]
-
-
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Keep Lightning's advertisements and known deprecation chatter away from users."""
-    import logging
-
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r".*litlogger.*")
-        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels, strict=True):
-                lg.setLevel(level)
 
 
 def main() -> None:

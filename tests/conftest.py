@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +101,7 @@ class Synthetic:
     @property
     def grid(self) -> dict[str, Any]:
         """The native grid in computePixels form."""
-        keys = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
-        return {
-            "dimensions": {"width": SYN_SHAPE[1], "height": SYN_SHAPE[0]},
-            "affineTransform": dict(zip(keys, SYN_TRANSFORM, strict=True)),
-            "crsCode": SYN_CRS,
-        }
+        return ee_grid(SYN_CRS, SYN_TRANSFORM, SYN_SHAPE[1], SYN_SHAPE[0])
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +123,28 @@ def syn(local_engine: gee_fusion.Connection) -> Synthetic:
     yield data  # type: ignore[misc]
     CATALOG.unregister("test/syn")
     CATALOG.unregister("test/syn_img")
+
+
+EE_TRANSFORM_KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+
+
+def ee_grid(crs: str, transform: Sequence[float], width: int, height: int) -> dict[str, Any]:
+    """A computePixels ``grid`` object."""
+    return {
+        "dimensions": {"width": width, "height": height},
+        "affineTransform": dict(zip(EE_TRANSFORM_KEYS, transform, strict=True)),
+        "crsCode": crs,
+    }
+
+
+def world_grid(col0: int, row0: int, width: int, height: int, *, scale: float = 10.0) -> dict[str, Any]:
+    """A computePixels grid whose upper-left corner is pixel (col0, row0) of the default demo
+    world's 10 m lattice, with ``scale`` m pixels."""
+    from gee_fusion.local.world.config import DEFAULT_WORLD
+
+    x0, y1 = DEFAULT_WORLD.origin
+    transform = (scale, 0.0, x0 + col0 * 10.0, 0.0, -scale, y1 - row0 * 10.0)
+    return ee_grid(DEFAULT_WORLD.crs, transform, width, height)
 
 
 def pixels(image: ee.Image, grid: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

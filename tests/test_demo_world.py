@@ -19,6 +19,7 @@ from gee_fusion.local.world.landcover import (
     crop_of,
 )
 from gee_fusion.local.world.products import WORLDCOVER
+from tests.conftest import world_grid
 
 W = DEFAULT_WORLD
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
@@ -26,13 +27,7 @@ KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 
 def grid(col0: int, row0: int, width: int, height: int, scale: float = 10.0) -> dict:
     """A computePixels grid on the world lattice."""
-    x0, y1 = W.origin
-    t = (scale, 0.0, x0 + col0 * 10.0, 0.0, -scale, y1 - row0 * 10.0)
-    return {
-        "dimensions": {"width": width, "height": height},
-        "affineTransform": dict(zip(KEYS, t, strict=True)),
-        "crsCode": W.crs,
-    }
+    return world_grid(col0, row0, width, height, scale=scale)
 
 
 def clearest_summer_dates(n: int, year: int = 2021) -> list[int]:

@@ -11,16 +11,11 @@ from gee_fusion import ids
 from gee_fusion.errors import ConfigError
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
 from gee_fusion.recipe import sentinel1 as s1
-
-KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+from tests.conftest import world_grid
 
 
 def _grid(size: int = 128) -> dict:
-    return {
-        "dimensions": {"width": size, "height": size},
-        "affineTransform": dict(zip(KEYS, W.transform(), strict=True)),
-        "crsCode": W.crs,
-    }
+    return world_grid(0, 0, size, size)
 
 
 def _aoi() -> ee.Geometry:

@@ -11,17 +11,13 @@ from gee_fusion import ids
 from gee_fusion.local.world import atmosphere, schedule
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
 from gee_fusion.recipe import sentinel2 as s2
+from tests.conftest import world_grid
 
-KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 SIZE = 512
 
 
 def _grid() -> dict:
-    return {
-        "dimensions": {"width": SIZE, "height": SIZE},
-        "affineTransform": dict(zip(KEYS, W.transform(), strict=True)),
-        "crsCode": W.crs,
-    }
+    return world_grid(0, 0, SIZE, SIZE)
 
 
 def _partly_cloudy_day() -> str:

@@ -16,19 +16,14 @@ from gee_fusion.local.world import blocks
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
 from gee_fusion.recipe import sentinel1 as s1
 from gee_fusion.recipe import speckle
+from tests.conftest import world_grid
 
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 C0, R0, N = 256, 256, 256
 
 
 def _grid() -> dict:
-    x0, y1 = W.origin
-    t = (10.0, 0.0, x0 + C0 * 10, 0.0, -10.0, y1 - R0 * 10)
-    return {
-        "dimensions": {"width": N, "height": N},
-        "affineTransform": dict(zip(KEYS, t, strict=True)),
-        "crsCode": W.crs,
-    }
+    return world_grid(C0, R0, N, N)
 
 
 def _vv(image: ee.Image) -> np.ndarray:

@@ -13,8 +13,7 @@ import pytest
 from gee_fusion.errors import ConfigError
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
 from gee_fusion.recipe import stacks
-
-KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+from tests.conftest import world_grid
 
 
 def _ms(day: str) -> int:
@@ -48,13 +47,7 @@ def test_fusion20_band_names_order_and_properties(stack: ee.Image) -> None:
 
 
 def test_fusion20_values_are_consistent(stack: ee.Image) -> None:
-    x0, y1 = W.origin
-    t = (10.0, 0.0, x0 + 3000, 0.0, -10.0, y1 - 3000)
-    grid = {
-        "dimensions": {"width": 64, "height": 64},
-        "affineTransform": dict(zip(KEYS, t, strict=True)),
-        "crsCode": W.crs,
-    }
+    grid = world_grid(300, 300, 64, 64)
     out = ee.data.computePixels({"expression": stack, "grid": grid, "fileFormat": "NUMPY_NDARRAY"})
     b4, b8 = out["B4"].astype(np.float64), out["B8"].astype(np.float64)
     valid = (b4 + b8) > 0

@@ -21,20 +21,14 @@ from gee_fusion.recipe.terrain_flattening import (
     satellite_heading,
     terrain_flatten,
 )
+from tests.conftest import world_grid
 
-KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 SLOPES = (900, 300, 200, 200)  # (col, row, width, height): a valley side with fore- and back-slopes
 CLIFFS = (0, 300, 200, 200)  # chalk cliffs facing east: layover (descending pass) or shadow (ascending)
 
 
 def _grid(col: int, row: int, width: int, height: int) -> dict:
-    x0, y1 = W.origin
-    t = (10.0, 0.0, x0 + col * 10.0, 0.0, -10.0, y1 - row * 10.0)
-    return {
-        "dimensions": {"width": width, "height": height},
-        "affineTransform": dict(zip(KEYS, t, strict=True)),
-        "crsCode": W.crs,
-    }
+    return world_grid(col, row, width, height)
 
 
 def _pixels(image: ee.Image, window: tuple[int, int, int, int]) -> dict[str, np.ndarray]:

@@ -272,3 +272,12 @@ def test_splits_too_small_or_unlabelled_are_refused(tmp: Path) -> None:
     cfg.data.store = tmp / "unlabelled.zarr"
     with pytest.raises(DataError, match=r"val split .* has no labelled pixel"):
         train(cfg, progress=False, max_epochs=1)
+
+
+def test_lightning_advertisements_do_not_reach_the_user(tmp: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        train(config(tmp, "quiet"), progress=False, max_epochs=1)
+    shown = " ".join(r.getMessage() for r in caplog.records)
+    assert "litlogger" not in shown and "Tip:" not in shown, shown

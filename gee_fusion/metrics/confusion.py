@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 from gee_fusion.classes import NO_LABEL
 from gee_fusion.errors import ConfigError, DataError
 from gee_fusion.io.atomic import atomic_path
+from gee_fusion.metrics.counts import check_range, count_matrix, divide
 
 FORMAT = "gee_fusion.confusion_matrix/1"
 SUMMARY_METRICS = (
@@ -44,44 +45,6 @@ SUMMARY_METRICS = (
     "fw_iou",
 )
 PER_CLASS_METRICS = ("support", "predicted", "precision", "recall", "f1", "iou", "present")
-
-
-def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den with 0 where den == 0."""
-    out = np.zeros(num.shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
-
-
-def _describe(values: np.ndarray) -> str:
-    bad = np.unique(values)
-    shown = ", ".join(str(v) for v in bad[:10].tolist())
-    return shown + (f", ... ({bad.size} distinct values)" if bad.size > 10 else "")
-
-
-def _check_range(values: np.ndarray, k: int, what: str) -> None:
-    if values.size == 0 or (values.min() >= 0 and values.max() < k):
-        return
-    bad = values[(values < 0) | (values >= k)]
-    raise DataError(
-        f"{what} holds {bad.size} value(s) outside the class indices 0..{k - 1}: {_describe(bad)}. "
-        "Map class codes to indices 0..K-1 first (and mark unlabelled pixels with ignore_index)."
-    )
-
-
-def count_matrix(matrix: ArrayLike, what: str) -> np.ndarray:
-    """Validate a square matrix of non-negative integer counts; return it as int64."""
-    try:
-        m = np.asarray(matrix)
-    except ValueError as exc:  # ragged nested lists
-        raise DataError(f"{what} is not a rectangular matrix: {exc}") from exc
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
-        raise DataError(f"{what} must be a non-empty square 2-D matrix, got shape {m.shape}.")
-    if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
-        raise DataError(f"{what} must hold numeric counts, got dtype {m.dtype}.")
-    if not np.all(np.isfinite(m)) or np.any(m < 0) or np.any(m != np.round(m)):
-        raise DataError(f"{what} must hold non-negative whole counts.")
-    return m.astype(np.int64)
 
 
 class ConfusionMatrix:
@@ -178,8 +141,8 @@ class ConfusionMatrix:
             if not keep.all():
                 t, p = t[keep], p[keep]
         k = self.num_classes
-        _check_range(t, k, "y_true")
-        _check_range(p, k, "y_pred")
+        check_range(t, k, "y_true")
+        check_range(p, k, "y_pred")
         flat = t.astype(np.int64) * k + p.astype(np.int64)
         self._matrix += np.bincount(flat, minlength=k * k).reshape(k, k)
         return self
@@ -269,23 +232,23 @@ class ConfusionMatrix:
     @property
     def precision(self) -> np.ndarray:
         """Per-class precision = user's accuracy = EE consumersAccuracy (0 if never predicted)."""
-        return _divide(np.diag(self._matrix), self.predicted)
+        return divide(np.diag(self._matrix), self.predicted)
 
     @property
     def recall(self) -> np.ndarray:
         """Per-class recall = producer's accuracy = EE producersAccuracy (0 if no reference pixel)."""
-        return _divide(np.diag(self._matrix), self.support)
+        return divide(np.diag(self._matrix), self.support)
 
     @property
     def f1(self) -> np.ndarray:
         """Per-class F1 = 2 TP / (support + predicted) (0 if the class is absent from both)."""
-        return _divide(2 * np.diag(self._matrix), self.support + self.predicted)
+        return divide(2 * np.diag(self._matrix), self.support + self.predicted)
 
     @property
     def iou(self) -> np.ndarray:
         """Per-class IoU = TP / (support + predicted - TP) (0 if absent from both; see :attr:`miou`)."""
         tp = np.diag(self._matrix)
-        return _divide(tp, self.support + self.predicted - tp)
+        return divide(tp, self.support + self.predicted - tp)
 
     # -- summary metrics -----------------------------------------------------------------------
     def _counted(self) -> int:

@@ -10,7 +10,8 @@ from numpy.typing import ArrayLike
 
 from gee_fusion.classes import NO_LABEL
 from gee_fusion.errors import DataError
-from gee_fusion.metrics.confusion import ConfusionMatrix, count_matrix
+from gee_fusion.metrics.confusion import ConfusionMatrix
+from gee_fusion.metrics.counts import count_matrix
 
 
 def from_ee_error_matrix(

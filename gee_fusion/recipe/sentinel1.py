@@ -31,7 +31,10 @@ class S1Selection(BaseModel):
     resolution_meters: int = Field(10, gt=0)
     orbit_pass: Literal["ASCENDING", "DESCENDING", "BOTH"] = "BOTH"
     relative_orbit: int | None = Field(None, ge=1, le=175)
-    linear: bool = Field(True, description="Use ids.S1_GRD_FLOAT (linear power) rather than ids.S1_GRD (dB).")
+    linear: bool = Field(
+        True,
+        description="Use COPERNICUS/S1_GRD_FLOAT (linear power) rather than COPERNICUS/S1_GRD (dB).",
+    )
 
 
 def s1_collection(

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,35 +113,23 @@ class MapWriter:
         h, w = source.height, source.width
         self.width, self.nodata, self.lut = w, nodata, lut
         self.lut_t: torch.Tensor | None = None
-        self.writer = stack.enter_context(
-            StreamCOGWriter(
-                out_path,
-                width=w,
-                height=h,
-                crs=source.crs,
-                transform=source.transform,
-                dtype="uint8",
-                nodata=nodata,
-                colormap=colormap,
-                tags=map_tags(lut, class_names),
+
+        def writer(path: str | Path, **options: Any) -> StreamCOGWriter:
+            return stack.enter_context(
+                StreamCOGWriter(
+                    path, width=w, height=h, crs=source.crs, transform=source.transform, **options
+                )
             )
+
+        self.writer = writer(
+            out_path, dtype="uint8", nodata=nodata, colormap=colormap, tags=map_tags(lut, class_names)
         )
         self.prob_writer = None
         if prob_path is not None:
-            self.prob_writer = stack.enter_context(
-                StreamCOGWriter(
-                    prob_path,
-                    width=w,
-                    height=h,
-                    crs=source.crs,
-                    transform=source.transform,
-                    count=len(lut),
-                    dtype="float32",
-                    nodata=float("nan"),
-                    band_names=[f"class_{int(c)}" for c in lut],
-                    overview_resampling="average",
-                )
-            )
+            self.prob_writer = writer(
+                prob_path, count=len(lut), dtype="float32", nodata=float("nan"),
+                band_names=[f"class_{int(c)}" for c in lut], overview_resampling="average",
+            )  # fmt: skip
         self.height, self.min_object_size = h, min_object_size
         self.band: int | None = None
         self.sieve: StreamingSieve | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -46,6 +49,26 @@ def resolve_precision(precision: str, device: str) -> str:
     if device == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Keep Lightning's advertisements ("Tip: ... try installing litlogger") and its known,
+    harmless warnings away from users; real warnings still show."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*tensorboardX.*")
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 def ensure_store(cfg: ExperimentConfig, *, progress: bool = True) -> PatchStore:
@@ -208,6 +231,18 @@ def train(
     Raises:
         ConfigError: ``max_epochs`` below 1, an unknown device, or an output folder that is a file.
     """
+    with quiet_lightning():
+        return _train(cfg, device=device, resume=resume, max_epochs=max_epochs, progress=progress)
+
+
+def _train(
+    cfg: ExperimentConfig,
+    *,
+    device: str | None,
+    resume: str | Path | None,
+    max_epochs: int | None,
+    progress: bool,
+) -> TrainResult:
     t0 = time.perf_counter()
     if max_epochs is not None and max_epochs < 1:
         raise ConfigError(f"max_epochs must be at least 1, got {max_epochs}.")
