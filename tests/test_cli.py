@@ -116,3 +116,24 @@ def test_demo_runs_outside_the_repository_without_real_samples(tmp_path: Path) -
     assert "2 monthly composites" in out.stdout
     written = sorted(p.name for p in (tmp_path / "here").iterdir())
     assert written == ["short.json", "short.png", "short.tif", "short_count.tif"], written
+
+
+def test_patches_command_prints_its_stages_and_checks_the_store_path(tmp_path: Path) -> None:
+    from gee_fusion.local.world.config import DEFAULT_WORLD as W
+
+    x0, y1 = W.origin
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(
+        f"area: {{origin: [{x0 + 3000.0}, {y1 - 3000.0}], size_px: [64, 64]}}\n"
+        "months: [7]\nsensors: [S1]\npatch_size: 32\nblock_patches: 1\nprior_asset: null\n"
+        "split_fractions: [0.5, 0.25, 0.25]\n"
+    )
+    taken = tmp_path / "taken.zarr"
+    taken.write_text("x")
+    assert_user_error(*run("patches", str(cfg), "--out", str(taken)), "is a file")
+    code, out = run("patches", str(cfg), "--out", str(tmp_path / "s.zarr"))
+    assert code == 0, out
+    assert "64 x 64 px" in out and "S1: 1 months x 3 bands" in out and "patch store written" in out
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text("name: x\ndata: {store: s.zarr}\nmodel: {name: unet, sensors: [S1]}\n")
+    assert_user_error(*run("patches", str(experiment)), "no `patches` section")

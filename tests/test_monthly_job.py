@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -70,6 +71,28 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.txt"]
+
+
+def test_a_killed_runs_temporaries_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    """kill -9 leaves hidden temporaries (GDAL's .ovr.tmp too); the next write of that target
+    removes those of dead processes and keeps those of live ones."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    target = tmp_path / "map.tif"
+    left = [tmp_path / f".map.tif.{dead_pid}.abcd.tif", tmp_path / f".map.tif.{dead_pid}.abcd.tif.ovr.tmp"]
+    for path in left:
+        path.write_text("half")
+    (tmp_path / f".map.tif.{dead_pid}.efgh").mkdir()  # a streamed writer's folder
+    alive = tmp_path / f".map.tif.{os.getppid()}.ijkl.tif"  # a running process's: kept
+    alive.write_text("busy")
+    other = tmp_path / ".other.tif.123.tif"  # another target's: not ours to remove
+    other.write_text("x")
+    write_cog(target, np.zeros((1, 4, 4), np.float32), crs="EPSG:32633", transform=(10, 0, 0, 0, -10, 0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "map.tif"])
 
 
 def test_write_cog_roundtrip_and_bad_input(tmp_path: Path) -> None:
