@@ -95,3 +95,12 @@ def test_collection_vs_image_confusion_has_clear_errors(syn) -> None:
         ee.ImageCollection("test/syn_img").getInfo()
     first_id = ee.ImageCollection("test/syn").first().get("system:id").getInfo()
     assert ee.Image(first_id).bandNames().getInfo() == ["B1", "B2", "QA"]
+
+
+def test_a_missing_real_sample_says_how_to_get_it() -> None:
+    from gee_fusion.errors import UnknownAssetError
+    from gee_fusion.ids import SLOVENIA_NDVI
+    from gee_fusion.local.catalog import Catalog
+
+    with pytest.raises(UnknownAssetError, match="GEE_FUSION_REAL_DATA"):
+        Catalog().entry(SLOVENIA_NDVI)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
+from gee_fusion import ids
 from gee_fusion.errors import UnknownAssetError
 from gee_fusion.local.image import Image
 from gee_fusion.local.sources import GeoTiffSource, ImageSource, NumpySource, ZarrSource
@@ -31,6 +32,12 @@ class CollectionEntry:
 
 
 Loader = Callable[[], CollectionEntry | ImageSource]
+
+
+REAL_SAMPLE_IDS = frozenset(
+    {ids.SLOVENIA_NDVI, ids.SLOVENIA_LULC, ids.BIGEARTHNET_S1, ids.BIGEARTHNET_S2, ids.BERLIN_S2_L1C}
+)
+"""IDs of the real samples (:mod:`gee_fusion.local.samples`), present only when their folder is."""
 
 
 class Catalog:
@@ -71,8 +78,15 @@ class Catalog:
             return hit
         if loader is None:
             listed = ", ".join(self.ids()) or "(none)"
+            hint = ""
+            if asset_id in REAL_SAMPLE_IDS:
+                hint = (
+                    " It is one of the real samples, registered only when their folder is found: set "
+                    "GEE_FUSION_REAL_DATA to the folder holding them (see the README's Data section) and "
+                    "connect again, or use the demo world's collections (e.g. COPERNICUS/S2_SR_HARMONIZED)."
+                )
             raise UnknownAssetError(
-                f"Image asset or collection '{asset_id}' not found in the local catalog. "
+                f"Image asset or collection '{asset_id}' not found in the local catalog.{hint} "
                 f"Registered IDs: {listed}. Register your own with "
                 "gee_fusion.local.catalog.register_numpy_collection / register_geotiff_image."
             )
