@@ -89,6 +89,11 @@ def test_export_train_predict(tmp_path: Path) -> None:
         far.exit_code == 2 and "No S2 data over the area" in far.output and "demo world covers" in far.output
     )
     assert not (tmp_path / "f.tif").exists()
+    # an area two thirds west of the world is mapped, with a warning
+    edge = f"{x0 - 400.0},{y1 - 3000.0},60,40"
+    res = runner.invoke(app, ["predict", str(ckpt), edge, "--out", str(tmp_path / "e.tif"), "--tile", "32",
+                              "--overlap", "8"])  # fmt: skip
+    assert res.exit_code == 0 and "warning: 67% of the map" in res.output, res.output
 
 
 def test_recipe_source_reads_strips_equal_to_the_whole_area() -> None:
