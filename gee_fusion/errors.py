@@ -69,3 +69,12 @@ class CheckpointError(GeeFusionError):
 
 class InferenceError(GeeFusionError):
     """Tiled inference cannot run as configured (e.g. tiles would leave pixels uncovered)."""
+
+
+class ExportError(GeeFusionError):
+    """An export cannot run as asked (request plan, output, resume mismatch); the message says what to do."""
+
+
+class TileFetchError(ExportError):
+    """A tile of an export could not be fetched after every retry and split; names the tile and the
+    last server message."""
