@@ -22,6 +22,7 @@ import ee
 from gee_fusion.errors import CredentialsError, EngineStateError
 
 if TYPE_CHECKING:
+    from gee_fusion.local.faults import Faults
     from gee_fusion.local.world.config import WorldConfig
 
 EngineName = Literal["local", "earthengine"]
@@ -44,7 +45,7 @@ _state_lock = threading.Lock()
 _saved: dict[str, Any] = {}
 _saved_stac: Callable[[], dict[str, Any]] | None = None
 _current: Connection | None = None
-_local_options: dict[str, Any] = {"register_samples": True, "world": None}
+_local_options: dict[str, Any] = {"register_samples": True, "world": None, "faults": None}
 
 
 def credential_sources() -> list[str]:
@@ -90,6 +91,7 @@ def connect(
     project: str | None = None,
     register_samples: bool = True,
     world: WorldConfig | None = None,
+    faults: Faults | str | None = None,
 ) -> Connection:
     """Initialise earthengine-api against real Earth Engine or the embedded local engine.
 
@@ -105,6 +107,9 @@ def connect(
             ``../shared/data/real`` (or ``$GEE_FUSION_REAL_DATA``) in the local catalog.
         world: With the local engine, the demo world served under Earth Engine's collection
             IDs (seed, centre, size); defaults to the 12 x 12 km Rouen-like city.
+        faults: With the local engine, fail a seeded share of calls as Earth Engine does
+            (:mod:`gee_fusion.local.faults`), e.g. ``"rate=0.2,seed=7"``; default: the
+            ``GEE_FUSION_LOCAL_FAULTS`` environment variable, else none.
 
     Returns:
         The connection that was set up.
@@ -122,7 +127,7 @@ def connect(
         if engine == "earthengine":
             return _connect_earthengine(project)
         _restore()
-        return _connect_local(project, register_samples=register_samples, world=world)
+        return _connect_local(project, register_samples=register_samples, world=world, faults=faults)
 
 
 def disconnect() -> None:
@@ -170,12 +175,22 @@ def _reinstate(previous: Connection | None, local_options: dict[str, Any]) -> No
 
 
 def _connect_local(
-    project: str | None, *, register_samples: bool, world: WorldConfig | None, reconnect: bool = False
+    project: str | None,
+    *,
+    register_samples: bool,
+    world: WorldConfig | None,
+    faults: Faults | str | None = None,
+    reconnect: bool = False,
 ) -> Connection:
     global _current, _saved_stac
+    from gee_fusion.local import faults as local_faults
     from gee_fusion.local.routes import local_routes
 
-    for name, fn in local_routes().items():
+    if faults is None and os.environ.get(local_faults.ENV_VAR):
+        faults = os.environ[local_faults.ENV_VAR]
+    chosen = local_faults.Faults.parse(faults) if isinstance(faults, str) else faults
+    injector = local_faults.install(chosen)
+    for name, fn in local_routes(injector).items():
         _saved[name] = getattr(ee.data, name)
         setattr(ee.data, name, fn)
     _saved_stac = ee.deprecation._FetchDataCatalogStac
@@ -198,7 +213,7 @@ def _connect_local(
             from gee_fusion.local.samples import register_real_samples
 
             register_real_samples()
-    _local_options.update(register_samples=register_samples, world=world)
+    _local_options.update(register_samples=register_samples, world=world, faults=chosen)
     _current = Connection("local", project or LOCAL_PROJECT)
     return _current
 

@@ -108,7 +108,10 @@ def test_request_byte_limit() -> None:
         "affineTransform": {"scaleX": 10, "scaleY": -10},
         "crsCode": "EPSG:32631",
     }
-    with pytest.raises(GridError, match="48 MiB"):
+    with pytest.raises(
+        GridError,
+        match=r"Total request size \(128000000 bytes\) must be less than or equal to 50331648 bytes",
+    ):
         ee.data.computePixels(
             {"expression": ee.Image.constant(1.5).toDouble(), "grid": grid, "fileFormat": "NUMPY_NDARRAY"}
         )

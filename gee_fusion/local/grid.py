@@ -101,12 +101,11 @@ def request_grid(grid: dict[str, object]) -> PixelGrid:
         width, height = int(dims["width"]), int(dims["height"])
     except (KeyError, TypeError, ValueError) as exc:
         raise GridError("computePixels grid needs 'dimensions': {'width': W, 'height': H}.") from exc
-    for side, value in (("width", width), ("height", height)):
-        if value > MAX_GRID_SIDE:
-            raise GridError(
-                f"Grid {side} {value} px exceeds Earth Engine's limit of {MAX_GRID_SIDE} px "
-                "a side: split the request into tiles."
-            )
+    if width > MAX_GRID_SIDE or height > MAX_GRID_SIDE:  # Earth Engine's own words, then what to do
+        raise GridError(
+            f"Pixel grid dimensions ({width}x{height}) must be less than or equal to {MAX_GRID_SIDE}. "
+            f"Split the request into tiles of at most {MAX_GRID_SIDE} px a side."
+        )
     raw = grid.get("affineTransform") or {}
     if not isinstance(raw, dict):
         raise GridError(

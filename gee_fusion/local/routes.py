@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gee_fusion.errors import NotSupportedError
+from gee_fusion.local.faults import FaultInjector
 
 # ee.data functions replaced while the local engine is connected.
 ROUTED = (
@@ -34,7 +35,7 @@ def _not_supported(what: str) -> Callable[..., Any]:
     return fail
 
 
-def local_routes() -> dict[str, Callable[..., Any]]:
+def local_routes(faults: FaultInjector | None = None) -> dict[str, Callable[..., Any]]:
     from ee import apitestcase
 
     from gee_fusion.local import assets, server  # the engine itself loads on first connect
@@ -63,4 +64,7 @@ def local_routes() -> dict[str, Callable[..., Any]]:
         "listOperations",
     ):
         routes[name] = _not_supported(f"Batch exports (ee.data.{name})")
+    if faults is not None:
+        for name in ("computeValue", "computePixels"):
+            routes[name] = faults.wrap(name, routes[name])
     return routes

@@ -87,10 +87,10 @@ def render(image: Image, grid: PixelGrid, *, band_ids: list[str] | None = None) 
     if len(bands) > MAX_BANDS:
         raise EngineError(f"computePixels: {len(bands)} bands exceed the limit of {MAX_BANDS}.")
     nbytes = sum(np.dtype(b.dtype).itemsize for b in bands) * grid.width * grid.height
-    if nbytes > REQUEST_BYTE_LIMIT:
+    if nbytes > REQUEST_BYTE_LIMIT:  # Earth Engine's own words, then what to do
         raise GridError(
-            f"computePixels: the request is {nbytes / 2**20:.1f} MiB, above Earth Engine's "
-            f"{REQUEST_BYTE_LIMIT // 2**20} MiB limit: request fewer pixels or bands per call."
+            f"Total request size ({nbytes} bytes) must be less than or equal to {REQUEST_BYTE_LIMIT} bytes. "
+            "Request fewer pixels or bands per call (gee_fusion.export plans requests within the limit)."
         )
     dtype = np.dtype([(b.name, b.dtype) for b in bands])
     out = np.zeros(grid.shape, dtype=dtype)
