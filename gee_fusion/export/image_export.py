@@ -1,0 +1,345 @@
+"""Exporting an ``ee.Image`` over a grid: planned requests streamed to a Zarr store, then a COG,
+with a manifest; resumable after a crash.
+
+Tiles are fetched (:mod:`gee_fusion.export.requests`) and written one by one into a hidden staging
+store beside the output (``.NAME.zarr.partial``); each written tile is appended to the store's
+ledger. A rerun of the same export skips the tiles in the ledger, so a crash (``kill -9``) costs
+at most the tiles that were in flight. A rerun with another image, grid, bands or type into the
+same output is refused unless ``overwrite``. When every tile is in, the staging store becomes
+``NAME.zarr`` (a rename), the COG ``NAME.tif`` is streamed from it block by block, and
+``NAME.manifest.json`` records the engine, versions, recipe, grid, tile plan, requests, retries,
+bytes and wall time. Memory holds a few tiles in flight and one block of every band.
+
+Masked pixels: NaN in float outputs (fetched as a sentinel value, since Earth Engine sends masked
+pixels as 0), ``nodata`` in integer outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ee
+import numpy as np
+import zarr
+from affine import Affine
+
+from gee_fusion.engine import ensure_connected
+from gee_fusion.errors import ConfigError, ExportError
+from gee_fusion.export.plan import REQUEST_BYTE_LIMIT, RequestPlan, Tile, plan_requests
+from gee_fusion.export.requests import DEFAULT_WORKERS, FetchStats, RetryPolicy, TileFetcher, fetch_tiles
+from gee_fusion.grid import PixelGrid
+from gee_fusion.io.atomic import atomic_path
+from gee_fusion.io.stream_cog import StreamCOGWriter
+
+FORMAT = "gee_fusion.image_export/1"
+FLOAT_FILL = float(np.finfo(np.float32).min)
+"""What masked pixels are filled with on the server for float outputs (then NaN here)."""
+_CASTS = {
+    "uint8": "toUint8", "int8": "toInt8", "uint16": "toUint16", "int16": "toInt16",
+    "uint32": "toUint32", "int32": "toInt32", "float32": "toFloat", "float64": "toDouble",
+}  # fmt: skip
+_CHUNK_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_image` wrote and what it cost."""
+
+    zarr: Path | None
+    cog: Path | None
+    manifest: Path
+    plan: RequestPlan
+    stats: FetchStats
+    skipped_tiles: int
+    seconds: float
+
+
+def export_image(
+    image: ee.Image,
+    grid: PixelGrid,
+    out_dir: str | Path,
+    *,
+    name: str,
+    bands: Sequence[str] | None = None,
+    dtype: str = "float32",
+    nodata: int | None = None,
+    formats: Sequence[str] = ("zarr", "cog"),
+    block: int = 512,
+    request_bytes: int = REQUEST_BYTE_LIMIT,
+    workers: int = DEFAULT_WORKERS,
+    policy: RetryPolicy | None = None,
+    overwrite: bool = False,
+    recipe: Mapping[str, Any] | None = None,
+    colormap: Mapping[int, Sequence[int]] | None = None,
+    progress: bool = True,
+) -> ExportResult:
+    """Export ``image`` over ``grid`` on the connected engine to ``out_dir/name.{zarr,tif}``.
+
+    Args:
+        image: The image (a time series as one multi-band image, e.g. ``collection.toBands()``).
+        grid: The output grid (any size: requests are planned within Earth Engine's limits).
+        out_dir: Output folder (created).
+        name: Output name (letters, digits, ``._-``).
+        bands: Bands to export, in order (default: all, one ``getInfo`` round trip).
+        dtype: Output type; the image is cast to it on the server.
+        nodata: Value of masked pixels for integer types (default 0); floats use NaN.
+        formats: ``zarr`` and/or ``cog`` (the Zarr store is always built; without ``zarr`` it
+            is removed once the COG is written).
+        block: Block side (px) of the Zarr chunks and COG tiles; requests are block multiples.
+        request_bytes: Largest response of one request (Earth Engine's limit by default; lower
+            it to keep heavy recipes under the server's memory limit).
+        workers: Requests in flight (1..40).
+        policy: Retries and splits of failing requests.
+        overwrite: Replace outputs (or a staging store) of another export.
+        recipe: The settings that built ``image``, recorded in the manifest (and its hash).
+        colormap: Colour table of a single-band integer class map (value -> RGBA) for the COG.
+        progress: Progress bar on stderr.
+
+    Raises:
+        ConfigError: bad name, type, formats or block.
+        ExportError: unknown bands, an output path that is a file, or outputs of another export
+            without ``overwrite``.
+        TileFetchError: a tile could not be fetched after every retry and split (a rerun resumes).
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    _check_options(name, dtype, formats, block, out_dir)
+    connection = ensure_connected()
+    names = _bands(image, bands)
+    itemsize = np.dtype(dtype).itemsize
+    plan = plan_requests(grid, [itemsize] * len(names), block=(block, block), byte_limit=request_bytes)
+    fill = FLOAT_FILL if np.dtype(dtype).kind == "f" else (0 if nodata is None else int(nodata))
+    prepared = getattr(image.select(names).unmask(fill, False), _CASTS[dtype])()
+    fingerprint = _fingerprint(prepared, grid, names, dtype, fill, plan)
+    final = out_dir / f"{name}.zarr"
+    staging = out_dir / f".{name}.zarr.partial"
+    manifest_path = out_dir / f"{name}.manifest.json"
+    cog_path = out_dir / f"{name}.tif"
+    previous = _previous_fingerprint(final, manifest_path)
+    stored = final.exists() and previous == fingerprint
+    if previous not in (None, fingerprint) and not overwrite:
+        raise ExportError(
+            f"{out_dir} already holds the export {name!r} of another image, grid, bands or type: choose "
+            "another name or folder, or pass overwrite (--overwrite) to replace it."
+        )
+    stats, done = FetchStats(), set[int]()
+    if not stored:
+        store, done = _open_staging(staging, grid, names, dtype, block, fingerprint, overwrite=overwrite)
+        fetcher = TileFetcher(prepared, plan, names, policy=policy, stats=stats)
+        todo = [t for t in plan.tiles() if t.index not in done]
+        float_fill = fill if np.dtype(dtype).kind == "f" else None
+        with _ledger(staging).open("a", encoding="utf-8") as ledger:
+            for tile, arr in fetch_tiles(fetcher, todo, workers=workers, progress=progress, total=len(todo)):
+                _write_tile(store, tile, arr, names, float_fill)
+                ledger.write(f"{tile.index}\n")
+                ledger.flush()
+                os.fsync(ledger.fileno())
+        with (
+            warnings.catch_warnings()
+        ):  # zarr notes that consolidation is not in the v3 spec (xarray reads it)
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(str(staging))
+        # publish the finished store (a rename), then its ledger goes
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        _ledger(staging).unlink(missing_ok=True)
+    else:
+        done = {t.index for t in plan.tiles()}
+    cog = None
+    if "cog" in formats:
+        cog = _write_cog(final, cog_path, grid, names, dtype, nodata, colormap)
+    manifest = {
+        "format": FORMAT, "fingerprint": fingerprint, "engine": connection.engine,
+        "project": connection.project, "versions": _versions(), "created": datetime.now(UTC).isoformat(),
+        "recipe": dict(recipe) if recipe else None,
+        "recipe_hash": _hash(json.dumps(recipe, sort_keys=True, default=str)) if recipe else None,
+        "grid": {"crs": grid.crs, "transform": list(grid.transform), "width": grid.width,
+                 "height": grid.height},
+        "bands": names, "dtype": dtype, "nodata": None if np.dtype(dtype).kind == "f" else fill,
+        "plan": {"tile_height": plan.tile_height, "tile_width": plan.tile_width, "requests": plan.requests,
+                 "min_requests": plan.min_requests, "band_groups": [list(g) for g in plan.band_groups],
+                 "byte_limit": plan.byte_limit, "block": block},
+        "fetch": {**stats.as_dict(), "skipped_tiles": len(done), "workers": workers},
+        "outputs": {"zarr": final.name if "zarr" in formats else None, "cog": cog.name if cog else None},
+        "seconds": round(time.perf_counter() - start, 3),
+    }  # fmt: skip
+    with atomic_path(manifest_path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
+    if "zarr" not in formats:
+        shutil.rmtree(final)
+    return ExportResult(
+        final if "zarr" in formats else None, cog, manifest_path, plan, stats, len(done),
+        time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _check_options(name: str, dtype: str, formats: Sequence[str], block: int, out_dir: Path) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"Export name {name!r}: use letters, digits and ._- (e.g. 'fusion20_2021').")
+    if dtype not in _CASTS:
+        raise ConfigError(f"dtype {dtype!r}: use one of {sorted(_CASTS)}.")
+    if not formats or any(f not in ("zarr", "cog") for f in formats):
+        raise ConfigError(f"formats {list(formats)}: use 'zarr' and/or 'cog'.")
+    if block < 16 or block % 16:
+        raise ConfigError(f"block={block}: use a multiple of 16 (e.g. 512).")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"The output folder {out_dir} is a file: choose a folder.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"Cannot create the output folder {out_dir}: {exc}") from exc
+    if not os.access(out_dir, os.W_OK):
+        raise ExportError(f"The output folder {out_dir} is not writable.")
+
+
+def _bands(image: ee.Image, bands: Sequence[str] | None) -> list[str]:
+    have = [str(b) for b in (image.bandNames().getInfo() or [])]
+    if not have:
+        raise ExportError("The image has no bands (was its collection empty?): nothing to export.")
+    if bands is None:
+        return have
+    unknown = [b for b in bands if b not in have]
+    if unknown:
+        raise ExportError(f"Bands {unknown} are not in the image; it has {have}.")
+    if len(set(bands)) != len(bands):
+        raise ExportError(f"Bands {list(bands)} name a band more than once.")
+    return list(bands)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _fingerprint(
+    image: ee.Image, grid: PixelGrid, names: list[str], dtype: str, fill: float, plan: RequestPlan
+) -> str:
+    graph = json.dumps(ee.serializer.encode(image, for_cloud_api=True), sort_keys=True)
+    parts = [graph, grid.crs, repr(grid.transform), str(grid.width), str(grid.height), ",".join(names), dtype,
+             repr(fill), f"{plan.tile_height}x{plan.tile_width}", repr(plan.band_groups)]  # fmt: skip
+    return _hash("|".join(parts))
+
+
+def _previous_fingerprint(final: Path, manifest: Path) -> str | None:
+    """The fingerprint of what ``final`` (or, without it, the manifest) holds, if anything."""
+    sources: list[Any] = []
+    if final.exists():
+        sources.append(lambda: zarr.open_group(str(final), mode="r").attrs.get("fingerprint"))
+    if manifest.exists():
+        sources.append(lambda: json.loads(manifest.read_text()).get("fingerprint"))
+    for read in sources:
+        try:
+            value = read()
+        except Exception:  # an unreadable or foreign store: another export
+            return "unreadable"
+        return str(value) if value else "unknown"
+    return None
+
+
+def _open_staging(
+    staging: Path,
+    grid: PixelGrid,
+    names: list[str],
+    dtype: str,
+    block: int,
+    fingerprint: str,
+    *,
+    overwrite: bool,
+) -> tuple[Any, set[int]]:
+    """The staging store and the tiles already in it (a resumed export), or a new store."""
+    if staging.exists():
+        try:
+            group = zarr.open_group(str(staging), mode="r+")
+            same = group.attrs.get("fingerprint") == fingerprint
+        except Exception as exc:  # zarr raises several unrelated types for a foreign folder
+            if not overwrite:
+                raise ExportError(
+                    f"{staging} is not a readable export staging store ({exc}): remove it or pass overwrite."
+                ) from exc
+            same = False
+        if same:
+            ledger = _ledger(staging)
+            done = {int(x) for x in ledger.read_text().split()} if ledger.exists() else set()
+            return group["data"], done
+        if not overwrite:
+            raise ExportError(
+                f"{staging} holds an unfinished export of another image, grid, bands or type: pass overwrite "
+                "(--overwrite) to discard it, or rerun that export to finish it."
+            )
+        shutil.rmtree(staging)
+    group = zarr.open_group(str(staging), mode="w")
+    band_chunk = max(1, min(len(names), _CHUNK_BYTES // (block * block * np.dtype(dtype).itemsize)))
+    fill = np.nan if np.dtype(dtype).kind == "f" else 0
+    data = group.create_array(
+        "data", shape=(len(names), grid.height, grid.width), chunks=(band_chunk, block, block), dtype=dtype,
+        fill_value=fill, dimension_names=("band", "y", "x"),
+    )  # fmt: skip
+    a = Affine(*grid.transform)
+    band = group.create_array("band", shape=(len(names),), dtype=str, dimension_names=("band",))
+    band[:] = np.array(names, dtype=str)
+    group.create_array("x", data=(a.c + a.a * (np.arange(grid.width) + 0.5)), dimension_names=("x",))
+    group.create_array("y", data=(a.f + a.e * (np.arange(grid.height) + 0.5)), dimension_names=("y",))
+    group.attrs.update(
+        {"fingerprint": fingerprint, "crs": grid.crs, "transform": list(grid.transform), "format": FORMAT}
+    )
+    _ledger(staging).write_text("")
+    return data, set()
+
+
+def _ledger(staging: Path) -> Path:
+    """The list of tiles written to a staging store, one index a line (beside the store)."""
+    return staging.with_name(staging.name + ".ledger")
+
+
+def _write_tile(data: Any, tile: Tile, arr: np.ndarray, names: list[str], float_fill: float | None) -> None:
+    block = np.stack([arr[n] for n in names[tile.band_start : tile.band_stop]]).astype(data.dtype, copy=False)
+    if float_fill is not None:
+        block = np.where(block == np.asarray(float_fill, dtype=block.dtype), np.nan, block)
+    rows, cols = tile.window
+    data[tile.band_start : tile.band_stop, rows, cols] = block
+
+
+def _write_cog(
+    store: Path, path: Path, grid: PixelGrid, names: list[str], dtype: str, nodata: int | None,
+    colormap: Mapping[int, Sequence[int]] | None,
+) -> Path:  # fmt: skip
+    data: Any = zarr.open_group(str(store), mode="r")["data"]
+    block = int(data.chunks[1])
+    kind = np.dtype(dtype).kind
+    with StreamCOGWriter(
+        path, width=grid.width, height=grid.height, count=len(names), dtype=dtype, crs=grid.crs,
+        transform=Affine(*grid.transform), nodata=float("nan") if kind == "f" else (nodata or 0),
+        band_names=names, colormap=colormap, blocksize=block,
+        overview_resampling="average" if kind == "f" else "nearest",
+    ) as writer:  # fmt: skip
+        for row in range(0, grid.height, block):
+            for col in range(0, grid.width, block):
+                rows, cols = (
+                    slice(row, min(row + block, grid.height)),
+                    slice(col, min(col + block, grid.width)),
+                )
+                writer.write((rows, cols), np.asarray(data[:, rows, cols]))
+    return path
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("gee-fusion", "earthengine-api", "numpy", "zarr", "rasterio"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "unknown"
+    return out
