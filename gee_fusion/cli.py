@@ -113,6 +113,40 @@ def patches(
     typer.echo(f"patch store written: {path}")
 
 
+@app.command("export")
+def export_cmd(
+    config: Annotated[Path, typer.Argument(help="Export YAML (see ee_scripts/configs/export_*.yaml).")],
+    out: Annotated[Path, typer.Option(help="Output folder: NAME.zarr, NAME.tif, NAME.manifest.json.")] = Path(
+        "outputs/export"
+    ),
+    area: Annotated[
+        str | None,
+        typer.Option(help="'demo', 'X0,Y1,WIDTH,HEIGHT' (projected CRS, metres; px) or a YAML with `area`."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an export of other settings in --out.")] = False,
+    engine: Annotated[str | None, typer.Option(help=f"{ENGINE_HELP} Default: the config's.")] = None,
+    project: Annotated[str | None, typer.Option(help="Google Cloud project (Earth Engine only).")] = None,
+) -> None:
+    """Export a product of the recipe over an area: planned requests, retries, resume after a crash."""
+    from gee_fusion.export.area import parse_area
+    from gee_fusion.export.job import load_export_config, run_export
+
+    with user_errors():
+        cfg = load_export_config(config)
+        where = parse_area(area) if area else None
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file: choose a folder.")
+        _connect(_engine_choice(engine) if engine else cfg.engine, project or cfg.project)
+        result = run_export(cfg, out, area=where, overwrite=overwrite)
+    stats = result.stats
+    written = ", ".join(str(p) for p in (result.zarr, result.cog) if p is not None)
+    typer.echo(
+        f"{cfg.name}: {result.plan.requests} tiles ({result.skipped_tiles} already done), "
+        f"{stats.requests} requests, {stats.retries} retries, {stats.splits} splits, "
+        f"{stats.bytes / 2**20:.0f} MiB in {result.seconds:.0f}s -> {written}; manifest {result.manifest}"
+    )
+
+
 @app.command("train")
 def train_cmd(
     config: Annotated[Path, typer.Argument(help="Experiment YAML (see training/).")],
@@ -173,8 +207,8 @@ def predict(
 ) -> None:
     """Map an area with a trained model: blended sliding-window inference to a COG and a PNG preview."""
     from gee_fusion.deep.devices import resolve_device
-    from gee_fusion.deep.infer.predict import MostlyNoDataWarning, parse_area, predict_area
-    from gee_fusion.export.area import AreaConfig, LonLatBox
+    from gee_fusion.deep.infer.predict import MostlyNoDataWarning, predict_area
+    from gee_fusion.export.area import AreaConfig, LonLatBox, parse_area
 
     with user_errors():
         if (area is None) == (bbox is None):

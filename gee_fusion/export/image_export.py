@@ -50,6 +50,7 @@ _CASTS = {
     "uint32": "toUint32", "int32": "toInt32", "float32": "toFloat", "float64": "toDouble",
 }  # fmt: skip
 _CHUNK_BYTES = 4 * 2**20
+_COG_BLOCK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,12 @@ def export_image(
             "another name or folder, or pass overwrite (--overwrite) to replace it."
         )
     stats, done = FetchStats(), set[int]()
+    wanted = ([final] if "zarr" in formats else []) + ([cog_path] if "cog" in formats else [])
+    if previous == fingerprint and manifest_path.exists() and all(p.exists() for p in wanted):
+        return ExportResult(  # the same export, already complete: nothing to do
+            final if "zarr" in formats else None, cog_path if "cog" in formats else None, manifest_path, plan,
+            stats, plan.requests, time.perf_counter() - start,
+        )  # fmt: skip
     if not stored:
         store, done = _open_staging(staging, grid, names, dtype, block, fingerprint, overwrite=overwrite)
         fetcher = TileFetcher(prepared, plan, names, policy=policy, stats=stats)
@@ -317,10 +324,16 @@ def _write_cog(
     data: Any = zarr.open_group(str(store), mode="r")["data"]
     block = int(data.chunks[1])
     kind = np.dtype(dtype).kind
+    # GDAL's COG driver holds pixel-interleaved blocks of every band (a few at a time, per thread):
+    # keep one block of all bands near 16 MiB, in tiles that still nest in the Zarr blocks
+    # (GDAL's COG driver wants blocks of at least 128 px)
+    tile = max(block, 128)
+    while tile > 128 and tile * tile * len(names) * np.dtype(dtype).itemsize > _COG_BLOCK_BYTES:
+        tile //= 2
     with StreamCOGWriter(
         path, width=grid.width, height=grid.height, count=len(names), dtype=dtype, crs=grid.crs,
         transform=Affine(*grid.transform), nodata=float("nan") if kind == "f" else (nodata or 0),
-        band_names=names, colormap=colormap, blocksize=block,
+        band_names=names, colormap=colormap, blocksize=tile,
         overview_resampling="average" if kind == "f" else "nearest",
     ) as writer:  # fmt: skip
         for row in range(0, grid.height, block):

@@ -219,7 +219,7 @@ def fetch_tiles(
 ) -> Iterator[tuple[Tile, np.ndarray]]:
     """Fetch ``tiles`` on ``workers`` threads, yielding ``(tile, array)`` as they finish.
 
-    At most ``2 * workers`` tiles are in flight or waiting to be consumed, so memory stays
+    At most ``workers`` tiles are in flight or waiting to be consumed, so memory stays
     bounded whatever the number of tiles. The first error cancels what has not started and is
     raised. A progress bar on stderr shows tiles, MiB, requests/s, retries and the time left.
 
@@ -254,7 +254,7 @@ def fetch_tiles(
         task = bar.add_task("computePixels", total=total, mib=0.0, rate=0.0, retries=0)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
-                while len(pending) < 2 * workers and submit(pool):
+                while len(pending) < workers and submit(pool):
                     pass
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)

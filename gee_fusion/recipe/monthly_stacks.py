@@ -114,3 +114,15 @@ def sensor_stack(recipe: StackRecipe, sensor: str, aoi: ee.Geometry) -> ee.Image
     bands = recipe.bands(sensor)
     col = s2_monthly(recipe, aoi) if sensor == "S2" else s1_monthly(recipe, aoi)
     return col.select([*bands, COUNT_BAND])
+
+
+def series_image(recipe: StackRecipe, aoi: ee.Geometry) -> ee.Image:
+    """Every sensor's monthly stack as ONE multi-band image (T x C, month-major per sensor), bands
+    named ``<sensor>_<band>_<YYYY-MM>`` (``count`` included: 0 where a month had no valid
+    observation), so one request fetches every band and date of a tile."""
+    parts = []
+    for sensor in recipe.sensors:
+        bands = [*recipe.bands(sensor), COUNT_BAND]
+        names = [f"{sensor}_{b}_{t.strftime('%Y-%m')}" for t in recipe.times() for b in bands]
+        parts.append(sensor_stack(recipe, sensor, aoi).toBands().rename(names))
+    return ee.Image.cat(parts)

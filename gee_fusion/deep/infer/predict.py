@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from gee_fusion.classes import class_table
-from gee_fusion.config import read_yaml_mapping, validate
 from gee_fusion.deep.infer.inference import InferenceResult, predict_raster
 from gee_fusion.deep.infer.recipe_source import RecipeSource
 from gee_fusion.deep.train.checkpoints import load_module
@@ -46,43 +45,6 @@ class MapResult:
     def path(self) -> Path:
         """The class-map COG."""
         return self.inference.path
-
-
-def parse_area(area: str | Path) -> AreaConfig:
-    """``demo`` (the whole demo city), ``X0,Y1,WIDTH,HEIGHT`` (upper-left corner in the recipe's
-    projected CRS, metres; size in pixels) or a YAML file with an ``area`` mapping (crs, origin,
-    size_px). For a lon/lat box use :class:`~gee_fusion.export.area.LonLatBox` (``--bbox``).
-
-    Raises:
-        ConfigError: none of these forms, or a lon/lat box given where corner and size are expected.
-    """
-    text = str(area)
-    if text == "demo":
-        return AreaConfig()
-    parts = text.split(",")
-    if len(parts) == 4:
-        try:
-            x0, y1, w, h = (float(p) for p in parts)
-        except ValueError as exc:
-            raise ConfigError(f"AREA {text!r}: expected X0,Y1,WIDTH,HEIGHT numbers.") from exc
-        if not (w.is_integer() and h.is_integer()) or w < 1 or h < 1:
-            hint = ""
-            if abs(x0) <= 180 and abs(y1) <= 90:
-                hint = f" It looks like a lon/lat box: use --bbox {text} (W,S,E,N in degrees)."
-            raise ConfigError(f"AREA {text!r}: WIDTH and HEIGHT must be whole numbers of pixels >= 1.{hint}")
-        return AreaConfig(origin=(x0, y1), size_px=(int(w), int(h)))
-    path = Path(text)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        raw = read_yaml_mapping(path, what="area config")
-        patches = raw.get("patches")
-        section = raw.get("area", patches.get("area") if isinstance(patches, dict) else None)
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path} has no `area` mapping (crs, origin, size_px).")
-        return validate(AreaConfig, section, source=f"{path} (section `area`)")
-    raise ConfigError(
-        f"AREA {text!r} is not 'demo', 'X0,Y1,WIDTH,HEIGHT' or an existing YAML file (for a lon/lat "
-        "box use --bbox W,S,E,N)."
-    )
 
 
 def stored_recipe(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""The city-scale export job: a product of the recipe over an area, to Zarr and COG, resumable.
+
+Products:
+
+* ``fusion20``: the seed paper's fusion-20 stack of one year
+  (:func:`gee_fusion.recipe.stacks.fusion20_stack`);
+* ``monthly_series``: the monthly S2 and S1 stacks of the deep stage as one T x C image
+  (:func:`gee_fusion.recipe.monthly_stacks.series_image`).
+
+``engine`` and ``project`` are read by the CLI and ``ee_scripts/``, which connect first; the job
+runs on the connected engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import ee
+from pydantic import BaseModel, ConfigDict, Field
+
+from gee_fusion.config import load_yaml
+from gee_fusion.engine import EngineChoice
+from gee_fusion.export.area import AreaConfig
+from gee_fusion.export.fetch import grid_aoi
+from gee_fusion.export.image_export import ExportResult, export_image
+from gee_fusion.export.plan import REQUEST_BYTE_LIMIT
+from gee_fusion.export.requests import DEFAULT_WORKERS
+from gee_fusion.grid import PixelGrid
+from gee_fusion.recipe.monthly_stacks import StackRecipe, series_image
+from gee_fusion.recipe.speckle import Method as SpeckleMethod
+from gee_fusion.recipe.stacks import fusion20_stack
+
+OutputFormat = Literal["zarr", "cog"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("zarr", "cog")
+
+
+class Fusion20Settings(BaseModel):
+    """Options of the fusion-20 stack."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    relative_orbit: int | None = Field(None, ge=1, le=175, description="None: the busiest orbit of the year.")
+    speckle: SpeckleMethod = "refined_lee"
+    s2_months: tuple[int, int] = (6, 9)
+
+
+class ExportConfig(BaseModel):
+    """What to export, where on Earth, and how (the YAML of ``gee-fusion export``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    engine: EngineChoice = "local"
+    project: str | None = None
+    product: Literal["fusion20", "monthly_series"]
+    year: int = Field(default=2021, ge=2015, le=2100)
+    area: AreaConfig = Field(default_factory=AreaConfig)
+    fusion20: Fusion20Settings = Field(default_factory=Fusion20Settings)
+    series: StackRecipe = Field(default_factory=StackRecipe, description="Months, sensors, bands, masks.")
+    dtype: Literal["float32", "float64"] = "float32"
+    formats: list[OutputFormat] = Field(default_factory=lambda: list(OUTPUT_FORMATS), min_length=1)
+    block: int = Field(default=512, ge=16)
+    workers: int = Field(default=DEFAULT_WORKERS, ge=1, le=40)
+    request_bytes: int = Field(default=REQUEST_BYTE_LIMIT, ge=2**16, le=REQUEST_BYTE_LIMIT)
+
+
+def load_export_config(path: str | Path) -> ExportConfig:
+    """Read an export YAML (errors name the file, the key, the value and what is allowed)."""
+    return load_yaml(path, ExportConfig, what="export config")
+
+
+def product_image(cfg: ExportConfig, grid: PixelGrid) -> ee.Image:
+    """The configured product over ``grid`` (an Earth Engine graph; nothing is computed yet)."""
+    aoi = grid_aoi(grid)
+    if cfg.product == "fusion20":
+        f = cfg.fusion20
+        return fusion20_stack(
+            aoi,
+            year=cfg.year,
+            relative_orbit=f.relative_orbit,
+            speckle_method=f.speckle,
+            s2_months=f.s2_months,
+        )
+    return series_image(cfg.series.model_copy(update={"year": cfg.year}), aoi)
+
+
+def run_export(
+    cfg: ExportConfig,
+    out_dir: str | Path,
+    *,
+    area: AreaConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ExportResult:
+    """Export the configured product over ``area`` (default: the config's) into ``out_dir``.
+
+    A rerun after a crash resumes; see :func:`gee_fusion.export.image_export.export_image`.
+    """
+    where = cfg.area if area is None else cfg.area.model_copy(update=area.model_dump(exclude_unset=True))
+    grid = where.grid()
+    return export_image(
+        product_image(cfg, grid),
+        grid,
+        out_dir,
+        name=cfg.name,
+        dtype=cfg.dtype,
+        formats=cfg.formats,
+        block=cfg.block,
+        request_bytes=cfg.request_bytes,
+        workers=cfg.workers,
+        overwrite=overwrite,
+        recipe=cfg.model_dump(mode="json", exclude={"engine", "project"})
+        | {"area": where.model_dump(mode="json")},
+        progress=progress,
+    )
