@@ -177,3 +177,18 @@ def test_bad_input_is_typed_and_leaves_nothing(tmp_path: Path) -> None:
             export_data.image(), export_data.grid(), tmp_path / "o", name="x", dtype="complex64", **SMALL
         )
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_a_foreign_or_corrupt_store_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    staging = tmp_path / ".x.zarr.partial"
+    staging.mkdir()
+    (staging / "zarr.json").write_text("{not json")
+    with pytest.raises(ExportError, match="not a readable export staging store"):
+        export_image(export_data.image(), export_data.grid(), tmp_path, name="x", **SMALL)
+    final = tmp_path / "y.zarr"
+    final.mkdir()
+    (final / "zarr.json").write_text("{}")
+    with pytest.raises(ExportError, match="overwrite"):
+        export_image(export_data.image(), export_data.grid(), tmp_path, name="y", **SMALL)
+    done = export_image(export_data.image(), export_data.grid(), tmp_path, name="x", overwrite=True, **SMALL)
+    assert zarr_data(done.zarr).shape == (2, export_data.H, export_data.W)
