@@ -56,14 +56,15 @@ def demo(
     ] = None,
 ) -> None:
     """Run the main job on the embedded default (local engine, no credentials, no network)."""
+    from gee_fusion.io.atomic import output_folder
     from gee_fusion.monitoring.config import MonthlyJobConfig, load_monthly_config
-    from gee_fusion.monitoring.monthly import check_output_folder, run_monthly
+    from gee_fusion.monitoring.monthly import run_monthly
 
     with user_errors():
         cfg = load_monthly_config(config) if config else MonthlyJobConfig()
         if out is not None:
             cfg = cfg.model_copy(update={"out": out})
-        check_output_folder(cfg.out)
+        output_folder(cfg.out)
         _connect(cfg.engine, cfg.project)
         console.print(
             f"Monthly {cfg.method} composites of {cfg.collection}, {cfg.start} to {cfg.end} -> {cfg.out}"

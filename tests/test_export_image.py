@@ -20,7 +20,7 @@ import rasterio
 import xarray as xr
 
 import gee_fusion
-from gee_fusion.errors import ConfigError, ExportError
+from gee_fusion.errors import ConfigError, ExportError, OutputError
 from gee_fusion.export.image_export import export_image
 from gee_fusion.export.requests import ee_grid
 from gee_fusion.local.catalog import CATALOG
@@ -168,7 +168,7 @@ def test_bad_input_is_typed_and_leaves_nothing(tmp_path: Path) -> None:
         )
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(ExportError, match="is a file"):
+    with pytest.raises(OutputError, match="is a file"):
         export_image(export_data.image(), export_data.grid(), a_file, name="x", **SMALL)
     with pytest.raises(ConfigError, match="Export name"):
         export_image(export_data.image(), export_data.grid(), tmp_path / "o", name="../x", **SMALL)

@@ -40,7 +40,7 @@ from gee_fusion.errors import ConfigError, ExportError
 from gee_fusion.export.plan import REQUEST_BYTE_LIMIT, RequestPlan, Tile, plan_requests
 from gee_fusion.export.requests import DEFAULT_WORKERS, FetchStats, RetryPolicy, TileFetcher, fetch_tiles
 from gee_fusion.grid import PixelGrid
-from gee_fusion.io.atomic import atomic_path
+from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.stream_cog import StreamCOGWriter
 
 FORMAT = "gee_fusion.image_export/1"
@@ -204,14 +204,7 @@ def _check_options(name: str, dtype: str, formats: Sequence[str], block: int, ou
         raise ConfigError(f"formats {list(formats)}: use 'zarr' and/or 'cog'.")
     if block < 16 or block % 16:
         raise ConfigError(f"block={block}: use a multiple of 16 (e.g. 512).")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"The output folder {out_dir} is a file: choose a folder.")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"Cannot create the output folder {out_dir}: {exc}") from exc
-    if not os.access(out_dir, os.W_OK):
-        raise ExportError(f"The output folder {out_dir} is not writable.")
+    output_folder(out_dir)
 
 
 def _bands(image: ee.Image, bands: Sequence[str] | None) -> list[str]:

@@ -104,12 +104,8 @@ def run_export(
         grid,
         out_dir,
         name=cfg.name,
-        dtype=cfg.dtype,
-        formats=cfg.formats,
-        block=cfg.block,
-        request_bytes=cfg.request_bytes,
-        workers=cfg.workers,
         overwrite=overwrite,
+        **cfg.model_dump(include={"dtype", "formats", "block", "request_bytes", "workers"}),
         recipe=cfg.model_dump(mode="json", exclude={"engine", "project"})
         | {"area": where.model_dump(mode="json")},
         progress=progress,

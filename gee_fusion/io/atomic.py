@@ -123,3 +123,21 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def output_folder(folder: str | Path) -> Path:
+    """An output folder, checked before any computation (created if missing).
+
+    Raises:
+        OutputError: the path is a file, or the folder cannot be created or written.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"The output folder {out} is a file: choose a folder (e.g. --out outputs/demo).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {out}: {exc}") from exc
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"The output folder {out} is not writable.")
+    return out

@@ -4,18 +4,16 @@ fetched through xee, written as COGs (values + observation counts) and a PNG mon
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import ee
 import numpy as np
 
 from gee_fusion.engine import ensure_connected
-from gee_fusion.errors import ConfigError, OutputError
+from gee_fusion.errors import ConfigError
 from gee_fusion.export.fetch import load_by_window, native_grid, open_collection
-from gee_fusion.io.atomic import atomic_path
+from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import write_cog
 from gee_fusion.monitoring.config import MonthlyJobConfig
 from gee_fusion.recipe.checks import require_images
@@ -47,24 +45,6 @@ class MonthlyResult:
         )
 
 
-def check_output_folder(folder: str | Path) -> Path:
-    """The job's output folder, checked before any computation (created if missing).
-
-    Raises:
-        OutputError: the path is a file, or the folder cannot be created or written.
-    """
-    out = Path(folder)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"The output folder {out} is a file: choose a folder (e.g. --out outputs/demo).")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create the output folder {out}: {exc}") from exc
-    if not os.access(out, os.W_OK):
-        raise OutputError(f"The output folder {out} is not writable.")
-    return out
-
-
 def cloud_masked(collection: ee.ImageCollection, how: str) -> ee.ImageCollection:
     """Apply the configured cloud mask to every image."""
     if how == "none":
@@ -84,7 +64,7 @@ def with_ndvi(collection: ee.ImageCollection, nir: str, red: str) -> ee.ImageCol
 def run_monthly(cfg: MonthlyJobConfig, *, progress: bool = False) -> MonthlyResult:
     """Run the monthly-composite job described by ``cfg`` (``progress``: show a progress bar)."""
     t0 = time.perf_counter()
-    out = check_output_folder(cfg.out)
+    out = output_folder(cfg.out)
     connection = ensure_connected()
     collection = ee.ImageCollection(cfg.collection)
     source = collection.filterDate(cfg.start.isoformat(), cfg.end.isoformat())
