@@ -1,4 +1,5 @@
-"""The pixel grid: a CRS, an affine transform and a size, shared by every part of gee_fusion."""
+"""The pixel grid: a CRS, an affine transform and a size, shared by every part of gee_fusion, and
+Earth Engine's limits on the grid of one computePixels request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ import numpy as np
 from affine import Affine
 
 from gee_fusion.errors import GridError
+
+EE_TRANSFORM_FIELDS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+"""Earth Engine's names of the six affine coefficients (GDAL/rasterio order a, b, c, d, e, f)."""
+REQUEST_BYTE_LIMIT = 48 * 2**20
+"""Earth Engine's limit on the uncompressed size of one computePixels response (50331648 bytes)."""
+MAX_GRID_SIDE = 32768
+"""Earth Engine's limit on each side of a computePixels grid."""
+MAX_BANDS = 1024
+"""Earth Engine's limit on the bands of one computePixels request."""
 
 
 @dataclass(frozen=True)
@@ -62,3 +72,11 @@ class PixelGrid:
         return PixelGrid(
             self.crs, (a.a, a.b, a.c, a.d, a.e, a.f), self.width + 2 * pad, self.height + 2 * pad
         )
+
+    def to_ee(self) -> dict[str, object]:
+        """The grid as the ``grid`` object of a computePixels request."""
+        return {
+            "dimensions": {"width": self.width, "height": self.height},
+            "affineTransform": dict(zip(EE_TRANSFORM_FIELDS, self.transform, strict=True)),
+            "crsCode": self.crs,
+        }

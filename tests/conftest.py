@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import gee_fusion
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.catalog import CATALOG, register_numpy_collection, register_numpy_image
 from gee_fusion.local.samples import real_data_dir
 
@@ -125,16 +126,10 @@ def syn(local_engine: gee_fusion.Connection) -> Synthetic:
     CATALOG.unregister("test/syn_img")
 
 
-EE_TRANSFORM_KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
-
-
 def ee_grid(crs: str, transform: Sequence[float], width: int, height: int) -> dict[str, Any]:
     """A computePixels ``grid`` object."""
-    return {
-        "dimensions": {"width": width, "height": height},
-        "affineTransform": dict(zip(EE_TRANSFORM_KEYS, transform, strict=True)),
-        "crsCode": crs,
-    }
+    a, b, c, d, e, f = (float(v) for v in transform)
+    return PixelGrid(crs, (a, b, c, d, e, f), width, height).to_ee()
 
 
 def world_grid(col0: int, row0: int, width: int, height: int, *, scale: float = 10.0) -> dict[str, Any]:

@@ -22,7 +22,6 @@ import xarray as xr
 import gee_fusion
 from gee_fusion.errors import ConfigError, ExportError, OutputError
 from gee_fusion.export.image_export import export_image
-from gee_fusion.export.requests import ee_grid
 from gee_fusion.local.catalog import CATALOG
 from tests import export_data
 
@@ -42,10 +41,10 @@ def reference() -> np.ndarray:
     """The whole grid in one request: (band, y, x) float32, NaN where masked."""
     image = export_data.image()
     values = ee.data.computePixels(
-        {"expression": image, "grid": ee_grid(export_data.grid()), "fileFormat": "NUMPY_NDARRAY"}
+        {"expression": image, "grid": export_data.grid().to_ee(), "fileFormat": "NUMPY_NDARRAY"}
     )
     masks = ee.data.computePixels(
-        {"expression": image.mask(), "grid": ee_grid(export_data.grid()), "fileFormat": "NUMPY_NDARRAY"}
+        {"expression": image.mask(), "grid": export_data.grid().to_ee(), "fileFormat": "NUMPY_NDARRAY"}
     )
     out = np.stack([values[b] for b in ("a", "b")]).astype(np.float32)
     out[np.stack([masks[b] for b in ("a", "b")]) == 0] = np.nan

@@ -8,14 +8,12 @@ import pytest
 
 from gee_fusion.errors import ExportError
 from gee_fusion.export.plan import (
-    MAX_GRID_SIDE,
-    REQUEST_BYTE_LIMIT,
     Tile,
     band_groups,
     plan_requests,
     xee_default_requests,
 )
-from gee_fusion.grid import PixelGrid
+from gee_fusion.grid import MAX_GRID_SIDE, REQUEST_BYTE_LIMIT, PixelGrid
 
 
 def grid(width: int, height: int) -> PixelGrid:

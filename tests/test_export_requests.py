@@ -64,15 +64,10 @@ def test_plan_fetch_equals_one_request(image: ee.Image) -> None:
     plan = small_plan()
     assert plan.requests == 15  # 3 x 5 tiles of 32 x 32 px
     got = assemble(TileFetcher(image, plan, BANDS))
-    whole = ee.data.computePixels({"expression": image, "grid": _ee(grid()), "fileFormat": "NUMPY_NDARRAY"})
+    request = {"expression": image, "grid": grid().to_ee(), "fileFormat": "NUMPY_NDARRAY"}
+    whole = ee.data.computePixels(request)
     for name in BANDS:
         np.testing.assert_array_equal(got[name], whole[name])
-
-
-def _ee(g: PixelGrid) -> dict[str, Any]:
-    from gee_fusion.export.requests import ee_grid
-
-    return ee_grid(g)
 
 
 def test_faults_change_nothing_but_the_counters(image: ee.Image) -> None:

@@ -37,9 +37,9 @@ from affine import Affine
 
 from gee_fusion.engine import ensure_connected
 from gee_fusion.errors import ConfigError, ExportError
-from gee_fusion.export.plan import REQUEST_BYTE_LIMIT, RequestPlan, Tile, plan_requests
+from gee_fusion.export.plan import RequestPlan, Tile, plan_requests
 from gee_fusion.export.requests import DEFAULT_WORKERS, FetchStats, RetryPolicy, TileFetcher, fetch_tiles
-from gee_fusion.grid import PixelGrid
+from gee_fusion.grid import REQUEST_BYTE_LIMIT, PixelGrid
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.stream_cog import StreamCOGWriter
 
@@ -235,19 +235,18 @@ def _fingerprint(
 
 
 def _previous_fingerprint(final: Path, manifest: Path) -> str | None:
-    """The fingerprint of what ``final`` (or, without it, the manifest) holds, if anything."""
-    sources: list[Any] = []
-    if final.exists():
-        sources.append(lambda: zarr.open_group(str(final), mode="r").attrs.get("fingerprint"))
-    if manifest.exists():
-        sources.append(lambda: json.loads(manifest.read_text()).get("fingerprint"))
-    for read in sources:
-        try:
-            value = read()
-        except Exception:  # an unreadable or foreign store: another export
-            return "unreadable"
-        return str(value) if value else "unknown"
-    return None
+    """The fingerprint of what ``final`` (or, without it, the manifest) holds; None if neither
+    exists, ``"unreadable"`` for a foreign or damaged one (another export)."""
+    try:
+        if final.exists():
+            value = zarr.open_group(str(final), mode="r").attrs.get("fingerprint")
+        elif manifest.exists():
+            value = json.loads(manifest.read_text()).get("fingerprint")
+        else:
+            return None
+    except Exception:  # zarr and json raise several unrelated types on foreign content
+        return "unreadable"
+    return str(value) if value else "unknown"
 
 
 def _open_staging(

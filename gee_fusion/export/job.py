@@ -24,9 +24,8 @@ from gee_fusion.engine import EngineChoice
 from gee_fusion.export.area import AreaConfig
 from gee_fusion.export.fetch import grid_aoi
 from gee_fusion.export.image_export import ExportResult, export_image
-from gee_fusion.export.plan import REQUEST_BYTE_LIMIT
 from gee_fusion.export.requests import DEFAULT_WORKERS
-from gee_fusion.grid import PixelGrid
+from gee_fusion.grid import REQUEST_BYTE_LIMIT, PixelGrid
 from gee_fusion.recipe.monthly_stacks import StackRecipe, series_image
 from gee_fusion.recipe.speckle import Method as SpeckleMethod
 from gee_fusion.recipe.stacks import fusion20_stack

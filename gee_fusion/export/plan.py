@@ -17,14 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from gee_fusion.errors import ExportError
-from gee_fusion.grid import PixelGrid
-
-REQUEST_BYTE_LIMIT = 48 * 2**20
-"""Earth Engine's limit on the uncompressed size of one computePixels response (50331648 bytes)."""
-MAX_GRID_SIDE = 32768
-"""Earth Engine's limit on each side of a computePixels grid."""
-MAX_BANDS = 1024
-"""Earth Engine's limit on the bands of one computePixels request."""
+from gee_fusion.grid import MAX_BANDS, MAX_GRID_SIDE, REQUEST_BYTE_LIMIT, PixelGrid
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ import numpy as np
 
 from gee_fusion.errors import ConfigError, ExportError, TileFetchError
 from gee_fusion.export.plan import RequestPlan, Tile
-from gee_fusion.grid import PixelGrid
 
 Action = Literal["retry", "split", "fatal"]
 
@@ -115,16 +114,6 @@ class FetchStats:
         }  # fmt: skip
 
 
-def ee_grid(grid: PixelGrid) -> dict[str, Any]:
-    """A computePixels ``grid`` object."""
-    keys = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
-    return {
-        "dimensions": {"width": grid.width, "height": grid.height},
-        "affineTransform": dict(zip(keys, grid.transform, strict=True)),
-        "crsCode": grid.crs,
-    }
-
-
 class TileFetcher:
     """Fetches the tiles of a plan from ``image`` (the bands ``band_names``, in plan order)."""
 
@@ -163,7 +152,7 @@ class TileFetcher:
         names = self.band_names[tile.band_start : tile.band_stop]
         request = {
             "expression": self.image.select(names),
-            "grid": ee_grid(tile.grid(self.plan.grid)),
+            "grid": tile.grid(self.plan.grid).to_ee(),
             "fileFormat": "NUMPY_NDARRAY",
         }
         last = ""

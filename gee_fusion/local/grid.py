@@ -18,12 +18,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 
 from gee_fusion.errors import GridError
-from gee_fusion.grid import PixelGrid
-
-MAX_GRID_SIDE = 32768
-"""Earth Engine's computePixels limit on each side of a request grid."""
-
-EE_TRANSFORM_FIELDS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
+from gee_fusion.grid import EE_TRANSFORM_FIELDS, MAX_GRID_SIDE, PixelGrid
 
 RESAMPLING = {
     "nearest": Resampling.nearest,

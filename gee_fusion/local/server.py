@@ -15,13 +15,10 @@ import ee
 import numpy as np
 
 from gee_fusion.errors import EngineError, GridError, NotSupportedError
-from gee_fusion.grid import PixelGrid
+from gee_fusion.grid import MAX_BANDS, REQUEST_BYTE_LIMIT, PixelGrid
 from gee_fusion.local.graph import evaluate
 from gee_fusion.local.grid import request_grid
 from gee_fusion.local.image import Image, PixelContext
-
-MAX_BANDS = 1024
-REQUEST_BYTE_LIMIT = 48 * 1024 * 1024
 
 
 def to_json(value: Any) -> Any:
