@@ -111,8 +111,8 @@ def export_image(
 
     Raises:
         ConfigError: bad name, type, formats or block.
-        ExportError: unknown bands, an output path that is a file, or outputs of another export
-            without ``overwrite``.
+        OutputError: the output folder is a file, or cannot be created or written.
+        ExportError: unknown bands, or outputs of another export without ``overwrite``.
         TileFetchError: a tile could not be fetched after every retry and split (a rerun resumes).
     """
     start = time.perf_counter()
@@ -143,7 +143,9 @@ def export_image(
             final if "zarr" in formats else None, cog_path if "cog" in formats else None, manifest_path, plan,
             stats, plan.requests, time.perf_counter() - start,
         )  # fmt: skip
-    if not stored:
+    if stored:
+        done = {t.index for t in plan.tiles()}
+    else:
         store, done = _open_staging(staging, grid, names, dtype, block, fingerprint, overwrite=overwrite)
         fetcher = TileFetcher(prepared, plan, names, policy=policy, stats=stats)
         todo = [t for t in plan.tiles() if t.index not in done]
@@ -154,18 +156,7 @@ def export_image(
                 ledger.write(f"{tile.index}\n")
                 ledger.flush()
                 os.fsync(ledger.fileno())
-        with (
-            warnings.catch_warnings()
-        ):  # zarr notes that consolidation is not in the v3 spec (xarray reads it)
-            warnings.simplefilter("ignore", UserWarning)
-            zarr.consolidate_metadata(str(staging))
-        # publish the finished store (a rename), then its ledger goes
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-        _ledger(staging).unlink(missing_ok=True)
-    else:
-        done = {t.index for t in plan.tiles()}
+        _publish(staging, final)
     cog = None
     if "cog" in formats:
         _release_memory()  # the fetch stage's buffers, before GDAL's cache grows
@@ -302,6 +293,17 @@ def _open_staging(
 def _ledger(staging: Path) -> Path:
     """The list of tiles written to a staging store, one index a line (beside the store)."""
     return staging.with_name(staging.name + ".ledger")
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Consolidate the finished staging store's metadata, rename it to ``final``, drop its ledger."""
+    with warnings.catch_warnings():  # zarr notes that consolidation is not in the v3 spec; xarray reads it
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(staging))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    _ledger(staging).unlink(missing_ok=True)
 
 
 def _write_tile(data: Any, tile: Tile, arr: np.ndarray, names: list[str], float_fill: float | None) -> None:
