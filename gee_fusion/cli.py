@@ -12,7 +12,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -39,10 +39,11 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from exc
 
 
-def _connect(engine: EngineChoice, project: str | None) -> None:
+def _connect(engine: str, project: str | None) -> None:
+    """Connect the engine a command was asked for (``connect`` refuses unknown names)."""
     from gee_fusion.engine import connect
 
-    connect(engine, project=project)
+    connect(cast(EngineChoice, engine), project=project)
 
 
 @app.command()
@@ -137,7 +138,7 @@ def export_cmd(
         where = parse_area(area) if area else None
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file: choose a folder.")
-        _connect(_engine_choice(engine) if engine else cfg.engine, project or cfg.project)
+        _connect(engine or cfg.engine, project or cfg.project)
         result = run_export(cfg, out, area=where, overwrite=overwrite)
     stats = result.stats
     written = ", ".join(str(p) for p in (result.zarr, result.cog) if p is not None)
@@ -220,7 +221,7 @@ def predict(
                 f"--out {out} is a folder: name the COG to write (e.g. {out / 'landcover.tif'})."
             )
         resolve_device(device)
-        _connect(_engine_choice(engine), project)
+        _connect(engine, project)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MostlyNoDataWarning)
             result = predict_area(
@@ -245,12 +246,6 @@ def algorithms() -> None:
     for name in names:
         typer.echo(name)
     console.print(f"{len(names)} algorithms")
-
-
-def _engine_choice(name: str) -> EngineChoice:
-    if name not in ("local", "earthengine", "auto"):
-        raise ConfigError(f"Unknown engine {name!r}: use local, earthengine or auto.")
-    return name  # type: ignore[return-value]
 
 
 def main() -> None:
