@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from gee_fusion.deep.config import ExperimentConfig
 from gee_fusion.deep.train.training import build_module, datasets, loader
-from gee_fusion.export.patch_store import SensorPatches, open_patch_store, write_patch_store
+from gee_fusion.export.patch_store import SensorPatches, open_patch_store
+from gee_fusion.export.patch_writer import write_patch_store
 
 MODELS: dict[str, dict[str, Any]] = {
     "unet_vgg16_s1s2": {"name": "unet", "encoder": "vgg16", "sensors": ["S1", "S2"]},

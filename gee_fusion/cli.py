@@ -9,6 +9,7 @@ status 2 (:func:`user_errors`); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,11 +40,20 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from exc
 
 
-def _connect(engine: str, project: str | None) -> None:
+def _connect(engine: str, project: str | None, *, exports_dir: Path | None = None) -> None:
     """Connect the engine a command was asked for (``connect`` refuses unknown names)."""
     from gee_fusion.engine import connect
 
-    connect(cast(EngineChoice, engine), project=project)
+    connect(cast(EngineChoice, engine), project=project, exports_dir=exports_dir)
+
+
+def _batch_command(config: Path, out: Path, area: str | None, engine: str | None, project: str | None) -> str:
+    """The ``gee-fusion export`` command line that runs the same export as a batch task."""
+    args = ["gee-fusion", "export", str(config), "--out", str(out)]
+    for flag, value in (("--area", area), ("--engine", engine), ("--project", project)):
+        if value:
+            args += [flag, value]
+    return shlex.join([*args, "--batch"])
 
 
 @app.command()
@@ -126,20 +136,39 @@ def export_cmd(
         typer.Option(help="'demo', 'X0,Y1,WIDTH,HEIGHT' (projected CRS, metres; px) or a YAML with `area`."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an export of other settings in --out.")] = False,
+    batch: Annotated[
+        bool, typer.Option(help="Start an Earth Engine batch task (the config's `batch` section) instead.")
+    ] = False,
     engine: Annotated[str | None, typer.Option(help=f"{ENGINE_HELP} Default: the config's.")] = None,
     project: Annotated[str | None, typer.Option(help="Google Cloud project (Earth Engine only).")] = None,
 ) -> None:
     """Export a product of the recipe over an area: planned requests, retries, resume after a crash."""
+    from gee_fusion.errors import BatchSuggestedError
     from gee_fusion.export.area import parse_area
-    from gee_fusion.export.job import load_export_config, run_export
+    from gee_fusion.export.job import load_export_config, run_batch_export, run_export
 
     with user_errors():
         cfg = load_export_config(config)
         where = parse_area(area) if area else None
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file: choose a folder.")
-        _connect(engine or cfg.engine, project or cfg.project)
-        result = run_export(cfg, out, area=where, overwrite=overwrite)
+        chosen = engine or cfg.engine
+        _connect(chosen, project or cfg.project, exports_dir=out if batch and chosen == "local" else None)
+        if batch:
+            done = run_batch_export(cfg, out, area=where)
+            typer.echo(
+                f"{cfg.name}: batch task {done.task_id} {done.state} -> "
+                f"{', '.join(done.destination_uris) or 'see the task'}; record {done.record}"
+            )
+            return
+        try:
+            result = run_export(cfg, out, area=where, overwrite=overwrite)
+        except BatchSuggestedError as exc:
+            raise BatchSuggestedError(
+                f"{exc} Command: {_batch_command(config, out, area, engine, project)}",
+                total_bytes=exc.total_bytes,
+                max_bytes=exc.max_bytes,
+            ) from None
     stats = result.stats
     written = ", ".join(str(p) for p in (result.zarr, result.cog) if p is not None)
     typer.echo(

@@ -45,7 +45,9 @@ _state_lock = threading.Lock()
 _saved: dict[str, Any] = {}
 _saved_stac: Callable[[], dict[str, Any]] | None = None
 _current: Connection | None = None
-_local_options: dict[str, Any] = {"register_samples": True, "world": None, "faults": None}
+_local_options: dict[str, Any] = {
+    "register_samples": True, "world": None, "faults": None, "exports_dir": None,
+}  # fmt: skip
 
 
 def credential_sources() -> list[str]:
@@ -92,6 +94,7 @@ def connect(
     register_samples: bool = True,
     world: WorldConfig | None = None,
     faults: Faults | str | None = None,
+    exports_dir: str | Path | None = None,
 ) -> Connection:
     """Initialise earthengine-api against real Earth Engine or the embedded local engine.
 
@@ -110,6 +113,9 @@ def connect(
         faults: With the local engine, fail a seeded share of calls as Earth Engine does
             (:mod:`gee_fusion.local.faults`), e.g. ``"rate=0.2,seed=7"``; default: the
             ``GEE_FUSION_LOCAL_FAULTS`` environment variable, else none.
+        exports_dir: With the local engine, the folder where batch exports
+            (``Export.image.*`` + ``Task.start()``) land (:mod:`gee_fusion.local.tasks`);
+            default: ``GEE_FUSION_LOCAL_EXPORTS``, else ``./ee_exports``.
 
     Returns:
         The connection that was set up.
@@ -127,7 +133,9 @@ def connect(
         if engine == "earthengine":
             return _connect_earthengine(project)
         _restore()
-        return _connect_local(project, register_samples=register_samples, world=world, faults=faults)
+        return _connect_local(
+            project, register_samples=register_samples, world=world, faults=faults, exports_dir=exports_dir
+        )
 
 
 def disconnect() -> None:
@@ -180,16 +188,19 @@ def _connect_local(
     register_samples: bool,
     world: WorldConfig | None,
     faults: Faults | str | None = None,
+    exports_dir: str | Path | None = None,
     reconnect: bool = False,
 ) -> Connection:
     global _current, _saved_stac
     from gee_fusion.local import faults as local_faults
+    from gee_fusion.local import tasks as local_tasks
     from gee_fusion.local.routes import local_routes
 
     if faults is None and os.environ.get(local_faults.ENV_VAR):
         faults = os.environ[local_faults.ENV_VAR]
     chosen = local_faults.Faults.parse(faults) if isinstance(faults, str) else faults
     injector = local_faults.install(chosen)
+    local_tasks.set_exports_dir(exports_dir, project=project or LOCAL_PROJECT)
     for name, fn in local_routes(injector).items():
         _saved[name] = getattr(ee.data, name)
         setattr(ee.data, name, fn)
@@ -213,7 +224,9 @@ def _connect_local(
             from gee_fusion.local.samples import register_real_samples
 
             register_real_samples()
-    _local_options.update(register_samples=register_samples, world=world, faults=chosen)
+    _local_options.update(
+        register_samples=register_samples, world=world, faults=chosen, exports_dir=exports_dir
+    )
     _current = Connection("local", project or LOCAL_PROJECT)
     return _current
 

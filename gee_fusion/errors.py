@@ -75,6 +75,20 @@ class ExportError(GeeFusionError):
     """An export cannot run as asked (request plan, output, resume mismatch); the message says what to do."""
 
 
+class BatchSuggestedError(ExportError):
+    """An interactive export would exceed its configured size: run it as a batch task instead.
+
+    Attributes:
+        total_bytes: Uncompressed bytes the export would bring.
+        max_bytes: The interactive limit it exceeds.
+    """
+
+    def __init__(self, message: str, *, total_bytes: int, max_bytes: int) -> None:
+        super().__init__(message)
+        self.total_bytes = total_bytes
+        self.max_bytes = max_bytes
+
+
 class TileFetchError(ExportError):
     """A tile of an export could not be fetched after every retry and split; names the tile and the
     last server message."""

@@ -64,6 +64,11 @@ class PixelGrid:
             ys.append(y)
         return (min(xs), min(ys), max(xs), max(ys))
 
+    def window(self, col: int, row: int, width: int, height: int) -> PixelGrid:
+        """The sub-grid of ``width`` x ``height`` pixels whose top-left pixel is (``col``, ``row``)."""
+        a, b, c, d, e, f = self.transform
+        return PixelGrid(self.crs, (a, b, c + a * col + b * row, d, e, f + d * col + e * row), width, height)
+
     def padded(self, pad: int) -> PixelGrid:
         """The grid grown by ``pad`` pixels on every side (for neighbourhood operations)."""
         if pad <= 0:

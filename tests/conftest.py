@@ -59,9 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # -- engine ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session", autouse=True)
-def local_engine() -> Iterator[gee_fusion.Connection]:
-    """The local engine, connected for the whole session."""
-    conn = gee_fusion.connect("local")
+def local_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gee_fusion.Connection]:
+    """The local engine, connected for the whole session (batch exports land in a temp folder)."""
+    conn = gee_fusion.connect("local", exports_dir=tmp_path_factory.mktemp("ee_exports"))
     yield conn
     gee_fusion.disconnect()
 

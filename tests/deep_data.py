@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from gee_fusion.classes import MULTISENGE_14
-from gee_fusion.export.patch_store import SensorPatches, write_patch_store
+from gee_fusion.export.patch_store import SensorPatches
+from gee_fusion.export.patch_writer import write_patch_store
 
 S2_BANDS = ("B2", "B3", "B4", "B8")
 S1_BANDS = ("VV", "VH")

@@ -58,12 +58,12 @@ def test_disconnect_restores_earthengine_api() -> None:
     assert ee.String("ok").getInfo() == "ok"
 
 
-def test_map_tiles_and_exports_not_supported_yet() -> None:
+def test_map_tiles_and_table_exports_not_supported_yet() -> None:
     img = ee.Image.constant(1)
     with pytest.raises(NotSupportedError, match="Map tiles"):
         img.getMapId({})
-    task = ee.batch.Export.image.toDrive(img, description="x", region=ee.Geometry.Rectangle([0, 0, 1, 1]))
-    with pytest.raises(NotSupportedError, match="Batch exports"):
+    task = ee.batch.Export.table.toDrive(ee.FeatureCollection([ee.Feature(None, {"a": 1})]), description="x")
+    with pytest.raises(NotSupportedError, match="Batch exports other than images"):
         task.start()
 
 

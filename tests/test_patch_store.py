@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from gee_fusion.errors import DataError
-from gee_fusion.export.patch_store import SensorPatches, band_statistics, open_patch_store, write_patch_store
+from gee_fusion.export.patch_store import SensorPatches, open_patch_store
+from gee_fusion.export.patch_writer import patch_store_writer, write_patch_store
 from gee_fusion.export.patches import assign_splits, cut_patches
 from tests.deep_data import S1_BANDS, S2_BANDS, make_store
 
@@ -48,11 +49,61 @@ def test_normalisation_uses_training_split_only(tmp_path: Path) -> None:
     assert store.normalisation["S2"]["B2"].mean != pytest.approx(np.nanmean(every), rel=1e-9)
 
 
-def test_band_statistics_rejects_empty_band() -> None:
+def store_args(n: int, size: int = 4) -> dict[str, object]:
+    return {
+        "crs": "EPSG:32631", "transforms": np.zeros((n, 6)), "block": np.arange(n, dtype=np.int32),
+        "classes": {1: ("a", (1, 2, 3))}, "label_scheme": "x", "recipe": {}, "engine": "local",
+    }  # fmt: skip
+
+
+def test_a_band_with_no_training_value_is_refused(tmp_path: Path) -> None:
     data = np.full((2, 1, 2, 4, 4), np.nan, np.float32)
     data[:, :, 0] = 1.0
-    with pytest.raises(DataError, match="Band 1"):
-        band_statistics(data)
+    with pytest.raises(DataError, match="S2 band B3 has no valid value in the training split"):
+        write_patch_store(
+            tmp_path / "s.zarr", sensors={"S2": SensorPatches(data, [date(2021, 1, 1)], ["B2", "B3"])},
+            labels=np.zeros((2, 4, 4), np.uint8), split=np.zeros(2, np.int8), **store_args(2),  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_streamed_runs_equal_one_write_and_statistics_match_numpy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n, t, c = 9, 2, 3
+    data = (rng.normal(size=(n, t, c, 16, 16)) * [[[[[1.0]], [[50.0]], [[1e4]]]]] + 7).astype(np.float32)
+    data[0, 0, 1, :4] = np.nan
+    labels = rng.integers(0, 3, size=(n, 16, 16)).astype(np.uint8)
+    split = np.array([0, 0, 1, 0, 2, 0, 0, 1, 0], np.int8)
+    times, bands = [date(2021, 6, 1), date(2021, 7, 1)], ["B2", "VV", "B8"]
+    one = write_patch_store(
+        tmp_path / "one.zarr", sensors={"S2": SensorPatches(data, times, bands)}, labels=labels, split=split,
+        **store_args(n),  # type: ignore[arg-type]
+    )  # fmt: skip
+    with patch_store_writer(
+        tmp_path / "runs.zarr", layout={"S2": (times, bands)}, patch_shape=(16, 16), split=split,
+        **store_args(n),  # type: ignore[arg-type]
+    ) as writer:  # fmt: skip
+        for start in (0, 4, 5):  # runs of 4, 1 and 4 patches
+            stop = {0: 4, 4: 5, 5: 9}[start]
+            writer.write(start, sensors={"S2": data[start:stop]}, labels=labels[start:stop])
+    a, b = open_patch_store(one), open_patch_store(tmp_path / "runs.zarr")
+    np.testing.assert_array_equal(a.read("S2"), b.read("S2"))
+    np.testing.assert_array_equal(a.read("labels"), b.read("labels"))
+    train = data[split == 0]
+    for k, band in enumerate(bands):
+        vals = train[:, :, k].ravel().astype(np.float64)
+        vals = vals[np.isfinite(vals)]
+        got = b.normalisation["S2"][band]
+        assert got.mean == pytest.approx(vals.mean(), rel=1e-12)
+        assert got.std == pytest.approx(vals.std(), rel=1e-12)
+        assert got.q02 == pytest.approx(np.quantile(vals, 0.02), rel=1e-12)
+        assert vars(got) == pytest.approx(vars(a.normalisation["S2"][band]), rel=1e-12)
+    with pytest.raises(DataError, match=r"were never written"), patch_store_writer(
+        tmp_path / "holes.zarr", layout={"S2": (times, bands)}, patch_shape=(16, 16), split=split,
+        **store_args(n),  # type: ignore[arg-type]
+    ) as writer:  # fmt: skip
+        writer.write(0, sensors={"S2": data[:4]}, labels=labels[:4])
+    assert not (tmp_path / "holes.zarr").exists()
 
 
 def test_empty_training_split_is_refused(tmp_path: Path) -> None:

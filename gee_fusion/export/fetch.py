@@ -117,15 +117,13 @@ def stack_bands(arrays: dict[str, np.ndarray], bands: list[str]) -> np.ndarray:
     return out
 
 
+def map_image(asset: str, band: str) -> ee.Image:
+    """One band of a map asset: the image, or the mosaic of a collection (one ``getAsset`` call)."""
+    kind = str(ee.data.getAsset(asset).get("type", "IMAGE")).upper()
+    return (ee.ImageCollection(asset).mosaic() if "COLLECTION" in kind else ee.Image(asset)).select(band)
+
+
 def open_map(asset: str, band: str, grid: PixelGrid) -> xr.Dataset:
     """A single-band map (an image or the mosaic of a collection) as uint8 (masked -> 255), lazily."""
-    kind = str(ee.data.getAsset(asset).get("type", "IMAGE")).upper()
-    image = (ee.ImageCollection(asset).mosaic() if "COLLECTION" in kind else ee.Image(asset)).select(band)
-    image = image.set("system:time_start", 0)
+    image = ee.Image(map_image(asset, band).set("system:time_start", 0))
     return open_collection(ee.ImageCollection([image.unmask(NO_LABEL).toUint8()]), grid)
-
-
-def fetch_map(asset: str, band: str, grid: PixelGrid, *, window: int = 256) -> np.ndarray:
-    """A single-band uint8 map on the grid (masked -> 255)."""
-    arr = load_by_window(open_map(asset, band, grid), [band], window=window, progress=False)[band][0]
-    return np.nan_to_num(arr, nan=NO_LABEL).astype(np.uint8)

@@ -36,7 +36,7 @@ import zarr
 from affine import Affine
 
 from gee_fusion.engine import ensure_connected
-from gee_fusion.errors import ConfigError, ExportError
+from gee_fusion.errors import BatchSuggestedError, ConfigError, ExportError
 from gee_fusion.export.plan import RequestPlan, Tile, plan_requests
 from gee_fusion.export.requests import DEFAULT_WORKERS, FetchStats, RetryPolicy, TileFetcher, fetch_tiles
 from gee_fusion.grid import REQUEST_BYTE_LIMIT, PixelGrid
@@ -85,6 +85,7 @@ def export_image(
     overwrite: bool = False,
     recipe: Mapping[str, Any] | None = None,
     colormap: Mapping[int, Sequence[int]] | None = None,
+    max_bytes: int | None = None,
     progress: bool = True,
 ) -> ExportResult:
     """Export ``image`` over ``grid`` on the connected engine to ``out_dir/name.{zarr,tif}``.
@@ -107,28 +108,41 @@ def export_image(
         overwrite: Replace outputs (or a staging store) of another export.
         recipe: The settings that built ``image``, recorded in the manifest (and its hash).
         colormap: Colour table of a single-band integer class map (value -> RGBA) for the COG.
+        max_bytes: Largest export (uncompressed bytes) to run interactively; a larger new export
+            raises :class:`~gee_fusion.errors.BatchSuggestedError` before anything is fetched
+            (a batch task suits it better: :mod:`gee_fusion.export.batch`). ``None``: no limit.
         progress: Progress bar on stderr.
 
     Raises:
         ConfigError: bad name, type, formats or block.
         OutputError: the output folder is a file, or cannot be created or written.
         ExportError: unknown bands, or outputs of another export without ``overwrite``.
+        BatchSuggestedError: the export is larger than ``max_bytes``.
         TileFetchError: a tile could not be fetched after every retry and split (a rerun resumes).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     _check_options(name, dtype, formats, block, out_dir)
     connection = ensure_connected()
-    names = _bands(image, bands)
+    names = export_bands(image, bands)
     itemsize = np.dtype(dtype).itemsize
     plan = plan_requests(grid, [itemsize] * len(names), block=(block, block), byte_limit=request_bytes)
     fill = FLOAT_FILL if np.dtype(dtype).kind == "f" else (0 if nodata is None else int(nodata))
-    prepared = getattr(image.select(names).unmask(fill, False), _CASTS[dtype])()
+    prepared = prepared_image(image, names, dtype, fill)
     fingerprint = _fingerprint(prepared, grid, names, dtype, fill, plan)
     final = out_dir / f"{name}.zarr"
     staging = out_dir / f".{name}.zarr.partial"
     manifest_path = out_dir / f"{name}.manifest.json"
     cog_path = out_dir / f"{name}.tif"
+    if max_bytes is not None and plan.total_bytes > max_bytes and not (staging.exists() or final.exists()):
+        raise BatchSuggestedError(
+            f"The export {name!r} would bring {plan.total_bytes / 2**30:.1f} GiB in "
+            f"{plan.requests} requests, over the interactive limit of {max_bytes / 2**30:.1f} GiB: "
+            "run it as an Earth Engine batch task (gee-fusion export ... --batch), "
+            "or raise the limit (interactive_max_gib).",
+            total_bytes=plan.total_bytes,
+            max_bytes=max_bytes,
+        )
     previous = _previous_fingerprint(final, manifest_path)
     stored = final.exists() and previous == fingerprint
     if previous not in (None, fingerprint) and not overwrite:
@@ -198,15 +212,29 @@ def _check_options(name: str, dtype: str, formats: Sequence[str], block: int, ou
     output_folder(out_dir)
 
 
-def _bands(image: ee.Image, bands: Sequence[str] | None) -> list[str]:
+def prepared_image(image: ee.Image, names: Sequence[str], dtype: str, fill: float) -> ee.Image:
+    """The bands to export, masked pixels set to ``fill`` and cast to ``dtype`` (server-side)."""
+    if dtype not in _CASTS:
+        raise ConfigError(f"dtype {dtype!r}: use one of {sorted(_CASTS)}.")
+    return getattr(image.select(list(names)).unmask(fill, False), _CASTS[dtype])()
+
+
+def export_bands(image: ee.Image, bands: Sequence[str] | None) -> list[str]:
+    """The bands to export: ``bands`` checked against the image's (one ``getInfo``), or all.
+
+    Raises:
+        ExportError: the image has no bands, or ``bands`` names unknown or repeated bands.
+    """
     have = [str(b) for b in (image.bandNames().getInfo() or [])]
     if not have:
         raise ExportError("The image has no bands (was its collection empty?): nothing to export.")
     if bands is None:
         return have
     unknown = [b for b in bands if b not in have]
-    if unknown:
-        raise ExportError(f"Bands {unknown} are not in the image; it has {have}.")
+    if unknown:  # Earth Engine's words, then what there is
+        raise ExportError(
+            f"Image.select: Pattern '{unknown[0]}' did not match any bands. Choose bands among {have}."
+        )
     if len(set(bands)) != len(bands):
         raise ExportError(f"Bands {list(bands)} name a band more than once.")
     return list(bands)

@@ -8,11 +8,16 @@ Products:
   (:func:`gee_fusion.recipe.monthly_stacks.series_image`).
 
 ``engine`` and ``project`` are read by the CLI and ``ee_scripts/``, which connect first; the job
-runs on the connected engine.
+runs on the connected engine. :func:`run_export` brings the pixels here (Zarr, COG);
+:func:`run_batch_export` starts an Earth Engine batch task for the same image and grid instead
+(the ``batch`` section says where it writes).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -20,12 +25,15 @@ import ee
 from pydantic import BaseModel, ConfigDict, Field
 
 from gee_fusion.config import load_yaml
-from gee_fusion.engine import EngineChoice
+from gee_fusion.engine import EngineChoice, ensure_connected
+from gee_fusion.errors import ConfigError
 from gee_fusion.export.area import AreaConfig
+from gee_fusion.export.batch import BatchConfig, image_task, start_task
 from gee_fusion.export.fetch import grid_aoi
-from gee_fusion.export.image_export import ExportResult, export_image
+from gee_fusion.export.image_export import ExportResult, export_bands, export_image, prepared_image
 from gee_fusion.export.requests import DEFAULT_WORKERS
 from gee_fusion.grid import REQUEST_BYTE_LIMIT, PixelGrid
+from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.recipe.monthly_stacks import StackRecipe, series_image
 from gee_fusion.recipe.speckle import Method as SpeckleMethod
 from gee_fusion.recipe.stacks import fusion20_stack
@@ -62,6 +70,10 @@ class ExportConfig(BaseModel):
     block: int = Field(default=512, ge=16)
     workers: int = Field(default=DEFAULT_WORKERS, ge=1, le=40)
     request_bytes: int = Field(default=REQUEST_BYTE_LIMIT, ge=2**16, le=REQUEST_BYTE_LIMIT)
+    interactive_max_gib: float | None = Field(
+        default=20.0, gt=0, description="Larger exports are refused with a batch proposal; null: no limit."
+    )
+    batch: BatchConfig | None = Field(None, description="Where a batch task (--batch) writes.")
 
 
 def load_export_config(path: str | Path) -> ExportConfig:
@@ -95,8 +107,11 @@ def run_export(
     """Export the configured product over ``area`` (default: the config's) into ``out_dir``.
 
     A rerun after a crash resumes; see :func:`gee_fusion.export.image_export.export_image`.
+
+    Raises:
+        BatchSuggestedError: the export is larger than ``interactive_max_gib`` (nothing written).
     """
-    where = cfg.area if area is None else cfg.area.model_copy(update=area.model_dump(exclude_unset=True))
+    where = _area(cfg, area)
     grid = where.grid()
     return export_image(
         product_image(cfg, grid),
@@ -105,7 +120,68 @@ def run_export(
         name=cfg.name,
         overwrite=overwrite,
         **cfg.model_dump(include={"dtype", "formats", "block", "request_bytes", "workers"}),
-        recipe=cfg.model_dump(mode="json", exclude={"engine", "project"})
-        | {"area": where.model_dump(mode="json")},
+        recipe=_recipe(cfg, where),
+        max_bytes=None if cfg.interactive_max_gib is None else int(cfg.interactive_max_gib * 2**30),
         progress=progress,
     )
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A started batch task and the record written beside the interactive outputs."""
+
+    task_id: str
+    state: str
+    destination_uris: list[str]
+    record: Path
+
+
+def run_batch_export(
+    cfg: ExportConfig, out_dir: str | Path, *, area: AreaConfig | None = None
+) -> BatchResult:
+    """Start an Earth Engine batch task for the configured product (same image and grid as
+    :func:`run_export`) and write ``out_dir/NAME.batch.json`` (task id, state, destination, grid,
+    recipe).
+
+    Raises:
+        ConfigError: the config has no ``batch`` section.
+        ExportError: the task is invalid or failed.
+    """
+    if cfg.batch is None:
+        raise ConfigError(
+            f"Export {cfg.name!r} has no `batch` section: add e.g. `batch: {{destination: cloud_storage, "
+            "bucket: my-bucket}}` (or drive with folder, or asset with asset_id) to the config."
+        )
+    where = _area(cfg, area)
+    grid = where.grid()
+    out = output_folder(out_dir)
+    ensure_connected()
+    image = product_image(cfg, grid)
+    names = export_bands(image, None)
+    fill = cfg.batch.no_data if cfg.dtype.startswith("float") else 0
+    task = image_task(prepared_image(image, names, cfg.dtype, fill), grid, name=cfg.name, batch=cfg.batch)
+    status = start_task(task, grid)
+    record = {
+        "format": "gee_fusion.batch_export/1", "task_id": task.id, "state": status.get("state"),
+        "destination": cfg.batch.model_dump(mode="json"),
+        "destination_uris": status.get("destination_uris", []),
+        "grid": {"crs": grid.crs, "transform": list(grid.transform), "width": grid.width,
+                 "height": grid.height},
+        "bands": names, "dtype": cfg.dtype, "nodata": fill, "engine": ensure_connected().engine,
+        "recipe": _recipe(cfg, where), "created": datetime.now(UTC).isoformat(),
+        "request": {k: v for k, v in (task.config or {}).items() if k != "expression"},
+    }  # fmt: skip
+    path = out / f"{cfg.name}.batch.json"
+    with atomic_path(path, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str))
+    return BatchResult(str(task.id), str(status.get("state")), list(record["destination_uris"]), path)
+
+
+def _area(cfg: ExportConfig, area: AreaConfig | None) -> AreaConfig:
+    return cfg.area if area is None else cfg.area.model_copy(update=area.model_dump(exclude_unset=True))
+
+
+def _recipe(cfg: ExportConfig, where: AreaConfig) -> dict[str, object]:
+    return cfg.model_dump(mode="json", exclude={"engine", "project", "batch", "interactive_max_gib"}) | {
+        "area": where.model_dump(mode="json")
+    }

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,10 @@ import numpy as np
 import xarray as xr
 
 from gee_fusion.errors import DataError
-from gee_fusion.io.atomic import atomic_dir
 
 SENSORS: tuple[str, ...] = ("S2", "S1")
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 FORMAT_VERSION = 1
-_STATS_SAMPLE = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -71,28 +68,8 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def band_statistics(data: np.ndarray, *, seed: int = 0) -> list[BandStats]:
-    """Per-band statistics of (patch, time, band, y, x) data, NaN skipped; quantiles on a
-    deterministic sample of at most two million values per band.
-
-    Raises:
-        DataError: a band has no finite value.
-    """
-    out: list[BandStats] = []
-    rng = np.random.default_rng(seed)
-    for b in range(data.shape[2]):
-        values = np.asarray(data[:, :, b], dtype=np.float64).ravel()
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            raise DataError(f"Band {b} has no valid value in the training split: cannot normalise it.")
-        sample = values if values.size <= _STATS_SAMPLE else rng.choice(values, _STATS_SAMPLE, replace=False)
-        q02, q98 = np.quantile(sample, [0.02, 0.98])
-        std = float(values.std())
-        out.append(BandStats(float(values.mean()), std if std > 0 else 1.0, float(q02), float(q98)))
-    return out
-
-
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that wrote a store (recorded in its manifest)."""
     import importlib.metadata as md
 
     names = ("gee-fusion", "earthengine-api", "xee", "xarray", "numpy", "zarr")
@@ -103,98 +80,6 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:  # pragma: no cover - not installed
             continue
     return found
-
-
-def write_patch_store(
-    path: str | Path,
-    *,
-    sensors: Mapping[str, SensorPatches],
-    labels: np.ndarray,
-    crs: str,
-    transforms: np.ndarray,
-    split: np.ndarray,
-    block: np.ndarray,
-    classes: Mapping[int, tuple[str, tuple[int, int, int]]],
-    label_scheme: str,
-    recipe: Mapping[str, Any],
-    engine: str,
-    prior: np.ndarray | None = None,
-) -> Path:
-    """Write a patch store (replacing ``path`` only once everything is written).
-
-    Args:
-        path: The ``.zarr`` folder.
-        sensors: Sensor name (``S2``, ``S1``) to its patches; all share patch count and size.
-        labels: (patch, y, x) uint8 class codes, 255 = no label.
-        crs: CRS of every patch (one projected CRS per store).
-        transforms: (patch, 6) GDAL affine of each patch.
-        split: (patch,) 0 train, 1 val, 2 test.
-        block: (patch,) spatial block of each patch (the split unit).
-        classes: Code -> (name, RGB colour) of the label scheme.
-        label_scheme: Name of the code table (e.g. ``multisenge14``).
-        recipe: The configuration that produced the patches (stored with its hash).
-        engine: ``local`` or ``earthengine``.
-        prior: Optional (patch, y, x) uint8 codes of an existing map.
-
-    Raises:
-        DataError: shapes disagree, an unknown sensor, or an empty training split.
-    """
-    if not sensors:
-        raise DataError("A patch store needs at least one sensor.")
-    n, h, w = labels.shape
-    for name, part in sensors.items():
-        if name not in SENSORS:
-            raise DataError(f"Unknown sensor {name!r}: use one of {SENSORS}.")
-        if part.data.shape[0] != n or part.data.shape[3:] != (h, w):
-            raise DataError(f"{name} patches {part.data.shape} do not match labels {labels.shape}.")
-    if prior is not None and prior.shape != labels.shape:
-        raise DataError(f"Prior map {prior.shape} does not match labels {labels.shape}.")
-    if transforms.shape != (n, 6) or split.shape != (n,) or block.shape != (n,):
-        raise DataError("transforms must be (patch, 6), split and block (patch,).")
-    train = split == SPLITS["train"]
-    if not train.any():
-        raise DataError("The training split is empty: enlarge the area or change the split fractions.")
-    data_vars: dict[str, Any] = {}
-    coords: dict[str, Any] = {"patch": np.arange(n), "affine": list("abcdef")}
-    stats: dict[str, dict[str, dict[str, float]]] = {}
-    for name, part in sensors.items():
-        times = np.array([np.datetime64(t.isoformat(), "ns") for t in part.times])
-        coords[f"time_{name}"] = times
-        coords[f"band_{name}"] = np.array(list(part.bands))
-        dims = ("patch", f"time_{name}", f"band_{name}", "y", "x")
-        data_vars[name] = (dims, part.data.astype(np.float32, copy=False))
-        band_stats = band_statistics(part.data[train])
-        stats[name] = {b: vars(s) for b, s in zip(part.bands, band_stats, strict=True)}
-    data_vars["labels"] = (("patch", "y", "x"), labels.astype(np.uint8, copy=False))
-    if prior is not None:
-        data_vars["prior"] = (("patch", "y", "x"), prior.astype(np.uint8, copy=False))
-    data_vars["crs"] = ("patch", np.array([crs] * n))
-    data_vars["transform"] = (("patch", "affine"), transforms.astype(np.float64))
-    data_vars["split"] = ("patch", split.astype(np.int8))
-    data_vars["block"] = ("patch", block.astype(np.int32))
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "engine": engine,
-        "versions": _versions(),
-        "recipe": dict(recipe),
-        "recipe_hash": config_hash(recipe),
-        "created": datetime.now(tz=UTC).isoformat(timespec="seconds"),
-    }
-    attrs = {
-        "classes": json.dumps({str(k): {"name": v[0], "color": list(v[1])} for k, v in classes.items()}),
-        "label_scheme": label_scheme,
-        "normalisation": json.dumps(stats),
-        "manifest": json.dumps(manifest, default=str),
-        "splits": json.dumps(SPLITS),
-    }
-    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-    per_patch = {*sensors, "labels", "prior"} & set(ds.data_vars)  # one chunk per patch
-    encoding = {v: {"chunks": ds[v].shape} for v in ds.data_vars if v not in per_patch}
-    encoding.update({v: {"chunks": (1, *ds[v].shape[1:])} for v in per_patch})
-    with atomic_dir(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.to_zarr(tmp, mode="w", consolidated=False, encoding=encoding)
-    return Path(path)
 
 
 @dataclass
@@ -290,7 +175,7 @@ class PatchStore:
 
 
 def open_patch_store(path: str | Path) -> PatchStore:
-    """Open a patch store written by :func:`write_patch_store`.
+    """Open a patch store (written by :mod:`gee_fusion.export.patch_writer`).
 
     Raises:
         DataError: the folder is missing or is not a patch store of a supported version.

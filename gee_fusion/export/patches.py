@@ -1,19 +1,30 @@
-"""Patches for the deep stage, from Earth Engine (or the local engine's demo world) through xee.
+"""Patches for the deep stage, from Earth Engine (or the local engine's demo world).
 
-The small exporter the deep stage needs until the optimised exporter lands: the recipe's monthly
-stacks (:mod:`gee_fusion.recipe.monthly_stacks`) are brought window by window through xee over
-the area, cut into square patches, split by spatial block and written to a patch store
-(:mod:`gee_fusion.export.patch_store`).
+:func:`export_patches` exports the recipe's monthly stacks over the area as ONE T x C image
+(:func:`gee_fusion.recipe.monthly_stacks.series_image`) with the planned, retried, resumable
+exporter (:mod:`gee_fusion.export.image_export`) into a hidden staging folder beside the store,
+with the label and prior maps, then cuts the staged area into square patches strip by strip, splits
+them by spatial block and streams them into the patch store
+(:mod:`gee_fusion.export.patch_writer`). Memory holds a few tiles in flight and one strip of
+patches, whatever the size of the area; a crash resumes from the staged tiles. The staging
+folder is removed once the store is published.
+
+:func:`fetch_area` brings a (small) area's stacks into memory through xee, window by window: the
+reference path used to check the exporter against xee.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import xarray as xr
 from pydantic import ConfigDict, Field, model_validator
 from rich.console import Console
 
@@ -22,11 +33,13 @@ from gee_fusion.classes import MULTISENGE_14, NO_LABEL
 from gee_fusion.engine import EngineChoice, ensure_connected
 from gee_fusion.errors import ConfigError, DataError
 from gee_fusion.export.area import AreaConfig
-from gee_fusion.export.fetch import fetch_map, load_by_window, open_stack, stack_bands
-from gee_fusion.export.patch_store import SPLITS, SensorPatches, write_patch_store
+from gee_fusion.export.fetch import grid_aoi, load_by_window, map_image, open_stack, stack_bands
+from gee_fusion.export.image_export import export_image
+from gee_fusion.export.patch_store import SPLITS
+from gee_fusion.export.patch_writer import patch_store_writer
 from gee_fusion.grid import PixelGrid
 from gee_fusion.recipe.composite import COUNT_BAND
-from gee_fusion.recipe.monthly_stacks import StackRecipe
+from gee_fusion.recipe.monthly_stacks import StackRecipe, series_image
 
 
 class PatchExportConfig(StackRecipe):
@@ -124,15 +137,22 @@ def _say(progress: bool, message: str) -> None:
         Console(stderr=True).print(message, highlight=False)
 
 
+_STRIP_BYTES = 256 * 2**20
+"""Most bytes of staged pixels read at once when cutting patches."""
+
+
 def export_patches(cfg: PatchExportConfig, out: str | Path, *, progress: bool = True) -> Path:
     """Run the recipe on ``cfg.area``, cut patches and write the patch store ``out``.
 
-    ``progress`` prints each stage and shows progress bars on stderr.
+    ``progress`` prints each stage and shows progress bars on stderr. A rerun after a crash
+    resumes the staged export (``.<store name>.fetch`` beside ``out``).
 
     Raises:
         ConfigError: the area holds fewer than one patch.
         DataError: no patch has enough labelled pixels, or the training split is empty.
+        TileFetchError: a tile could not be fetched after every retry (a rerun resumes).
     """
+    out = Path(out)
     grid = cfg.area.grid()
     size = cfg.patch_size
     ny, nx = grid.height // size, grid.width // size
@@ -143,43 +163,126 @@ def export_patches(cfg: PatchExportConfig, out: str | Path, *, progress: bool = 
         f"Patch store {out}: {grid.width} x {grid.height} px ({grid.crs}), {ny * nx} patches of {size} px, "
         f"{cfg.year} months {cfg.months}, sensors {'+'.join(cfg.sensors)}",
     )
-    area = fetch_area(cfg, grid=grid, progress=progress)
-    prior_note = f" and prior map ({cfg.prior_asset})" if cfg.prior_asset else ""
-    _say(progress, f"  labels ({cfg.labels_asset}){prior_note}")
-    sensors = {
-        k: SensorPatches(cut_patches(data, size), area.times, bands)
-        for k, (data, bands) in area.sensors.items()
-    }
-    labels = cut_patches(fetch_map(cfg.labels_asset, cfg.labels_band, grid, window=cfg.window), size)
-    prior = None
-    if cfg.prior_asset:
-        prior = cut_patches(fetch_map(cfg.prior_asset, cfg.prior_band, grid, window=cfg.window), size)
+    connection = ensure_connected()
+    staged = _stage_area(cfg, grid, out.parent / f".{out.name}.fetch", progress=progress)
     rows, cols = np.divmod(np.arange(ny * nx), nx)
     bsize = cfg.block_patches
-    nbx = -(-nx // bsize)
-    block = (rows // bsize) * nbx + cols // bsize
-    n_blocks = int(block.max()) + 1
-    split = assign_splits(n_blocks, cfg.split_fractions, seed=cfg.seed)[block]
+    block = (rows // bsize) * -(-nx // bsize) + cols // bsize
+    split = assign_splits(int(block.max()) + 1, cfg.split_fractions, seed=cfg.seed)[block]
     a, _, x0, _, e, y1 = grid.transform
     transforms = np.stack(
         [np.full(ny * nx, a), np.zeros(ny * nx), x0 + cols * size * a,
          np.zeros(ny * nx), np.full(ny * nx, e), y1 + rows * size * e], axis=1,
     )  # fmt: skip
-    keep = (labels != NO_LABEL).mean(axis=(1, 2)) >= cfg.min_labelled
+    keep = _labelled_patches(staged.labels, size, ny, nx, cfg.min_labelled)
     if not keep.any():
         raise DataError(f"No patch has at least {cfg.min_labelled:.0%} labelled pixels in the area.")
-    classes = {c.code: (c.name, c.color) for c in MULTISENGE_14}
-    return write_patch_store(
-        out,
-        sensors={k: SensorPatches(v.data[keep], v.times, v.bands) for k, v in sensors.items()},
-        labels=labels[keep],
-        prior=None if prior is None else prior[keep],
-        crs=grid.crs,
-        transforms=transforms[keep],
-        split=split[keep],
-        block=block[keep],
-        classes=classes,
-        label_scheme="multisenge14",
-        recipe=cfg.model_dump(mode="json"),
-        engine=ensure_connected().engine,
-    )
+    layout: dict[str, tuple[Sequence[date], Sequence[str]]] = {
+        sensor: (cfg.times(), cfg.bands(sensor)) for sensor in cfg.sensors
+    }
+    with patch_store_writer(
+        out, layout=layout, patch_shape=(size, size), crs=grid.crs, transforms=transforms[keep],
+        split=split[keep], block=block[keep], classes={c.code: (c.name, c.color) for c in MULTISENGE_14},
+        label_scheme="multisenge14", recipe=cfg.model_dump(mode="json"), engine=connection.engine,
+        prior=staged.prior is not None, seed=cfg.seed,
+    ) as writer:  # fmt: skip
+        position = 0
+        for first, strip in _strips(staged, cfg, size, ny, nx):
+            chosen = keep[first : first + len(strip.labels)]
+            if chosen.any():
+                writer.write(
+                    position,
+                    sensors={k: v[chosen] for k, v in strip.sensors.items()},
+                    labels=strip.labels[chosen],
+                    prior=None if strip.prior is None else strip.prior[chosen],
+                )
+                position += int(chosen.sum())
+    shutil.rmtree(staged.folder, ignore_errors=True)
+    return out
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """The area exported to Zarr stores: the T x C series, the labels and the prior map."""
+
+    folder: Path
+    series: Path
+    labels: Path
+    prior: Path | None
+
+
+@dataclass(frozen=True)
+class _Strip:
+    sensors: dict[str, np.ndarray]
+    labels: np.ndarray
+    prior: np.ndarray | None
+
+
+def _stage_area(cfg: PatchExportConfig, grid: PixelGrid, folder: Path, *, progress: bool) -> _Staged:
+    """Export the series and maps of the area (resumable) into ``folder``."""
+    block = 256 if cfg.patch_size <= 256 else 512
+    common: dict[str, Any] = {"formats": ("zarr",), "block": block, "progress": progress}
+    t0 = time.perf_counter()
+    series = export_image(
+        series_image(cfg, grid_aoi(grid)), grid, folder, name="series", recipe=cfg.model_dump(mode="json"),
+        **common,
+    )  # fmt: skip
+    shapes = ", ".join(f"{s}: {len(cfg.months)} months x {len(cfg.bands(s))} bands" for s in cfg.sensors)
+    _say(progress, f"  {shapes}: {series.stats.requests} requests in {time.perf_counter() - t0:.0f}s")
+    prior_note = f" and prior map ({cfg.prior_asset})" if cfg.prior_asset else ""
+    _say(progress, f"  labels ({cfg.labels_asset}){prior_note}")
+    maps: dict[str, Any] = {"dtype": "uint8", "nodata": NO_LABEL, **common}
+    labels = export_image(map_image(cfg.labels_asset, cfg.labels_band), grid, folder, name="labels", **maps)
+    prior = None
+    if cfg.prior_asset:
+        prior = export_image(map_image(cfg.prior_asset, cfg.prior_band), grid, folder, name="prior", **maps)
+    assert series.zarr and labels.zarr  # formats include zarr
+    return _Staged(folder, series.zarr, labels.zarr, prior.zarr if prior else None)
+
+
+def _staged_data(path: Path) -> xr.DataArray:
+    return xr.open_zarr(path, consolidated=True)["data"]
+
+
+def _labelled_patches(labels: Path, size: int, ny: int, nx: int, min_labelled: float) -> np.ndarray:
+    """(ny * nx,) whether each patch has at least ``min_labelled`` labelled pixels."""
+    data = _staged_data(labels)
+    keep = np.zeros(ny * nx, dtype=bool)
+    for row in range(ny):
+        strip = np.asarray(data[0, row * size : (row + 1) * size, : nx * size].values)
+        labelled = (cut_patches(strip, size) != NO_LABEL).mean(axis=(1, 2))
+        keep[row * nx : (row + 1) * nx] = labelled >= min_labelled
+    return keep
+
+
+def _strips(
+    staged: _Staged, cfg: PatchExportConfig, size: int, ny: int, nx: int
+) -> Iterator[tuple[int, _Strip]]:
+    """Consecutive rows of patches (first patch index, their data), read strip by strip."""
+    series = _staged_data(staged.series)
+    names = [str(b) for b in series["band"].values]
+    months = [f"{t:%Y-%m}" for t in cfg.times()]
+    where = {
+        sensor: (
+            np.array([[names.index(f"{sensor}_{b}_{m}") for b in cfg.bands(sensor)] for m in months]),
+            np.array([names.index(f"{sensor}_{COUNT_BAND}_{m}") for m in months]),
+        )
+        for sensor in cfg.sensors
+    }
+    labels = _staged_data(staged.labels)
+    prior = _staged_data(staged.prior) if staged.prior else None
+    per_row = max(1, _STRIP_BYTES // (len(names) * size * nx * size * 4))
+    for row in range(0, ny, per_row):
+        rows = slice(row * size, min(row + per_row, ny) * size)
+        values = np.asarray(series[:, rows, : nx * size].values)
+        sensors: dict[str, np.ndarray] = {}
+        for sensor, (bands, counts) in where.items():
+            stack = values[bands]  # (time, band, y, x)
+            empty = np.nan_to_num(values[counts]) == 0  # (time, y, x): no valid observation
+            stack[np.broadcast_to(empty[:, None], stack.shape)] = np.nan
+            sensors[sensor] = cut_patches(stack, size)
+        label_patches = cut_patches(np.asarray(labels[0, rows, : nx * size].values), size)
+        prior_patches = None
+        if prior is not None:
+            prior_patches = cut_patches(np.asarray(prior[0, rows, : nx * size].values), size)
+        yield row * nx, _Strip(sensors, label_patches, prior_patches)

@@ -39,10 +39,7 @@ class Tile:
 
     def grid(self, parent: PixelGrid) -> PixelGrid:
         """The tile's own pixel grid (same CRS and pixel size as ``parent``)."""
-        a, b, c, d, e, f = parent.transform
-        x0 = c + a * self.col + b * self.row
-        y0 = f + d * self.col + e * self.row
-        return PixelGrid(parent.crs, (a, b, x0, d, e, y0), self.width, self.height)
+        return parent.window(self.col, self.row, self.width, self.height)
 
     def split(self) -> list[Tile]:
         """Two tiles that cover this one (halving its longer side), for a request the server

@@ -20,6 +20,9 @@ from rasterio.warp import reproject, transform_bounds
 from gee_fusion.errors import GridError
 from gee_fusion.grid import EE_TRANSFORM_FIELDS, MAX_GRID_SIDE, PixelGrid
 
+METRES_PER_DEGREE = 111319.49079327357
+"""Metres in one degree at the equator: Earth Engine's conversion of a scale in metres to degrees."""
+
 RESAMPLING = {
     "nearest": Resampling.nearest,
     "bilinear": Resampling.bilinear,
@@ -64,13 +67,13 @@ class Projection:
         a = self.affine
         scale = float(np.sqrt(abs(a.a * a.e - a.b * a.d)))
         if crs_of(self.crs).is_geographic:
-            return scale * 111319.49079327357
+            return scale * METRES_PER_DEGREE
         return scale
 
     def at_scale(self, scale: float) -> Projection:
         """The same CRS with square pixels of ``scale`` CRS units (metres if projected)."""
         if crs_of(self.crs).is_geographic:
-            scale = scale / 111319.49079327357
+            scale = scale / METRES_PER_DEGREE
         a = self.affine
         return Projection(self.crs, (scale, 0.0, a.c, 0.0, -scale, a.f))
 

@@ -2,7 +2,7 @@
 
 :func:`gee_fusion.engine.connect` installs these functions on ``ee.data`` while the local engine
 is connected and restores earthengine-api's own on ``disconnect``. Requests the local engine
-cannot answer yet (map tiles, thumbnails, downloads, batch exports) raise
+cannot answer yet (map tiles, thumbnails, downloads, table/video/map exports) raise
 :class:`~gee_fusion.errors.NotSupportedError` naming the call.
 """
 
@@ -21,7 +21,8 @@ ROUTED = (
     "exportTable", "exportVideo", "exportMap", "exportClassifier", "computeFeatures",
     "computeImages", "getPixels", "listAssets", "listImages", "getList", "getInfo", "getAsset",
     "getAlgorithms", "_install_cloud_api_resource", "startIngestion", "startTableIngestion",
-    "createAsset", "deleteAsset", "getTaskList", "listOperations", "newTaskId",
+    "createAsset", "deleteAsset", "getTaskList", "listOperations", "newTaskId", "getOperation",
+    "cancelOperation", "getTaskStatus", "cancelTask",
 )  # fmt: skip
 
 
@@ -38,7 +39,7 @@ def _not_supported(what: str) -> Callable[..., Any]:
 def local_routes(faults: FaultInjector | None = None) -> dict[str, Callable[..., Any]]:
     from ee import apitestcase
 
-    from gee_fusion.local import assets, server  # the engine itself loads on first connect
+    from gee_fusion.local import assets, server, tasks  # the engine itself loads on first connect
 
     routes: dict[str, Callable[..., Any]] = {name: _not_supported(f"ee.data.{name}") for name in ROUTED}
     routes.update(
@@ -53,18 +54,34 @@ def local_routes(faults: FaultInjector | None = None) -> dict[str, Callable[...,
     )
     for name in ("getMapId", "getTileUrl", "getThumbId", "getThumbnail", "getFeatureViewTilesKey"):
         routes[name] = _not_supported(f"Map tiles and thumbnails (ee.data.{name})")
-    for name in (
-        "exportImage",
-        "exportTable",
-        "exportVideo",
-        "exportMap",
-        "exportClassifier",
-        "newTaskId",
-        "getTaskList",
-        "listOperations",
-    ):
-        routes[name] = _not_supported(f"Batch exports (ee.data.{name})")
+    for name in ("exportTable", "exportVideo", "exportMap", "exportClassifier"):
+        routes[name] = _not_supported(f"Batch exports other than images (ee.data.{name})")
+    routes.update(
+        exportImage=tasks.export_image,
+        newTaskId=tasks.new_task_id,
+        getOperation=tasks.get_operation,
+        listOperations=tasks.list_operations,
+        getTaskStatus=tasks.get_task_status,
+        cancelOperation=tasks.cancel_operation,
+        getTaskList=lambda: [_task(op) for op in tasks.list_operations()],
+        cancelTask=lambda task_id: tasks.cancel_operation(_operation_name(task_id)),
+    )
     if faults is not None:
         for name in ("computeValue", "computePixels"):
             routes[name] = faults.wrap(name, routes[name])
     return routes
+
+
+def _task(operation: dict[str, Any]) -> dict[str, Any]:
+    from ee import _cloud_api_utils
+
+    return _cloud_api_utils.convert_operation_to_task(operation)
+
+
+def _operation_name(task_id: str) -> str:
+    from gee_fusion.local import tasks
+
+    for op in tasks.list_operations():
+        if op["name"].rsplit("/", 1)[-1] == task_id:
+            return str(op["name"])
+    return f"projects/local/operations/{task_id}"

@@ -39,7 +39,7 @@ def to_json(value: Any) -> Any:
     raise EngineError(f"Cannot return a value of type {type(value).__name__} to the client.")
 
 
-def _encode(obj: Any) -> dict[str, Any]:
+def encode(obj: Any) -> dict[str, Any]:
     if isinstance(obj, dict) and "values" in obj and "result" in obj:
         return obj
     return ee.serializer.encode(obj, for_cloud_api=True)
@@ -57,7 +57,7 @@ def _typed_errors(what: str, fn: Any, *args: Any) -> Any:
 
 def compute_value(obj: Any) -> Any:
     """Evaluate an ee object (or an encoded expression) and return its JSON value."""
-    return _typed_errors("computeValue", lambda: to_json(evaluate(_encode(obj))))
+    return _typed_errors("computeValue", lambda: to_json(evaluate(encode(obj))))
 
 
 def _as_image(value: Any) -> Image:
@@ -115,7 +115,7 @@ def _band_ids(params: dict[str, Any]) -> list[str] | None:
 
 
 def _compute_pixels(params: dict[str, Any]) -> Any:
-    image = _as_image(evaluate(_encode(params["expression"])))
+    image = _as_image(evaluate(encode(params["expression"])))
     band_ids = _band_ids(params)
     if band_ids:
         by_name = {b.name: b for b in image.bands}

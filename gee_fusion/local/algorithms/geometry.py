@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import shapely
+import shapely.affinity
 import shapely.geometry
 
 from gee_fusion.errors import EngineError
@@ -23,6 +24,16 @@ def _crs(crs: Any) -> str:
     return str(crs)
 
 
+def _in_projection(shape: shapely.Geometry, crs: Any) -> Geometry:
+    """A shape whose coordinates are in ``crs``: a CRS code, or a projection whose transform maps
+    its units to the CRS (e.g. a rectangle in pixel coordinates, as ``Export.image`` builds for
+    ``crsTransform`` + ``dimensions``)."""
+    if isinstance(crs, Projection) and crs.transform != (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
+        a, b, c, d, e, f = crs.transform
+        shape = shapely.affinity.affine_transform(shape, [a, b, d, e, c, f])
+    return Geometry(shape, _crs(crs))
+
+
 def _make(kind: str, coordinates: Any, crs: Any = None) -> Geometry:
     try:
         shape = shapely.geometry.shape({"type": kind, "coordinates": coordinates})
@@ -30,7 +41,7 @@ def _make(kind: str, coordinates: Any, crs: Any = None) -> Geometry:
         raise EngineError(f"Invalid {kind} coordinates: {exc}.") from exc
     if not shape.is_valid and kind in ("Polygon", "MultiPolygon"):
         raise EngineError(f"Invalid {kind}: {shapely.is_valid_reason(shape)}.")
-    return Geometry(shape, _crs(crs))
+    return _in_projection(shape, crs)
 
 
 _KINDS = ("Point", "MultiPoint", "LineString", "MultiLineString", "LinearRing", "Polygon", "MultiPolygon")
@@ -59,7 +70,7 @@ def geom_rectangle(coordinates: Any, crs: Any = None, geodesic: Any = None, even
     x0, y0, x1, y1 = (float(v) for v in flat)
     if x1 < x0 or y1 < y0:
         raise EngineError("Rectangle: the first corner must be the lower-left one.")
-    return Geometry(shapely.box(x0, y0, x1, y1), _crs(crs))
+    return _in_projection(shapely.box(x0, y0, x1, y1), crs)
 
 
 @algorithm("GeometryConstructors.BBox")

@@ -10,10 +10,10 @@ import shapely
 from affine import Affine
 from rasterio.features import geometry_mask
 
-from gee_fusion.errors import EngineError
+from gee_fusion.errors import EngineError, NotSupportedError
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms._common import as_image, promote
-from gee_fusion.local.grid import Projection, crs_of, integer_offset, same_crs, six, warp
+from gee_fusion.local.grid import METRES_PER_DEGREE, Projection, crs_of, integer_offset, same_crs, six, warp
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Geometry
@@ -214,27 +214,58 @@ def image_clip_to_bounds_and_scale(
     maxDimension: int | None = None,
     scale: float | None = None,
 ) -> Image:
-    """Clip to the bounds of ``geometry`` and give the image a grid of the asked size/scale."""
+    """Clip to the bounds of ``geometry`` and give the image a grid of the asked size or scale,
+    in the image's own CRS (what ``Export.image`` and ``getDownloadURL`` build from ``region``,
+    ``scale``, ``dimensions`` and ``crsTransform``).
+
+    When the asked size gives back the image's own pixel size (the exact rectangle that
+    ``crsTransform`` + ``dimensions`` describe), the grid keeps that pixel size exactly.
+    """
     image = as_image(input)
     if geometry is None:
         return image
-    geom = geometry_of(geometry)
-    x0, y0, x1, y1 = geom.shape.bounds
+    native = image.default_projection
+    crs = native.crs
+    x0, y0, x1, y1 = geometry_of(geometry).to_crs(crs).bounds
+    a, b, _, d, e, _ = native.transform
+    if scale is None and width is None and height is None and maxDimension is None:
+        if b != 0 or d != 0:
+            raise NotSupportedError("Image.clipToBoundsAndScale: a rotated projection needs a scale or size.")
+        return _clip_to_lattice(image, native, (x0, y0, x1, y1))
     if scale is not None:
-        sx = sy = float(scale)
-        if geom.crs == "EPSG:4326":
-            sx = sy = float(scale) / 111319.49079327357
-        w, h = max(int(np.ceil((x1 - x0) / sx)), 1), max(int(np.ceil((y1 - y0) / sy)), 1)
+        sx = sy = float(scale) / (METRES_PER_DEGREE if crs_of(crs).is_geographic else 1.0)
+        w, h = max(int(np.ceil((x1 - x0) / sx - 1e-9)), 1), max(int(np.ceil((y1 - y0) / sy - 1e-9)), 1)
     else:
         if maxDimension is not None:
             big = max(x1 - x0, y1 - y0)
             w = max(round(maxDimension * (x1 - x0) / big), 1)
             h = max(round(maxDimension * (y1 - y0) / big), 1)
         else:
-            w, h = int(width or height or 256), int(height or width or 256)
+            w, h = int(width or height or 1), int(height or width or 1)
         sx, sy = (x1 - x0) / w, (y1 - y0) / h
-    proj = Projection(geom.crs, (sx, 0.0, x0, 0.0, -sy, y1))
-    clipped = image_clip(image, Geometry(shapely.box(x0, y0, x1, y1), geom.crs))
+        if b == d == 0 and np.isclose(sx, abs(a), rtol=1e-9) and np.isclose(sy, abs(e), rtol=1e-9):
+            sx, sy = abs(a), abs(e)
+    return _on_grid(image, Projection(crs, (sx, 0.0, x0, 0.0, -sy, y1)), (w, h))
+
+
+def _clip_to_lattice(image: Image, native: Projection, bounds: tuple[float, float, float, float]) -> Image:
+    """The image's own pixels covering ``bounds`` (a window of its pixel lattice)."""
+    x0, y0, x1, y1 = bounds
+    inverse = ~native.affine
+    cols, rows = zip(*(inverse @ xy for xy in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))), strict=True)
+    c0, r0 = int(np.floor(min(cols) + 1e-6)), int(np.floor(min(rows) + 1e-6))
+    c1, r1 = int(np.ceil(max(cols) - 1e-6)), int(np.ceil(max(rows) - 1e-6))
+    a, _, c, _, e, f = native.transform
+    proj = Projection(native.crs, (a, 0.0, c + c0 * a, 0.0, e, f + r0 * e))
+    return _on_grid(image, proj, (max(c1 - c0, 1), max(r1 - r0, 1)))
+
+
+def _on_grid(image: Image, proj: Projection, size: tuple[int, int]) -> Image:
+    """Clip to the grid's footprint and give every band that grid."""
+    w, h = size
+    xa, _, xc, _, ye, yf = proj.transform
+    box = shapely.box(min(xc, xc + w * xa), min(yf, yf + h * ye), max(xc, xc + w * xa), max(yf, yf + h * ye))
+    clipped = image_clip(image, Geometry(box, proj.crs))
     return clipped.with_bands(
         [Band(b.name, b.dtype, b.node, proj, (w, h), b.value_range) for b in clipped.bands]
     )

@@ -16,11 +16,9 @@ import numpy as np
 
 from gee_fusion.errors import EngineError
 from gee_fusion.grid import PixelGrid
-from gee_fusion.local.grid import crs_of
+from gee_fusion.local.grid import METRES_PER_DEGREE, crs_of
 from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
-
-METRES_PER_DEGREE = 111319.49079327357
 
 
 def crs_gradient(
