@@ -28,6 +28,7 @@ from gee_fusion.local.world.config import DEFAULT_WORLD as W
 from tests import export_data
 
 X0, Y1 = W.origin
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -156,6 +157,7 @@ def test_file_dimensions_split_the_export_as_earth_engine_names_the_files(export
         with rasterio.open(exports / "gcs" / "b" / "run" / name) as src:
             mosaic[:, r : r + src.height, c : c + src.width] = src.read()
             assert src.transform.c == grid.transform[2] + 10.0 * c
+            assert src.nodata is None  # no noData asked: masked pixels are 0, as computePixels sends
     want = grid_values(image, grid)
     assert np.array_equal(mosaic[0], want["a"]) and np.array_equal(mosaic[1], want["b"])
 
@@ -260,3 +262,24 @@ def test_too_large_an_interactive_export_proposes_the_exact_batch_command(tmp_pa
     res = runner.invoke(app, command.split()[1:])
     assert res.exit_code == 0, res.output
     assert (out / "drive" / "gee" / "f20.tif").exists() and (out / "f20.batch.json").exists()
+
+
+def test_the_export_script_starts_a_batch_task(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("export_city", REPO / "ee_scripts" / "export_city.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "name: small\nproduct: fusion20\n"
+        f"area: {{origin: [{X0 + 3000.0}, {Y1 - 3000.0}], size_px: [32, 16]}}\n"
+        "batch: {destination: cloud_storage, bucket: my-gee-exports, prefix: runs/small}\n"
+    )
+    try:
+        assert script.main([str(cfg), str(tmp_path / "out"), "--batch"]) == 0
+    finally:
+        gee_fusion.connect("local")  # the script connected with its own exports folder
+    with rasterio.open(tmp_path / "out" / "gcs" / "my-gee-exports" / "runs" / "small.tif") as src:
+        assert (src.width, src.height, src.count) == (32, 16, 20)

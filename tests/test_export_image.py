@@ -191,3 +191,23 @@ def test_a_foreign_or_corrupt_store_is_refused_unless_overwrite(tmp_path: Path) 
         export_image(export_data.image(), export_data.grid(), tmp_path, name="y", **SMALL)
     done = export_image(export_data.image(), export_data.grid(), tmp_path, name="x", overwrite=True, **SMALL)
     assert zarr_data(done.zarr).shape == (2, export_data.H, export_data.W)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: the check cannot fail")
+def test_a_read_only_output_folder_is_refused_before_any_request(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="not writable"):
+            export_image(export_data.image(), export_data.grid(), folder, name="x", **SMALL)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_an_output_folder_on_a_read_only_file_system_is_refused(tmp_path: Path) -> None:
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc (a file system nobody can write, root included)")
+    with pytest.raises(OutputError, match="Cannot create the output folder /proc/self/gee_fusion_out"):
+        export_image(export_data.image(), export_data.grid(), "/proc/self/gee_fusion_out", name="x", **SMALL)
