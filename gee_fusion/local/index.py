@@ -10,7 +10,9 @@ from __future__ import annotations
 from gee_fusion.errors import AlgorithmNotImplementedError
 from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register their algorithms)
     aggregates,
+    classifiers,
     collections,
+    confusion,
     dates,
     dictionaries,
     distance,
@@ -29,6 +31,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register t
     neighborhood,
     numbers_strings,
     reducers,
+    sampling,
     terrain,
 )
 from gee_fusion.local.registry import ALGORITHMS, Algorithm

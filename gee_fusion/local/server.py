@@ -30,6 +30,8 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         f = float(value)
         return f if math.isfinite(f) else None
+    if isinstance(value, np.ndarray):  # ee.Array values
+        return to_json(value.tolist())
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
     if isinstance(value, dict):
