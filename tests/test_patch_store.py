@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from gee_fusion.errors import DataError
+from gee_fusion.export.blocks import assign_splits
 from gee_fusion.export.patch_store import SensorPatches, open_patch_store
 from gee_fusion.export.patch_writer import patch_store_writer, write_patch_store
-from gee_fusion.export.patches import assign_splits, cut_patches
+from gee_fusion.export.patches import cut_patches
 from tests.deep_data import S1_BANDS, S2_BANDS, make_store
 
 

@@ -52,19 +52,25 @@ class Fusion20Settings(BaseModel):
     s2_months: tuple[int, int] = (6, 9)
 
 
-class ExportConfig(BaseModel):
-    """What to export, where on Earth, and how (the YAML of ``gee-fusion export``)."""
+class ProductConfig(BaseModel):
+    """Which product of the recipe: the fusion-20 stack or the monthly T x C series, and its year."""
 
     model_config = ConfigDict(extra="forbid")
+
+    product: Literal["fusion20", "monthly_series"] = "fusion20"
+    year: int = Field(default=2021, ge=2015, le=2100)
+    fusion20: Fusion20Settings = Field(default_factory=Fusion20Settings)
+    series: StackRecipe = Field(default_factory=StackRecipe, description="Months, sensors, bands, masks.")
+
+
+class ExportConfig(ProductConfig):
+    """What to export, where on Earth, and how (the YAML of ``gee-fusion export``)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     engine: EngineChoice = "local"
     project: str | None = None
     product: Literal["fusion20", "monthly_series"]
-    year: int = Field(default=2021, ge=2015, le=2100)
     area: AreaConfig = Field(default_factory=AreaConfig)
-    fusion20: Fusion20Settings = Field(default_factory=Fusion20Settings)
-    series: StackRecipe = Field(default_factory=StackRecipe, description="Months, sensors, bands, masks.")
     dtype: Literal["float32", "float64"] = "float32"
     formats: list[OutputFormat] = Field(default_factory=lambda: list(OUTPUT_FORMATS), min_length=1)
     block: int = Field(default=512, ge=16)
@@ -81,7 +87,7 @@ def load_export_config(path: str | Path) -> ExportConfig:
     return load_yaml(path, ExportConfig, what="export config")
 
 
-def product_image(cfg: ExportConfig, grid: PixelGrid) -> ee.Image:
+def product_image(cfg: ProductConfig, grid: PixelGrid) -> ee.Image:
     """The configured product over ``grid`` (an Earth Engine graph; nothing is computed yet)."""
     aoi = grid_aoi(grid)
     if cfg.product == "fusion20":

@@ -28,9 +28,9 @@ import numpy as np
 import xarray as xr
 
 from gee_fusion.errors import DataError
+from gee_fusion.export.blocks import SPLITS
 
 SENSORS: tuple[str, ...] = ("S2", "S1")
-SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 FORMAT_VERSION = 1
 
 

@@ -27,15 +27,15 @@ import xarray as xr
 import zarr
 
 from gee_fusion.errors import DataError
+from gee_fusion.export.blocks import SPLITS
 from gee_fusion.export.patch_store import (
     FORMAT_VERSION,
     SENSORS,
-    SPLITS,
     BandStats,
     SensorPatches,
     config_hash,
     package_versions,
-)  # fmt: skip
+)
 from gee_fusion.io.atomic import atomic_dir
 
 STATS_SAMPLE = 2_000_000

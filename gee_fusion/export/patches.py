@@ -33,9 +33,9 @@ from gee_fusion.classes import MULTISENGE_14, NO_LABEL
 from gee_fusion.engine import EngineChoice, ensure_connected
 from gee_fusion.errors import ConfigError, DataError
 from gee_fusion.export.area import AreaConfig
+from gee_fusion.export.blocks import BlockSplit
 from gee_fusion.export.fetch import grid_aoi, load_by_window, map_image, open_stack, stack_bands
 from gee_fusion.export.image_export import export_image
-from gee_fusion.export.patch_store import SPLITS
 from gee_fusion.export.patch_writer import patch_store_writer
 from gee_fusion.grid import PixelGrid
 from gee_fusion.recipe.composite import COUNT_BAND
@@ -73,22 +73,6 @@ class PatchExportConfig(StackRecipe):
         if any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6 or fr[0] <= 0:
             raise ValueError(f"split_fractions must be >= 0, sum to 1, train > 0; got {fr}")
         return self
-
-
-def assign_splits(n_blocks: int, fractions: tuple[float, float, float], *, seed: int) -> np.ndarray:
-    """Split codes for spatial blocks: a seeded permutation cut by ``fractions`` (each non-zero
-    fraction gets at least one block when there are enough blocks)."""
-    order = np.random.default_rng(seed).permutation(n_blocks)
-    counts = np.floor(np.asarray(fractions) * n_blocks).astype(int)
-    for k in (1, 2):
-        if fractions[k] > 0 and counts[k] == 0 and n_blocks - counts[1] - counts[2] > 1:
-            counts[k] = 1
-    counts[0] = n_blocks - counts[1] - counts[2]
-    codes = np.empty(n_blocks, dtype=np.int8)
-    codes[order[: counts[0]]] = SPLITS["train"]
-    codes[order[counts[0] : counts[0] + counts[1]]] = SPLITS["val"]
-    codes[order[counts[0] + counts[1] :]] = SPLITS["test"]
-    return codes
 
 
 def cut_patches(array: np.ndarray, size: int) -> np.ndarray:
@@ -137,6 +121,16 @@ def _say(progress: bool, message: str) -> None:
         Console(stderr=True).print(message, highlight=False)
 
 
+def block_split(cfg: PatchExportConfig) -> BlockSplit:
+    """The spatial blocks of the patch store of ``cfg`` and their split: the area covered by whole
+    patches, cut into blocks of ``block_patches`` x ``patch_size`` px (shared with every model
+    compared on that store)."""
+    grid = cfg.area.grid()
+    size = cfg.patch_size
+    covered = grid.window(0, 0, max(grid.width // size, 1) * size, max(grid.height // size, 1) * size)
+    return BlockSplit(covered, cfg.block_patches * size, cfg.split_fractions, cfg.seed)
+
+
 _STRIP_BYTES = 256 * 2**20
 """Most bytes of staged pixels read at once when cutting patches."""
 
@@ -166,9 +160,9 @@ def export_patches(cfg: PatchExportConfig, out: str | Path, *, progress: bool = 
     connection = ensure_connected()
     staged = _stage_area(cfg, grid, out.parent / f".{out.name}.fetch", progress=progress)
     rows, cols = np.divmod(np.arange(ny * nx), nx)
-    bsize = cfg.block_patches
-    block = (rows // bsize) * -(-nx // bsize) + cols // bsize
-    split = assign_splits(int(block.max()) + 1, cfg.split_fractions, seed=cfg.seed)[block]
+    held_out = block_split(cfg)
+    block = held_out.block_of(rows * size, cols * size)
+    split = held_out.codes()[block]
     a, _, x0, _, e, y1 = grid.transform
     transforms = np.stack(
         [np.full(ny * nx, a), np.zeros(ny * nx), x0 + cols * size * a,

@@ -1,0 +1,106 @@
+"""Reference labels for the in-cloud classifiers: where they come from, and the class table they
+are read in (MultiSenGE 14 classes, or its 10- and 6-class groupings applied server-side).
+
+Sources: the demo world's truth (``demo``), a raster asset with MultiSenGE codes 1..14
+(``raster``), or a vector FeatureCollection whose ``class_property`` holds those codes
+(``vector``, painted on the server). The 14 -> 10 -> 6 groupings are data
+(:data:`gee_fusion.classes.GROUPS_10`, :data:`~gee_fusion.classes.GROUPS_6`) applied with
+``Image.remap``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import ee
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gee_fusion import ids
+from gee_fusion.classes import GROUPS_6, GROUPS_10, MULTISENGE_14, NO_LABEL, ClassTable, class_table
+from gee_fusion.errors import DataError
+from gee_fusion.grid import PixelGrid
+
+LABEL = "label"
+"""The band (and sample property) of the reference class codes, in the table's codes."""
+SOURCE_CODES: tuple[int, ...] = tuple(c.code for c in MULTISENGE_14)
+
+
+class LabelsConfig(BaseModel):
+    """Where the reference labels come from (the ``labels`` section of a job YAML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["demo", "raster", "vector"] = "demo"
+    asset: str | None = Field(None, description="Raster image or FeatureCollection ID (raster, vector).")
+    band: str = Field("label", description="Band of the raster holding MultiSenGE codes 1..14.")
+    class_property: str = Field("class", description="Property of the vector features holding the code.")
+    scheme: Literal[14, 10, 6] = Field(10, description="Class table: MultiSenGE 14, or its 10 / 6 groupings.")
+
+    @model_validator(mode="after")
+    def _asset(self) -> LabelsConfig:
+        if self.source in ("raster", "vector") and not self.asset:
+            raise ValueError(f"labels source {self.source!r} needs an asset ID")
+        return self
+
+    def table(self) -> ClassTable:
+        """The class table the labels are read in."""
+        return class_table(self.scheme)
+
+
+def source_labels(cfg: LabelsConfig) -> ee.Image:
+    """The labels as the source holds them (MultiSenGE codes, band ``label``; unlabelled masked).
+
+    Raises:
+        DataError: a vector source's features have no ``class_property``.
+    """
+    if cfg.source == "vector":
+        features = ee.FeatureCollection(cfg.asset)
+        names = features.first().propertyNames().getInfo() or []
+        if cfg.class_property not in names:
+            raise DataError(
+                f"The label features of {cfg.asset} have no property {cfg.class_property!r} (they have "
+                f"{sorted(n for n in names if not n.startswith('system:'))}): set labels.class_property."
+            )
+        image = ee.Image(0).toInt().paint(features, cfg.class_property).selfMask()
+    else:
+        asset = ids.DEMO_LABELS if cfg.source == "demo" else cfg.asset
+        band = "label" if cfg.source == "demo" else cfg.band
+        image = ee.Image(asset).select(band)
+    return image.updateMask(image.neq(NO_LABEL)).toInt().rename(LABEL)
+
+
+def grouped_labels(cfg: LabelsConfig, labels: ee.Image) -> ee.Image:
+    """The labels in the table's codes (server-side remap); codes outside 1..14 are masked."""
+    if cfg.scheme == 14:
+        groups = {code: code for code in SOURCE_CODES}
+    else:
+        groups = GROUPS_10 if cfg.scheme == 10 else GROUPS_6
+    keys = sorted(groups)
+    return labels.remap(keys, [groups[k] for k in keys]).toInt().rename(LABEL)
+
+
+def check_label_values(labels: ee.Image, region: ee.Geometry, grid: PixelGrid) -> dict[int, int]:
+    """Count the source codes over ``region`` (one request) and check each is a MultiSenGE code.
+
+    Returns:
+        Code -> pixel count.
+
+    Raises:
+        DataError: a code is not in the class table (names the codes and where they are allowed).
+    """
+    histogram = labels.reduceRegion(
+        reducer=ee.Reducer.frequencyHistogram(), geometry=region, crs=grid.crs,
+        crsTransform=list(grid.transform), maxPixels=10**10,
+    ).get(LABEL).getInfo() or {}  # fmt: skip
+    counts = {int(float(k)): int(v) for k, v in histogram.items()}
+    unknown = sorted(k for k in counts if k not in SOURCE_CODES)
+    if unknown:
+        raise DataError(
+            f"The labels hold class codes {unknown} ({sum(counts[k] for k in unknown)} pixels) that are "
+            f"not in the MultiSenGE class table (codes {SOURCE_CODES[0]}..{SOURCE_CODES[-1]}; "
+            f"{NO_LABEL} = no label): "
+            "recode them, or mask them as no label."
+        )
+    if not counts:
+        raise DataError("The labels hold no labelled pixel in the area: check the area and the label source.")
+    return counts
