@@ -10,6 +10,8 @@ Sources: the demo world's truth (``demo``), a raster asset with MultiSenGE codes
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
 import ee
@@ -31,7 +33,9 @@ class LabelsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: Literal["demo", "raster", "vector"] = "demo"
-    asset: str | None = Field(None, description="Raster image or FeatureCollection ID (raster, vector).")
+    asset: str | None = Field(
+        None, description="Raster image ID (raster); FeatureCollection ID or a GeoJSON file (vector)."
+    )
     band: str = Field("label", description="Band of the raster holding MultiSenGE codes 1..14.")
     class_property: str = Field("class", description="Property of the vector features holding the code.")
     scheme: Literal[14, 10, 6] = Field(10, description="Class table: MultiSenGE 14, or its 10 / 6 groupings.")
@@ -54,7 +58,7 @@ def source_labels(cfg: LabelsConfig) -> ee.Image:
         DataError: a vector source's features have no ``class_property``.
     """
     if cfg.source == "vector":
-        features = ee.FeatureCollection(cfg.asset)
+        features = _vector(str(cfg.asset))
         names = features.first().propertyNames().getInfo() or []
         if cfg.class_property not in names:
             raise DataError(
@@ -67,6 +71,18 @@ def source_labels(cfg: LabelsConfig) -> ee.Image:
         band = "label" if cfg.source == "demo" else cfg.band
         image = ee.Image(asset).select(band)
     return image.updateMask(image.neq(NO_LABEL)).toInt().rename(LABEL)
+
+
+def _vector(asset: str) -> ee.FeatureCollection:
+    """A FeatureCollection asset, or a local GeoJSON file sent inline."""
+    path = Path(asset)
+    if path.suffix.lower() in (".geojson", ".json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"Cannot read the label polygons {path}: {exc}") from exc
+        return ee.FeatureCollection(data)
+    return ee.FeatureCollection(asset)
 
 
 def grouped_labels(cfg: LabelsConfig, labels: ee.Image) -> ee.Image:
