@@ -3,16 +3,19 @@
 Over the demo world (S2 + S1 monthly stacks, labels, WorldCover prior), for an area and one 4 x
 larger: ``export_patches`` (the streamed path) and, as the baseline in the same run,
 ``fetch_area`` (every sensor's stack of the whole area in memory through xee, what the patch
-exporter did before). Each case runs in its own process so its peak RSS is its own. Prints one
+exporter did before). Each case runs in its own process so its peak RSS is its own. The demo
+world's own block cache (``GEE_FUSION_WORLD_CACHE_MB``, 768 MiB by default) grows with the area
+until full; ``--world-cache-mb`` caps it so the figures show the patch path's memory. Prints one
 JSON line; the goal is a streamed peak that stays about the same when the area grows 4 x.
 
-Usage: python benchmarks/patch_store.py [--side 512] [--months 6 7 8 9]
+Usage: python benchmarks/patch_store.py [--side 512] [--months 6 7 8 9] [--world-cache-mb 128]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -50,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=512, help="side of the smaller area (px)")
     parser.add_argument("--months", type=int, nargs="+", default=[6, 7, 8, 9])
+    parser.add_argument("--world-cache-mb", type=int, default=None, help="cap the demo world's cache")
     parser.add_argument("--run", nargs=2, metavar=("KIND", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -60,13 +64,17 @@ def main() -> None:
         for kind in ("whole", "streamed"):
             cmd = [sys.executable, str(Path(__file__)), "--run", kind, str(side), "--months",
                    *map(str, args.months)]  # fmt: skip
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            env = dict(os.environ)
+            if args.world_cache_mb is not None:
+                env["GEE_FUSION_WORLD_CACHE_MB"] = str(args.world_cache_mb)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(results[-1], file=sys.stderr)
     peak = {(r["kind"], r["side_px"]): r["peak_rss_mib"] for r in results}
     small, big = args.side, 2 * args.side
     print(json.dumps({
-        "benchmark": "patch_store", "months": args.months, "cases": results,
+        "benchmark": "patch_store", "months": args.months, "world_cache_mb": args.world_cache_mb,
+        "cases": results,
         "streamed_growth_4x_area": round(peak[("streamed", big)] / peak[("streamed", small)], 2),
         "whole_growth_4x_area": round(peak[("whole", big)] / peak[("whole", small)], 2),
         "streamed_vs_whole_4x_area": round(peak[("streamed", big)] / peak[("whole", big)], 2),

@@ -63,16 +63,41 @@ def demo(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="YAML job config (default: one year of monthly NDVI over the demo city)."),
+        typer.Option(help="Main-job YAML (default: the demo city; see ee_scripts/configs/demo_city.yaml)."),
+    ] = None,
+    engine: Annotated[str | None, typer.Option(help=f"{ENGINE_HELP} Default: the config's.")] = None,
+    project: Annotated[str | None, typer.Option(help="Google Cloud project (Earth Engine only).")] = None,
+) -> None:
+    """The main job: in-cloud RF, baselines and a deep model on S1 + S2, compared in one report."""
+    from gee_fusion.io.atomic import output_folder
+    from gee_fusion.mission import MissionConfig, load_mission_config, run_mission
+
+    with user_errors():
+        cfg = load_mission_config(config) if config else MissionConfig()
+        if out is not None:
+            cfg = cfg.model_copy(update={"out": out})
+        output_folder(cfg.out)
+        _connect(engine or cfg.engine, project or cfg.project)
+        result = run_mission(cfg, progress=True)
+    typer.echo(result.summary())
+
+
+@app.command()
+def monthly(
+    config: Annotated[
+        Path, typer.Argument(help="Monthly-composite YAML (see ee_scripts/configs/*_monthly.yaml).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: the config's `out`, else outputs/demo).")
     ] = None,
 ) -> None:
-    """Run the main job on the embedded default (local engine, no credentials, no network)."""
+    """Monthly composites of a collection (COG per index, counts, PNG grid), e.g. the Slovenia series."""
     from gee_fusion.io.atomic import output_folder
-    from gee_fusion.monitoring.config import MonthlyJobConfig, load_monthly_config
+    from gee_fusion.monitoring.config import load_monthly_config
     from gee_fusion.monitoring.monthly import run_monthly
 
     with user_errors():
-        cfg = load_monthly_config(config) if config else MonthlyJobConfig()
+        cfg = load_monthly_config(config)
         if out is not None:
             cfg = cfg.model_copy(update={"out": out})
         output_folder(cfg.out)
@@ -82,6 +107,28 @@ def demo(
         )
         result = run_monthly(cfg, progress=True)
     typer.echo(result.summary())
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Folder for report.html and metrics.json.")],
+    rf: Annotated[
+        Path | None, typer.Option(help="In-cloud RF record (NAME.json of ee_scripts/cloud_rf.py).")
+    ] = None,
+    runs: Annotated[list[Path] | None, typer.Option("--run", help="A deep run folder (repeatable).")] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference label map (COG) on the models' grid, for the maps.")
+    ] = None,
+) -> None:
+    """Compare the in-cloud RF, the baselines and deep runs assessed on the same held-out blocks."""
+    from gee_fusion.report.comparison import read_cloud_record, read_deep_run
+    from gee_fusion.report.html import write_report
+
+    with user_errors():
+        cloud = read_cloud_record(rf) if rf else None
+        models = [*(cloud.runs if cloud else []), *(read_deep_run(r) for r in runs or [])]
+        page, metrics = write_report(out, runs=models, cloud=cloud, reference_map=reference)
+    typer.echo(f"{len(models)} models compared -> {page} ({metrics})")
 
 
 @app.command()

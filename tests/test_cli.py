@@ -32,15 +32,19 @@ def assert_user_error(code: int, output: str, *needles: str) -> None:
         assert needle in output, (needle, output)
 
 
-def test_demo_config_errors_are_one_line(tmp_path: Path) -> None:
+def test_demo_and_monthly_config_errors_are_one_line(tmp_path: Path) -> None:
+    assert_user_error(*run("monthly", str(tmp_path / "missing.yaml")), "error:", "missing.yaml")
     assert_user_error(*run("demo", "--config", str(tmp_path / "missing.yaml")), "error:", "missing.yaml")
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    assert_user_error(*run("demo", "--config", str(empty)), "is empty")
+    assert_user_error(*run("monthly", str(empty)), "is empty")
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: mediam\nbandz: [NDVI]\n")
-    code, out = run("demo", "--config", str(bad))
+    code, out = run("monthly", str(bad))
     assert_user_error(code, out, "bad.yaml", "method", "'mediam'", "median", "bandz", "unknown key")
+    bad.write_text("scheme: 12\nmonthz: [6]\n")
+    code, out = run("demo", "--config", str(bad))
+    assert_user_error(code, out, "bad.yaml", "scheme", "12", "monthz", "unknown key")
 
 
 def test_demo_output_is_checked_before_any_work(tmp_path: Path) -> None:
@@ -51,12 +55,13 @@ def test_demo_output_is_checked_before_any_work(tmp_path: Path) -> None:
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"out: {a_file}\n")
     assert_user_error(*run("demo", "--config", str(cfg)), str(a_file), "is a file")
+    assert_user_error(*run("monthly", str(cfg)), str(a_file), "is a file")
 
 
 def test_an_empty_period_names_the_filter_that_emptied_it(tmp_path: Path) -> None:
     cfg = tmp_path / "old.yaml"
     cfg.write_text("start: 2012-01-01\nend: 2012-03-01\n")  # before Sentinel-2
-    code, out = run("demo", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    code, out = run("monthly", str(cfg), "--out", str(tmp_path / "o"))
     assert_user_error(code, out, "No image left after filter", "date 2012-01-01..2012-03-01")
 
 
@@ -102,14 +107,14 @@ def test_lonlat_box_becomes_the_covering_rectangle() -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_outside_the_repository_without_real_samples(tmp_path: Path) -> None:
-    """A user's clone has no ../shared: the demo job runs on the demo world from any folder."""
+def test_monthly_job_runs_outside_the_repository_without_real_samples(tmp_path: Path) -> None:
+    """A user's clone has no ../shared: the monthly job runs on the demo world from any folder."""
     cfg = tmp_path / "short.yaml"
     cfg.write_text("start: 2021-06-01\nend: 2021-08-01\nname: short\n")
     env = {**os.environ, "GEE_FUSION_REAL_DATA": str(tmp_path / "no-such-folder")}
     exe = Path(sys.executable).with_name("gee-fusion")
     out = subprocess.run(
-        [str(exe), "demo", "--config", str(cfg), "--out", "here"],
+        [str(exe), "monthly", str(cfg), "--out", "here"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr

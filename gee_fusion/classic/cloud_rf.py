@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gee_fusion.classes import ClassTable
 from gee_fusion.classic.labels import LABEL
 from gee_fusion.classic.samples import BLOCK_FOLD, PIXEL_FOLD
+from gee_fusion.errors import DataError
 from gee_fusion.export.blocks import SPLIT, SPLITS
 from gee_fusion.metrics.confusion import ConfusionMatrix
 from gee_fusion.metrics.ee_matrix import from_ee_error_matrix
@@ -43,10 +44,13 @@ class RFOptions(BaseModel):
     def classifier(self) -> ee.Classifier:
         """The untrained classifier."""
         return ee.Classifier.smileRandomForest(
-            numberOfTrees=self.number_of_trees, variablesPerSplit=self.variables_per_split,
-            minLeafPopulation=self.min_leaf_population, bagFraction=self.bag_fraction,
-            maxNodes=self.max_nodes, seed=self.seed,
-        )  # fmt: skip
+            numberOfTrees=self.number_of_trees,
+            variablesPerSplit=self.variables_per_split,
+            minLeafPopulation=self.min_leaf_population,
+            bagFraction=self.bag_fraction,
+            maxNodes=self.max_nodes,
+            seed=self.seed,
+        )
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,17 @@ class CrossValidation:
     """Overall accuracy of each fold."""
 
     folds: list[float]
+    samples: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """``mean``, ``std`` over folds and the folds."""
-        return {"mean": float(np.mean(self.folds)), "std": float(np.std(self.folds)), "folds": self.folds}
+        """``mean``, ``std`` over the folds that hold samples, their accuracies, and the samples
+        of every fold."""
+        return {
+            "mean": float(np.mean(self.folds)),
+            "std": float(np.std(self.folds)),
+            "folds": self.folds,
+            "fold_samples": self.samples,
+        }
 
 
 @dataclass(frozen=True)
@@ -82,14 +93,32 @@ def train_rf(samples: ee.FeatureCollection, inputs: Sequence[str], options: RFOp
     return options.classifier().train(features=samples, classProperty=LABEL, inputProperties=list(inputs))
 
 
-def _accuracies(samples: ee.FeatureCollection, inputs: Sequence[str], options: RFOptions,
-                fold_property: str, folds: int, order: list[int]) -> ee.List:  # fmt: skip
+def _accuracies(
+    samples: ee.FeatureCollection,
+    inputs: Sequence[str],
+    options: RFOptions,
+    fold_property: str,
+    folds: int,
+    order: list[int],
+) -> ee.List:
+    """[accuracy, samples] of each fold."""
     out = []
     for k in range(folds):
         rf = train_rf(samples.filter(ee.Filter.neq(fold_property, k)), inputs, options)
         held = samples.filter(ee.Filter.eq(fold_property, k)).classify(rf, PREDICTED)
-        out.append(held.errorMatrix(LABEL, PREDICTED, order).accuracy())
+        out.append(ee.List([held.errorMatrix(LABEL, PREDICTED, order).accuracy(), held.size()]))
     return ee.List(out)
+
+
+def _folds(pairs: list[list[float]], kind: str) -> CrossValidation:
+    """The folds that hold samples (a fold of few large blocks can be empty)."""
+    kept = [float(acc) for acc, n in pairs if n]
+    if len(kept) < 2:
+        raise DataError(
+            f"{kind} cross-validation: fewer than two folds hold samples: enlarge the area or use "
+            "smaller blocks."
+        )
+    return CrossValidation(kept, [int(n) for _, n in pairs])
 
 
 def assess_rf(
@@ -120,6 +149,6 @@ def assess_rf(
     explain = got.get("explain") or {}
     importance = {str(k): float(v) for k, v in (explain.get("importance") or {}).items()}
     oob = explain.get("outOfBagErrorEstimate")
-    cv_block = CrossValidation([float(v) for v in got["cv_block"]]) if folds else None
-    cv_pixel = CrossValidation([float(v) for v in got["cv_pixel"]]) if folds else None
+    cv_block = _folds(got["cv_block"], "Spatial-block") if folds else None
+    cv_pixel = _folds(got["cv_pixel"], "Random-pixel") if folds else None
     return rf, RFAssessment(matrix, importance, None if oob is None else float(oob), cv_block, cv_pixel)

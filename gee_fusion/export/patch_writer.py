@@ -165,6 +165,7 @@ def patch_store_writer(
     engine: str,
     prior: bool = False,
     seed: int = 0,
+    split_id: str | None = None,
 ) -> Iterator[PatchStoreWriter]:
     """Create a patch store at ``path``, yield a writer for its patches, publish it at the end.
 
@@ -182,6 +183,9 @@ def patch_store_writer(
         engine: ``local`` or ``earthengine``.
         prior: Whether an existing map is stored as ``prior``.
         seed: Seed of the percentile sample.
+        split_id: Fingerprint of the held-out blocks
+            (:meth:`gee_fusion.export.blocks.BlockSplit.fingerprint`), kept in the manifest so
+            models assessed on this store can be compared with others on the same blocks.
 
     Raises:
         DataError: no sensor or an unknown one, shapes disagree, an empty training split, a patch
@@ -229,7 +233,7 @@ def patch_store_writer(
         manifest = {
             "format_version": FORMAT_VERSION, "engine": engine, "versions": package_versions(),
             "recipe": dict(recipe), "recipe_hash": config_hash(recipe),
-            "created": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+            "created": datetime.now(tz=UTC).isoformat(timespec="seconds"), "split_id": split_id,
         }  # fmt: skip
         table = {str(k): {"name": v[0], "color": list(v[1])} for k, v in classes.items()}
         zarr.open_group(str(tmp), mode="r+").attrs.update(

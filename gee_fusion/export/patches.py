@@ -178,7 +178,7 @@ def export_patches(cfg: PatchExportConfig, out: str | Path, *, progress: bool = 
         out, layout=layout, patch_shape=(size, size), crs=grid.crs, transforms=transforms[keep],
         split=split[keep], block=block[keep], classes={c.code: (c.name, c.color) for c in MULTISENGE_14},
         label_scheme="multisenge14", recipe=cfg.model_dump(mode="json"), engine=connection.engine,
-        prior=staged.prior is not None, seed=cfg.seed,
+        prior=staged.prior is not None, seed=cfg.seed, split_id=held_out.fingerprint(),
     ) as writer:  # fmt: skip
         position = 0
         for first, strip in _strips(staged, cfg, size, ny, nx):

@@ -300,6 +300,8 @@ def _train(
             "best_checkpoint": best.name,
             "device": dev,
             "patch_store": {"path": str(cfg.data.store), "recipe_hash": store.manifest.get("recipe_hash")},
+            "split_id": store.manifest.get("split_id"),
+            "engine": store.manifest.get("engine"),
         }
     )
     with atomic_path(run / "metrics.json") as tmp:

@@ -1,0 +1,49 @@
+"""The main job end to end on a small part of the demo city: the in-cloud RF, baselines and a deep
+model in one report, from the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gee_fusion.cli import app
+from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.mission import MissionConfig
+
+X0, Y1 = W.origin
+
+
+def test_the_default_main_job_is_the_mission() -> None:
+    cfg = MissionConfig()
+    assert cfg.area.grid().width * 10 <= 8000 and cfg.deep.model["name"] == "unet"
+    assert len(cfg.baselines) >= 3 and cfg.sampling.folds == 5
+
+
+@pytest.mark.slow
+def test_the_main_job_writes_one_report_comparing_every_family(tmp_path: Path) -> None:
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(
+        f"area: {{origin: [{X0 + 3000.0}, {Y1 - 3000.0}], size_px: [192, 192]}}\nmonths: [7, 8]\n"
+        "block_patches: 1\nsampling: {points_per_class: 40, folds: 3}\nrf: {number_of_trees: 20}\n"
+        "baselines: [random_forest, extra_trees, knn]\n"
+        "deep: {max_epochs: 1, device: cpu,\n"
+        "       model: {name: unet, encoder: vgg16, base_width: 8, sensors: [S1, S2]}}\n"
+    )
+    res = CliRunner().invoke(app, ["demo", "--config", str(cfg), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "Best model on the held-out blocks" in res.output and "Report:" in res.output
+    out = tmp_path / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    families = [m["family"] for m in metrics["models"]]
+    assert families.count("in-cloud") == 1 and families.count("classic") == 3 and families.count("deep") == 1
+    assert {"mean", "std"} <= set(metrics["cv"]["random_pixel"]) and {"mean", "std"} <= set(
+        metrics["cv"]["spatial_block"]
+    )
+    assert len({m["split_id"] for m in metrics["models"]}) == 1
+    page = (out / "report.html").read_text()
+    assert "Maps" in page and "agreement with the reference" in page
+    for written in ("reference.tif", "cloud_rf/cloud_rf_map.tif", "runs/deep/map.tif", "runs/deep/map.png"):
+        assert (out / written).exists(), written
