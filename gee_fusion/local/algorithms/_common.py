@@ -51,6 +51,17 @@ def as_image(value: Any) -> Image:
     return constant_image(value)
 
 
+def band_named(image: Image, name: str | None, where: str) -> Band:
+    """The band called ``name`` (default: the first), with Earth Engine's message when missing."""
+    if not image.bands:
+        raise EngineError(f"{where}: the image has no bands.")
+    names = [b.name for b in image.bands]
+    chosen = name or names[0]
+    if chosen not in names:
+        raise EngineError(f"{where}: Pattern '{chosen}' did not match any bands.")
+    return image.bands[names.index(chosen)]
+
+
 def is_weak(band: Band) -> bool:
     """Whether a band is a scalar constant (takes its type from the other operand)."""
     return isinstance(band.node, ConstantNode)

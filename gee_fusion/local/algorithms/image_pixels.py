@@ -15,7 +15,7 @@ from rasterio.warp import transform as warp_points
 
 from gee_fusion.errors import EngineError
 from gee_fusion.grid import PixelGrid
-from gee_fusion.local.algorithms._common import as_image
+from gee_fusion.local.algorithms._common import as_image, band_named
 from gee_fusion.local.grid import DEFAULT_PROJECTION, Projection, crs_of, same_crs
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, Pixels
 from gee_fusion.local.registry import algorithm
@@ -92,13 +92,8 @@ def image_remap(
     if source is None or len(source) != len(to):
         raise EngineError("Image.remap: 'from' and 'to' must be lists of the same length.")
     img = as_image(image)
-    if not img.bands:
-        raise EngineError("Image.remap: the image has no bands.")
-    names = [b.name for b in img.bands]
-    name = bandName or names[0]
-    if name not in names:
-        raise EngineError(f"Image.remap: Pattern '{name}' did not match any bands.")
-    band = img.bands[names.index(name)]
+    band = band_named(img, bandName, "Image.remap")
+    name = band.name
     keys = np.asarray(source, dtype=np.float64)
     values = np.asarray(to)
     dtype = np.result_type(values.dtype, np.asarray(0 if defaultValue is None else defaultValue).dtype)

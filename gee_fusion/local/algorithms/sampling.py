@@ -19,6 +19,7 @@ import shapely
 
 from gee_fusion.errors import EngineError
 from gee_fusion.grid import PixelGrid
+from gee_fusion.local.algorithms._common import band_named
 from gee_fusion.local.algorithms.geometry import geometry_of_any
 from gee_fusion.local.algorithms.image_mask import inside_mask
 from gee_fusion.local.algorithms.image_region import region_grid
@@ -111,12 +112,8 @@ def image_stratified_sample(image: Image, numPoints: int, classBand: str | None 
                             geometries: bool = False) -> FeatureCollection:  # fmt: skip
     """Sample ``numPoints`` pixels of each class of ``classBand`` (or ``classPoints`` for the
     ``classValues`` listed), at random without replacement."""
-    if not image.bands:
-        raise EngineError("Image.stratifiedSample: the image has no bands.")
     names = [b.name for b in image.bands]
-    band = classBand or names[0]
-    if band not in names:
-        raise EngineError(f"Image.stratifiedSample: Pattern '{band}' did not match any bands.")
+    band = band_named(image, classBand, "Image.stratifiedSample").name
     if (classValues is None) != (classPoints is None) or (
         classValues and len(classValues) != len(classPoints or [])
     ):

@@ -1,0 +1,52 @@
+"""Images made from the grid (pixelCoordinates, pixelLonLat, pixelArea), Image.remap and
+Image.paint in the local engine, against numpy and rasterio references."""
+
+from __future__ import annotations
+
+import ee
+import numpy as np
+import pytest
+from rasterio.warp import transform as warp_points
+
+import gee_fusion
+from gee_fusion.errors import EngineError
+from gee_fusion.grid import PixelGrid
+
+GRID = PixelGrid("EPSG:32631", (20.0, 0.0, 500000.0, 0.0, -20.0, 5000000.0), 6, 4)
+
+
+def px(image: ee.Image) -> np.ndarray:
+    return ee.data.computePixels({"expression": image, "grid": GRID.to_ee()})
+
+
+def test_coordinates_lon_lat_and_area(local_engine: gee_fusion.Connection) -> None:
+    rows, cols = np.indices(GRID.shape)
+    x, y = 500000.0 + 20 * (cols + 0.5), 5000000.0 - 20 * (rows + 0.5)
+    got = px(ee.Image.pixelCoordinates(ee.Projection("EPSG:32631")))
+    np.testing.assert_array_equal(got["x"], x)
+    np.testing.assert_array_equal(got["y"], y)
+    lon, lat = warp_points("EPSG:32631", "EPSG:4326", x.ravel(), y.ravel())
+    ll = px(ee.Image.pixelLonLat())
+    np.testing.assert_allclose(ll["longitude"].ravel(), lon, atol=1e-9)
+    np.testing.assert_allclose(ll["latitude"].ravel(), lat, atol=1e-9)
+    assert (px(ee.Image.pixelArea())["area"] == 400.0).all()
+
+
+def test_remap_and_paint(local_engine: gee_fusion.Connection) -> None:
+    values = (
+        ee.Image.pixelCoordinates(ee.Projection("EPSG:32631")).select("x").subtract(500010).divide(20).toInt()
+    )
+    remapped = values.remap([0, 1, 2], [10, 11, 12])  # columns 0..5 -> 10, 11, 12, masked
+    got = px(remapped)["x"]
+    mask = px(remapped.mask())["x"]
+    np.testing.assert_array_equal(got[0, :3], [10, 11, 12])
+    np.testing.assert_array_equal(mask[0], [1, 1, 1, 0, 0, 0])
+    filled = px(values.remap([0, 1, 2], [10, 11, 12], 99))["x"]
+    np.testing.assert_array_equal(filled[0], [10, 11, 12, 99, 99, 99])
+    with pytest.raises(EngineError, match="Pattern 'nope' did not match any bands"):
+        values.remap([0], [1], None, "nope").getInfo()
+    box = ee.Geometry.Rectangle([500000, 4999960, 500040, 5000000], "EPSG:32631", False)  # 2 x 2 px
+    painted = px(ee.Image(0).toInt().paint(ee.FeatureCollection([ee.Feature(box, {"c": 7})]), "c"))
+    expected = np.zeros(GRID.shape, int)
+    expected[:2, :2] = 7
+    np.testing.assert_array_equal(painted["constant"], expected)
