@@ -193,3 +193,38 @@ def test_the_shipped_config_and_script(tmp_path: Path) -> None:
         gee_fusion.connect("local")
     assert (tmp_path / "out" / "cloud_rf.json").exists()
     assert script.main([str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_labels_on_another_grid_are_refused_unless_resampling(tmp_path: Path) -> None:
+    from gee_fusion.classic.labels import LabelsConfig, check_label_grid
+
+    grid = PixelGrid(W.crs, (10.0, 0.0, X0 + 2000.0, 0.0, -10.0, Y1 - 2000.0), 160, 160)
+    register_numpy_image("test/shifted", {"label": np.ones((50, 50), np.uint8)}, crs=W.crs,
+                         transform=(10.0, 0.0, X0 + 2005.0, 0.0, -10.0, Y1 - 2000.0))  # fmt: skip
+    register_numpy_image("test/coarse", {"label": np.ones((50, 50), np.uint8)}, crs=W.crs,
+                         transform=(20.0, 0.0, X0 + 2000.0, 0.0, -20.0, Y1 - 2000.0))  # fmt: skip
+    try:
+        with pytest.raises(DataError, match=r"another grid than the stack \(pixel edges offset by \(5, 0\)"):
+            check_label_grid(LabelsConfig(source="raster", asset="test/shifted"), grid)
+        with pytest.raises(DataError, match="pixel size 20 x 20 vs 10 x 10"):
+            check_label_grid(LabelsConfig(source="raster", asset="test/coarse"), grid)
+        check_label_grid(LabelsConfig(source="raster", asset="test/coarse", resample=True), grid)
+        check_label_grid(LabelsConfig(), grid)  # the demo truth is on the world's 10 m lattice
+    finally:
+        CATALOG.unregister("test/shifted")
+        CATALOG.unregister("test/coarse")
+
+
+def test_the_forest_on_the_monthly_series_stratifies_by_class_and_split(tmp_path: Path) -> None:
+    cfg = CloudRFConfig.model_validate({
+        **SMALL, "stack": {"product": "monthly_series", "series": {"months": [7, 8], "sensors": ["S1"]}},
+        "baselines": [], "map": False, "ablation": False, "sampling": {"points_per_class": 15, "folds": 2},
+    })  # fmt: skip
+    result = run_cloud_rf(cfg, tmp_path, progress=False)
+    assert result.inputs == [f"S1_{b}_2021-0{m}" for m in (7, 8) for b in ("VV", "VH", "VVVH")]
+    s = result.samples
+    for code in np.unique(s.y):
+        for split in (0, 1, 2):
+            n = int(((s.y == code) & (s.split == split)).sum())
+            assert n <= 15  # at most points_per_class of each class in each split
+    assert ((s.y == np.unique(s.y)[0]) & (s.split == 2)).sum() > 0

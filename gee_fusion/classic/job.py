@@ -23,7 +23,14 @@ from rich.console import Console
 from gee_fusion.classes import NO_LABEL, ClassTable
 from gee_fusion.classic.baselines import BASELINES, Baseline, BaselineResult, run_baselines
 from gee_fusion.classic.cloud_rf import PREDICTED, RFAssessment, RFOptions, assess_rf
-from gee_fusion.classic.labels import LABEL, LabelsConfig, check_label_values, grouped_labels, source_labels
+from gee_fusion.classic.labels import (
+    LABEL,
+    LabelsConfig,
+    check_label_grid,
+    check_label_values,
+    grouped_labels,
+    source_labels,
+)  # fmt: skip
 from gee_fusion.classic.samples import (
     BLOCK_FOLD,
     PIXEL_FOLD,
@@ -159,6 +166,7 @@ def run_cloud_rf(
     split = split or BlockSplit(grid, cfg.blocks.block_px, cfg.blocks.fractions, cfg.blocks.seed)
     table = cfg.labels.table()
     stack, inputs = stack_inputs(cfg, product_image(cfg.stack, split.grid))
+    check_label_grid(cfg.labels, split.grid)
     raw = source_labels(cfg.labels)
     check_label_values(raw, grid_aoi(split.grid), split.grid)
     labels = grouped_labels(cfg.labels, raw)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import ee
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gee_fusion import ids
@@ -39,6 +40,9 @@ class LabelsConfig(BaseModel):
     band: str = Field("label", description="Band of the raster holding MultiSenGE codes 1..14.")
     class_property: str = Field("class", description="Property of the vector features holding the code.")
     scheme: Literal[14, 10, 6] = Field(10, description="Class table: MultiSenGE 14, or its 10 / 6 groupings.")
+    resample: bool = Field(
+        False, description="Accept a label raster on another grid than the stack (nearest neighbour)."
+    )
 
     @model_validator(mode="after")
     def _asset(self) -> LabelsConfig:
@@ -93,6 +97,44 @@ def grouped_labels(cfg: LabelsConfig, labels: ee.Image) -> ee.Image:
         groups = GROUPS_10 if cfg.scheme == 10 else GROUPS_6
     keys = sorted(groups)
     return labels.remap(keys, [groups[k] for k in keys]).toInt().rename(LABEL)
+
+
+def check_label_grid(cfg: LabelsConfig, grid: PixelGrid) -> None:
+    """A label raster must lie on the stack's grid (same CRS and pixel size, pixel edges aligned),
+    unless ``resample`` accepts nearest-neighbour resampling. Vector labels are painted on the grid.
+
+    Raises:
+        DataError: the grids differ (says how, and what to do).
+    """
+    if cfg.source == "vector" or cfg.resample:
+        return
+    asset = ids.DEMO_LABELS if cfg.source == "demo" else str(cfg.asset)
+    band = "label" if cfg.source == "demo" else cfg.band
+    info = ee.Image(asset).select(band).projection().getInfo() or {}
+    crs, transform = info.get("crs"), info.get("transform")
+    a, _, c, _, e, f = grid.transform
+    if crs is None or transform is None:
+        raise DataError(
+            f"The labels {asset} have no fixed grid: set labels.resample: true to sample them anyway."
+        )
+    la, lb, lc, ld, le, lf = (float(v) for v in transform)
+    reasons = []
+    if str(crs) != grid.crs:
+        reasons.append(f"CRS {crs} vs {grid.crs}")
+    if not (np.isclose(la, a) and np.isclose(le, e) and lb == 0 and ld == 0):
+        reasons.append(f"pixel size {abs(la):g} x {abs(le):g} vs {abs(a):g} x {abs(e):g}")
+    elif not (_aligned(c - lc, la) and _aligned(f - lf, le)):
+        reasons.append(f"pixel edges offset by ({(c - lc) % la:g}, {(f - lf) % abs(le):g}) CRS units")
+    if reasons:
+        raise DataError(
+            f"The labels {asset} are on another grid than the stack ({'; '.join(reasons)}): reproject them "
+            "onto the stack's grid, or set labels.resample: true to take the nearest label."
+        )
+
+
+def _aligned(offset: float, size: float) -> bool:
+    steps = offset / size
+    return bool(np.isclose(steps, round(steps), atol=1e-6))
 
 
 def check_label_values(labels: ee.Image, region: ee.Geometry, grid: PixelGrid) -> dict[int, int]:

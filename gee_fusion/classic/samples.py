@@ -1,9 +1,9 @@
 """Training and assessment samples for the in-cloud and classic classifiers, drawn on the server.
 
 :func:`draw_samples` stacks the inputs with the reference labels, the block id and the block's
-split (:class:`gee_fusion.export.blocks.BlockSplit`, computed server-side) and draws a
-stratified sample (``points_per_class`` pixels of each class, seeded). Two fold assignments go
-with every sample:
+split (:class:`gee_fusion.export.blocks.BlockSplit`, computed server-side) and draws a sample
+stratified by class AND split (``points_per_class`` pixels of each class in each of train,
+validation and test, seeded; one pass over the stack). Two fold assignments go with every sample:
 
 * ``block_fold``: a seeded random number per BLOCK (``randomColumn`` with ``rowKeys=['block']``)
   cut into ``folds`` -- spatial-block k-fold cross-validation: a block never lends pixels to both
@@ -27,9 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from gee_fusion.classes import ClassTable
 from gee_fusion.classic.labels import LABEL
 from gee_fusion.errors import DataError
-from gee_fusion.export.blocks import BLOCK, SPLIT, BlockSplit
+from gee_fusion.export.blocks import BLOCK, SPLIT, SPLITS, BlockSplit
 from gee_fusion.export.fetch import grid_aoi
 
+STRATUM = "stratum"
 BLOCK_FOLD = "block_fold"
 PIXEL_FOLD = "pixel_fold"
 _PAGE = 5000
@@ -51,9 +52,11 @@ def draw_samples(
     """Stratified samples of ``stack`` with ``label``, ``block``, ``split``, ``block_fold`` and
     ``pixel_fold`` properties (an Earth Engine graph; nothing is computed yet)."""
     grid = split.grid
-    image = stack.addBands(labels).addBands(split.block_image()).addBands(split.split_image())
+    split_image = split.split_image()
+    strata = labels.multiply(len(SPLITS)).add(split_image).rename(STRATUM)  # (class, split) pairs
+    image = stack.addBands(labels).addBands(split.block_image()).addBands(split_image).addBands(strata)
     samples = image.stratifiedSample(
-        numPoints=cfg.points_per_class, classBand=LABEL, region=grid_aoi(grid),
+        numPoints=cfg.points_per_class, classBand=STRATUM, region=grid_aoi(grid),
         projection=ee.Projection(grid.crs, list(grid.transform)), seed=cfg.seed, geometries=True,
     )  # fmt: skip
     samples = samples.randomColumn("u_block", cfg.seed + 1, "uniform", [BLOCK])
