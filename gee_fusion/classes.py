@@ -126,6 +126,22 @@ def colormap(classes: tuple[LandCoverClass, ...] = MULTISENGE_14) -> dict[int, t
 Scheme = Literal[14, 10, 6]
 WORLDCOVER_CODES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
 """ESA WorldCover codes, in the order of their one-hot index when used as a prior map."""
+WORLDCOVER_SCHEME = 11
+"""``class_table(11)``: ESA WorldCover's 11 classes, when WorldCover is the reference."""
+WORLDCOVER_CLASSES: tuple[LandCoverClass, ...] = (
+    LandCoverClass(10, "Tree cover", (0, 100, 0)),
+    LandCoverClass(20, "Shrubland", (255, 187, 34)),
+    LandCoverClass(30, "Grassland", (255, 255, 76)),
+    LandCoverClass(40, "Cropland", (240, 150, 255)),
+    LandCoverClass(50, "Built-up", (250, 0, 0)),
+    LandCoverClass(60, "Bare / sparse vegetation", (180, 180, 180)),
+    LandCoverClass(70, "Snow and ice", (240, 240, 240)),
+    LandCoverClass(80, "Permanent water bodies", (0, 100, 200)),
+    LandCoverClass(90, "Herbaceous wetland", (0, 150, 160)),
+    LandCoverClass(95, "Mangroves", (0, 207, 117)),
+    LandCoverClass(100, "Moss and lichen", (250, 230, 160)),
+)
+"""ESA WorldCover v200 legend (codes, names and colours of the product's colour table)."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +160,12 @@ class ClassTable:
 
     def index_lut(self) -> np.ndarray:
         """uint8 table from MultiSenGE-14 codes to class indices 0..K-1 (255 = no label)."""
-        groups = {c.code: c.code for c in MULTISENGE_14} if self.scheme == 14 else _GROUPS[self.scheme]
+        if self.scheme == WORLDCOVER_SCHEME:
+            groups = {code: code for code in WORLDCOVER_CODES}
+        elif self.scheme == 14:
+            groups = {c.code: c.code for c in MULTISENGE_14}
+        else:
+            groups = _GROUPS[self.scheme]
         grouped = lookup_table(groups)
         lut = np.full(256, NO_LABEL, dtype=np.uint8)
         for i, code in enumerate(self.codes):
@@ -161,7 +182,14 @@ _GROUPS = {10: GROUPS_10, 6: GROUPS_6}
 
 
 def class_table(scheme: int) -> ClassTable:
-    """The class table of a grouping of MultiSenGE: 14, 10 or 6 classes."""
+    """The class table of a grouping of MultiSenGE: 14, 10 or 6 classes (11: ESA WorldCover)."""
+    if scheme == WORLDCOVER_SCHEME:
+        return ClassTable(
+            scheme,
+            tuple(c.code for c in WORLDCOVER_CLASSES),
+            tuple(c.name for c in WORLDCOVER_CLASSES),
+            tuple(c.color for c in WORLDCOVER_CLASSES),
+        )
     if scheme == 14:
         return ClassTable(
             14,
@@ -170,7 +198,7 @@ def class_table(scheme: int) -> ClassTable:
             tuple(c.color for c in MULTISENGE_14),
         )
     if scheme not in _GROUPS:
-        raise DataError(f"Unknown class scheme {scheme}: use 14, 10 or 6.")
+        raise DataError(f"Unknown class scheme {scheme}: use 14, 10 or 6 (or 11, ESA WorldCover).")
     names = NAMES_10 if scheme == 10 else NAMES_6
     colors: dict[int, tuple[int, int, int]] = {}
     for c in MULTISENGE_14:  # a group takes the colour of its first member

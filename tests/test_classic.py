@@ -228,3 +228,16 @@ def test_the_forest_on_the_monthly_series_stratifies_by_class_and_split(tmp_path
             n = int(((s.y == code) & (s.split == split)).sum())
             assert n <= 15  # at most points_per_class of each class in each split
     assert ((s.y == np.unique(s.y)[0]) & (s.split == 2)).sum() > 0
+
+
+def test_worldcover_as_the_reference_uses_its_own_table(tmp_path: Path) -> None:
+    cfg = CloudRFConfig.model_validate({
+        **SMALL, "labels": {"source": "worldcover"}, "baselines": ["knn"], "ablation": False,
+        "sampling": {"points_per_class": 20, "folds": 2},
+    })  # fmt: skip
+    result = run_cloud_rf(cfg, tmp_path, progress=False)
+    assert result.table.scheme == 11 and result.table.names[4] == "Built-up"
+    assert set(np.unique(result.samples.y)) <= {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
+    with rasterio.open(result.map_path) as src:
+        assert set(np.unique(src.read(1)).tolist()) - {255} <= set(result.table.codes)
+        assert src.colormap(1)[50][:3] == (250, 0, 0)

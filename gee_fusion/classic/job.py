@@ -168,7 +168,7 @@ def run_cloud_rf(
     stack, inputs = stack_inputs(cfg, product_image(cfg.stack, split.grid))
     check_label_grid(cfg.labels, split.grid)
     raw = source_labels(cfg.labels)
-    check_label_values(raw, grid_aoi(split.grid), split.grid)
+    check_label_values(raw, grid_aoi(split.grid), split.grid, codes=cfg.labels.source_codes())
     labels = grouped_labels(cfg.labels, raw)
     _say(progress, f"In-cloud RF {cfg.name}: {len(inputs)} inputs ({cfg.stack.product}), "
          f"{table.scheme} classes, "

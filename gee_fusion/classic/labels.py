@@ -2,8 +2,10 @@
 are read in (MultiSenGE 14 classes, or its 10- and 6-class groupings applied server-side).
 
 Sources: the demo world's truth (``demo``), a raster asset with MultiSenGE codes 1..14
-(``raster``), or a vector FeatureCollection whose ``class_property`` holds those codes
-(``vector``, painted on the server). The 14 -> 10 -> 6 groupings are data
+(``raster``), a vector FeatureCollection whose ``class_property`` holds those codes
+(``vector``, painted on the server), or ESA WorldCover (``worldcover``: its own 11-class table;
+a global lon/lat product, so it is always taken by nearest neighbour). The 14 -> 10 -> 6 groupings
+are data
 (:data:`gee_fusion.classes.GROUPS_10`, :data:`~gee_fusion.classes.GROUPS_6`) applied with
 ``Image.remap``.
 """
@@ -19,8 +21,18 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gee_fusion import ids
-from gee_fusion.classes import GROUPS_6, GROUPS_10, MULTISENGE_14, NO_LABEL, ClassTable, class_table
+from gee_fusion.classes import (
+    GROUPS_6,
+    GROUPS_10,
+    MULTISENGE_14,
+    NO_LABEL,
+    WORLDCOVER_CODES,
+    WORLDCOVER_SCHEME,
+    ClassTable,
+    class_table,
+)  # fmt: skip
 from gee_fusion.errors import DataError
+from gee_fusion.export.fetch import map_image
 from gee_fusion.grid import PixelGrid
 
 LABEL = "label"
@@ -33,7 +45,7 @@ class LabelsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["demo", "raster", "vector"] = "demo"
+    source: Literal["demo", "raster", "vector", "worldcover"] = "demo"
     asset: str | None = Field(
         None, description="Raster image ID (raster); FeatureCollection ID or a GeoJSON file (vector)."
     )
@@ -51,8 +63,12 @@ class LabelsConfig(BaseModel):
         return self
 
     def table(self) -> ClassTable:
-        """The class table the labels are read in."""
-        return class_table(self.scheme)
+        """The class table the labels are read in (WorldCover's own for ``worldcover``)."""
+        return class_table(WORLDCOVER_SCHEME if self.source == "worldcover" else self.scheme)
+
+    def source_codes(self) -> tuple[int, ...]:
+        """The codes the source may hold."""
+        return WORLDCOVER_CODES if self.source == "worldcover" else SOURCE_CODES
 
 
 def source_labels(cfg: LabelsConfig) -> ee.Image:
@@ -70,6 +86,8 @@ def source_labels(cfg: LabelsConfig) -> ee.Image:
                 f"{sorted(n for n in names if not n.startswith('system:'))}): set labels.class_property."
             )
         image = ee.Image(0).toInt().paint(features, cfg.class_property).selfMask()
+    elif cfg.source == "worldcover":
+        image = map_image(ids.WORLDCOVER, "Map")
     else:
         asset = ids.DEMO_LABELS if cfg.source == "demo" else cfg.asset
         band = "label" if cfg.source == "demo" else cfg.band
@@ -90,9 +108,9 @@ def _vector(asset: str) -> ee.FeatureCollection:
 
 
 def grouped_labels(cfg: LabelsConfig, labels: ee.Image) -> ee.Image:
-    """The labels in the table's codes (server-side remap); codes outside 1..14 are masked."""
-    if cfg.scheme == 14:
-        groups = {code: code for code in SOURCE_CODES}
+    """The labels in the table's codes (server-side remap); codes outside the source's are masked."""
+    if cfg.source == "worldcover" or cfg.scheme == 14:
+        groups = {code: code for code in cfg.source_codes()}
     else:
         groups = GROUPS_10 if cfg.scheme == 10 else GROUPS_6
     keys = sorted(groups)
@@ -106,7 +124,7 @@ def check_label_grid(cfg: LabelsConfig, grid: PixelGrid) -> None:
     Raises:
         DataError: the grids differ (says how, and what to do).
     """
-    if cfg.source == "vector" or cfg.resample:
+    if cfg.source in ("vector", "worldcover") or cfg.resample:
         return
     asset = ids.DEMO_LABELS if cfg.source == "demo" else str(cfg.asset)
     band = "label" if cfg.source == "demo" else cfg.band
@@ -137,8 +155,11 @@ def _aligned(offset: float, size: float) -> bool:
     return bool(np.isclose(steps, round(steps), atol=1e-6))
 
 
-def check_label_values(labels: ee.Image, region: ee.Geometry, grid: PixelGrid) -> dict[int, int]:
-    """Count the source codes over ``region`` (one request) and check each is a MultiSenGE code.
+def check_label_values(
+    labels: ee.Image, region: ee.Geometry, grid: PixelGrid, *, codes: tuple[int, ...] = SOURCE_CODES
+) -> dict[int, int]:
+    """Count the source codes over ``region`` (one request) and check each is one of ``codes``
+    (MultiSenGE's by default).
 
     Returns:
         Code -> pixel count.
@@ -151,12 +172,12 @@ def check_label_values(labels: ee.Image, region: ee.Geometry, grid: PixelGrid) -
         crsTransform=list(grid.transform), maxPixels=10**10,
     ).get(LABEL).getInfo() or {}  # fmt: skip
     counts = {int(float(k)): int(v) for k, v in histogram.items()}
-    unknown = sorted(k for k in counts if k not in SOURCE_CODES)
+    unknown = sorted(k for k in counts if k not in codes)
     if unknown:
+        table = "MultiSenGE" if codes == SOURCE_CODES else "WorldCover"
         raise DataError(
             f"The labels hold class codes {unknown} ({sum(counts[k] for k in unknown)} pixels) that are "
-            f"not in the MultiSenGE class table (codes {SOURCE_CODES[0]}..{SOURCE_CODES[-1]}; "
-            f"{NO_LABEL} = no label): "
+            f"not in the {table} class table (codes {list(codes)}; {NO_LABEL} = no label): "
             "recode them, or mask them as no label."
         )
     if not counts:

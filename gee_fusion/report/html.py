@@ -297,8 +297,8 @@ def _maps(runs: Sequence[ModelRun], reference_map: Path | None, tmp: Path) -> st
     from gee_fusion.classes import class_table
 
     names = runs[0].matrix.names
-    if len(names) not in (14, 10, 6):
-        return ""  # maps are drawn with the MultiSenGE tables' colours
+    if len(names) not in (14, 11, 10, 6):
+        return ""  # maps are drawn with the colours of the known tables
     table = class_table(len(names))
     classes = {c: (n, col) for c, n, col in zip(table.codes, table.names, table.colors, strict=True)}
     arrays = {r.name: read_preview(r.map_path, max_side=600)[0] for r in mapped if r.map_path}
