@@ -139,7 +139,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     from gee_fusion.export.job import ProductConfig
     from gee_fusion.export.patches import PatchExportConfig, block_split
     from gee_fusion.io.atomic import output_folder
-    from gee_fusion.report.comparison import read_cloud_record, read_deep_run
+    from gee_fusion.report.comparison import read_cloud_record, read_deep_run, score_map_on_store
     from gee_fusion.report.html import write_report
 
     start = time.perf_counter()
@@ -194,6 +194,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     t0 = time.perf_counter()
     cloud = read_cloud_record(rf.record)
     deep_run = read_deep_run(run)
+    on_patches = score_map_on_store(cloud.runs[0], out / "patches.zarr")
     schedule = (
         f"The deep model ({deep_run.name}) trained {cfg.deep.max_epochs} epochs at most, a short schedule "
         "sized for a CPU: the published models train for up to 200 epochs on a GPU."
@@ -202,12 +203,13 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
         f"Area: {split.grid.width} x {split.grid.height} px of {split.grid.crs} at "
         f"{abs(split.grid.transform[0]):g} m; engine {ensure_connected().engine}.",
         "The in-cloud RF and the baselines are scored on stratified samples of the test blocks; the deep "
-        "model on every labelled pixel of the test patches (the same blocks).",
+        "model on every labelled pixel of the test patches (the same blocks); the in-cloud RF's map is also "
+        "scored on those very pixels.",
         schedule,
     ]
     report, metrics = write_report(
         out,
-        runs=[*cloud.runs, deep_run],
+        runs=[*cloud.runs, on_patches, deep_run],
         cloud=cloud,
         reference_map=reference,
         title=f"{cfg.name}: urban land cover from S1 + S2, models compared",

@@ -38,7 +38,10 @@ def test_the_main_job_writes_one_report_comparing_every_family(tmp_path: Path) -
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
     families = [m["family"] for m in metrics["models"]]
-    assert families.count("in-cloud") == 1 and families.count("classic") == 3 and families.count("deep") == 1
+    assert families.count("in-cloud") == 2 and families.count("classic") == 3 and families.count("deep") == 1
+    rf_on_patches, deep = metrics["models"][-2], metrics["models"][-1]
+    assert rf_on_patches["name"].endswith("map on the test patches")
+    assert rf_on_patches["pixels"] == deep["pixels"]  # scored on the very pixels the deep model is
     assert {"mean", "std"} <= set(metrics["cv"]["random_pixel"]) and {"mean", "std"} <= set(
         metrics["cv"]["spatial_block"]
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from gee_fusion.classes import GROUPS_6, GROUPS_10, NAMES_6, nested_groups
 from gee_fusion.errors import DataError
 from gee_fusion.metrics.confusion import ConfusionMatrix
@@ -131,6 +133,58 @@ def read_deep_run(run_dir: str | Path) -> ModelRun:
         curves_png=curves if curves.exists() else None,
         notes=f"{epochs} epochs on {data.get('device', '?')}"
         + (f"; {data['schedule']}" if data.get("schedule") else ""),
+    )
+
+
+def score_map_on_store(run: ModelRun, store_path: str | Path) -> ModelRun:
+    """``run``'s map scored on every labelled pixel of the patch store's test patches: the pixels
+    the deep models are scored on, so the comparison is on identical pixels.
+
+    Raises:
+        DataError: the run has no map, the store holds another split, or a test patch lies
+            outside the map.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    from gee_fusion.classes import NO_LABEL, class_table
+    from gee_fusion.export.patch_store import open_patch_store
+
+    if run.map_path is None:
+        raise DataError(f"{run.name} has no map to score on the test patches.")
+    store = open_patch_store(store_path)
+    if store.manifest.get("split_id") != run.split_id:
+        raise DataError(
+            f"The patch store {store_path} holds other blocks than {run.name}'s: it cannot score it."
+        )
+    codes = list(run.matrix.codes or [])
+    table = class_table(len(codes))
+    to_index = table.index_lut()
+    position = np.full(256, NO_LABEL, dtype=np.uint8)
+    position[codes] = np.arange(len(codes))
+    test = store.indices("test")
+    labels, transforms = store.read("labels", test), store.read("transform", test)
+    matrix = ConfusionMatrix(list(run.matrix.names), codes=codes)
+    h, w = store.patch_shape
+    with rasterio.open(run.map_path) as src:
+        inverse = ~src.transform
+        for patch, t in zip(labels, transforms, strict=True):
+            col, row = (round(v) for v in inverse * (t[2], t[5]))
+            if col < 0 or row < 0 or col + w > src.width or row + h > src.height:
+                raise DataError(f"A test patch at ({t[2]}, {t[5]}) lies outside the map {run.map_path}.")
+            predicted = src.read(1, window=Window(col, row, w, h))
+            truth = to_index[patch]
+            keep = truth != NO_LABEL
+            matrix.update(truth[keep], position[predicted[keep]])
+    return ModelRun(
+        f"{run.name}, map on the test patches",
+        run.family,
+        matrix,
+        run.split_id,
+        run.engine,
+        PATCHES,
+        map_path=None,
+        notes="its map read at the deep models' test pixels",
     )
 
 
