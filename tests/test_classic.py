@@ -169,17 +169,12 @@ def test_vector_labels_are_painted_on_the_server(tmp_path: Path) -> None:
 
 
 def test_the_shipped_config_and_script(tmp_path: Path) -> None:
-    import importlib.util
-
     from gee_fusion.classic.job import load_cloud_rf_config
+    from tests.scripts import EE_SCRIPTS, load_script
 
-    repo = Path(__file__).resolve().parents[1]
-    cfg = load_cloud_rf_config(repo / "ee_scripts" / "configs" / "cloud_rf_fusion20.yaml")
+    cfg = load_cloud_rf_config(EE_SCRIPTS / "configs" / "cloud_rf_fusion20.yaml")
     assert cfg.stack.product == "fusion20" and cfg.sampling.folds == 5
-    spec = importlib.util.spec_from_file_location("cloud_rf", repo / "ee_scripts" / "cloud_rf.py")
-    assert spec and spec.loader
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("cloud_rf")
     small = tmp_path / "c.yaml"
     small.write_text(
         f"area: {{origin: [{X0 + 2000.0}, {Y1 - 2000.0}], size_px: [96, 96]}}\nblocks: {{block_px: 32}}\n"

@@ -265,12 +265,9 @@ def test_too_large_an_interactive_export_proposes_the_exact_batch_command(tmp_pa
 
 
 def test_the_export_script_starts_a_batch_task(tmp_path: Path) -> None:
-    import importlib.util
+    from tests.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("export_city", REPO / "ee_scripts" / "export_city.py")
-    assert spec and spec.loader
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("export_city")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         "name: small\nproduct: fusion20\n"
