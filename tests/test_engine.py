@@ -58,10 +58,10 @@ def test_disconnect_restores_earthengine_api() -> None:
     assert ee.String("ok").getInfo() == "ok"
 
 
-def test_map_tiles_and_table_exports_not_supported_yet() -> None:
+def test_thumbnails_and_table_exports_not_supported_yet() -> None:
     img = ee.Image.constant(1)
-    with pytest.raises(NotSupportedError, match="Map tiles"):
-        img.getMapId({})
+    with pytest.raises(NotSupportedError, match="Thumbnails"):
+        img.getThumbURL({})
     task = ee.batch.Export.table.toDrive(ee.FeatureCollection([ee.Feature(None, {"a": 1})]), description="x")
     with pytest.raises(NotSupportedError, match="Batch exports other than images"):
         task.start()

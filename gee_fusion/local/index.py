@@ -35,6 +35,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register t
     reducers,
     sampling,
     terrain,
+    visualize,
 )
 from gee_fusion.local.registry import ALGORITHMS, Algorithm
 

@@ -2,7 +2,7 @@
 
 :func:`gee_fusion.engine.connect` installs these functions on ``ee.data`` while the local engine
 is connected and restores earthengine-api's own on ``disconnect``. Requests the local engine
-cannot answer yet (map tiles, thumbnails, downloads, table/video/map exports) raise
+cannot answer yet (thumbnails, downloads, table/video/map exports) raise
 :class:`~gee_fusion.errors.NotSupportedError` naming the call.
 """
 
@@ -39,7 +39,7 @@ def _not_supported(what: str) -> Callable[..., Any]:
 def local_routes(faults: FaultInjector | None = None) -> dict[str, Callable[..., Any]]:
     from ee import apitestcase
 
-    from gee_fusion.local import assets, server, tasks  # the engine itself loads on first connect
+    from gee_fusion.local import assets, server, tasks, tiles  # the engine itself loads on first connect
 
     routes: dict[str, Callable[..., Any]] = {name: _not_supported(f"ee.data.{name}") for name in ROUTED}
     routes.update(
@@ -52,8 +52,12 @@ def local_routes(faults: FaultInjector | None = None) -> dict[str, Callable[...,
         getInfo=assets.get_info,
         getAsset=assets.get_asset,
     )
-    for name in ("getMapId", "getTileUrl", "getThumbId", "getThumbnail", "getFeatureViewTilesKey"):
-        routes[name] = _not_supported(f"Map tiles and thumbnails (ee.data.{name})")
+    for name in ("getThumbId", "getThumbnail", "getFeatureViewTilesKey"):
+        routes[name] = _not_supported(f"Thumbnails and feature views (ee.data.{name})")
+    routes.update(
+        getMapId=tiles.get_map_id,
+        getTileUrl=lambda mapid, x, y, z: mapid["tile_fetcher"].format_tile_url(x, y, z),
+    )
     for name in ("exportTable", "exportVideo", "exportMap", "exportClassifier"):
         routes[name] = _not_supported(f"Batch exports other than images (ee.data.{name})")
     routes.update(
