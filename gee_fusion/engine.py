@@ -209,6 +209,11 @@ def _connect_local(
     try:
         ee.Reset()
         ee.Initialize(None, "", project=project or LOCAL_PROJECT)
+        # anonymous credentials that never refresh: libraries that check for credentials before
+        # starting an OAuth flow (geemap.Map()) see an initialised session and do not prompt
+        from google.auth.credentials import AnonymousCredentials
+
+        ee.data._get_state().credentials = AnonymousCredentials()
     except Exception:
         _restore()
         raise
