@@ -213,7 +213,7 @@ def _connect_local(
         # starting an OAuth flow (geemap.Map()) see an initialised session and do not prompt
         from google.auth.credentials import AnonymousCredentials
 
-        ee.data._get_state().credentials = AnonymousCredentials()
+        ee.data._get_state().credentials = AnonymousCredentials()  # type: ignore[assignment]
     except Exception:
         _restore()
         raise
