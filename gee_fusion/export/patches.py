@@ -131,7 +131,7 @@ def block_split(cfg: PatchExportConfig) -> BlockSplit:
     return BlockSplit(covered, cfg.block_patches * size, cfg.split_fractions, cfg.seed)
 
 
-_STRIP_BYTES = 256 * 2**20
+_STRIP_BYTES = 64 * 2**20
 """Most bytes of staged pixels read at once when cutting patches."""
 
 
