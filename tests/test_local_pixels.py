@@ -50,3 +50,21 @@ def test_remap_and_paint(local_engine: gee_fusion.Connection) -> None:
     expected = np.zeros(GRID.shape, int)
     expected[:2, :2] = 7
     np.testing.assert_array_equal(painted["constant"], expected)
+
+
+def test_style_draws_fill_and_outline_and_blend_overlays(local_engine: gee_fusion.Connection) -> None:
+    big = PixelGrid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 20, 20)
+    square = ee.Geometry.Rectangle([500050, 4999850, 500150, 4999950], "EPSG:32631", False)  # px 5..15
+    styled = ee.FeatureCollection([ee.Feature(square, {})]).style(
+        color="ff0000", fillColor="0000ff80", width=2
+    )
+    rgb = ee.data.computePixels({"expression": styled, "grid": big.to_ee()})
+    mask = ee.data.computePixels({"expression": styled.mask(), "grid": big.to_ee()})["vis-red"] > 0
+    assert (rgb["vis-red"][10, 10], rgb["vis-blue"][10, 10]) == (0, 255)  # inside: the fill
+    assert (rgb["vis-red"][5, 10], rgb["vis-blue"][5, 10]) == (255, 0)  # on the edge: the outline
+    assert not mask[0, 0] and mask[10, 10] and mask[5, 10]
+    under = ee.Image.constant([1, 2, 3]).rename(["vis-red", "vis-green", "vis-blue"]).toUint8()
+    blended = ee.data.computePixels({"expression": under.blend(styled), "grid": big.to_ee()})
+    assert blended["vis-red"][0, 0] == 1 and blended["vis-blue"][10, 10] == 255
+    with pytest.raises(EngineError, match="top image must have 1 or 3 bands"):
+        under.blend(ee.Image.constant([1, 2])).getInfo()

@@ -1,8 +1,10 @@
-"""``Image.paint``: features burnt into an image, filled, with a value or a numeric property.
+"""Drawing features onto images and images onto each other: ``Image.paint`` (features burnt in
+with a value or a numeric property), ``Collection.style`` (features drawn as an RGB image, what
+geemap adds to a map) and ``Image.blend``.
 
-Pixels whose centre lies inside a polygon (lines and points: every pixel they touch) take the
-value; later features paint over earlier ones; painted pixels are valid. Outlines (``width``) are
-not supported locally yet.
+Pixels whose centre lies inside a polygon (lines and points: every pixel they touch) are drawn;
+later features paint over earlier ones; drawn pixels are valid. ``Image.paint`` outlines
+(``width``) are not supported locally yet.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rasterio.features import rasterize
 from gee_fusion.errors import EngineError, NotSupportedError
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms._common import as_image
+from gee_fusion.local.grid import DEFAULT_PROJECTION
 from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Geometry
@@ -72,3 +75,95 @@ def image_paint(image: Any, featureCollection: Any, color: Any = 0, width: Any =
         bands.append(Band(band.name, band.dtype, FuncNode(fn, [band.node, paint_node]), band.projection,
                           band.dimensions, None))  # fmt: skip
     return img.with_bands(bands)
+
+
+def _rgba(text: Any) -> tuple[int, int, int, int]:
+    """``RRGGBB``, ``RRGGBBAA`` or a CSS name (Earth Engine's style colours)."""
+    from gee_fusion.local.algorithms.visualize import parse_colour
+
+    s = str(text).strip().lstrip("#")
+    if len(s) == 8 and all(c in "0123456789abcdefABCDEF" for c in s):
+        return int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16), int(s[6:8], 16)
+    return (*parse_colour(text), 255)
+
+
+@algorithm("Collection.style")
+def collection_style(
+    collection: Any,
+    color: Any = "black",
+    pointSize: float = 3.0,
+    pointShape: str = "circle",
+    width: float = 2.0,
+    fillColor: Any = None,
+    styleProperty: Any = None,
+    neighborhood: float = 5.0,
+    lineType: str = "solid",
+) -> Image:
+    """Draw the features as an RGB image (``vis-red``, ``vis-green``, ``vis-blue``): polygons
+    filled with ``fillColor`` (default: ``color`` at 66 % opacity), outlines and lines ``width``
+    pixels wide, points as discs of ``pointSize`` pixels. Pixels with any colour are valid (masks
+    are binary here: a fill's opacity only decides whether it is drawn)."""
+    if styleProperty is not None:
+        raise NotSupportedError(
+            "Collection.style with styleProperty is not supported by the local engine yet."
+        )
+    is_collection = isinstance(collection, FeatureCollection)
+    features = list(collection.elements) if is_collection else [collection]
+    line = _rgba(color)
+    fill = _rgba(fillColor) if fillColor is not None else (*line[:3], 168)
+
+    def draw(ctx: PixelContext, grid: PixelGrid, k: int) -> Pixels:
+        pixel = abs(grid.transform[0])
+        fills, lines = [], []
+        for f in features:
+            geom = f.geometry if isinstance(f, Feature) else f
+            if geom is None:
+                continue
+            shape = geom.to_crs(grid.crs)
+            if shape.geom_type in ("Polygon", "MultiPolygon"):
+                fills.append(shapely.geometry.mapping(shape))
+                lines.append(shapely.geometry.mapping(shape.boundary.buffer(float(width) * pixel / 2)))
+            elif shape.geom_type in ("Point", "MultiPoint"):
+                lines.append(shapely.geometry.mapping(shape.buffer(float(pointSize) * pixel / 2)))
+            else:
+                lines.append(shapely.geometry.mapping(shape.buffer(float(width) * pixel / 2)))
+        out = np.zeros(grid.shape, dtype=np.uint8)
+        drawn = np.zeros(grid.shape, dtype=bool)
+        for shapes, rgba in ((fills, fill), (lines, line)):
+            if not shapes or rgba[3] == 0:
+                continue
+            hit = rasterize([(s, 1) for s in shapes], out_shape=grid.shape, transform=grid.affine,
+                            fill=0, dtype="uint8").astype(bool)  # fmt: skip
+            out[hit] = rgba[k]
+            drawn |= hit
+        return out, drawn
+
+    def channel(k: int) -> GridFuncNode:
+        return GridFuncNode(lambda ctx, grid: draw(ctx, grid, k))
+
+    bands = tuple(
+        Band(name, np.dtype(np.uint8), channel(k), DEFAULT_PROJECTION, None, (0, 255))
+        for k, name in enumerate(("vis-red", "vis-green", "vis-blue"))
+    )
+    return Image(bands)
+
+
+@algorithm("Image.blend")
+def image_blend(bottom: Any, top: Any) -> Image:
+    """``top`` over ``bottom``: top's pixels where it is valid, bottom's elsewhere (binary masks:
+    a partly transparent top hides the bottom); band names are the bottom's."""
+    low, high = as_image(bottom), as_image(top)
+    if len(high.bands) not in (1, len(low.bands)):
+        raise EngineError(
+            f"Image.blend: the top image must have 1 or {len(low.bands)} bands, got {len(high.bands)}."
+        )
+    tops = list(high.bands) * len(low.bands) if len(high.bands) == 1 else list(high.bands)
+    bands = []
+    for b, t in zip(low.bands, tops, strict=True):
+
+        def fn(pb: Pixels, pt: Pixels, _dt: np.dtype = b.dtype) -> Pixels:
+            take = np.asarray(pt[1], bool)
+            return np.where(take, pt[0], pb[0]).astype(_dt), np.asarray(pb[1], bool) | take
+
+        bands.append(Band(b.name, b.dtype, FuncNode(fn, [b.node, t.node]), b.projection, b.dimensions, None))
+    return low.with_bands(bands)
