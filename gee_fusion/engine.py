@@ -44,6 +44,8 @@ class Connection:
 _state_lock = threading.Lock()
 _saved: dict[str, Any] = {}
 _saved_stac: Callable[[], dict[str, Any]] | None = None
+_saved_ee: dict[str, Any] = {}
+"""earthengine-api's own ``ee.Initialize`` / ``ee.Authenticate`` while the local engine answers."""
 _current: Connection | None = None
 _local_options: dict[str, Any] = {
     "register_samples": True, "world": None, "faults": None, "exports_dir": None,
@@ -217,6 +219,10 @@ def _connect_local(
     except Exception:
         _restore()
         raise
+    # a user's script calls ee.Authenticate() / ee.Initialize() first: keep the local session
+    for name, stand_in in (("Initialize", _local_initialize), ("Authenticate", _local_authenticate)):
+        _saved_ee.setdefault(name, getattr(ee, name))
+        setattr(ee, name, stand_in)
     if not reconnect:
         from gee_fusion.local.world.register import register_world
 
@@ -236,8 +242,21 @@ def _connect_local(
     return _current
 
 
+def _local_initialize(*args: Any, **kwargs: Any) -> None:
+    """``ee.Initialize`` while the local engine is connected: the offline session stays as it is
+    (call ``gee_fusion.connect("earthengine", project=...)`` to use Earth Engine)."""
+
+
+def _local_authenticate(*args: Any, **kwargs: Any) -> bool:
+    """``ee.Authenticate`` while the local engine is connected: nothing to authorise offline."""
+    return True
+
+
 def _restore() -> None:
     global _saved_stac, _current
+    for name, fn in _saved_ee.items():
+        setattr(ee, name, fn)
+    _saved_ee.clear()
     was_local = bool(_saved)
     for name, fn in _saved.items():
         setattr(ee.data, name, fn)

@@ -272,3 +272,12 @@ def test_jobs_run_on_the_connected_engine_and_never_switch(
     finally:
         monkeypatch.undo()
         gee_fusion.connect("local")
+
+
+def test_scripts_that_authenticate_and_initialise_first_run_locally() -> None:
+    # what nearly every Earth Engine script starts with
+    assert ee.Authenticate() is True
+    ee.Initialize(project="my-project")
+    assert ee.Number(2).add(3).getInfo() == 5
+    connection = engine.current()
+    assert connection is not None and connection.engine == "local"
