@@ -44,8 +44,8 @@ class Connection:
 _state_lock = threading.Lock()
 _saved: dict[str, Any] = {}
 _saved_stac: Callable[[], dict[str, Any]] | None = None
-_saved_ee: dict[str, Any] = {}
-"""earthengine-api's own ``ee.Initialize`` / ``ee.Authenticate`` while the local engine answers."""
+_EE_OWN = {"Initialize": ee.Initialize, "Authenticate": ee.Authenticate}
+"""earthengine-api's own ``ee.Initialize`` / ``ee.Authenticate`` (stood in for while local)."""
 _current: Connection | None = None
 _local_options: dict[str, Any] = {
     "register_samples": True, "world": None, "faults": None, "exports_dir": None,
@@ -220,9 +220,8 @@ def _connect_local(
         _restore()
         raise
     # a user's script calls ee.Authenticate() / ee.Initialize() first: keep the local session
-    for name, stand_in in (("Initialize", _local_initialize), ("Authenticate", _local_authenticate)):
-        _saved_ee.setdefault(name, getattr(ee, name))
-        setattr(ee, name, stand_in)
+    ee.Initialize = _local_initialize
+    ee.Authenticate = _local_authenticate
     if not reconnect:
         from gee_fusion.local.world.register import register_world
 
@@ -254,9 +253,9 @@ def _local_authenticate(*args: Any, **kwargs: Any) -> bool:
 
 def _restore() -> None:
     global _saved_stac, _current
-    for name, fn in _saved_ee.items():
-        setattr(ee, name, fn)
-    _saved_ee.clear()
+    for name, stand_in in (("Initialize", _local_initialize), ("Authenticate", _local_authenticate)):
+        if getattr(ee, name) is stand_in:  # leave anything else (e.g. a test's fake) in place
+            setattr(ee, name, _EE_OWN[name])
     was_local = bool(_saved)
     for name, fn in _saved.items():
         setattr(ee.data, name, fn)
