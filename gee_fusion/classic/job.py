@@ -174,9 +174,8 @@ def run_cloud_rf(
          f"{table.scheme} classes, "
          f"{split.n_blocks} blocks of {split.block_px} px")  # fmt: skip
     t0 = time.perf_counter()
-    drawn = draw_samples(stack, labels, split, cfg.sampling)
-    check_class_counts(drawn, table, folds=cfg.sampling.folds)
-    samples = sample_table(drawn, inputs)
+    samples = sample_table(draw_samples(stack, labels, split, cfg.sampling), inputs)
+    check_class_counts(samples, table, folds=cfg.sampling.folds)
     _say(progress, f"  {len(samples.y)} samples drawn in {time.perf_counter() - t0:.0f}s")
     inline = table_collection(samples)
     t0 = time.perf_counter()

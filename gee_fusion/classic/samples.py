@@ -72,15 +72,15 @@ def draw_samples(
     return samples.map(folds)
 
 
-def check_class_counts(samples: ee.FeatureCollection, table: ClassTable, *, folds: int) -> dict[int, int]:
-    """Samples per class (one request); every class present needs at least ``folds`` samples.
+def check_class_counts(samples: SampleTable, table: ClassTable, *, folds: int) -> dict[int, int]:
+    """Samples per class; every class present needs at least ``folds`` samples.
 
     Raises:
         DataError: no sample, a class value outside the table, or a class with fewer samples
             than folds (names the class and what to do).
     """
-    histogram = samples.aggregate_histogram(LABEL).getInfo() or {}
-    counts = {int(float(k)): int(v) for k, v in histogram.items()}
+    values, numbers = np.unique(samples.y, return_counts=True)
+    counts = {int(c): int(n) for c, n in zip(values, numbers, strict=True)}
     if not counts:
         raise DataError("No labelled sample in the area: check the area, the labels and their mask.")
     names = dict(zip(table.codes, table.names, strict=True))
@@ -111,23 +111,20 @@ class SampleTable:
     block_fold: np.ndarray
     pixel_fold: np.ndarray
 
-    def select(self, rows: np.ndarray) -> SampleTable:
-        """The table restricted to ``rows`` (a boolean mask or indices)."""
-        return SampleTable(self.inputs, self.x[rows], self.y[rows], self.block[rows], self.split[rows],
-                           self.block_fold[rows], self.pixel_fold[rows])  # fmt: skip
-
 
 def sample_table(samples: ee.FeatureCollection, inputs: Sequence[str]) -> SampleTable:
-    """Bring the samples here, 5000 features a request.
+    """Bring the samples here, 5000 features a request (no separate count: drawing the samples is
+    the expensive part, so each request should bring some).
 
     Raises:
         DataError: a sample lacks an input (the stack had a masked band there).
     """
-    size = int(samples.size().getInfo() or 0)
     columns = [*inputs, LABEL, BLOCK, SPLIT, BLOCK_FOLD, PIXEL_FOLD]
     rows: list[list[float]] = []
-    for offset in range(0, size, _PAGE):
+    offset = 0
+    while True:
         page = samples.toList(_PAGE, offset).getInfo() or []
+        offset += _PAGE
         for feature in page:
             props = feature.get("properties", {})
             missing = [c for c in columns if props.get(c) is None]
@@ -136,6 +133,8 @@ def sample_table(samples: ee.FeatureCollection, inputs: Sequence[str]) -> Sample
                     f"Sample {feature.get('id')} has no value for {missing}: the stack is masked there."
                 )
             rows.append([float(props[c]) for c in columns])
+        if len(page) < _PAGE:
+            break
     data = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(columns))
     n = len(inputs)
     ints = data[:, n:].astype(np.int64)
