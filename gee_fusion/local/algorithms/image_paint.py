@@ -112,7 +112,8 @@ def collection_style(
     line = _rgba(color)
     fill = _rgba(fillColor) if fillColor is not None else (*line[:3], 168)
 
-    def draw(ctx: PixelContext, grid: PixelGrid, k: int) -> Pixels:
+    def draw(ctx: PixelContext, grid: PixelGrid) -> Pixels:
+        """What each pixel shows: 0 nothing, 1 the fill, 2 a line or point (drawn once per grid)."""
         pixel = abs(grid.transform[0])
         fills, lines = [], []
         for f in features:
@@ -127,19 +128,20 @@ def collection_style(
                 lines.append(shapely.geometry.mapping(shape.buffer(float(pointSize) * pixel / 2)))
             else:
                 lines.append(shapely.geometry.mapping(shape.buffer(float(width) * pixel / 2)))
-        out = np.zeros(grid.shape, dtype=np.uint8)
-        drawn = np.zeros(grid.shape, dtype=bool)
-        for shapes, rgba in ((fills, fill), (lines, line)):
+        kind = np.zeros(grid.shape, dtype=np.uint8)
+        for code, shapes, rgba in ((1, fills, fill), (2, lines, line)):
             if not shapes or rgba[3] == 0:
                 continue
             hit = rasterize([(s, 1) for s in shapes], out_shape=grid.shape, transform=grid.affine,
                             fill=0, dtype="uint8").astype(bool)  # fmt: skip
-            out[hit] = rgba[k]
-            drawn |= hit
-        return out, drawn
+            kind[hit] = code
+        return kind, kind > 0
 
-    def channel(k: int) -> GridFuncNode:
-        return GridFuncNode(lambda ctx, grid: draw(ctx, grid, k))
+    drawing = GridFuncNode(draw)
+    colours = np.array([(0, 0, 0), fill[:3], line[:3]], dtype=np.uint8)
+
+    def channel(k: int) -> FuncNode:
+        return FuncNode(lambda px: (colours[px[0], k], px[1]), [drawing])
 
     bands = tuple(
         Band(name, np.dtype(np.uint8), channel(k), DEFAULT_PROJECTION, None, (0, 255))

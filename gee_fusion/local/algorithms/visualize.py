@@ -110,23 +110,39 @@ def image_visualize(
     table = np.array([parse_colour(c) for c in colours], dtype=np.float64) if colours else None
     sources = [by_name[name] for name in names]
 
-    def channel(k: int) -> FuncNode:
-        def fn(*pixels: Pixels) -> Pixels:
-            mask = np.logical_and.reduce([np.asarray(m, bool) for _, m in pixels])
-            if table is not None:
-                unit = stretch(np.asarray(pixels[0][0]), low[0], high[0], gammas[0])
-                pos = unit * (len(table) - 1)
-                i0 = np.clip(np.floor(pos).astype(int), 0, len(table) - 1)
-                i1 = np.clip(i0 + 1, 0, len(table) - 1)
-                frac = pos - i0
-                value = table[i0, k] * (1 - frac) + table[i1, k] * frac
-            else:
-                j = 0 if n == 1 else k
-                value = 255.0 * stretch(np.asarray(pixels[j][0]), low[j], high[j], gammas[j])
-            out = np.clip(np.round(value), 0, 255).astype(np.uint8)
-            return out, mask if alpha >= 1 else mask & (alpha > 0)
+    shown = alpha > 0
 
-        return FuncNode(fn, [s.node for s in sources])
+    def finish(value: np.ndarray, mask: np.ndarray) -> Pixels:
+        return np.clip(np.round(value), 0, 255).astype(np.uint8), mask & shown
+
+    if table is not None:  # one stretch shared by the three channels (memoised per grid)
+        palette_table = table
+
+        def palette_position(px: Pixels) -> Pixels:
+            unit = stretch(np.asarray(px[0]), low[0], high[0], gammas[0])
+            return unit * (len(palette_table) - 1), np.asarray(px[1], bool)
+
+        position = FuncNode(palette_position, [sources[0].node])
+
+        def channel(k: int) -> FuncNode:
+            def fn(pos_px: Pixels) -> Pixels:
+                pos = pos_px[0]
+                i0 = np.clip(np.floor(pos).astype(int), 0, len(palette_table) - 1)
+                i1 = np.clip(i0 + 1, 0, len(palette_table) - 1)
+                frac = pos - i0
+                return finish(palette_table[i0, k] * (1 - frac) + palette_table[i1, k] * frac, pos_px[1])
+
+            return FuncNode(fn, [position])
+
+    else:
+
+        def channel(k: int) -> FuncNode:
+            def fn(*pixels: Pixels) -> Pixels:
+                mask = np.logical_and.reduce([np.asarray(m, bool) for _, m in pixels])
+                j = 0 if n == 1 else k
+                return finish(255.0 * stretch(np.asarray(pixels[j][0]), low[j], high[j], gammas[j]), mask)
+
+            return FuncNode(fn, [s.node for s in sources])
 
     first = sources[0]
     out = Image(tuple(Band(name, np.dtype(np.uint8), channel(k), first.projection, first.dimensions, (0, 255))
