@@ -56,11 +56,15 @@ def _batch_command(config: Path, out: Path, area: str | None, engine: str | None
     return shlex.join([*args, "--batch"])
 
 
+JobOut = Annotated[
+    Path | None, typer.Option(help="Output folder (default: the config's `out`, else outputs/demo).")
+]
+"""The ``--out`` of the jobs configured by a YAML with an ``out`` key."""
+
+
 @app.command()
 def demo(
-    out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: the config's `out`, else outputs/demo).")
-    ] = None,
+    out: JobOut = None,
     config: Annotated[
         Path | None,
         typer.Option(help="Main-job YAML (default: the demo city; see ee_scripts/configs/demo_city.yaml)."),
@@ -87,9 +91,7 @@ def monthly(
     config: Annotated[
         Path, typer.Argument(help="Monthly-composite YAML (see ee_scripts/configs/*_monthly.yaml).")
     ],
-    out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: the config's `out`, else outputs/demo).")
-    ] = None,
+    out: JobOut = None,
 ) -> None:
     """Monthly composites of a collection (COG per index, counts, PNG grid), e.g. the Slovenia series."""
     from gee_fusion.io.atomic import output_folder

@@ -32,6 +32,7 @@ from gee_fusion.classic.samples import SamplingConfig
 from gee_fusion.config import load_yaml
 from gee_fusion.engine import EngineChoice, ensure_connected
 from gee_fusion.export.area import AreaConfig
+from gee_fusion.grid import PixelGrid
 from gee_fusion.local.world.config import DEFAULT_WORLD
 
 _X0, _Y1 = DEFAULT_WORLD.origin
@@ -188,7 +189,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
         progress=False,
     ).cog
     stages["in-cloud RF"] = time.perf_counter() - t0
-    run, train_seconds = _deep(cfg, patches, out, progress)
+    run, train_seconds = _deep(cfg, patches, split.grid, out, progress)
     stages["deep model"] = train_seconds
     _say(progress, "[4/4] Report")
     t0 = time.perf_counter()
@@ -233,14 +234,13 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     )
 
 
-def _deep(cfg: MissionConfig, patches: Any, out: Path, progress: bool) -> tuple[Path, float]:
+def _deep(cfg: MissionConfig, patches: Any, grid: PixelGrid, out: Path, progress: bool) -> tuple[Path, float]:
     """Build the patch store, train the deep model, map the area with it."""
     import warnings
 
     from gee_fusion.deep.config import ExperimentConfig
     from gee_fusion.deep.infer.predict import MostlyNoDataWarning, predict_area
     from gee_fusion.deep.train.training import train
-    from gee_fusion.export.patches import block_split
 
     t0 = time.perf_counter()
     experiment = ExperimentConfig.model_validate(
@@ -271,7 +271,6 @@ def _deep(cfg: MissionConfig, patches: Any, out: Path, progress: bool) -> tuple[
         f"({cfg.deep.device})",
     )
     result = train(experiment, device=cfg.deep.device, progress=progress)
-    grid = block_split(patches).grid
     area = AreaConfig(
         crs=grid.crs,
         origin=(grid.transform[2], grid.transform[5]),

@@ -31,8 +31,8 @@ from gee_fusion.classes import (
     ClassTable,
     class_table,
 )  # fmt: skip
-from gee_fusion.errors import DataError
-from gee_fusion.export.fetch import map_image
+from gee_fusion.errors import ConfigError, DataError
+from gee_fusion.export.fetch import map_image, native_grid
 from gee_fusion.grid import PixelGrid
 
 LABEL = "label"
@@ -128,14 +128,15 @@ def check_label_grid(cfg: LabelsConfig, grid: PixelGrid) -> None:
         return
     asset = ids.DEMO_LABELS if cfg.source == "demo" else str(cfg.asset)
     band = "label" if cfg.source == "demo" else cfg.band
-    info = ee.Image(asset).select(band).projection().getInfo() or {}
-    crs, transform = info.get("crs"), info.get("transform")
-    a, _, c, _, e, f = grid.transform
-    if crs is None or transform is None:
+    try:
+        labels_grid = native_grid(ee.Image(asset), band=band)
+    except ConfigError:
         raise DataError(
             f"The labels {asset} have no fixed grid: set labels.resample: true to sample them anyway."
-        )
-    la, lb, lc, ld, le, lf = (float(v) for v in transform)
+        ) from None
+    crs = labels_grid.crs
+    a, _, c, _, e, f = grid.transform
+    la, lb, lc, ld, le, lf = labels_grid.transform
     reasons = []
     if str(crs) != grid.crs:
         reasons.append(f"CRS {crs} vs {grid.crs}")

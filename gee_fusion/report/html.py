@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gee_fusion.classes import class_table
 from gee_fusion.errors import DataError
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import read_preview
@@ -294,8 +295,6 @@ def _maps(runs: Sequence[ModelRun], reference_map: Path | None, tmp: Path) -> st
     mapped = [r for r in runs if r.map_path is not None]
     if not mapped:
         return ""
-    from gee_fusion.classes import class_table
-
     names = runs[0].matrix.names
     if len(names) not in (14, 11, 10, 6):
         return ""  # maps are drawn with the colours of the known tables
