@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Annotated, cast
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from gee_fusion.engine import EngineChoice
 from gee_fusion.errors import ConfigError, GeeFusionError
+from gee_fusion.io.console import CONSOLE, say
 
 app = typer.Typer(
     add_completion=False, help="Sentinel-1/2 fusion for urban land cover, on Earth Engine or offline."
 )
-console = Console(stderr=True)
 
 ENGINE_HELP = "local, earthengine or auto (Earth Engine when credentials are configured)."
 
@@ -36,7 +35,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except GeeFusionError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        CONSOLE.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from exc
 
 
@@ -104,9 +103,8 @@ def monthly(
             cfg = cfg.model_copy(update={"out": out})
         output_folder(cfg.out)
         _connect(cfg.engine, cfg.project)
-        console.print(
-            f"Monthly {cfg.method} composites of {cfg.collection}, {cfg.start} to {cfg.end} -> {cfg.out}"
-        )
+        what = f"Monthly {cfg.method} composites of {cfg.collection}"
+        say(True, f"{what}, {cfg.start} to {cfg.end} -> {cfg.out}")
         result = run_monthly(cfg, progress=True)
     typer.echo(result.summary())
 
@@ -309,7 +307,7 @@ def predict(
             )  # fmt: skip
         for w in caught:
             if issubclass(w.category, MostlyNoDataWarning):
-                console.print(
+                CONSOLE.print(
                     f"[yellow]warning:[/yellow] {escape(str(w.message))}", highlight=False, soft_wrap=True
                 )
     typer.echo(f"land-cover map written: {result.path} (preview {result.preview})")
@@ -323,7 +321,7 @@ def algorithms() -> None:
     names = implemented()
     for name in names:
         typer.echo(name)
-    console.print(f"{len(names)} algorithms")
+    say(True, f"{len(names)} algorithms")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from gee_fusion.config import load_yaml
 from gee_fusion.engine import EngineChoice, ensure_connected
 from gee_fusion.export.area import AreaConfig
 from gee_fusion.grid import PixelGrid
+from gee_fusion.io.console import say
 from gee_fusion.local.world.config import DEFAULT_WORLD
 
 _X0, _Y1 = DEFAULT_WORLD.origin
@@ -121,13 +122,6 @@ class MissionResult:
         return "\n".join(lines)
 
 
-def _say(progress: bool, message: str) -> None:
-    if progress:
-        from rich.console import Console
-
-        Console(stderr=True).print(message, highlight=False)
-
-
 def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     """Run the main job into ``cfg.out`` (see the module docstring).
 
@@ -160,7 +154,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     split = block_split(patches)
     table = class_table(cfg.scheme)
     labels = LabelsConfig(scheme=cfg.scheme)
-    _say(
+    say(
         progress,
         f"[1/4] In-cloud Random Forest on the fusion-20 stack ({split.grid.width} x {split.grid.height} px, "
         f"{split.n_blocks} blocks of {split.block_px} px)",
@@ -191,7 +185,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     stages["in-cloud RF"] = time.perf_counter() - t0
     run, train_seconds = _deep(cfg, patches, split.grid, out, progress)
     stages["deep model"] = train_seconds
-    _say(progress, "[4/4] Report")
+    say(progress, "[4/4] Report")
     t0 = time.perf_counter()
     cloud = read_cloud_record(rf.record)
     deep_run = read_deep_run(run)
@@ -264,8 +258,8 @@ def _deep(cfg: MissionConfig, patches: Any, grid: PixelGrid, out: Path, progress
             },
         }
     )
-    _say(progress, f"[2/4] Patch store of the monthly S1 + S2 stacks ({cfg.year} months {cfg.months})")
-    _say(
+    say(progress, f"[2/4] Patch store of the monthly S1 + S2 stacks ({cfg.year} months {cfg.months})")
+    say(
         progress,
         f"[3/4] Deep model {cfg.deep.model.get('name')} for at most {cfg.deep.max_epochs} epochs "
         f"({cfg.deep.device})",

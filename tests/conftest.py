@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 import ee
 import numpy as np
 import pytest
+
+# A narrow terminal, whatever runs the suite: CI has none, and console output must not depend on it.
+os.environ["COLUMNS"] = "60"
 
 import gee_fusion
 from gee_fusion.grid import PixelGrid

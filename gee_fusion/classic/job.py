@@ -18,7 +18,6 @@ from typing import Any
 import ee
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
 
 from gee_fusion.classes import NO_LABEL, ClassTable
 from gee_fusion.classic.baselines import BASELINES, Baseline, BaselineResult, run_baselines
@@ -48,6 +47,7 @@ from gee_fusion.export.fetch import grid_aoi
 from gee_fusion.export.image_export import export_image
 from gee_fusion.export.job import ProductConfig, product_image
 from gee_fusion.io.atomic import atomic_path, output_folder
+from gee_fusion.io.console import say
 
 SERIES_FILL = -9999.0
 """Value of monthly-series inputs in months without a valid observation (trees split it off)."""
@@ -134,11 +134,6 @@ def table_collection(table: SampleTable) -> ee.FeatureCollection:
     return ee.FeatureCollection(features)
 
 
-def _say(progress: bool, message: str) -> None:
-    if progress:
-        Console(stderr=True).print(message, highlight=False)
-
-
 def run_cloud_rf(
     cfg: CloudRFConfig,
     out_dir: str | Path,
@@ -170,17 +165,17 @@ def run_cloud_rf(
     raw = source_labels(cfg.labels)
     check_label_values(raw, grid_aoi(split.grid), split.grid, codes=cfg.labels.source_codes())
     labels = grouped_labels(cfg.labels, raw)
-    _say(progress, f"In-cloud RF {cfg.name}: {len(inputs)} inputs ({cfg.stack.product}), "
+    say(progress, f"In-cloud RF {cfg.name}: {len(inputs)} inputs ({cfg.stack.product}), "
          f"{table.scheme} classes, "
          f"{split.n_blocks} blocks of {split.block_px} px")  # fmt: skip
     t0 = time.perf_counter()
     samples = sample_table(draw_samples(stack, labels, split, cfg.sampling), inputs)
     check_class_counts(samples, table, folds=cfg.sampling.folds)
-    _say(progress, f"  {len(samples.y)} samples drawn in {time.perf_counter() - t0:.0f}s")
+    say(progress, f"  {len(samples.y)} samples drawn in {time.perf_counter() - t0:.0f}s")
     inline = table_collection(samples)
     t0 = time.perf_counter()
     rf, assessment = assess_rf(inline, inputs, cfg.rf, table, folds=cfg.sampling.folds)
-    _say(progress, f"  forest + {2 * cfg.sampling.folds} CV forests in {time.perf_counter() - t0:.0f}s: "
+    say(progress, f"  forest + {2 * cfg.sampling.folds} CV forests in {time.perf_counter() - t0:.0f}s: "
          f"OA {assessment.matrix.overall_accuracy:.3f} on the test blocks")  # fmt: skip
     ablation = {}
     sensors = sorted({sensor_of(b) for b in inputs})

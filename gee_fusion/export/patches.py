@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from pydantic import ConfigDict, Field, model_validator
-from rich.console import Console
 
 from gee_fusion import ids
 from gee_fusion.classes import MULTISENGE_14, NO_LABEL
@@ -38,6 +37,7 @@ from gee_fusion.export.fetch import grid_aoi, load_by_window, map_image, open_st
 from gee_fusion.export.image_export import export_image
 from gee_fusion.export.patch_writer import patch_store_writer
 from gee_fusion.grid import PixelGrid
+from gee_fusion.io.console import say
 from gee_fusion.recipe.composite import COUNT_BAND
 from gee_fusion.recipe.monthly_stacks import StackRecipe, series_image
 
@@ -109,16 +109,11 @@ def fetch_area(cfg: PatchExportConfig, *, grid: PixelGrid | None = None, progres
             description=f"{sensor} monthly stacks",
         )  # fmt: skip
         sensors[sensor] = (stack_bands(arrays, bands), bands)
-        _say(
+        say(
             progress,
             f"  {sensor}: {len(cfg.months)} months x {len(bands)} bands in {time.perf_counter() - t0:.0f}s",
         )
     return AreaArrays(grid, cfg.times(), sensors)
-
-
-def _say(progress: bool, message: str) -> None:
-    if progress:
-        Console(stderr=True).print(message, highlight=False)
 
 
 def block_split(cfg: PatchExportConfig) -> BlockSplit:
@@ -152,7 +147,7 @@ def export_patches(cfg: PatchExportConfig, out: str | Path, *, progress: bool = 
     ny, nx = grid.height // size, grid.width // size
     if ny == 0 or nx == 0:
         raise ConfigError(f"The area ({grid.width} x {grid.height} px) is smaller than one {size} px patch.")
-    _say(
+    say(
         progress,
         f"Patch store {out}: {grid.width} x {grid.height} px ({grid.crs}), {ny * nx} patches of {size} px, "
         f"{cfg.year} months {cfg.months}, sensors {'+'.join(cfg.sensors)}",
@@ -222,9 +217,9 @@ def _stage_area(cfg: PatchExportConfig, grid: PixelGrid, folder: Path, *, progre
         **common,
     )  # fmt: skip
     shapes = ", ".join(f"{s}: {len(cfg.months)} months x {len(cfg.bands(s))} bands" for s in cfg.sensors)
-    _say(progress, f"  {shapes}: {series.stats.requests} requests in {time.perf_counter() - t0:.0f}s")
+    say(progress, f"  {shapes}: {series.stats.requests} requests in {time.perf_counter() - t0:.0f}s")
     prior_note = f" and prior map ({cfg.prior_asset})" if cfg.prior_asset else ""
-    _say(progress, f"  labels ({cfg.labels_asset}){prior_note}")
+    say(progress, f"  labels ({cfg.labels_asset}){prior_note}")
     maps: dict[str, Any] = {"dtype": "uint8", "nodata": NO_LABEL, **common}
     labels = export_image(map_image(cfg.labels_asset, cfg.labels_band), grid, folder, name="labels", **maps)
     prior = None

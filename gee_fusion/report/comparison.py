@@ -169,7 +169,7 @@ def score_map_on_store(run: ModelRun, store_path: str | Path) -> ModelRun:
     with rasterio.open(run.map_path) as src:
         inverse = ~src.transform
         for patch, t in zip(labels, transforms, strict=True):
-            col, row = (round(v) for v in inverse * (t[2], t[5]))
+            col, row = (round(v) for v in inverse @ (t[2], t[5]))
             if col < 0 or row < 0 or col + w > src.width or row + h > src.height:
                 raise DataError(f"A test patch at ({t[2]}, {t[5]}) lies outside the map {run.map_path}.")
             predicted = src.read(1, window=Window(col, row, w, h))
