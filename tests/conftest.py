@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,46 +18,12 @@ import gee_fusion
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local.catalog import CATALOG, register_numpy_collection, register_numpy_image
 from gee_fusion.local.samples import real_data_dir
-
-# -- no outbound network, ever -------------------------------------------------------------
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_create_connection = socket.create_connection
+from tests.socket_guard import install_socket_guard
 
 
-def _is_local(address: Any) -> bool:
-    if isinstance(address, (str, bytes)):  # AF_UNIX
-        return True
-    host = str(address[0]) if isinstance(address, tuple) and address else ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-class OutboundConnectionError(RuntimeError):
-    """A test tried to open a network connection to the outside."""
-
-
-def _guarded_connect(self: socket.socket, address: Any) -> Any:
-    if not _is_local(address):
-        raise OutboundConnectionError(f"Test tried to connect to {address!r}: no network in tests.")
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
-    if not _is_local(address):
-        raise OutboundConnectionError(f"Test tried to connect to {address!r}: no network in tests.")
-    return _real_connect_ex(self, address)
-
-
-def _guarded_create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
-    if not _is_local(address):
-        raise OutboundConnectionError(f"Test tried to connect to {address!r}: no network in tests.")
-    return _real_create_connection(address, *args, **kwargs)
-
-
+# -- no outbound network, ever (notebook kernels install the same guard) -------------------
 def pytest_configure(config: pytest.Config) -> None:
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-    socket.create_connection = _guarded_create_connection  # type: ignore[assignment]
+    install_socket_guard()
 
 
 # -- engine ---------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""The notebooks of ``notebooks/`` executed top to bottom on the local engine (nbclient), each in a
+fresh kernel with the test suite's socket guard, and notebook 01's map rendered by headless
+Chromium from its offline page with tiles from the local tile server."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+nbformat = pytest.importorskip(
+    "nbformat", reason="the notebooks extra is absent (pip install -e '.[notebooks]')"
+)
+nbclient = pytest.importorskip(
+    "nbclient", reason="the notebooks extra is absent (pip install -e '.[notebooks]')"
+)
+pytest.importorskip("geemap", reason="the notebooks extra is absent (pip install -e '.[notebooks]')")
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+GUARD = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from tests.socket_guard import install_socket_guard
+install_socket_guard()
+"""
+
+
+def _kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the kernels inherit: the local engine, a small area, a narrow terminal."""
+    monkeypatch.setenv("GEE_FUSION_ENGINE", "local")
+    monkeypatch.delenv("GEE_FUSION_PROJECT", raising=False)
+    monkeypatch.setenv("GEE_FUSION_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+def _read(name: str) -> Any:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(GUARD))  # in memory only: the file is unchanged
+    return nb
+
+
+@contextlib.contextmanager
+def running(name: str, cwd: Path) -> Iterator[Any]:
+    """Execute a notebook cell by cell in ``cwd`` and keep its kernel alive inside the block."""
+    nb = _read(name)
+    client = nbclient.NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        yield nb
+
+
+def _text(nb: Any) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.append(str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def test_the_kernels_keep_the_socket_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _kernel_env(monkeypatch)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(GUARD),
+        nbformat.v4.new_code_cell("import socket\nsocket.create_connection(('198.51.100.7', 80), timeout=1)"),
+    ]
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="OutboundConnectionError"):
+        client.execute()
+
+
+@pytest.mark.slow
+def test_notebook_01_composites_explorer_runs_and_its_map_renders_in_chromium(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _kernel_env(monkeypatch)
+    with running("01_composites_explorer.ipynb", tmp_path) as nb:
+        text = _text(nb)
+        assert "S2 bands: ['B2'" in text and "'VVVH'" in text and "offline map page" in text
+        page = tmp_path / "outputs/notebooks/01_composites_map.html"
+        html = page.read_text()
+        assert "cdn" not in html.lower() and "unpkg" not in html and "http://127.0.0.1:" in html
+        browser = (
+            shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+        )
+        if browser is None:
+            pytest.skip(
+                "headless Chromium is not installed (Debian: apt-get install chromium); the notebook ran"
+            )
+        shot = tmp_path / "map.png"
+        subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--window-size=900,700", "--virtual-time-budget=60000", f"--screenshot={shot}", page.as_uri()],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    from PIL import Image as PILImage
+
+    pixels = np.asarray(PILImage.open(shot).convert("RGB"), dtype=np.int16)[
+        60:-60, 60:-260
+    ]  # the map, no controls
+    leaflet_grey = (np.abs(pixels - 221).max(axis=-1) <= 3) | (pixels.min(axis=-1) >= 250)
+    assert leaflet_grey.mean() < 0.2, f"{leaflet_grey.mean():.0%} of the map is blank or grey: no data tiles"
+    assert pixels.reshape(-1, 3).std(axis=0).mean() > 10, "the map is one flat colour"
+    assert len(np.unique(pixels.reshape(-1, 3) // 8, axis=0)) > 50, "too few colours for imagery"
