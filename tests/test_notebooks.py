@@ -33,11 +33,11 @@ install_socket_guard()
 
 
 def _kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the kernels inherit: the local engine, a small area, a narrow terminal."""
+    """What the kernels inherit: the local engine, a small area."""
     monkeypatch.setenv("GEE_FUSION_ENGINE", "local")
     monkeypatch.delenv("GEE_FUSION_PROJECT", raising=False)
     monkeypatch.setenv("GEE_FUSION_NOTEBOOK_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline (headless)
 
 
 def _read(name: str) -> Any:
@@ -116,3 +116,44 @@ def test_notebook_01_composites_explorer_runs_and_its_map_renders_in_chromium(
     assert leaflet_grey.mean() < 0.2, f"{leaflet_grey.mean():.0%} of the map is blank or grey: no data tiles"
     assert pixels.reshape(-1, 3).std(axis=0).mean() > 10, "the map is one flat colour"
     assert len(np.unique(pixels.reshape(-1, 3) // 8, axis=0)) > 50, "too few colours for imagery"
+
+
+@pytest.mark.slow
+def test_notebook_02_exports_the_city_and_reads_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gee_fusion.local.world.config import DEFAULT_WORLD as W
+
+    _kernel_env(monkeypatch)
+    source = "\n".join(
+        c.source for c in nbformat.read(NOTEBOOKS / "02_city_export.ipynb", as_version=4).cells
+    )
+    # the notebook's grid is the demo city's
+    assert f'CRS, ORIGIN = "{W.crs}", ({W.origin[0]}, {W.origin[1]})' in source
+    with running("02_city_export.ipynb", tmp_path) as nb:
+        text = _text(nb)
+    assert "COG and Zarr hold the same pixels: True" in text and "1 requests" in text
+    assert (tmp_path / "outputs/notebooks/export/fusion20_city.tif").is_file()
+    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
+    assert any("image/png" in out.get("data", {}) for out in outputs)
+
+
+@pytest.mark.slow
+def test_notebook_03_compares_rf_and_deep_from_the_main_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _kernel_env(monkeypatch)
+    monkeypatch.delenv("GEE_FUSION_DEMO_OUT", raising=False)
+    with running("03_rf_vs_deep.ipynb", tmp_path) as nb:
+        text = _text(nb)
+    assert "Best model on the held-out blocks" in text and "best:" in text
+    assert "Random-pixel CV accuracy" in text
+    images = [
+        out for cell in nb.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {})
+    ]
+    assert len(images) >= 3  # two confusion matrices and the CV figure
+    assert sorted(p.name for p in (tmp_path / "outputs/notebooks/rf_vs_deep/notebook_figures").iterdir()) == [
+        "confusion_0.png",
+        "confusion_1.png",
+        "confusion_2.png",
+    ]

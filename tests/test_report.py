@@ -52,6 +52,7 @@ def test_metrics_json_holds_every_model_from_its_matrix(tmp_path: Path) -> None:
     assert deep["kappa"] == pytest.approx(cohen_kappa_score(y, p))
     assert deep["f1_weighted"] == pytest.approx(f1_score(y, p, average="weighted"))
     assert deep["f1_macro"] == pytest.approx(f1_score(y, p, average="macro"))
+    assert ConfusionMatrix.from_dict(deep["matrix"]).total == len(y)
     assert set(deep["aggregated_6"]) == {"oa", "kappa", "f1_weighted", "f1_macro", "miou"}
     assert deep["aggregated_6"]["oa"] >= deep["oa"]  # merging classes only removes confusions
     assert data["best"]["name"] == "unet"

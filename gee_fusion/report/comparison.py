@@ -212,8 +212,8 @@ def check_comparable(runs: Sequence[ModelRun]) -> None:
 
 
 def model_metrics(run: ModelRun) -> dict[str, Any]:
-    """One model's metrics record (``metrics.json``): summary, per class, and the 6-class
-    aggregation of a 10-class matrix."""
+    """One model's metrics record (``metrics.json``): summary, per class, its confusion matrix
+    (``ConfusionMatrix.from_dict`` reads it back), and the 6-class aggregation of a 10-class matrix."""
     cm = run.matrix
     s = cm.summary()
     out: dict[str, Any] = {
@@ -230,6 +230,7 @@ def model_metrics(run: ModelRun) -> dict[str, Any]:
         "miou": s["miou"],
         "per_class": cm.per_class(),
         "notes": run.notes,
+        "matrix": cm.to_dict(),
     }
     if cm.codes is not None and list(cm.codes) == sorted(set(GROUPS_10.values())):
         coarse = cm.aggregate_codes(nested_groups(GROUPS_10, GROUPS_6), NAMES_6).summary()
