@@ -90,3 +90,17 @@ def test_bad_visualisations_raise_earth_engines_errors_at_get_map_id(
         img.getMapId({"bands": ["a", "b", "c"], "palette": ["red", "blue"]})
     with pytest.raises(EngineError, match="Can't parse color 'notacolour'"):
         img.getMapId({"bands": ["a"], "palette": ["red", "notacolour"]})
+
+
+def test_min_above_max_inverts_the_ramp(local_engine: gee_fusion.Connection) -> None:
+    # Earth Engine accepts min > max (a common way to reverse a palette): the ramp runs backwards.
+    grid = {"dimensions": {"width": 4, "height": 1},
+            "affineTransform": {"scaleX": 1, "shearX": 0, "translateX": 0, "shearY": 0, "scaleY": -1,
+                                "translateY": 1},
+            "crsCode": "EPSG:32631"}  # fmt: skip
+    ramp = ee.Image.pixelCoordinates("EPSG:32631").select("x")  # 0.5, 1.5, 2.5, 3.5
+    up = ee.data.computePixels({"expression": ramp.visualize(min=0, max=4), "grid": grid})
+    down = ee.data.computePixels({"expression": ramp.visualize(min=4, max=0), "grid": grid})
+    x = np.array([0.5, 1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(up["vis-red"][0], np.round(x / 4 * 255))
+    np.testing.assert_array_equal(down["vis-red"][0], np.round((4 - x) / 4 * 255))
