@@ -7,10 +7,13 @@ from typing import Any
 import ee
 
 from gee_fusion.local.catalog import CATALOG, CollectionEntry
+from gee_fusion.local.values import FeatureCollection
 
 
 def _kind(asset_id: str) -> str:
     entry = CATALOG.entry(asset_id)
+    if isinstance(entry, FeatureCollection):
+        return "TABLE"
     return "IMAGE_COLLECTION" if isinstance(entry, CollectionEntry) else "IMAGE"
 
 

@@ -20,7 +20,7 @@ from gee_fusion import ids
 from gee_fusion.errors import UnknownAssetError
 from gee_fusion.local.image import Image
 from gee_fusion.local.sources import GeoTiffSource, ImageSource, NumpySource, ZarrSource
-from gee_fusion.local.values import Geometry, ImageCollection
+from gee_fusion.local.values import FeatureCollection, Geometry, ImageCollection
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class CollectionEntry:
     properties: Mapping[str, Any]
 
 
-Loader = Callable[[], CollectionEntry | ImageSource]
+Entry = CollectionEntry | ImageSource | FeatureCollection
+Loader = Callable[[], Entry]
 
 
 REAL_SAMPLE_IDS = frozenset(
@@ -45,7 +46,7 @@ class Catalog:
 
     def __init__(self) -> None:
         self._loaders: dict[str, Loader] = {}
-        self._built: dict[str, CollectionEntry | ImageSource] = {}
+        self._built: dict[str, Entry] = {}
         self._values: dict[str, ImageCollection] = {}
         self._lock = threading.Lock()
 
@@ -69,7 +70,7 @@ class Catalog:
         """Sorted IDs of every registered asset."""
         return sorted(self._loaders)
 
-    def entry(self, asset_id: str) -> CollectionEntry | ImageSource:
+    def entry(self, asset_id: str) -> Entry:
         """The built entry of an asset (built on first use); an error listing the IDs if absent."""
         with self._lock:
             hit = self._built.get(asset_id)
@@ -106,11 +107,23 @@ class Catalog:
             raise UnknownAssetError(
                 f"'{asset_id}' is an image, not an image collection: use ee.Image('{asset_id}')."
             )
+        if isinstance(entry, FeatureCollection):
+            raise UnknownAssetError(
+                f"'{asset_id}' is a table, not an image collection: use ee.FeatureCollection('{asset_id}')."
+            )
         images = tuple(_image_of(f"{asset_id}/{idx}", idx, src) for idx, src in entry.images)
         value = ImageCollection(images, dict(entry.properties), asset_id)
         with self._lock:
             self._values[asset_id] = value
         return value
+
+    def load_table(self, asset_id: str) -> FeatureCollection:
+        """The FeatureCollection value of a registered table."""
+        entry = self.entry(asset_id)
+        if not isinstance(entry, FeatureCollection):
+            call = "Image" if isinstance(entry, ImageSource) else "ImageCollection"
+            raise UnknownAssetError(f"'{asset_id}' is not a table: use ee.{call}('{asset_id}').")
+        return entry
 
     def load_image(self, asset_id: str) -> Image:
         """The Image value of a registered image, or of one image of a collection by its ID."""
@@ -118,9 +131,9 @@ class Catalog:
             entry = self.entry(asset_id)
             if isinstance(entry, ImageSource):
                 return _image_of(asset_id, asset_id.rsplit("/", 1)[-1], entry)
-            raise UnknownAssetError(
-                f"'{asset_id}' is an image collection: use ee.ImageCollection('{asset_id}')."
-            )
+            kind = "a table" if isinstance(entry, FeatureCollection) else "an image collection"
+            call = "FeatureCollection" if isinstance(entry, FeatureCollection) else "ImageCollection"
+            raise UnknownAssetError(f"'{asset_id}' is {kind}: use ee.{call}('{asset_id}').")
         parent, _, idx = asset_id.rpartition("/")
         if parent in self._loaders:
             entry = self.entry(parent)

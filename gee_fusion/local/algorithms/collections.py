@@ -40,6 +40,12 @@ def ic_load(id: str, version: int | None = None) -> ImageCollection:
     return CATALOG.load_collection(id)
 
 
+@algorithm("Collection.loadTable")
+def coll_load_table(tableId: str, geometryColumn: Any = None, version: Any = None) -> FeatureCollection:
+    """Load a table (a FeatureCollection asset) from the local catalog."""
+    return CATALOG.load_table(tableId)
+
+
 @algorithm("ImageCollection.fromImages")
 def ic_from_images(images: list[Any]) -> ImageCollection:
     """An image collection from a list of images."""

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
+from gee_fusion.errors import ConfigError
+
 PIXEL = 10.0
 """Native pixel size of the world lattice (metres)."""
 
@@ -22,6 +24,9 @@ class WorldConfig:
         lat: Latitude of the centre (degrees north).
         size_km: Side of the square world (km).
         crs: Projected CRS of the native grid (UTM).
+        changes: How many land-cover changes are planted between 2019 and 2024 (0: a static
+            world); see :mod:`gee_fusion.local.world.changes`.
+        change_scale: Scale of the planted changes' sizes (1: construction sites of 70-200 m).
     """
 
     seed: int = 42
@@ -29,6 +34,15 @@ class WorldConfig:
     lat: float = 49.44
     size_km: float = 12.0
     crs: str = "EPSG:32631"
+    changes: int = 40
+    change_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.changes < 0 or not 0.1 <= self.change_scale <= 5.0:
+            raise ConfigError(
+                f"WorldConfig: changes must be >= 0 and change_scale within 0.1..5, got {self.changes} "
+                f"and {self.change_scale}."
+            )
 
     @functools.cached_property
     def origin(self) -> tuple[float, float]:

@@ -1,5 +1,7 @@
-"""Static products of the demo world: the land-cover truth (``local/demo/LABELS``) and an
-ESA WorldCover-like map (``ESA/WorldCover/v200``) derived from it with realistic errors."""
+"""Land-cover products of the demo world: the land-cover truth (``local/demo/LABELS`` at its date,
+``local/demo/LABELS_MONTHLY`` month by month, both with the planted changes of their date), an
+ESA WorldCover-like map (``ESA/WorldCover/v200``, 2021) derived from it with realistic errors,
+and the truth of the planted changes (``local/demo/CHANGES``)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from affine import Affine
 from gee_fusion.classes import GROUPS_6, GROUPS_10, regroup
 from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import ImageSource, WindowT
-from gee_fusion.local.world import blocks, noise
+from gee_fusion.local.world import blocks, changes, noise
 from gee_fusion.local.world.config import WorldConfig
+from gee_fusion.local.world.landcover import LandCover
 
 WORLDCOVER = {
     1: 50,
@@ -33,27 +36,40 @@ WORLDCOVER = {
 COARSE = 3
 """WorldCover boundaries follow a 30 m lattice (3 x 3 world pixels)."""
 
+LABELS_MILLIS = 1609459200000
+"""``local/demo/LABELS`` is the land cover of 2021-01-01."""
+WORLDCOVER_MILLIS = 1625097600000
+"""The WorldCover map shows the land cover of 2021-07-01 (mid-year of its 2021 epoch)."""
+
+
+def landcover_at(cfg: WorldConfig, col0: int, row0: int, width: int, height: int, millis: float) -> LandCover:
+    """Land cover of a window at a date (the planted changes of that date applied)."""
+    lc = blocks.landcover_window(cfg, col0, row0, width, height)
+    return changes.apply_changes(cfg, lc, col0, row0, millis)[0]
+
 
 class LabelsSource(ImageSource):
-    """``label`` (MultiSenGE 1-14), ``label10`` and ``label6`` (the groupings), uint8."""
+    """``label`` (MultiSenGE 1-14), ``label10`` and ``label6`` (the groupings), uint8, as the land
+    was at ``millis`` (default: 2021-01-01)."""
 
-    def __init__(self, cfg: WorldConfig) -> None:
+    def __init__(self, cfg: WorldConfig, millis: int = LABELS_MILLIS) -> None:
         dtypes = {b: np.dtype(np.uint8) for b in ("label", "label10", "label6")}
         super().__init__(
             cfg.crs,
             Affine(*cfg.transform()),
             cfg.shape(),
             dtypes,
-            {"system:time_start": 1609459200000, "classes": "MultiSenGE 1-14"},
+            {"system:time_start": millis, "classes": "MultiSenGE 1-14"},
         )
         self.cfg = cfg
+        self.millis = millis
 
     def footprint(self) -> list[list[float]]:
         return self.cfg.footprint
 
     def read(self, band: str, window: WindowT) -> Pixels:
         col, row, w, h = window
-        label = blocks.landcover_window(self.cfg, col, row, w, h).label
+        label = landcover_at(self.cfg, col, row, w, h, self.millis).label
         if band == "label10":
             label = regroup(label, GROUPS_10)
         elif band == "label6":
@@ -67,7 +83,7 @@ def worldcover(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) 
     k = COARSE
     c0, r0 = (col0 // k) * k, (row0 // k) * k
     c1, r1 = -(-(col0 + width) // k) * k, -(-(row0 + height) // k) * k
-    lc = blocks.landcover_window(cfg, c0, r0, c1 - c0, r1 - r0)
+    lc = landcover_at(cfg, c0, r0, c1 - c0, r1 - r0, WORLDCOVER_MILLIS)
     table = np.zeros(256, dtype=np.uint8)
     for code, wc in WORLDCOVER.items():
         table[code] = wc

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+from datetime import UTC, date, datetime
 
 import numpy as np
+import shapely
 
 from gee_fusion import ids
 from gee_fusion.local.catalog import CATALOG, Catalog, CollectionEntry, Loader
-from gee_fusion.local.world import relief, schedule, sentinel1, sentinel2
+from gee_fusion.local.values import Feature, FeatureCollection, Geometry
+from gee_fusion.local.world import changes, relief, schedule, sentinel1, sentinel2
 from gee_fusion.local.world.config import DEFAULT_WORLD, WorldConfig
 from gee_fusion.local.world.products import LabelsSource, WorldCoverSource
 
@@ -20,6 +23,8 @@ WORLD_IDS = (
     ids.S1_GRD_FLOAT,
     ids.WORLDCOVER,
     ids.DEMO_LABELS,
+    ids.DEMO_LABELS_MONTHLY,
+    ids.DEMO_CHANGES,
     ids.DEMO_S2_TRUTH,
     ids.SRTM,
 )
@@ -60,6 +65,25 @@ def _s1_entry(cfg: WorldConfig, *, linear: bool) -> CollectionEntry:
     return CollectionEntry(tuple(images), {"demo_world_seed": cfg.seed})
 
 
+def _monthly_labels_entry(cfg: WorldConfig) -> CollectionEntry:
+    images = []
+    year, month = changes.FIRST_YEAR, 1
+    end = schedule.ARCHIVE_END
+    while date(year, month, 1) <= end:
+        millis = int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
+        images.append((f"{year}_{month:02d}", LabelsSource(cfg, millis)))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return CollectionEntry(tuple(images), {"demo_world_seed": cfg.seed})
+
+
+def _changes_table(cfg: WorldConfig) -> FeatureCollection:
+    features = []
+    for (x0, y0, x1, y1), row in changes.truth_rows(cfg):
+        geometry = Geometry(shapely.box(x0, y0, x1, y1), crs=cfg.crs)
+        features.append(Feature(geometry, row, str(row["change_id"])))
+    return FeatureCollection(tuple(features), {"demo_world_seed": cfg.seed}, ids.DEMO_CHANGES)
+
+
 def register_world(
     cfg: WorldConfig = DEFAULT_WORLD, *, catalog: Catalog = CATALOG, replace: bool = False
 ) -> None:
@@ -79,6 +103,8 @@ def register_world(
         ids.S1_GRD_FLOAT: functools.partial(_s1_entry, cfg, linear=True),
         ids.WORLDCOVER: lambda: CollectionEntry((("2021", WorldCoverSource(cfg)),), {}),
         ids.DEMO_LABELS: lambda: LabelsSource(cfg),
+        ids.DEMO_LABELS_MONTHLY: functools.partial(_monthly_labels_entry, cfg),
+        ids.DEMO_CHANGES: functools.partial(_changes_table, cfg),
         ids.SRTM: lambda: relief.DemSource(cfg),
     }
     for asset_id, loader in loaders.items():

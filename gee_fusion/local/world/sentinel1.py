@@ -21,7 +21,7 @@ from affine import Affine
 
 from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import ImageSource, WindowT
-from gee_fusion.local.world import blocks, noise, phenology, relief, schedule
+from gee_fusion.local.world import blocks, changes, noise, phenology, relief, schedule
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import WorldConfig
 from gee_fusion.local.world.landcover import (
@@ -70,6 +70,11 @@ BACKSCATTER: dict[int, tuple[float, float, float]] = {
     WETLAND: (-13.5, -20.0, 0.5),
     WATER: (-22.0, -28.0, 0.2),
 }
+SITE_BOOST_DB = (3.0, 2.0)
+"""Construction sites are brighter than bare open land (VV, VH dB)."""
+SITE_TEXTURE = 2.0
+"""Static texture (dB) of construction sites."""
+
 VEGETATED = (ARABLE, GRASS, ORCHARD, VINEYARD, URBAN_GREEN, WETLAND)
 
 
@@ -144,7 +149,7 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     acq = _acq(i)
     millis = float(acq.millis)
     c0, r0 = bx * BLOCK, by * BLOCK
-    lc = blocks.landcover_block_halo(cfg, bx, by)
+    lc, site = changes.apply_changes(cfg, blocks.landcover_block_halo(cfg, bx, by), c0 - 1, r0 - 1, millis)
     fv = phenology.green_cover(cfg, lc, millis)
     wet = phenology.wetness(cfg, millis)
     ix, iy = blocks.halo_indices(bx, by)
@@ -158,6 +163,10 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     for code, (b_vv, b_vh, t) in BACKSCATTER.items():
         sel = lc.label == code
         vv[sel], vh[sel], tex[sel] = b_vv, b_vh, t
+    if site.any():  # construction sites: machinery, spoil heaps, formwork: bright, rough targets
+        vv[site] += SITE_BOOST_DB[0]
+        vh[site] += SITE_BOOST_DB[1]
+        tex[site] = SITE_TEXTURE
     geo = terrain_geometry(acq.passing, theta, *relief.gradient_block(cfg, bx, by))
     local = geo.local_incidence
     veg = np.isin(lc.label, VEGETATED)

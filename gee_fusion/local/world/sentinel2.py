@@ -17,7 +17,7 @@ from affine import Affine
 
 from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import ImageSource, WindowT
-from gee_fusion.local.world import atmosphere, blocks, noise, phenology, schedule, surface
+from gee_fusion.local.world import atmosphere, blocks, changes, noise, phenology, schedule, surface
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import PIXEL, WorldConfig
 from gee_fusion.local.world.landcover import INDUSTRIAL, OPEN, WATER, WETLAND
@@ -48,10 +48,11 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     acq = _acq(i)
     millis = float(acq.millis)
     c0, r0 = bx * BLOCK, by * BLOCK
-    lc = blocks.landcover_block_halo(cfg, bx, by)
+    lc, site = changes.apply_changes(cfg, blocks.landcover_block_halo(cfg, bx, by), c0 - 1, r0 - 1, millis)
     ix, iy = blocks.halo_indices(bx, by)
     cover = phenology.green_cover(cfg, lc, millis)
-    refl = surface.mix_neighbours(surface.reflectance(cfg, lc, cover, phenology.wetness(cfg, millis), ix, iy))
+    wet = phenology.wetness(cfg, millis)
+    refl = surface.mix_neighbours(surface.reflectance(cfg, lc, cover, wet, ix, iy, site=site))
     label = lc.label[1:-1, 1:-1]
     sky = atmosphere.sky(cfg, millis)
     f = atmosphere.cloud_fields(cfg, sky, c0, r0, BLOCK, BLOCK)

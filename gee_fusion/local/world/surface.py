@@ -68,7 +68,14 @@ def _em(name: str) -> np.ndarray:
 
 
 def reflectance(
-    cfg: WorldConfig, lc: LandCover, cover: np.ndarray, wet: float, ix: np.ndarray, iy: np.ndarray
+    cfg: WorldConfig,
+    lc: LandCover,
+    cover: np.ndarray,
+    wet: float,
+    ix: np.ndarray,
+    iy: np.ndarray,
+    *,
+    site: np.ndarray | None = None,
 ) -> np.ndarray:
     """(13, h, w) float32 surface reflectance before neighbour mixing.
 
@@ -79,6 +86,7 @@ def reflectance(
         wet: Soil wetness 0..1 of the date.
         ix: Lattice column indices (row vector), for per-pixel variability.
         iy: Lattice row indices (column vector).
+        site: Construction sites (bare soil, rubble and concrete rather than a quarry's chalk).
     """
     label = lc.label
     fv = cover[None]
@@ -115,6 +123,9 @@ def reflectance(
         sel = label == code
         if sel.any():
             refl[:, sel] = _em(name)[:, 0, 0][:, None]
+    if site is not None and site.any():
+        rubble = 0.6 * soil + 0.2 * _em("dry") + 0.2 * _em("bright")
+        refl[:, site] = rubble[:, 0, 0][:, None]
     turbid = label == WATER
     if turbid.any():
         t = noise.fbm(ix * 10.0, iy * 10.0, 900.0, noise.salt_of(cfg.seed, "turbidity"), octaves=2)
