@@ -31,7 +31,7 @@ def constructions() -> list[PlantedChange]:
 
 def test_changes_are_deterministic_apart_and_of_every_kind() -> None:
     changes = planted_changes(W)
-    assert planted_changes(WorldConfig()) == changes and len(changes) == W.changes == 40
+    assert planted_changes(WorldConfig()) == changes and len(changes) == W.change_count == 40
     assert Counter(c.kind for c in changes) == {"construction": 16, "industrial": 6, "road": 6,
                                                  "demolition": 8, "flood": 4}  # fmt: skip
     for i, a in enumerate(changes):
@@ -50,6 +50,8 @@ def test_impossible_change_settings_are_refused() -> None:
         WorldConfig(change_scale=0.0)
     with pytest.raises(ConfigError, match="no room for 400 planted changes"):
         planted_changes(WorldConfig(size_km=3.0, changes=400))
+    small = planted_changes(WorldConfig(size_km=3.0))  # the default count: proportional to the area
+    assert WorldConfig(size_km=3.0).change_count == 2 and len(small) <= 2
 
 
 def test_the_truth_table_and_the_monthly_labels(local_engine: gee_fusion.Connection) -> None:

@@ -51,6 +51,8 @@ from gee_fusion.local.world.landcover import (
 )
 
 FIRST_YEAR, LAST_YEAR = 2019, 2024
+CITY_PX = 1200
+"""Changes are planted in the central 12 x 12 km (the city) of larger worlds."""
 """Changes start between January of the first and December of the last year."""
 
 VEGETATED = (ARABLE, GRASS, ORCHARD, VINEYARD, URBAN_GREEN)
@@ -162,22 +164,26 @@ def _fits(kind: ChangeKind, around: np.ndarray, margin: int) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def planted_changes(cfg: WorldConfig) -> tuple[PlantedChange, ...]:
-    """The world's planted changes (deterministic by seed; none when ``cfg.changes`` is 0).
+    """The world's planted changes (deterministic by seed; ``cfg.change_count`` of them).
 
     Raises:
-        ConfigError: When the world has no room for that many changes.
+        ConfigError: When the world has no room for the number of changes ``cfg.changes`` asks
+            for (with the default count, as many as fit are planted).
     """
-    if cfg.changes <= 0:
+    count = cfg.change_count
+    if count <= 0:
         return ()
     rng = np.random.default_rng(noise.salt_of(cfg.seed, "changes") % 2**63)
-    quota = [(kind, max(1, round(share * cfg.changes))) for kind, share in SHARES]
-    while sum(n for _, n in quota) > cfg.changes:  # rounding: trim the largest kinds first
-        k = max(range(len(quota)), key=lambda i: quota[i][1])
-        quota[k] = (quota[k][0], quota[k][1] - 1)
-    order = [kind for kind, n in quota for _ in range(n)]
-    n_px = cfg.size_px
-    # the whole world's labels, through the block cache (the products read the same blocks)
-    world = blocks.landcover_window(cfg, 0, 0, n_px, n_px).label
+    shares = np.array([share for _, share in SHARES]) * count
+    quota = np.floor(shares).astype(int)
+    for k in np.argsort(-(shares - quota), kind="stable")[: count - int(quota.sum())]:
+        quota[k] += 1  # largest remainders
+    order = [kind for (kind, _), n in zip(SHARES, quota, strict=True) for _ in range(int(n))]
+    # the central city (12 km at most): the whole area's labels, through the block cache (the
+    # products read the same blocks)
+    n_px = min(cfg.size_px, CITY_PX)
+    off = (cfg.size_px - n_px) // 2
+    world = blocks.landcover_window(cfg, off, off, n_px, n_px).label
     taken: list[tuple[int, int, int, int]] = []
     out: list[PlantedChange] = []
     gap = 5  # pixels kept free between two changes
@@ -212,10 +218,13 @@ def planted_changes(cfg: WorldConfig) -> tuple[PlantedChange, ...]:
                 ChangeKind.FLOOD: WATER,
             }[kind]
             level = float(rng.uniform(6.5, 8.5)) if kind == ChangeKind.FLOOD else 0.0
+            taken.append((c0, r0, c0 + w, r0 + h))  # in the central square's pixels
+            c0, r0 = c0 + off, r0 + off
             out.append(PlantedChange(len(out), kind, c0, r0, c0 + w, r0 + h, start, end, to_code, level))
-            taken.append((c0, r0, c0 + w, r0 + h))
             break
         else:
+            if cfg.changes is None:  # the default count: as many as fit
+                continue
             raise ConfigError(
                 f"The demo world has no room for {cfg.changes} planted changes (placed {len(out)}): "
                 "lower WorldConfig.changes or change_scale, or enlarge size_km."

@@ -24,8 +24,9 @@ class WorldConfig:
         lat: Latitude of the centre (degrees north).
         size_km: Side of the square world (km).
         crs: Projected CRS of the native grid (UTM).
-        changes: How many land-cover changes are planted between 2019 and 2024 (0: a static
-            world); see :mod:`gee_fusion.local.world.changes`.
+        changes: How many land-cover changes are planted between 2019 and 2024 in the central
+            12 x 12 km (0: a static world; None: 40 for a full 12 km city, proportionally fewer
+            for a smaller world, as many as fit); see :mod:`gee_fusion.local.world.changes`.
         change_scale: Scale of the planted changes' sizes (1: construction sites of 70-200 m).
     """
 
@@ -34,11 +35,11 @@ class WorldConfig:
     lat: float = 49.44
     size_km: float = 12.0
     crs: str = "EPSG:32631"
-    changes: int = 40
+    changes: int | None = None
     change_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.changes < 0 or not 0.1 <= self.change_scale <= 5.0:
+        if (self.changes is not None and self.changes < 0) or not 0.1 <= self.change_scale <= 5.0:
             raise ConfigError(
                 f"WorldConfig: changes must be >= 0 and change_scale within 0.1..5, got {self.changes} "
                 f"and {self.change_scale}."
@@ -58,6 +59,13 @@ class WorldConfig:
         """Side of the world in 10 m pixels (a multiple of 6, so 20 m and 60 m grids align)."""
         n = round(self.size_km * 1000.0 / PIXEL)
         return n - n % 6
+
+    @property
+    def change_count(self) -> int:
+        """How many changes are planted (``changes``, or 40 per 144 km2 of the central city)."""
+        if self.changes is not None:
+            return self.changes
+        return round(40 * (min(self.size_km, 12.0) / 12.0) ** 2)
 
     @property
     def centre(self) -> tuple[float, float]:
