@@ -37,8 +37,29 @@ def _first_non_zero(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(a != 0, a, b)
 
 
+def _gammainc(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Earth Engine's ``gammainc(x, a)``: the regularized lower incomplete gamma P(a, x)."""
+    from scipy import special
+
+    return np.asarray(special.gammainc(a, x))
+
+
+def _special(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A scipy.special function of one argument (``trigamma``: polygamma of order 1)."""
+
+    def fn(a: np.ndarray) -> np.ndarray:
+        from scipy import special
+
+        if name == "trigamma":
+            return np.asarray(special.polygamma(1, a))
+        return np.asarray(getattr(special, name)(a))
+
+    return fn
+
+
 # name -> (function, result-type rule)
 _BINARY: dict[str, tuple[BinFn, str]] = {
+    "gammainc": (_gammainc, "float"),
     "add": (np.add, "widen"),
     "subtract": (np.subtract, "widen"),
     "multiply": (np.multiply, "widen"),
@@ -170,6 +191,8 @@ _UNARY: dict[str, tuple[UnFn, str]] = {
     "tan": (np.tan, "float"), "asin": (np.arcsin, "float"), "acos": (np.arccos, "float"),
     "atan": (np.arctan, "float"), "sinh": (np.sinh, "float"), "cosh": (np.cosh, "float"),
     "tanh": (np.tanh, "float"), "cbrt": (np.cbrt, "float"),
+    "gamma": (_special("gamma"), "float"), "digamma": (_special("digamma"), "float"),
+    "trigamma": (_special("trigamma"), "float"),
     "not": (lambda a: a == 0, "bool"), "bitwiseNot": (np.invert, "same"),
 }  # fmt: skip
 
