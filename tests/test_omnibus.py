@@ -145,3 +145,31 @@ def test_bad_series_are_refused(series: tuple) -> None:
         omnibus.change_maps(images[:2])
     with pytest.raises(DataError, match="alpha"):
         omnibus.change_maps(images, alpha=1.5)
+
+
+@pytest.mark.slow
+def test_a_planted_construction_site_is_seen_by_sentinel1_when_it_is_built(
+    local_engine: gee_fusion.Connection,
+) -> None:
+    from datetime import date
+
+    from gee_fusion.export.fetch import grid_aoi
+    from gee_fusion.grid import PixelGrid
+    from gee_fusion.local.world.changes import ChangeKind, planted_changes
+    from gee_fusion.local.world.config import DEFAULT_WORLD as W
+    from gee_fusion.monitoring.sar import sar_changes
+
+    site = next(c for c in planted_changes(W) if c.kind == ChangeKind.CONSTRUCTION and c.end.year == 2023)
+    x0, y1 = W.origin
+    pad = 16
+    g = PixelGrid(W.crs, (10.0, 0.0, x0 + (site.col0 - pad) * 10, 0.0, -10.0, y1 - (site.row0 - pad) * 10),
+                  site.col1 - site.col0 + 2 * pad, site.row1 - site.row0 + 2 * pad)  # fmt: skip
+    months = [date(2021 + (6 + k) // 12, (6 + k) % 12 + 1, 1) for k in range(24)]  # 2021-07 .. 2023-06
+    out = ee.data.computePixels({"expression": sar_changes(grid_aoi(g), months).unmask(0), "grid": g.to_ee()})
+    inside = np.zeros(out.shape, bool)
+    inside[pad:-pad, pad:-pad] = True
+    built = site.end.year * 12 + site.end.month - 1 - 1970 * 12
+    last, turn = out["last"][inside], out["last_direction"][inside]
+    assert (out["count"][inside] > 0).all()
+    # the buildings appear: the last change is a brightening within a month of the truth's end
+    assert ((np.abs(last.astype(int) - built) <= 1) & (turn == 1)).mean() > 0.8

@@ -78,33 +78,44 @@ def orbit_series(aoi: ee.Geometry, months: Sequence[date]) -> list[OrbitSeries]:
 
 
 def change_onset(series: OrbitSeries, *, alpha: float = 0.01) -> ee.Image:
-    """Band ``onset``: months since 1970-01 of the first change an orbit sees (masked: none),
-    and ``count`` / ``direction`` (of the first change: 1 brighter, 2 darker, 3 mixed)."""
+    """One orbit's change months (months since 1970-01): ``onset`` of the first change and
+    ``last`` change (masked: none), their directions ``direction`` / ``last_direction`` (1
+    brighter, 2 darker, 3 mixed) and the number of changes ``count``."""
     maps = omnibus.change_maps(series.images, alpha=alpha)
-    smap = maps.select("smap")
     month_index = [m.year * 12 + m.month - 1 - 1970 * 12 for m in series.months]
-    # interval t lies between images t and t + 1: the change shows in month t + 1
-    onset = ee.Image.constant(0).int32()
-    direction = ee.Image.constant(0).toUint8()
-    for t in range(1, len(series.months)):
-        at = smap.eq(t)
-        onset = onset.where(at, month_index[t])
-        direction = direction.where(at, maps.select(f"bmap_{t}"))
-    changed = smap.gt(0)
-    return ee.Image.cat([
-        onset.rename("onset").updateMask(changed), maps.select("fmap").rename("count"),
-        direction.rename("direction").updateMask(changed),
-    ])  # fmt: skip
+    bands = []
+    for name, which in (("onset", "smap"), ("last", "cmap")):
+        interval = maps.select(which)
+        when = ee.Image.constant(0).int32()
+        turn = ee.Image.constant(0).toUint8()
+        # interval t lies between images t and t + 1: the change shows in month t + 1
+        for t in range(1, len(series.months)):
+            at = interval.eq(t)
+            when = when.where(at, month_index[t])
+            turn = turn.where(at, maps.select(f"bmap_{t}"))
+        changed = interval.gt(0)
+        direction = "direction" if name == "onset" else "last_direction"
+        bands += [when.rename(name).updateMask(changed), turn.rename(direction).updateMask(changed)]
+    return ee.Image.cat([*bands, maps.select("fmap").rename("count")])
 
 
 def sar_changes(aoi: ee.Geometry, months: Sequence[date], *, alpha: float = 0.01) -> ee.Image:
-    """The first change month (``onset``, months since 1970-01), the number of changes
-    (``count``, the most any orbit saw) and the first change's ``direction`` over ``aoi``,
-    combined over relative orbits (the earliest onset wins)."""
+    """SAR changes over ``aoi`` combined over relative orbits: ``onset`` (the earliest first
+    change), ``last`` (the latest last change), their directions, and ``count`` (the most changes
+    any orbit saw). Months are counted since 1970-01 (``year * 12 + month - 1 - 23640``)."""
     per_orbit = [change_onset(s, alpha=alpha) for s in orbit_series(aoi, months)]
-    onset = ee.ImageCollection.fromImages([p.select("onset") for p in per_orbit]).min()
-    count = ee.ImageCollection.fromImages([p.select("count") for p in per_orbit]).max()
-    first = ee.ImageCollection.fromImages(
+
+    def combine(band: str, reducer: str) -> ee.Image:
+        return getattr(ee.ImageCollection.fromImages([p.select(band) for p in per_orbit]), reducer)()
+
+    onset, last = combine("onset", "min"), combine("last", "max")
+    first_turn = ee.ImageCollection.fromImages(
         [p.select("direction").updateMask(p.select("onset").eq(onset)) for p in per_orbit]
     ).mosaic()
-    return ee.Image.cat([onset.rename("onset"), count.rename("count"), first.rename("direction")])
+    last_turn = ee.ImageCollection.fromImages(
+        [p.select("last_direction").updateMask(p.select("last").eq(last)) for p in per_orbit]
+    ).mosaic()
+    return ee.Image.cat([
+        onset.rename("onset"), first_turn.rename("direction"), last.rename("last"),
+        last_turn.rename("last_direction"), combine("count", "max").rename("count"),
+    ])  # fmt: skip

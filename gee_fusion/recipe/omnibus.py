@@ -97,6 +97,11 @@ def _direction(before_mean: ee.Image, after: ee.Image) -> ee.Image:
     return ee.Image.constant(3).where(both_up, 1).where(both_down, 2)
 
 
+def _pick(rows: Sequence[ee.Image], active: Sequence[ee.Image]) -> ee.Image:
+    """Per pixel, the value of the one active row (rows are 0 where inactive)."""
+    return ee.ImageCollection.fromImages([r.multiply(a) for r, a in zip(rows, active, strict=True)]).sum()
+
+
 def change_maps(series: Sequence[ee.Image], *, alpha: float = 0.01, enl: float = ENL) -> ee.Image:
     """The sequential omnibus change maps of a VV/VH series of ONE relative orbit.
 
@@ -122,22 +127,45 @@ def change_maps(series: Sequence[ee.Image], *, alpha: float = 0.01, enl: float =
     if not 0.0 < alpha < 1.0:
         raise DataError(f"alpha must lie in (0, 1), got {alpha}.")
     series = [ee.Image(s).select([0, 1]) for s in series]
-    zero = ee.Image.constant(0).toUint8()
-    cmap, smap, fmap = zero, zero, zero
-    bmap = [zero for _ in range(k - 1)]
+    # Row i (1-based) tests the series from image i on. Its first significant interval, and the
+    # direction there, are computed for every row at once (flat graphs), then chained: the active
+    # row is the one just after the last change found. The graph depth grows with k, not k^2,
+    # which keeps it serialisable for long series.
+    never = ee.Image.constant(k).toUint8()
+    firsts, directions = [], []
     for i in range(1, k):
         tests = row_tests(series, i, enl=enl)
+        candidates, turns = [], []
         for jj, p_r in enumerate(tests.p_r):
-            j = jj + 2  # R_j of the row: between row images j-1 and j
-            interval = i + j - 2  # 1-based interval of the whole series
-            hit = p_r.lt(alpha).And(tests.p_q.lt(alpha)).And(cmap.eq(i - 1))
+            interval = i + jj  # R_j (j = jj + 2) compares row images j-1 and j: series interval i+j-2
+            hit = p_r.lt(alpha).And(tests.p_q.lt(alpha))
+            candidates.append(never.where(hit, interval))
             before_mean = ee.ImageCollection.fromImages(series[i - 1 : interval]).mean()
-            direction = _direction(before_mean, series[interval]).toUint8()
-            cmap = cmap.where(hit, interval)
-            fmap = fmap.where(hit, fmap.add(1))
-            if i == 1:
-                smap = smap.where(hit, interval)
-            bmap[interval - 1] = bmap[interval - 1].where(hit, direction)
+            turns.append(_direction(before_mean, series[interval]).toUint8())
+        first = ee.ImageCollection.fromImages(candidates).min()
+        first = first.where(first.eq(k), 0)
+        direction = ee.Image.constant(0).toUint8()
+        for jj, turn in enumerate(turns):
+            direction = direction.where(first.eq(i + jj), turn)
+        firsts.append(first.toUint8())
+        directions.append(direction)
+    zero = ee.Image.constant(0).toUint8()
+    last, fmap = zero, zero
+    bmap = [zero for _ in range(k - 1)]
+    for _ in range(k - 1):  # at most k - 1 changes
+        active = [last.eq(i - 1) for i in range(1, k)]
+        nxt = ee.ImageCollection.fromImages(
+            [f.multiply(a) for f, a in zip(firsts, active, strict=True)]
+        ).sum()
+        turn = ee.ImageCollection.fromImages(
+            [d.multiply(a) for d, a in zip(directions, active, strict=True)]
+        ).sum()
+        found = nxt.gt(0)
+        for t in range(1, k):
+            bmap[t - 1] = bmap[t - 1].where(nxt.eq(t), turn)
+        fmap = fmap.add(found)
+        last = last.where(found, nxt).toUint8()
+    cmap, smap = last, firsts[0]
     names = ["cmap", "smap", "fmap", *[f"bmap_{t}" for t in range(1, k)]]
     valid = ee.ImageCollection.fromImages([s.mask().reduce(ee.Reducer.min()) for s in series]).min()
     return ee.Image.cat([cmap, smap, fmap, *bmap]).toUint8().rename(names).updateMask(valid)
