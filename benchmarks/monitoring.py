@@ -1,0 +1,142 @@
+"""Change detection against the demo world's planted-change truth (``local/demo/CHANGES``).
+
+The SAR detector (``gee_fusion.monitoring.sar``: the sequential omnibus test per relative orbit,
+one Sentinel-1 image a month) runs over a square of the demo city for ``--months`` months. Two
+rules are scored: ``sar_any`` (every pixel the test flags) and ``sar`` (the monitoring rule: the
+last change has held for ``--persist`` months). Detections are objects: 8-connected components
+of at least 0.5 ha. A truth change (>= 0.5 ha, starting or ending in the period) is found when
+30 % of its rectangle is covered by detected objects; a detected object is true when it touches
+such a change. Prints one JSON line: ``<rule>_precision``, ``<rule>_recall``,
+``<rule>_onset_delay_months`` (median over found changes of the object's median last-change month
+minus the nearest truth month, start or end) and ``<rule>_false_alarms_per_km2_month``. The
+optical and fused detectors are not built yet: their figures are null.
+
+Usage: python benchmarks/monitoring.py [--size-km 4] [--start 2021-01] [--months 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import date
+from typing import Any
+
+import ee
+import numpy as np
+from rasterio.features import rasterize
+from scipy import ndimage
+from shapely.geometry import shape
+
+import gee_fusion
+from gee_fusion.export.fetch import grid_aoi
+from gee_fusion.grid import PixelGrid
+from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.monitoring.sar import sar_changes
+
+MIN_PX = 50  # 0.5 ha of 10 m pixels
+TILE = 256
+
+
+def month_number(d: date) -> int:
+    """Months since 1970-01 (the monitoring rasters' unit)."""
+    return d.year * 12 + d.month - 1 - 1970 * 12
+
+
+def fetch(image: ee.Image, grid: PixelGrid) -> dict[str, np.ndarray]:
+    """Every band of ``image`` on ``grid``, tile by tile."""
+    out: dict[str, np.ndarray] = {}
+    for r in range(0, grid.height, TILE):
+        for c in range(0, grid.width, TILE):
+            win = grid.window(c, r, min(TILE, grid.width - c), min(TILE, grid.height - r))
+            part = ee.data.computePixels({"expression": image, "grid": win.to_ee()})
+            for name in part.dtype.names:
+                out.setdefault(name, np.zeros(grid.shape, part[name].dtype))[
+                    r : r + win.height, c : c + win.width
+                ] = part[name]
+    return out
+
+
+def truth(grid: PixelGrid, first: int, last: int) -> list[dict[str, Any]]:
+    """Truth changes over the grid active in [first, last] (months since 1970), rasterised."""
+    table = ee.FeatureCollection("local/demo/CHANGES").getInfo()["features"]
+    out = []
+    for feature in table:
+        p = feature["properties"]
+        start = month_number(date.fromisoformat(p["start"] + "-01"))
+        end = month_number(date.fromisoformat(p["end"] + "-01"))
+        if p["changed_area_m2"] < MIN_PX * 100 or not (first < start <= last or first < end <= last):
+            continue
+        geometry = [(shape(feature["geometry"]), 1)]
+        mask = rasterize(geometry, out_shape=grid.shape, transform=grid.affine, dtype="uint8").astype(bool)
+        if mask.sum() >= MIN_PX:
+            out.append({"mask": mask, "months": (start, end), "type": p["type"]})
+    return out
+
+
+def score(
+    detected: np.ndarray, when: np.ndarray, changes: list[dict[str, Any]], km2: float, months: int
+) -> dict:
+    """Object precision, recall, onset delay and false alarms of a detection mask."""
+    labels, _ = ndimage.label(detected, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())
+    keep = np.flatnonzero(sizes >= MIN_PX)
+    keep = keep[keep > 0]
+    kept = np.isin(labels, keep)
+    truth_any = np.zeros(detected.shape, bool)
+    found, delays = 0, []
+    for ch in changes:
+        truth_any |= ch["mask"]
+        if (kept & ch["mask"]).sum() >= 0.3 * ch["mask"].sum():
+            found += 1
+            seen = float(np.median(when[kept & ch["mask"]]))
+            delays.append(min((seen - m for m in ch["months"]), key=abs))
+    true_objects = sum(bool((labels == k)[truth_any].any()) for k in keep)
+    false_objects = len(keep) - true_objects
+    return {
+        "precision": round(true_objects / len(keep), 3) if len(keep) else None,
+        "recall": round(found / len(changes), 3) if changes else None,
+        "onset_delay_months": float(np.median(delays)) if delays else None,
+        "false_alarms_per_km2_month": round(false_objects / km2 / months, 4),
+    }
+
+
+def main() -> None:
+    """Run the benchmark and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-km", type=float, default=4.0, help="side of the square scored")
+    parser.add_argument("--start", default="2021-01", help="first month (YYYY-MM)")
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--persist", type=int, default=3, help="months a last change must hold (rule sar)")
+    args = parser.parse_args()
+    gee_fusion.connect("local")
+    first = date.fromisoformat(args.start + "-01")
+    months = [date(first.year + (first.month - 1 + k) // 12, (first.month - 1 + k) % 12 + 1, 1)
+              for k in range(args.months)]  # fmt: skip
+    side = round(args.size_km * 100)
+    cx, cy = W.centre
+    grid = PixelGrid(W.crs, (10.0, 0.0, cx - side * 5.0, 0.0, -10.0, cy + side * 5.0), side, side)
+    t0 = time.perf_counter()
+    maps = fetch(sar_changes(grid_aoi(grid), months, alpha=args.alpha).unmask(0), grid)
+    seconds = time.perf_counter() - t0
+    lo, hi = month_number(months[0]), month_number(months[-1])
+    changes = truth(grid, lo, hi)
+    km2 = side * side / 1e4
+    figures: dict[str, Any] = {"benchmark": "monitoring", "area_km2": km2, "months": args.months,
+                               "truth_changes": len(changes), "sar_seconds": round(seconds, 1)}  # fmt: skip
+    rules = {
+        "sar_any": (maps["count"] > 0, maps["last"]),
+        "sar": ((maps["count"] > 0) & (maps["last"] <= hi - args.persist), maps["last"]),
+    }
+    for rule, (mask, when) in rules.items():
+        for key, value in score(mask, when, changes, km2, args.months).items():
+            figures[f"{rule}_{key}"] = value
+    for source in ("optical", "fused"):
+        for key in ("precision", "recall", "onset_delay_months", "false_alarms_per_km2_month"):
+            figures[f"{source}_{key}"] = None
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
