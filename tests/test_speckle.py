@@ -273,3 +273,26 @@ def test_default_bands_are_the_polarisations_present(image: ee.Image, method: st
     assert not np.allclose(got["VV"], px(vv_only)["VV"])  # it was filtered
     with pytest.raises(ee.EEException, match="VH"):
         speckle.speckle_filter(vv_only, method=method, bands=("VV", "VH")).getInfo()  # type: ignore[arg-type]
+
+
+def test_lee_sigma_works_on_a_computed_image(image: ee.Image) -> None:
+    # the dB -> linear round trip drops the footprint property; lee_sigma's reduceRegion over
+    # image.geometry() needs the computed image's footprint (the asset's), not an unbounded one
+    db = ee.ImageCollection(ids.S1_GRD).filterDate("2021-07-01", "2021-07-10").first().select(["VV", "VH"])
+    linear = s1.to_linear(db)
+    foot = linear.geometry().getInfo()["coordinates"][0]
+    lons = [p[0] for p in foot]
+    assert max(lons) - min(lons) < 1.0  # bounded: the demo world's footprint
+    filtered = speckle.speckle_filter(linear, method="lee_sigma")
+    direct = speckle.speckle_filter(image.select(["VV", "VH"]), method="lee_sigma")
+    np.testing.assert_allclose(_vv(filtered), _vv(direct), rtol=2e-3)
+
+
+def test_computed_and_clipped_footprints_follow_earth_engine(image: ee.Image) -> None:
+    box = ee.Geometry.Rectangle([1.08, 49.42, 1.12, 49.46])
+    box_area = box.area(1).getInfo()
+    whole = image.geometry().area(1).getInfo()
+    assert image.multiply(2).geometry().area(1).getInfo() == pytest.approx(whole, rel=1e-6)
+    assert image.clip(box).geometry().area(1).getInfo() == pytest.approx(box_area, rel=1e-3)
+    assert image.multiply(2).clip(box).geometry().area(1).getInfo() == pytest.approx(box_area, rel=1e-3)
+    assert ee.Image.constant(1).geometry().area(1).getInfo() > 5e14  # unbounded, as in Earth Engine

@@ -87,6 +87,36 @@ def geom_multi(geometries: list[Geometry], crs: Any = None, geodesic: Any = None
     return Geometry(shapely.GeometryCollection([g.to_crs(target) for g in geometries]), target)
 
 
+def computed_footprint(image: Image) -> Geometry:
+    """The footprint of a computed image (its ``system:footprint`` property is gone): the union of
+    the footprints of the assets its bands read, cut by the geometries it was clipped to, in
+    EPSG:4326; unbounded when it reads no asset (constants, pixel coordinates), as in Earth Engine.
+    """
+    from gee_fusion.local.algorithms.image_mask import ClipNode
+    from gee_fusion.local.sources import LeafNode
+
+    sources: dict[int, Any] = {}
+    clips: list[Geometry] = []
+    seen: set[int] = set()
+    stack: list[Any] = [band.node for band in image.bands]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, LeafNode):
+            sources[id(node.source)] = node.source
+        elif isinstance(node, ClipNode):
+            clips.append(node.geometry)
+        stack.extend(node.children())
+    shape: shapely.Geometry = shapely.box(-180, -90, 180, 90)
+    if sources:
+        shape = shapely.union_all([shapely.Polygon(src.footprint()) for src in sources.values()])
+    for clip in clips:
+        shape = shapely.intersection(shape, clip.to_crs("EPSG:4326"))
+    return Geometry(shape)
+
+
 def geometry_of_any(value: Any) -> Geometry:
     """The geometry of a Geometry, Feature, Image (footprint) or collection."""
     if isinstance(value, Geometry):
@@ -102,7 +132,7 @@ def geometry_of_any(value: Any) -> Geometry:
             if isinstance(shape, shapely.LinearRing):
                 shape = shapely.Polygon(shape)
             return Geometry(shape, foot.crs)
-        return Geometry(shapely.box(-180, -90, 180, 90))
+        return computed_footprint(value)
     if isinstance(value, (FeatureCollection, ImageCollection)):
         shapes = [geometry_of_any(e).to_crs("EPSG:4326") for e in value.elements]
         return Geometry(shapely.union_all(shapes) if shapes else shapely.GeometryCollection())

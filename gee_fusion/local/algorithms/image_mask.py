@@ -186,17 +186,31 @@ def inside_mask(geom: Geometry, grid: PixelGrid) -> np.ndarray:
     return ~geometry_mask([shape], out_shape=grid.shape, transform=grid.affine)
 
 
+class ClipNode(GridFuncNode):
+    """The inside mask of a clip geometry (the geometry is kept: it bounds the image's footprint)."""
+
+    def __init__(self, geom: Geometry) -> None:
+        super().__init__(lambda ctx, grid: (np.zeros(grid.shape, np.uint8), inside_mask(geom, grid)))
+        self.geometry = geom
+
+
 @algorithm("Image.clip")
 def image_clip(input: Image, geometry: Any) -> Image:
     """Mask every pixel whose centre falls outside ``geometry``."""
     geom = geometry_of(geometry)
     image = as_image(input)
-    clip_node = GridFuncNode(lambda ctx, grid: (np.zeros(grid.shape, np.uint8), inside_mask(geom, grid)))
+    clip_node = ClipNode(geom)
 
     def fn(px: Pixels, cpx: Pixels) -> Pixels:
         return px[0], px[1] & cpx[1]
 
-    return image.with_bands([_with_node(b, FuncNode(fn, [b.node, clip_node])) for b in image.bands])
+    clipped = image.with_bands([_with_node(b, FuncNode(fn, [b.node, clip_node])) for b in image.bands])
+    if "system:footprint" in image.properties:  # the footprint shrinks to the clip (as in Earth Engine)
+        from gee_fusion.local.algorithms.geometry import geometry_of_any
+
+        inside = shapely.intersection(geometry_of_any(image).to_crs("EPSG:4326"), geom.to_crs("EPSG:4326"))
+        clipped = clipped.with_properties({**image.properties, "system:footprint": Geometry(inside)})
+    return clipped
 
 
 @algorithm("Image.clipToCollection")
