@@ -18,7 +18,7 @@ from rasterio.windows import Window
 from gee_fusion.ids import BERLIN_S2_L1C, BIGEARTHNET_S1, BIGEARTHNET_S2, SLOVENIA_LULC, SLOVENIA_NDVI
 from gee_fusion.local.catalog import Catalog
 from gee_fusion.local.samples import real_data_dir, register_real_samples
-from tests.conftest import pixels
+from tests.conftest import ee_grid, pixels
 
 pytestmark = pytest.mark.real_data
 
@@ -263,3 +263,23 @@ def test_register_all_present(s1_dir: Path, s2_dir: Path, berlin_dir: Path) -> N
     assert {BIGEARTHNET_S1, BIGEARTHNET_S2, BERLIN_S2_L1C} <= set(got)
     if (s1_dir.parents[1] / "eolearn_slovenia").is_dir():
         assert {SLOVENIA_NDVI, SLOVENIA_LULC} <= set(got)
+
+
+def test_refined_lee_leaves_no_unmasked_zero_on_real_scenes(s1_dir: Path) -> None:
+    from gee_fusion.recipe.sentinel1 import to_linear
+    from gee_fusion.recipe.speckle import speckle_filter
+
+    features = _features(BIGEARTHNET_S1)
+    for feat in features:
+        band = feat["bands"][0]
+        w, h = band["dimensions"]
+        grid = ee_grid(band["crs"], tuple(band["crs_transform"]), w, h)
+        asset = f"{BIGEARTHNET_S1}/{feat['properties']['system:index']}"
+        image = to_linear(ee.Image(asset).select(["VV", "VH"]))
+        filtered = speckle_filter(image, method="refined_lee")
+        values = ee.data.computePixels({"expression": filtered, "grid": grid})
+        masks = ee.data.computePixels({"expression": filtered.mask(), "grid": grid})
+        for name in ("VV", "VH"):
+            valid = np.asarray(masks[name]) > 0
+            assert valid.all()  # the filter keeps the whole patch, borders included
+            assert (np.asarray(values[name])[valid] > 0).all(), (feat["properties"]["system:index"], name)

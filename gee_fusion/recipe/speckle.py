@@ -184,8 +184,14 @@ def _refined_lee(band: ee.Image, enl: float) -> ee.Image:
         m[(2, 2)].subtract(m[(0, 0)]).abs().lt(m[(-2, -2)].subtract(m[(0, 0)]).abs()),
         m[(2, -2)].subtract(m[(0, 0)]).abs().lt(m[(-2, 2)].subtract(m[(0, 0)]).abs()),
     ]
-    mean = ee.Image(0)
-    var = ee.Image(0)
+    # start from the whole 7 x 7 window: where the edge direction is unknown (within 3 px of the
+    # image border, where the shifted block means are masked) the filter is a plain Lee filter on
+    # the in-image neighbourhood, never an unmasked 0
+    whole = band.reduceNeighborhood(
+        ee.Reducer.mean().combine(ee.Reducer.variance(), None, True), ee.Kernel.square(3, "pixels")
+    )
+    mean = whole.select(0)
+    var = whole.select(1)
     for k, (pos_w, neg_w) in enumerate(_half_windows()):
         for side, weights in ((1, pos_w), (0, neg_w)):
             stats = band.reduceNeighborhood(
