@@ -10,6 +10,7 @@ import pytest
 import rasterio
 from affine import Affine
 
+import gee_fusion
 from gee_fusion.errors import UnknownAssetError
 from gee_fusion.local.catalog import (
     CATALOG,
@@ -17,7 +18,7 @@ from gee_fusion.local.catalog import (
     register_geotiff_image,
     register_zarr_collection,
 )
-from tests.conftest import pixels
+from tests.conftest import pixels, world_grid
 
 CRS = "EPSG:32631"
 TRANSFORM = Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 5500000.0)
@@ -104,3 +105,20 @@ def test_a_missing_real_sample_says_how_to_get_it() -> None:
 
     with pytest.raises(UnknownAssetError, match="GEE_FUSION_REAL_DATA"):
         Catalog().entry(SLOVENIA_NDVI)
+
+
+def test_the_deprecated_s2_sr_collection_carries_the_baseline_offset(
+    local_engine: gee_fusion.Connection,
+) -> None:
+    grid = world_grid(300, 300, 8, 8)
+
+    def pair(start: str, end: str) -> tuple[dict, dict]:
+        new, old = (ee.ImageCollection(i).filterDate(start, end).first().select(["B4", "SCL"])
+                    for i in ("COPERNICUS/S2_SR_HARMONIZED", "COPERNICUS/S2_SR"))  # fmt: skip
+        return pixels(new, grid), pixels(old, grid)
+
+    new, old = pair("2021-06-01", "2021-06-10")  # processing baseline 03.00: the same numbers
+    np.testing.assert_array_equal(new["B4"][0], old["B4"][0])
+    new, old = pair("2022-06-01", "2022-06-10")  # baseline 04.00: reflectance DN + 1000
+    np.testing.assert_array_equal(old["B4"][0].astype(int), new["B4"][0].astype(int) + 1000)
+    np.testing.assert_array_equal(old["SCL"][0], new["SCL"][0])

@@ -130,6 +130,7 @@ class WorldS2Source(ImageSource):
         bands: dict[str, tuple[str, int, str, np.dtype]],
         properties: dict[str, Any],
         valid: Callable[[str], bool] | None = None,
+        dn_offset: int = 0,
     ) -> None:
         super().__init__(
             cfg.crs,
@@ -140,6 +141,7 @@ class WorldS2Source(ImageSource):
         )
         self.cfg, self.i, self.bands = cfg, i, bands
         self.valid = valid or (lambda band: True)
+        self.dn_offset = dn_offset  # COPERNICUS/S2_SR from baseline 04.00: reflectance DN + 1000
 
     def band_grid(self, band: str) -> tuple[Affine, tuple[int, int]]:
         scale = self.bands[band][1]
@@ -154,6 +156,8 @@ class WorldS2Source(ImageSource):
         col, row, w, h = window
         arr = _window10(self.cfg, self.i, field, col * k, row * k, w * k, h * k)
         values = _reduce(arr, k, how).astype(dtype, copy=False)
+        if self.dn_offset and band in SR_BANDS:
+            values = np.minimum(values.astype(np.uint32) + self.dn_offset, 65535).astype(dtype)
         mask = np.full(values.shape, self.valid(band), dtype=bool)
         return values, mask
 
