@@ -423,3 +423,12 @@ def test_reduce_columns_weighted_and_sample_stats(syn: Synthetic, col: ee.ImageC
     assert got["stdDev"] == pytest.approx(np.std(syn.cloud, ddof=1))
     got = col.reduceColumns(ee.Reducer.countDistinct(), ["ORBIT"]).getInfo()
     assert got == {"count": 2}
+
+
+def test_the_first_of_an_empty_collection_fails_with_earth_engines_message() -> None:
+    empty = ee.ImageCollection("COPERNICUS/S2_SR_HARMONIZED").filterDate("2030-01-01", "2030-02-01")
+    assert empty.first().getInfo() is None
+    with pytest.raises(ee.EEException, match=r"^Image.bandNames: Parameter 'image' is required.$"):
+        ee.Image(empty.first()).bandNames().getInfo()
+    with pytest.raises(ee.EEException, match=r"^Image.multiply: Parameter 'image1' is required.$"):
+        ee.Image(empty.first()).multiply(2).getInfo()

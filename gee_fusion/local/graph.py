@@ -10,6 +10,7 @@ argument once, the others once per binding of their free arguments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -148,12 +149,18 @@ def _thunk(ev: Evaluator, node: dict[str, Any], env: Env) -> Callable[[], Any]:
     return lambda: ev.node(node, env)
 
 
+_MISSING = re.compile(r"missing \d+ required (?:positional|keyword-only)? ?arguments?: '(\w+)'")
+
+
 def _call(name: str, fn: Callable[..., Any], args: dict[str, Any]) -> Any:
     try:
         return fn(**args)
     except EngineError:
         raise
     except TypeError as exc:
+        missing = _MISSING.search(str(exc))
+        if missing:  # a null argument (e.g. the first() of an empty collection): Earth Engine's words
+            raise EngineError(f"{name}: Parameter '{missing.group(1)}' is required.") from exc
         if "argument" in str(exc) and fn.__name__ in str(exc):
             raise EngineError(f"{name}: {exc}") from exc
         raise EngineError(f"{name}: {type(exc).__name__}: {exc}") from exc
