@@ -46,6 +46,20 @@ def coll_load_table(tableId: str, geometryColumn: Any = None, version: Any = Non
     return CATALOG.load_table(tableId)
 
 
+@algorithm("Collection.flatten")
+def coll_flatten(collection: AnyCollection) -> FeatureCollection:
+    """A collection of collections as one collection of their elements (in order)."""
+    coll = _check(collection, "Collection.flatten")
+    out: list[Any] = []
+    for element in coll.elements:
+        if not isinstance(element, (FeatureCollection, ImageCollection)):
+            raise EngineError(
+                f"Collection.flatten: the elements must be collections, got {type(element).__name__}."
+            )
+        out.extend(element.elements)
+    return FeatureCollection(tuple(out))
+
+
 @algorithm("ImageCollection.fromImages")
 def ic_from_images(images: list[Any]) -> ImageCollection:
     """An image collection from a list of images."""
@@ -57,14 +71,18 @@ def ic_from_images(images: list[Any]) -> ImageCollection:
 
 @algorithm("FeatureCollection", "Collection")
 def fc_new(features: Any) -> FeatureCollection:
-    """A feature collection from a list of features or geometries (IDs "0", "1", ... if unset)."""
+    """A feature collection from a list of features or geometries (IDs "0", "1", ... if unset), or
+    of collections (to be flattened with ``Collection.flatten``)."""
     from gee_fusion.local.values import Geometry
 
     items = features if isinstance(features, list) else [features]
-    out = []
+    out: list[Any] = []
     for i, f in enumerate(items):
         if isinstance(f, Geometry):
             f = Feature(f)
+        if isinstance(f, (FeatureCollection, ImageCollection)):  # a collection of collections (flatten)
+            out.append(f)
+            continue
         if not isinstance(f, Feature):
             raise EngineError(f"FeatureCollection: expected features or geometries, got {type(f).__name__}.")
         out.append(f if f.id is not None else Feature(f.geometry, f.properties, str(i)))

@@ -128,11 +128,11 @@ def inside_native(proj: Projection, dims: tuple[int, int], grid: PixelGrid) -> n
     from rasterio.warp import transform as warp_points
 
     cc, rr = np.meshgrid(cols, rows)
-    xs, ys = g * (cc.ravel(), rr.ravel())
+    xs, ys = g @ (cc.ravel(), rr.ravel())
     if not same_crs(proj.crs, grid.crs):
         xs, ys = warp_points(crs_of(grid.crs), crs_of(proj.crs), xs, ys)
     inv = ~proj.affine
-    sc, sr = inv * (np.asarray(xs), np.asarray(ys))
+    sc, sr = inv @ (np.asarray(xs), np.asarray(ys))
     sc, sr = np.floor(sc), np.floor(sr)
     return ((sc >= 0) & (sc < w) & (sr >= 0) & (sr < h)).reshape(grid.shape)
 

@@ -1,0 +1,163 @@
+"""Classification-based change for monthly monitoring: an in-cloud Random Forest classifies every
+month, and land-cover transitions that persist are changes.
+
+Each month's features are the Cloud Score+ masked Sentinel-2 median (10 bands, reflectance) with
+NDVI and NDBI, and the Sentinel-1 monthly mean (VV, VH, VV/VH in dB). Clouds leave holes in the
+optical median (most months over Normandy), so two forests are trained on reference months:
+S1 + S2 where the month has a clear observation, S1 alone elsewhere; every pixel of every month
+gets a class and the source it came from. Classes are gee_fusion's 6-class grouping (urban
+fabric, specialized areas and networks, agriculture, grassland, woody, water/wetland/open).
+
+:func:`persistent_changes` turns the monthly class maps into changes (numpy, after fetching): a
+pixel changes at month t when its class is one class for ``persist`` months before t and another
+for ``persist`` months from t on. A single cloudy or speckled month cannot make (or break) a
+change, at the cost of confirming it ``persist - 1`` months late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import ee
+import numpy as np
+
+from gee_fusion import ids
+from gee_fusion.errors import DataError
+from gee_fusion.recipe.monthly_stacks import S1_BANDS, S2_DEFAULT_BANDS, StackRecipe, s1_monthly, s2_monthly
+
+S2_FEATURES = (*S2_DEFAULT_BANDS, "NDVI", "NDBI")
+S1_FEATURES = S1_BANDS
+CLASS_BAND = "label6"
+"""The reference band of ``local/demo/LABELS_MONTHLY`` (or a user's labels) the forests learn."""
+BUILT_6 = (1, 2)
+"""Built-up classes of the 6-class grouping: urban fabric; specialized areas and networks."""
+
+
+def month_features(aoi: ee.Geometry, month: date) -> tuple[ee.Image, ee.Image]:
+    """(S1 + S2 features, S1 features) of one month over ``aoi``; the S1 + S2 image is masked
+    where the month has no clear Sentinel-2 observation."""
+    recipe = StackRecipe(year=month.year, months=[month.month])
+    s2 = ee.Image(s2_monthly(recipe, aoi).first()).select(list(S2_DEFAULT_BANDS))
+    nir, red, swir = s2.select("B8"), s2.select("B4"), s2.select("B11")
+    ndvi = nir.subtract(red).divide(nir.add(red)).rename("NDVI")
+    ndbi = swir.subtract(nir).divide(swir.add(nir)).rename("NDBI")
+    s1 = ee.Image(s1_monthly(recipe, aoi).first()).select(list(S1_FEATURES))
+    return ee.Image.cat([s2, ndvi, ndbi, s1]), s1
+
+
+@dataclass(frozen=True)
+class MonthlyForests:
+    """The two forests trained on the reference months."""
+
+    fused: ee.Classifier
+    s1_only: ee.Classifier
+    months: tuple[date, ...]
+
+
+def train_forests(
+    aoi: ee.Geometry,
+    months: Sequence[date],
+    labels: Callable[[date], ee.Image],
+    *,
+    points_per_class: int = 200,
+    trees: int = 60,
+    seed: int = 0,
+) -> MonthlyForests:
+    """Train the S1 + S2 and the S1-only forests on samples of several reference months.
+
+    One month would teach the forests one season: arable land in October (bare, wet soil) looks
+    like nothing they saw in July, and every field would "change". Samples are drawn in each of
+    ``months`` (e.g. one per season) against that month's labels and pooled.
+
+    Args:
+        aoi: The area (samples are drawn inside it).
+        months: The reference months.
+        labels: The reference classes of a month (6-class codes in band ``label6``), e.g.
+            :func:`reference_labels` on the demo world.
+        points_per_class: Stratified samples per class and month.
+        trees: Trees per forest.
+        seed: Sampling and forest seed.
+
+    Raises:
+        DataError: With no reference month.
+    """
+    if not months:
+        raise DataError("Train the monthly forests on at least one reference month.")
+    s1_names = [f"{b}_s1" for b in S1_FEATURES]
+    parts = []
+    for k, month in enumerate(months):
+        fused, s1 = month_features(aoi, month)
+        sample = fused.addBands(s1.rename(s1_names)).addBands(labels(month).select(CLASS_BAND))
+        parts.append(
+            sample.stratifiedSample(
+                numPoints=points_per_class, classBand=CLASS_BAND, region=aoi, scale=10, seed=seed + k,
+                dropNulls=False,
+            )
+        )  # fmt: skip
+    points = ee.FeatureCollection(parts).flatten()
+    rf = ee.Classifier.smileRandomForest(numberOfTrees=trees, seed=seed)
+    optical_points = points.filter(ee.Filter.notNull(list(S2_FEATURES)))
+    return MonthlyForests(
+        fused=rf.train(optical_points, CLASS_BAND, list(S2_FEATURES) + list(S1_FEATURES)),
+        s1_only=rf.train(points, CLASS_BAND, s1_names),
+        months=tuple(months),
+    )
+
+
+def classify_month(forests: MonthlyForests, aoi: ee.Geometry, month: date) -> ee.Image:
+    """Bands ``class`` (6-class codes) and ``source`` (1: S1 + S2, 2: S1 only) of one month."""
+    fused, s1 = month_features(aoi, month)
+    optical = fused.classify(forests.fused)
+    radar = s1.rename([f"{b}_s1" for b in S1_FEATURES]).classify(forests.s1_only)
+    clear = optical.mask().reduce(ee.Reducer.min())
+    label = radar.where(clear, optical.unmask(0)).rename("class").toUint8()
+    source = ee.Image.constant(2).where(clear, 1).rename("source").toUint8()
+    return label.addBands(source)
+
+
+def reference_labels(month: date) -> ee.Image:
+    """The demo world's truth of a month (``local/demo/LABELS_MONTHLY``), for training there."""
+    start = ee.Date.fromYMD(month.year, month.month, 1)
+    return ee.Image(
+        ee.ImageCollection(ids.DEMO_LABELS_MONTHLY).filterDate(start, start.advance(1, "month")).first()
+    )
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """Persistent class transitions: per pixel, the month index of the first change (-1: none),
+    the class before and after it."""
+
+    onset: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+
+def persistent_changes(classes: Sequence[np.ndarray], *, persist: int = 2) -> Transitions:
+    """The first persistent class change of each pixel in a series of monthly class maps.
+
+    A change at month index t (1 <= t, t + persist <= len): months t - persist .. t - 1 share one
+    class, months t .. t + persist - 1 share another.
+
+    Raises:
+        DataError: When the series is shorter than ``2 * persist`` months or ``persist`` < 1.
+    """
+    if persist < 1 or len(classes) < 2 * persist:
+        raise DataError(
+            f"A persistent change needs persist >= 1 and at least {2 * persist} months, "
+            f"got persist={persist} and {len(classes)} months."
+        )
+    stack = np.stack([np.asarray(c) for c in classes])
+    t_count = stack.shape[0]
+    onset = np.full(stack.shape[1:], -1, dtype=np.int32)
+    before = np.zeros(stack.shape[1:], dtype=stack.dtype)
+    after = np.zeros(stack.shape[1:], dtype=stack.dtype)
+    for t in range(persist, t_count - persist + 1):
+        pre, post = stack[t - persist : t], stack[t : t + persist]
+        stable_pre = (pre == pre[0]).all(axis=0)
+        stable_post = (post == post[0]).all(axis=0)
+        hit = stable_pre & stable_post & (pre[0] != post[0]) & (onset < 0)
+        onset[hit], before[hit], after[hit] = t, pre[0][hit], post[0][hit]
+    return Transitions(onset, before, after)

@@ -1,0 +1,59 @@
+"""Classification-based change: persistent class transitions (numpy) and the monthly forests
+(S1 + S2 where the month is clear, S1 alone elsewhere) on the demo world."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ee
+import numpy as np
+import pytest
+
+import gee_fusion
+from gee_fusion.errors import DataError
+from gee_fusion.monitoring.optical import classify_month, persistent_changes, reference_labels, train_forests
+
+
+def test_a_change_must_persist_and_a_blip_is_ignored() -> None:
+    a = np.array([[3, 3, 3, 3]])
+    months = [a.copy() for _ in range(8)]
+    for t in range(4, 8):
+        months[t][0, 0] = 1  # pixel 0: 3 -> 1 from month 4 on
+    months[3][0, 1] = 6  # pixel 1: one cloudy month
+    for t in range(6, 8):
+        months[t][0, 2] = 2  # pixel 2: changes at month 6 and holds 2 months
+    months[7][0, 3] = 1  # pixel 3: changes in the last month: not yet confirmed
+    tr = persistent_changes(months, persist=2)
+    assert tr.onset.tolist() == [[4, -1, 6, -1]]
+    assert tr.before[0, 0] == 3 and tr.after[0, 0] == 1 and tr.after[0, 2] == 2
+    assert persistent_changes(months, persist=3).onset.tolist() == [[4, -1, -1, -1]]
+
+
+def test_too_short_a_series_is_refused() -> None:
+    with pytest.raises(DataError, match="at least 4 months"):
+        persistent_changes([np.zeros((2, 2))] * 3, persist=2)
+    with pytest.raises(DataError, match="persist >= 1"):
+        persistent_changes([np.zeros((2, 2))] * 3, persist=0)
+
+
+@pytest.mark.slow
+def test_the_monthly_forests_classify_every_pixel_of_every_month(local_engine: gee_fusion.Connection) -> None:
+    from gee_fusion.export.fetch import grid_aoi
+    from gee_fusion.grid import PixelGrid
+    from gee_fusion.local.world.config import DEFAULT_WORLD as W
+
+    x0, y1 = W.origin
+    grid = PixelGrid(W.crs, (10.0, 0.0, x0 + 5000.0, 0.0, -10.0, y1 - 5000.0), 48, 48)
+    aoi = grid_aoi(grid)
+    forests = train_forests(aoi, [date(2021, 4, 1), date(2021, 7, 1)], reference_labels,
+                            points_per_class=30, trees=10)  # fmt: skip
+    truth = ee.data.computePixels({"expression": reference_labels(date(2021, 7, 1)).select("label6"),
+                                   "grid": grid.to_ee()})["label6"]  # fmt: skip
+    sources = set()
+    for month in (date(2021, 7, 1), date(2021, 12, 1)):
+        out = ee.data.computePixels({"expression": classify_month(forests, aoi, month), "grid": grid.to_ee()})
+        assert set(np.unique(out["class"])) <= {1, 2, 3, 4, 5, 6}
+        sources |= set(np.unique(out["source"]).tolist())
+        if month.month == 7:
+            assert (out["class"] == truth).mean() > 0.7  # a clear training month
+    assert sources == {1, 2}  # the December month is cloudy: the S1 forest fills it
