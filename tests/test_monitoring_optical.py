@@ -57,3 +57,18 @@ def test_the_monthly_forests_classify_every_pixel_of_every_month(local_engine: g
         if month.month == 7:
             assert (out["class"] == truth).mean() > 0.7  # a clear training month
     assert sources == {1, 2}  # the December month is cloudy: the S1 forest fills it
+
+
+def test_urbanisation_is_confirmed_by_a_nearby_sar_brightening() -> None:
+    from gee_fusion.monitoring.fusion import confirmed, urbanisation
+    from gee_fusion.monitoring.optical import Transitions
+
+    tr = Transitions(onset=np.array([5, 5, 5, -1, 7]), before=np.array([3, 1, 3, 3, 6]),
+                     after=np.array([1, 3, 2, 3, 1]))  # fmt: skip
+    assert urbanisation(tr).tolist() == [True, False, True, False, True]
+    optical_month = np.where(urbanisation(tr), 600 + tr.onset, -1)
+    sar_month = np.array([606, 606, 604, 0, 609])
+    sar_dir = np.array([1, 1, 2, 0, 1])
+    # pixel 0: brighter a month later; pixel 2: darker (not new walls); pixel 4: two months off
+    assert confirmed(optical_month, sar_month, sar_dir).tolist() == [True, False, False, False, False]
+    assert confirmed(optical_month, sar_month, sar_dir, tolerance=2)[4]
