@@ -86,6 +86,28 @@ def demo(
 
 
 @app.command()
+def monitor(
+    config: Annotated[
+        Path, typer.Argument(help="Monitoring YAML (see ee_scripts/configs/demo_city_monitoring.yaml).")
+    ],
+    until: Annotated[str, typer.Option(help="Last month to process (YYYY-MM).")],
+    out: JobOut = None,
+) -> None:
+    """Monthly monitoring: class maps, urbanisation alerts (optical + SAR), urban area, report."""
+    from gee_fusion.io.atomic import output_folder
+    from gee_fusion.monitoring.job import load_monitor_config, run_monitor
+
+    with user_errors():
+        cfg = load_monitor_config(config)
+        if out is not None:
+            cfg = cfg.model_copy(update={"out": out})
+        output_folder(cfg.out)
+        _connect(cfg.engine, cfg.project)
+        result = run_monitor(cfg, until=until, progress=True)
+    typer.echo(result.summary())
+
+
+@app.command()
 def monthly(
     config: Annotated[
         Path, typer.Argument(help="Monthly-composite YAML (see ee_scripts/configs/*_monthly.yaml).")

@@ -1,0 +1,291 @@
+"""The monthly monitoring job (``gee-fusion monitor CONFIG --until YYYY-MM``).
+
+Every month from ``start`` to ``until`` not yet processed is classified by the in-cloud forests
+(:mod:`gee_fusion.monitoring.optical`) and written as ``months/YYYY-MM/class.tif`` (a COG with the
+class colour table and a ``source`` band: 1 S1 + S2, 2 S1 only); finished months are skipped on
+the next run, so the job is idempotent and resumable (a month is written to a temporary name and
+renamed). Then, over every month so far: persistent transitions, urbanisation, the Sentinel-1
+omnibus changes of the whole period and their fusion. For each month whose changes can be
+confirmed (``persist - 1`` later months exist) the job writes ``months/YYYY-MM/alerts.geojson``:
+one polygon per 8-connected urbanisation of at least ``min_area_m2`` whose pixels' median onset
+is that month,
+with its onset month, area, the classes before and after, and its confidence (the share of its
+pixels a Sentinel-1 brightening confirms; objects under ``min_confidence`` are dropped: a class
+change the radar did not see is a classification error more often than a building).
+``urban_area.csv`` holds the built-up area per month
+and ``monitoring.html`` the maps, the alerts and the curve.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import ee
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gee_fusion.classes import class_table
+from gee_fusion.config import load_yaml
+from gee_fusion.engine import EngineChoice, ensure_connected
+from gee_fusion.errors import ConfigError, DataError
+from gee_fusion.export.area import AreaConfig
+from gee_fusion.export.fetch import grid_aoi
+from gee_fusion.grid import PixelGrid
+from gee_fusion.io.atomic import atomic_path, output_folder
+from gee_fusion.io.cog import write_cog
+from gee_fusion.io.console import say
+from gee_fusion.monitoring import fusion, optical
+from gee_fusion.monitoring.sar import sar_changes
+
+TILE = 256
+
+
+def parse_month(text: str) -> date:
+    """``YYYY-MM`` -> the first day of that month."""
+    try:
+        year, month = (int(p) for p in str(text).split("-")[:2])
+        return date(year, month, 1)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"Expected a month as YYYY-MM, got {text!r}.") from exc
+
+
+def month_span(first: date, last: date) -> list[date]:
+    """The first days of the months from ``first`` to ``last`` inclusive."""
+    out, k = [], first.year * 12 + first.month - 1
+    while k <= last.year * 12 + last.month - 1:
+        out.append(date(k // 12, k % 12 + 1, 1))
+        k += 1
+    return out
+
+
+def month_number(month: date) -> int:
+    """Months since 1970-01 (the SAR rasters' unit)."""
+    return month.year * 12 + month.month - 1 - 1970 * 12
+
+
+class MonitorConfig(BaseModel):
+    """The monitoring job's settings (YAML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("demo_city_monitoring", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    engine: EngineChoice = "local"
+    project: str | None = None
+    out: Path = Path("outputs/monitoring")
+    area: AreaConfig = Field(default_factory=AreaConfig)
+    start: str = Field("2021-07", description="First month monitored (YYYY-MM).")
+    reference_months: list[str] = Field(
+        default_factory=lambda: ["2021-01", "2021-04", "2021-07", "2021-10"], min_length=1,
+        description="Months whose labels train the forests (one per season).",
+    )  # fmt: skip
+    labels: str = Field("demo", description="'demo': the demo world's monthly truth (local engine).")
+    points_per_class: int = Field(100, ge=10)
+    trees: int = Field(40, ge=1)
+    persist: int = Field(2, ge=1, le=12, description="Months a class change must hold.")
+    alpha: float = Field(0.01, gt=0, lt=1, description="Significance level of the SAR tests.")
+    tolerance: int = Field(1, ge=0, le=6, description="Months between optical and SAR evidence.")
+    min_area_m2: float = Field(5000.0, ge=0, description="Smallest alert (0.5 ha).")
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="Share of an object's pixels Sentinel-1 must confirm for an alert."
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        parse_month(value)
+        return value
+
+    @field_validator("reference_months")
+    @classmethod
+    def _refs(cls, value: list[str]) -> list[str]:
+        for v in value:
+            parse_month(v)
+        return value
+
+
+def load_monitor_config(path: str | Path) -> MonitorConfig:
+    """Read a monitoring YAML (errors name the file, the key and what is allowed)."""
+    return load_yaml(path, MonitorConfig, what="monitoring config")
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What a run did."""
+
+    months: list[date]
+    new_months: list[date]
+    alerts: int
+    report: Path
+    seconds: float
+
+    def summary(self) -> str:
+        """One-screen summary."""
+        span = f"{self.months[0]:%Y-%m}..{self.months[-1]:%Y-%m}" if self.months else "no month"
+        return (
+            f"Monitored {span}: {len(self.new_months)} new month(s), {self.alerts} urbanisation alert(s) "
+            f"so far; report: {self.report} ({self.seconds:.0f}s)"
+        )
+
+
+def _fetch(image: ee.Image, grid: PixelGrid) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for r in range(0, grid.height, TILE):
+        for c in range(0, grid.width, TILE):
+            win = grid.window(c, r, min(TILE, grid.width - c), min(TILE, grid.height - r))
+            part = ee.data.computePixels({"expression": image, "grid": win.to_ee()})
+            for name in part.dtype.names:
+                arr = out.setdefault(name, np.zeros(grid.shape, part[name].dtype))
+                arr[r : r + win.height, c : c + win.width] = part[name]
+    return out
+
+
+def _labels(cfg: MonitorConfig) -> Any:
+    if cfg.labels != "demo":
+        raise ConfigError(
+            f"labels: only 'demo' (the demo world's monthly truth) is supported, got {cfg.labels!r}."
+        )
+    return optical.reference_labels
+
+
+def _class_path(out: Path, month: date) -> Path:
+    return out / "months" / f"{month:%Y-%m}" / "class.tif"
+
+
+def _read_classes(path: Path) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return np.asarray(src.read(1))
+
+
+def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> MonitorResult:
+    """Process the months from ``cfg.start`` to ``until`` not yet done, then update the changes,
+    alerts, urban-area series and report (see the module docstring).
+
+    Raises:
+        ConfigError: ``until`` before ``start``, or fewer than ``2 * persist`` months to monitor.
+    """
+    t0 = time.perf_counter()
+    ensure_connected()
+    first, last = parse_month(cfg.start), parse_month(until)
+    if last < first:
+        raise ConfigError(f"--until {until} comes before the first month monitored ({cfg.start}).")
+    months = month_span(first, last)
+    out = output_folder(cfg.out)
+    grid = cfg.area.grid()
+    aoi = grid_aoi(grid)
+    table = class_table(6)
+    todo = [m for m in months if not _class_path(out, m).exists()]
+    if todo:
+        say(progress, f"Training the monthly forests on {', '.join(cfg.reference_months)}")
+        forests = optical.train_forests(
+            aoi, [parse_month(m) for m in cfg.reference_months], _labels(cfg),
+            points_per_class=cfg.points_per_class, trees=cfg.trees,
+        )  # fmt: skip
+    for k, month in enumerate(todo, 1):
+        say(progress, f"  [{k}/{len(todo)}] classifying {month:%Y-%m}")
+        maps = _fetch(optical.classify_month(forests, aoi, month), grid)
+        path = _class_path(out, month)
+        output_folder(path.parent)
+        write_cog(path, np.stack([maps["class"], maps["source"]]), crs=grid.crs, transform=grid.transform,
+                  nodata=0, band_names=["class", "source"], colormap=table.colormap(),
+                  resampling="nearest")  # fmt: skip
+    classes = [_read_classes(_class_path(out, m)) for m in months]
+    built = np.isin(np.stack(classes), optical.BUILT_6)
+    _write_urban_area(
+        out / "urban_area.csv", months, built.sum(axis=(1, 2)) * abs(grid.transform[0] * grid.transform[4])
+    )
+    alerts = 0
+    if len(months) >= max(3, 2 * cfg.persist):
+        alerts = _changes(cfg, out, grid, aoi, months, classes, progress)
+    else:
+        say(progress, f"  changes need {max(3, 2 * cfg.persist)} months: {len(months)} so far")
+    report = _report(cfg, out, months)
+    return MonitorResult(months, todo, alerts, report, time.perf_counter() - t0)
+
+
+def _write_urban_area(path: Path, months: list[date], area_m2: np.ndarray) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["month", "built_up_km2"])
+        for m, a in zip(months, area_m2, strict=True):
+            w.writerow([f"{m:%Y-%m}", f"{a / 1e6:.4f}"])
+
+
+def _changes(
+    cfg: MonitorConfig, out: Path, grid: PixelGrid, aoi: ee.Geometry, months: list[date],
+    classes: list[np.ndarray], progress: bool,
+) -> int:  # fmt: skip
+    say(progress, f"  Sentinel-1 changes over {len(months)} months")
+    sar = _fetch(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
+    tr = optical.persistent_changes(classes, persist=cfg.persist)
+    urban = fusion.urbanisation(tr)
+    numbers = np.array([month_number(m) for m in months])
+    onset_month = np.where(urban, numbers[np.maximum(tr.onset, 0)], -1)
+    confirmed = fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance)
+    total = 0
+    # objects over the whole urbanisation mask (a site's pixels flip over a month or two); each
+    # object's onset is the median onset of its pixels
+    objects = _alerts(urban, tr, confirmed, grid, months, cfg.min_area_m2)
+    kept = [f for f in objects if f["properties"]["confidence"] >= cfg.min_confidence]
+    if len(objects) > len(kept):
+        say(progress, f"  {len(objects) - len(kept)} class change(s) without Sentinel-1 evidence dropped")
+    crs = {"type": "name", "properties": {"name": grid.crs}}
+    for month in months[: len(months) - cfg.persist + 1]:  # later months cannot be confirmed yet
+        features = [f for f in kept if f["properties"]["onset"] == f"{month:%Y-%m}"]
+        total += len(features)
+        path = out / "months" / f"{month:%Y-%m}" / "alerts.geojson"
+        output_folder(path.parent)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    change = np.where(urban, tr.onset + 1, 0).astype(np.uint8)
+    write_cog(out / "changes.tif", np.stack([change, confirmed.astype(np.uint8)]), crs=grid.crs,
+              transform=grid.transform, nodata=None, band_names=["urbanisation_month_index", "sar_confirmed"],
+              resampling="nearest")  # fmt: skip
+    return total
+
+
+def _alerts(
+    mask: np.ndarray, tr: optical.Transitions, confirmed: np.ndarray, grid: PixelGrid, months: list[date],
+    min_area_m2: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """GeoJSON features of the 8-connected objects of ``mask`` of at least ``min_area_m2``: onset
+    (the median of its pixels' onsets), area, classes before and after, SAR-confirmed share."""
+    from rasterio.features import shapes
+    from scipy import ndimage
+
+    pixel_area = abs(grid.transform[0] * grid.transform[4])
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    features = []
+    for k in range(1, n + 1):
+        obj = labels == k
+        area = float(obj.sum() * pixel_area)
+        if area < min_area_m2:
+            continue
+        polygons = shapes(obj.astype(np.uint8), mask=obj, transform=grid.affine)
+        rings = [g["coordinates"] for g, v in polygons if v]
+        geometry = {"type": "Polygon", "coordinates": rings[0]} if len(rings) == 1 else {
+            "type": "MultiPolygon", "coordinates": rings}  # fmt: skip
+        onset = months[int(np.median(tr.onset[obj]))]
+        properties = {
+            "type": "urbanisation", "onset": f"{onset:%Y-%m}", "area_m2": area,
+            "from_class": int(np.bincount(tr.before[obj]).argmax()),
+            "to_class": int(np.bincount(tr.after[obj]).argmax()),
+            "confidence": round(float(confirmed[obj].mean()), 3),
+        }  # fmt: skip
+        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    return features
+
+
+def _report(cfg: MonitorConfig, out: Path, months: list[date]) -> Path:
+    from gee_fusion.report.monitoring_page import write_monitoring_page
+
+    if not months:
+        raise DataError("Nothing to report: no month was monitored.")
+    return write_monitoring_page(out, name=cfg.name, months=months)

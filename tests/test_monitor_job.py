@@ -1,0 +1,60 @@
+"""The monitoring job end to end on a small part of the demo city around a planted construction
+site: monthly class maps, an urbanisation alert in the month the truth says, the urban-area
+series and the report; a rerun only processes new months."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gee_fusion.cli import app
+from gee_fusion.local.world.changes import planted_changes
+from gee_fusion.local.world.config import DEFAULT_WORLD as W
+
+
+def config(tmp_path: Path) -> Path:
+    """A 64 x 64 px area around the construction site built in 2023-01."""
+    sites = [c for c in planted_changes(W) if c.kind == "construction" and str(c.end) == "2023-01-01"]
+    x0, y1 = W.origin
+    left, top = x0 + (sites[0].col0 - 24) * 10.0, y1 - (sites[0].row0 - 24) * 10.0
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(
+        f"area: {{origin: [{left}, {top}], size_px: [64, 64]}}\n"
+        'start: "2022-09"\nreference_months: ["2021-01", "2021-04", "2021-07", "2021-10"]\n'
+        "points_per_class: 40\ntrees: 12\n"
+    )
+    return cfg
+
+
+@pytest.mark.slow
+def test_the_job_alerts_in_the_month_the_site_is_built_and_resumes(tmp_path: Path) -> None:
+    cfg, out = config(tmp_path), tmp_path / "out"
+    res = CliRunner().invoke(app, ["monitor", str(cfg), "--until", "2023-02", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "6 new month(s)" in res.output
+    alerts = json.loads((out / "months/2023-01/alerts.geojson").read_text())["features"]
+    assert alerts, "the construction site finished in 2023-01 raises an alert that month"
+    site = max(alerts, key=lambda f: f["properties"]["area_m2"])["properties"]
+    assert site["onset"] == "2023-01" and site["to_class"] in (1, 2) and site["area_m2"] >= 5000
+    assert site["confidence"] > 0.5  # Sentinel-1 saw the new walls
+    with (out / "urban_area.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["month"] == "2022-09" and len(rows) == 6
+    assert float(rows[-1]["built_up_km2"]) > float(rows[0]["built_up_km2"])
+    assert "Alerts (" in (out / "monitoring.html").read_text()
+    first = (out / "months/2022-09/class.tif").stat().st_mtime_ns
+    again = CliRunner().invoke(app, ["monitor", str(cfg), "--until", "2023-03", "--out", str(out)])
+    assert again.exit_code == 0 and "1 new month(s)" in again.output, again.output
+    assert (out / "months/2022-09/class.tif").stat().st_mtime_ns == first  # done months are kept
+
+
+def test_bad_months_are_one_line_errors(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    res = CliRunner().invoke(app, ["monitor", str(cfg), "--until", "2022-01", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "comes before the first month" in res.output
+    res = CliRunner().invoke(app, ["monitor", str(cfg), "--until", "June", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "YYYY-MM" in res.output
