@@ -58,3 +58,11 @@ def test_bad_months_are_one_line_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "comes before the first month" in res.output
     res = CliRunner().invoke(app, ["monitor", str(cfg), "--until", "June", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "YYYY-MM" in res.output
+
+
+def test_the_script_refuses_bad_arguments(tmp_path: Path) -> None:
+    from tests.scripts import load_script
+
+    script = load_script("monthly_monitoring")
+    assert script.main([]) == 2
+    assert script.main([str(tmp_path / "missing.yaml"), "2023-01"]) == 2
