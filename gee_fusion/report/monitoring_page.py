@@ -58,7 +58,8 @@ def write_monitoring_page(out: Path, *, name: str, months: list[date]) -> Path:
                 index = src.read(1)
             onset = {k + 1: (f"{m:%Y-%m}", _ramp(k, len(months))) for k, m in enumerate(months)}
             present = {k: v for k, v in onset.items() if (index == k).any()}
-            png = class_map_png(tmp / "changes.png", index, present, title="urbanisation onset", nodata=0)
+            present[0] = ("no urbanisation", (235, 235, 235))
+            png = class_map_png(tmp / "changes.png", index, present, title="urbanisation onset", nodata=255)
             figures.append(("Urbanisation by onset month", _embed(png)))
         figures.append(("Built-up area", _embed(_curve_png(tmp / "curve.png", out / "urban_area.csv"))))
     rows = []
