@@ -157,3 +157,18 @@ def test_notebook_03_compares_rf_and_deep_from_the_main_job(
         "confusion_1.png",
         "confusion_2.png",
     ]
+
+
+@pytest.mark.slow
+def test_notebook_04_monitors_the_city_and_finds_the_planted_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _kernel_env(monkeypatch)
+    with running("04_monthly_monitoring.ipynb", tmp_path) as nb:
+        text = _text(nb)
+    assert "6 new month(s)" in text and "1 alert(s)" in text, text[-2000:]
+    assert "planted changes in the area: ['construction'] ['2023-01']" in text
+    alerts = tmp_path / "outputs/notebooks/monitoring/months/2023-01/alerts.geojson"
+    assert '"onset": "2023-01"' in alerts.read_text()
+    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
+    assert any("image/png" in out.get("data", {}) for out in outputs)  # the built-up curve
