@@ -29,32 +29,13 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 import gee_fusion
-from gee_fusion.export.fetch import grid_aoi
+from gee_fusion.export.fetch import compute_by_tile, grid_aoi
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
+from gee_fusion.monitoring.job import month_number, month_span
 from gee_fusion.monitoring.sar import sar_changes
 
 MIN_PX = 50  # 0.5 ha of 10 m pixels
-TILE = 256
-
-
-def month_number(d: date) -> int:
-    """Months since 1970-01 (the monitoring rasters' unit)."""
-    return d.year * 12 + d.month - 1 - 1970 * 12
-
-
-def fetch(image: ee.Image, grid: PixelGrid) -> dict[str, np.ndarray]:
-    """Every band of ``image`` on ``grid``, tile by tile."""
-    out: dict[str, np.ndarray] = {}
-    for r in range(0, grid.height, TILE):
-        for c in range(0, grid.width, TILE):
-            win = grid.window(c, r, min(TILE, grid.width - c), min(TILE, grid.height - r))
-            part = ee.data.computePixels({"expression": image, "grid": win.to_ee()})
-            for name in part.dtype.names:
-                out.setdefault(name, np.zeros(grid.shape, part[name].dtype))[
-                    r : r + win.height, c : c + win.width
-                ] = part[name]
-    return out
 
 
 def truth(grid: PixelGrid, first: int, last: int) -> list[dict[str, Any]]:
@@ -112,13 +93,13 @@ def main() -> None:
     args = parser.parse_args()
     gee_fusion.connect("local")
     first = date.fromisoformat(args.start + "-01")
-    months = [date(first.year + (first.month - 1 + k) // 12, (first.month - 1 + k) % 12 + 1, 1)
-              for k in range(args.months)]  # fmt: skip
+    months = month_span(first, date(first.year + (first.month - 2 + args.months) // 12,
+                                    (first.month - 2 + args.months) % 12 + 1, 1))  # fmt: skip
     side = round(args.size_km * 100)
     cx, cy = W.centre
     grid = PixelGrid(W.crs, (10.0, 0.0, cx - side * 5.0, 0.0, -10.0, cy + side * 5.0), side, side)
     t0 = time.perf_counter()
-    maps = fetch(sar_changes(grid_aoi(grid), months, alpha=args.alpha).unmask(0), grid)
+    maps = compute_by_tile(sar_changes(grid_aoi(grid), months, alpha=args.alpha).unmask(0), grid)
     seconds = time.perf_counter() - t0
     lo, hi = month_number(months[0]), month_number(months[-1])
     changes = truth(grid, lo, hi)

@@ -63,6 +63,20 @@ def open_collection(collection: ee.ImageCollection, grid: PixelGrid, **kwargs: A
         raise
 
 
+def compute_by_tile(image: ee.Image, grid: PixelGrid, *, tile: int = 256) -> dict[str, np.ndarray]:
+    """Every band of ``image`` on ``grid``: one ``computePixels`` request per tile, all bands in it
+    (for small areas and few bands; city-scale products go through the exporter)."""
+    out: dict[str, np.ndarray] = {}
+    for r in range(0, grid.height, tile):
+        for c in range(0, grid.width, tile):
+            win = grid.window(c, r, min(tile, grid.width - c), min(tile, grid.height - r))
+            part = ee.data.computePixels({"expression": image, "grid": win.to_ee()})
+            for name in part.dtype.names:
+                arr = out.setdefault(name, np.zeros(grid.shape, part[name].dtype))
+                arr[r : r + win.height, c : c + win.width] = part[name]
+    return out
+
+
 def load_by_window(
     ds: xr.Dataset,
     variables: list[str],

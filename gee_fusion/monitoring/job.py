@@ -35,15 +35,13 @@ from gee_fusion.config import load_yaml
 from gee_fusion.engine import EngineChoice, ensure_connected
 from gee_fusion.errors import ConfigError, DataError
 from gee_fusion.export.area import AreaConfig
-from gee_fusion.export.fetch import grid_aoi
+from gee_fusion.export.fetch import compute_by_tile, grid_aoi
 from gee_fusion.grid import PixelGrid
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import write_cog
 from gee_fusion.io.console import say
 from gee_fusion.monitoring import fusion, optical
 from gee_fusion.monitoring.sar import sar_changes
-
-TILE = 256
 
 
 def parse_month(text: str) -> date:
@@ -133,18 +131,6 @@ class MonitorResult:
         )
 
 
-def _fetch(image: ee.Image, grid: PixelGrid) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for r in range(0, grid.height, TILE):
-        for c in range(0, grid.width, TILE):
-            win = grid.window(c, r, min(TILE, grid.width - c), min(TILE, grid.height - r))
-            part = ee.data.computePixels({"expression": image, "grid": win.to_ee()})
-            for name in part.dtype.names:
-                arr = out.setdefault(name, np.zeros(grid.shape, part[name].dtype))
-                arr[r : r + win.height, c : c + win.width] = part[name]
-    return out
-
-
 def _labels(cfg: MonitorConfig) -> Any:
     if cfg.labels != "demo":
         raise ConfigError(
@@ -190,7 +176,7 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
         )  # fmt: skip
     for k, month in enumerate(todo, 1):
         say(progress, f"  [{k}/{len(todo)}] classifying {month:%Y-%m}")
-        maps = _fetch(optical.classify_month(forests, aoi, month), grid)
+        maps = compute_by_tile(optical.classify_month(forests, aoi, month), grid)
         path = _class_path(out, month)
         output_folder(path.parent)
         write_cog(path, np.stack([maps["class"], maps["source"]]), crs=grid.crs, transform=grid.transform,
@@ -223,7 +209,7 @@ def _changes(
     classes: list[np.ndarray], progress: bool,
 ) -> int:  # fmt: skip
     say(progress, f"  Sentinel-1 changes over {len(months)} months")
-    sar = _fetch(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
+    sar = compute_by_tile(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
     tr = optical.persistent_changes(classes, persist=cfg.persist)
     urban = fusion.urbanisation(tr)
     numbers = np.array([month_number(m) for m in months])
