@@ -125,6 +125,14 @@ class GridFuncNode(PixelNode):
         return self.fn(ctx, grid)
 
 
+class ClipNode(GridFuncNode):
+    """The inside mask of a clip geometry; the geometry is kept (it bounds the image's footprint)."""
+
+    def __init__(self, fn: Callable[[PixelContext, PixelGrid], Pixels], geometry: Any) -> None:
+        super().__init__(fn)
+        self.geometry = geometry
+
+
 @dataclass(frozen=True)
 class Band:
     """One band: name, pixel type, native projection and its lazily computed pixels."""

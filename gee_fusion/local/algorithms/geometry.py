@@ -92,7 +92,7 @@ def computed_footprint(image: Image) -> Geometry:
     the footprints of the assets its bands read, cut by the geometries it was clipped to, in
     EPSG:4326; unbounded when it reads no asset (constants, pixel coordinates), as in Earth Engine.
     """
-    from gee_fusion.local.algorithms.image_mask import ClipNode
+    from gee_fusion.local.image import ClipNode
     from gee_fusion.local.sources import LeafNode
 
     sources: dict[int, Any] = {}

@@ -14,7 +14,16 @@ from gee_fusion.errors import EngineError, NotSupportedError
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local.algorithms._common import as_image, promote
 from gee_fusion.local.grid import METRES_PER_DEGREE, Projection, crs_of, integer_offset, same_crs, six, warp
-from gee_fusion.local.image import Band, FuncNode, GridFuncNode, Image, PixelContext, PixelNode, Pixels
+from gee_fusion.local.image import (
+    Band,
+    ClipNode,
+    FuncNode,
+    GridFuncNode,
+    Image,
+    PixelContext,
+    PixelNode,
+    Pixels,
+)
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import Feature, FeatureCollection, Geometry
 
@@ -186,20 +195,12 @@ def inside_mask(geom: Geometry, grid: PixelGrid) -> np.ndarray:
     return ~geometry_mask([shape], out_shape=grid.shape, transform=grid.affine)
 
 
-class ClipNode(GridFuncNode):
-    """The inside mask of a clip geometry (the geometry is kept: it bounds the image's footprint)."""
-
-    def __init__(self, geom: Geometry) -> None:
-        super().__init__(lambda ctx, grid: (np.zeros(grid.shape, np.uint8), inside_mask(geom, grid)))
-        self.geometry = geom
-
-
 @algorithm("Image.clip")
 def image_clip(input: Image, geometry: Any) -> Image:
     """Mask every pixel whose centre falls outside ``geometry``."""
     geom = geometry_of(geometry)
     image = as_image(input)
-    clip_node = ClipNode(geom)
+    clip_node = ClipNode(lambda ctx, grid: (np.zeros(grid.shape, np.uint8), inside_mask(geom, grid)), geom)
 
     def fn(px: Pixels, cpx: Pixels) -> Pixels:
         return px[0], px[1] & cpx[1]
