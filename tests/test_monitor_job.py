@@ -26,7 +26,15 @@ def config(tmp_path: Path) -> Path:
         f"area: {{origin: [{left}, {top}], size_px: [64, 64]}}\n"
         'start: "2022-09"\nreference_months: ["2021-01", "2021-04", "2021-07", "2021-10"]\n'
         "points_per_class: 40\ntrees: 12\n"
+        f"sdg: {{population_csv: {tmp_path / 'population.csv'}, district_km: 0.32}}\n"
     )
+    rows = [
+        f"r{r}c{c},{year},{1000 + 50 * (year - 2022)}"
+        for r in (0, 1)
+        for c in (0, 1)
+        for year in (2022, 2023)
+    ]
+    (tmp_path / "population.csv").write_text("district,year,population\n" + "\n".join(rows) + "\n")
     return cfg
 
 
@@ -46,6 +54,10 @@ def test_the_job_alerts_in_the_month_the_site_is_built_and_resumes(tmp_path: Pat
     assert rows[0]["month"] == "2022-09" and len(rows) == 6
     assert float(rows[-1]["built_up_km2"]) > float(rows[0]["built_up_km2"])
     assert "Alerts (" in (out / "monitoring.html").read_text()
+    with (out / "sdg_11_3_1.csv").open() as fh:
+        sdg = list(csv.DictReader(fh))
+    assert {r["district"] for r in sdg} <= {"r0c0", "r0c1", "r1c0", "r1c1"} and sdg
+    assert all(r["from"] == "2022-09" and r["to"] == "2023-02" and float(r["pgr"]) > 0 for r in sdg)
     first = (out / "months/2022-09/class.tif").stat().st_mtime_ns
     again = CliRunner().invoke(app, ["monitor", str(cfg), "--until", "2023-03", "--out", str(out)])
     assert again.exit_code == 0 and "1 new month(s)" in again.output, again.output

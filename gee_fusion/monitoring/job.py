@@ -67,6 +67,15 @@ def month_number(month: date) -> int:
     return month.year * 12 + month.month - 1 - 1970 * 12
 
 
+class SdgSettings(BaseModel):
+    """SDG 11.3.1 per district between the first and the last month monitored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    population_csv: Path = Field(description="CSV with district, year, population.")
+    district_km: float = Field(1.0, gt=0, description="Side of the square districts (a regular grid).")
+
+
 class MonitorConfig(BaseModel):
     """The monitoring job's settings (YAML)."""
 
@@ -89,6 +98,7 @@ class MonitorConfig(BaseModel):
     alpha: float = Field(0.01, gt=0, lt=1, description="Significance level of the SAR tests.")
     tolerance: int = Field(1, ge=0, le=6, description="Months between optical and SAR evidence.")
     min_area_m2: float = Field(5000.0, ge=0, description="Smallest alert (0.5 ha).")
+    sdg: SdgSettings | None = Field(None, description="SDG 11.3.1 per district (needs a population table).")
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="Share of an object's pixels Sentinel-1 must confirm for an alert."
     )
@@ -187,6 +197,8 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
     _write_urban_area(
         out / "urban_area.csv", months, built.sum(axis=(1, 2)) * abs(grid.transform[0] * grid.transform[4])
     )
+    if cfg.sdg is not None:
+        _write_sdg(cfg.sdg, out / "sdg_11_3_1.csv", built, months, grid)
     alerts = 0
     if len(months) >= max(3, 2 * cfg.persist):
         alerts = _changes(cfg, out, grid, aoi, months, classes, progress)
@@ -194,6 +206,37 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
         say(progress, f"  changes need {max(3, 2 * cfg.persist)} months: {len(months)} so far")
     report = _report(cfg, out, months)
     return MonitorResult(months, todo, alerts, report, time.perf_counter() - t0)
+
+
+SDG_COLUMNS = (
+    "district", "from", "to", "built_from_m2", "built_to_m2", "population_from", "population_to",
+    "lcr", "pgr", "lcrpgr", "built_m2_per_capita_from", "built_m2_per_capita_to",
+)  # fmt: skip
+
+
+def _write_sdg(sdg: SdgSettings, path: Path, built: np.ndarray, months: list[date], grid: PixelGrid) -> None:
+    """SDG 11.3.1 per square district between the first and the last month (``sdg_11_3_1.csv``)."""
+    from gee_fusion.monitoring.sdg import district_indicators, grid_districts, read_population
+
+    years = (month_number(months[-1]) - month_number(months[0])) / 12.0
+    if years <= 0:
+        return
+    cell = max(1, round(sdg.district_km * 1000 / abs(grid.transform[0])))
+    ids, names = grid_districts(grid.shape, cell)
+    pixel_area = abs(grid.transform[0] * grid.transform[4])
+    rows = district_indicators(
+        built[0], built[-1], ids, names, read_population(sdg.population_csv),
+        year_t0=months[0].year, year_t1=months[-1].year, pixel_area_m2=pixel_area, years=years,
+    )  # fmt: skip
+    span = (f"{months[0]:%Y-%m}", f"{months[-1]:%Y-%m}")
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(SDG_COLUMNS)
+        for r in rows:
+            ratio = "" if r.ratio is None else f"{r.ratio:.3f}"
+            w.writerow([r.district, *span, r.built_t0_m2, r.built_t1_m2, r.population_t0, r.population_t1,
+                        f"{r.lcr:.5f}", f"{r.pgr:.5f}", ratio, f"{r.built_per_capita_t0:.1f}",
+                        f"{r.built_per_capita_t1:.1f}"])  # fmt: skip
 
 
 def _write_urban_area(path: Path, months: list[date], area_m2: np.ndarray) -> None:

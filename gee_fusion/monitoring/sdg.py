@@ -1,0 +1,138 @@
+"""SDG indicator 11.3.1: the ratio of land consumption rate to population growth rate (LCRPGR).
+
+Definitions of the UN-Habitat metadata for indicator 11.3.1 (SDG indicator metadata repository,
+"Ratio of land consumption rate to population growth rate"), for a period of ``y`` years from
+``t`` to ``t + n``:
+
+- land consumption rate ``LCR = ln(Urb_{t+n} / Urb_t) / y``, with ``Urb`` the built-up area;
+- population growth rate ``PGR = ln(Pop_{t+n} / Pop_t) / y``;
+- ``LCRPGR = LCR / PGR``; above 1 the built-up area grows faster than the population (the city
+  sprawls), below 1 it densifies;
+- the metadata's secondary indicator, built-up area per capita ``Urb / Pop`` (m2 per person), at
+  both dates.
+
+Built-up areas come from the monitoring job's class maps (gee_fusion's 6 classes: urban fabric,
+specialized areas and networks); populations from a user table (on Earth Engine,
+``JRC/GHSL/P2023A/GHS_POP`` can give them). Districts are a user's polygons rasterised on the
+area's grid, or square cells of a regular grid.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gee_fusion.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Lcrpgr:
+    """Indicator 11.3.1 for one district and period."""
+
+    district: str
+    years: float
+    built_t0_m2: float
+    built_t1_m2: float
+    population_t0: float
+    population_t1: float
+    lcr: float
+    pgr: float
+    ratio: float | None  # None when the population did not change (PGR = 0)
+    built_per_capita_t0: float
+    built_per_capita_t1: float
+
+
+def lcrpgr(
+    district: str, *, built_t0: float, built_t1: float, pop_t0: float, pop_t1: float, years: float
+) -> Lcrpgr:
+    """The indicator from built-up areas (m2) and populations at two dates ``years`` apart.
+
+    Raises:
+        DataError: A non-positive area, population or period (the logarithms are undefined).
+    """
+    if years <= 0:
+        raise DataError(f"District {district}: the period must be positive, got {years} years.")
+    if min(built_t0, built_t1) <= 0 or min(pop_t0, pop_t1) <= 0:
+        raise DataError(
+            f"District {district}: built-up areas ({built_t0}, {built_t1} m2) and populations "
+            f"({pop_t0}, {pop_t1}) must be positive for LCRPGR (a district with no built-up area or "
+            "no inhabitant has no rate)."
+        )
+    lcr = math.log(built_t1 / built_t0) / years
+    pgr = math.log(pop_t1 / pop_t0) / years
+    return Lcrpgr(
+        district, years, built_t0, built_t1, pop_t0, pop_t1, lcr, pgr,
+        lcr / pgr if pgr != 0 else None, built_t0 / pop_t0, built_t1 / pop_t1,
+    )  # fmt: skip
+
+
+def grid_districts(shape: tuple[int, int], cell_px: int) -> tuple[np.ndarray, list[str]]:
+    """Square districts of ``cell_px`` pixels: an id raster (0-based) and their names ``r<row>c<col>``."""
+    if cell_px < 1:
+        raise ConfigError(f"District cells must be at least 1 px, got {cell_px}.")
+    rows, cols = np.indices(shape)
+    n_cols = -(-shape[1] // cell_px)
+    ids = (rows // cell_px) * n_cols + cols // cell_px
+    names = [f"r{i // n_cols}c{i % n_cols}" for i in range(int(ids.max()) + 1)]
+    return ids, names
+
+
+def read_population(path: str | Path) -> dict[tuple[str, int], float]:
+    """A population table: CSV with columns ``district``, ``year``, ``population``."""
+    target = Path(path)
+    if not target.is_file():
+        raise ConfigError(f"Population table {target} not found: give a CSV with district,year,population.")
+    out: dict[tuple[str, int], float] = {}
+    with target.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"district", "year", "population"} - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(
+                f"{target}: missing column(s) {sorted(missing)} (need district, year, population)."
+            )
+        for line, row in enumerate(reader, 2):
+            try:
+                out[(row["district"], int(row["year"]))] = float(row["population"])
+            except ValueError as exc:
+                raise ConfigError(f"{target} line {line}: {exc}") from exc
+    return out
+
+
+def district_indicators(
+    built_t0: np.ndarray,
+    built_t1: np.ndarray,
+    districts: np.ndarray,
+    names: list[str],
+    population: Mapping[tuple[str, int], float],
+    *,
+    year_t0: int,
+    year_t1: int,
+    pixel_area_m2: float,
+    years: float | None = None,
+) -> list[Lcrpgr]:
+    """LCRPGR per district from two built-up masks (populations of ``year_t0`` and ``year_t1``;
+    the period ``years`` defaults to their difference); districts without both populations are
+    skipped, and so are districts with no built-up area at either date."""
+    out = []
+    for k, name in enumerate(names):
+        inside = districts == k
+        if not inside.any():
+            continue
+        a0, a1 = (float(b[inside].sum()) * pixel_area_m2 for b in (built_t0, built_t1))
+        p0, p1 = population.get((name, year_t0)), population.get((name, year_t1))
+        if p0 is None or p1 is None or a0 <= 0 or a1 <= 0:
+            continue
+        span = float(year_t1 - year_t0) if years is None else years
+        out.append(lcrpgr(name, built_t0=a0, built_t1=a1, pop_t0=p0, pop_t1=p1, years=span))
+    if not out:
+        raise DataError(
+            "No district has a built-up area and a population at both dates: check the district "
+            f"names of the population table (first ones expected: {names[:3]}) and its years "
+            f"({year_t0}, {year_t1})."
+        )
+    return out
