@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tests.conftest import SYN_CRS, SYN_SHAPE, SYN_TRANSFORM, Synthetic, pixels
+from gee_fusion.local.catalog import register_numpy_image
+from tests.conftest import SYN_CRS, SYN_SHAPE, SYN_TRANSFORM, Synthetic, ee_grid, pixels
 
 IMG = "test/syn_img"
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
@@ -491,3 +492,33 @@ def test_neighborhood_to_bands(img: ee.Image, syn: Synthetic) -> None:
         want_m = pm[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
         assert_band(out, f"B1{n}", want_v, want_m, rtol=0, atol=0)
     assert types(image)["QA_1_1"]["precision"] == "int"
+
+
+@pytest.mark.parametrize("eight", [True, False])
+def test_connected_pixel_count_equals_scipy_whatever_the_tiling(eight: bool) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    classes = rng.integers(0, 3, (40, 50)).astype(np.uint8)
+    valid = rng.random((40, 50)) > 0.1
+    register_numpy_image("test/objects", {"c": classes}, crs=SYN_CRS, transform=SYN_TRANSFORM,
+                         masks={"c": valid})  # fmt: skip
+    counted = ee.Image("test/objects").connectedPixelCount(maxSize=12, eightConnected=eight)
+    structure = np.ones((3, 3)) if eight else None
+    expected = np.zeros(classes.shape, int)
+    for value in range(3):
+        labels, _ = ndimage.label(valid & (classes == value), structure=structure)
+        counts = np.bincount(labels.ravel())
+        counts[0] = 0
+        expected += counts[labels]
+    expected = np.minimum(expected, 12)
+    whole = pixels(counted, ee_grid(SYN_CRS, SYN_TRANSFORM, 50, 40))["c"]
+    np.testing.assert_array_equal(whole[0][valid], expected[valid])
+    assert not whole[1][~valid].any()
+    step, x0, y1 = SYN_TRANSFORM[0], SYN_TRANSFORM[2], SYN_TRANSFORM[5]
+    for c0, r0 in ((0, 0), (25, 0), (0, 20), (25, 20)):  # four tiles: the same counts
+        part = pixels(
+            counted, ee_grid(SYN_CRS, (step, 0.0, x0 + c0 * step, 0.0, -step, y1 - r0 * step), 25, 20)
+        )
+        tile = (slice(r0, r0 + 20), slice(c0, c0 + 25))
+        np.testing.assert_array_equal(part["c"][0][valid[tile]], expected[tile][valid[tile]])

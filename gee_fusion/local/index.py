@@ -23,6 +23,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register t
     image_bands,
     image_mask,
     image_math,
+    image_objects,
     image_paint,
     image_pixels,
     image_reduce,
