@@ -32,8 +32,8 @@ import gee_fusion
 from gee_fusion.export.fetch import compute_by_tile, grid_aoi
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local.world.config import DEFAULT_WORLD as W
-from gee_fusion.monitoring.job import month_number, month_span
 from gee_fusion.monitoring.sar import sar_changes
+from gee_fusion.recipe.composite import add_months, month_index, month_starts
 
 MIN_PX = 50  # 0.5 ha of 10 m pixels
 
@@ -44,8 +44,8 @@ def truth(grid: PixelGrid, first: int, last: int) -> list[dict[str, Any]]:
     out = []
     for feature in table:
         p = feature["properties"]
-        start = month_number(date.fromisoformat(p["start"] + "-01"))
-        end = month_number(date.fromisoformat(p["end"] + "-01"))
+        start = month_index(date.fromisoformat(p["start"] + "-01"))
+        end = month_index(date.fromisoformat(p["end"] + "-01"))
         if p["changed_area_m2"] < MIN_PX * 100 or not (first < start <= last or first < end <= last):
             continue
         geometry = [(shape(feature["geometry"]), 1)]
@@ -93,15 +93,14 @@ def main() -> None:
     args = parser.parse_args()
     gee_fusion.connect("local")
     first = date.fromisoformat(args.start + "-01")
-    months = month_span(first, date(first.year + (first.month - 2 + args.months) // 12,
-                                    (first.month - 2 + args.months) % 12 + 1, 1))  # fmt: skip
+    months = month_starts(first, add_months(first, args.months))
     side = round(args.size_km * 100)
     cx, cy = W.centre
     grid = PixelGrid(W.crs, (10.0, 0.0, cx - side * 5.0, 0.0, -10.0, cy + side * 5.0), side, side)
     t0 = time.perf_counter()
     maps = compute_by_tile(sar_changes(grid_aoi(grid), months, alpha=args.alpha).unmask(0), grid)
     seconds = time.perf_counter() - t0
-    lo, hi = month_number(months[0]), month_number(months[-1])
+    lo, hi = month_index(months[0]), month_index(months[-1])
     changes = truth(grid, lo, hi)
     km2 = side * side / 1e4
     figures: dict[str, Any] = {"benchmark": "monitoring", "area_km2": km2, "months": args.months,

@@ -25,7 +25,7 @@ def config(tmp_path: Path) -> Path:
     cfg.write_text(
         f"area: {{origin: [{left}, {top}], size_px: [64, 64]}}\n"
         'start: "2022-09"\nreference_months: ["2021-01", "2021-04", "2021-07", "2021-10"]\n'
-        "points_per_class: 40\ntrees: 12\n"
+        "points_per_class: 40\nrf: {number_of_trees: 12}\n"
         f"sdg: {{population_csv: {tmp_path / 'population.csv'}, district_km: 0.32}}\n"
     )
     rows = [

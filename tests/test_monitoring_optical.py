@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gee_fusion
+from gee_fusion.classic.cloud_rf import RFOptions
 from gee_fusion.errors import DataError
 from gee_fusion.monitoring.optical import classify_month, persistent_changes, reference_labels, train_forests
 
@@ -46,7 +47,7 @@ def test_the_monthly_forests_classify_every_pixel_of_every_month(local_engine: g
     grid = PixelGrid(W.crs, (10.0, 0.0, x0 + 5000.0, 0.0, -10.0, y1 - 5000.0), 48, 48)
     aoi = grid_aoi(grid)
     forests = train_forests(aoi, [date(2021, 4, 1), date(2021, 7, 1)], reference_labels,
-                            points_per_class=30, trees=10)  # fmt: skip
+                            points_per_class=30, rf=RFOptions(number_of_trees=10))  # fmt: skip
     truth = ee.data.computePixels({"expression": reference_labels(date(2021, 7, 1)).select("label6"),
                                    "grid": grid.to_ee()})["label6"]  # fmt: skip
     sources = set()

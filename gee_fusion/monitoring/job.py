@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gee_fusion.classes import class_table
+from gee_fusion.classic.cloud_rf import RFOptions
 from gee_fusion.config import load_yaml
 from gee_fusion.engine import EngineChoice, ensure_connected
 from gee_fusion.errors import ConfigError, DataError
@@ -42,6 +43,7 @@ from gee_fusion.io.cog import write_cog
 from gee_fusion.io.console import say
 from gee_fusion.monitoring import fusion, optical
 from gee_fusion.monitoring.sar import sar_changes
+from gee_fusion.recipe.composite import add_months, month_index, month_starts
 
 
 def parse_month(text: str) -> date:
@@ -51,20 +53,6 @@ def parse_month(text: str) -> date:
         return date(year, month, 1)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"Expected a month as YYYY-MM, got {text!r}.") from exc
-
-
-def month_span(first: date, last: date) -> list[date]:
-    """The first days of the months from ``first`` to ``last`` inclusive."""
-    out, k = [], first.year * 12 + first.month - 1
-    while k <= last.year * 12 + last.month - 1:
-        out.append(date(k // 12, k % 12 + 1, 1))
-        k += 1
-    return out
-
-
-def month_number(month: date) -> int:
-    """Months since 1970-01 (the SAR rasters' unit)."""
-    return month.year * 12 + month.month - 1 - 1970 * 12
 
 
 class SdgSettings(BaseModel):
@@ -93,7 +81,9 @@ class MonitorConfig(BaseModel):
     )  # fmt: skip
     labels: str = Field("demo", description="'demo': the demo world's monthly truth (local engine).")
     points_per_class: int = Field(100, ge=10)
-    trees: int = Field(40, ge=1)
+    rf: RFOptions = Field(
+        default_factory=lambda: RFOptions(number_of_trees=40), description="The monthly forests' options."
+    )
     persist: int = Field(2, ge=1, le=12, description="Months a class change must hold.")
     alpha: float = Field(0.01, gt=0, lt=1, description="Significance level of the SAR tests.")
     tolerance: int = Field(1, ge=0, le=6, description="Months between optical and SAR evidence.")
@@ -172,7 +162,7 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
     first, last = parse_month(cfg.start), parse_month(until)
     if last < first:
         raise ConfigError(f"--until {until} comes before the first month monitored ({cfg.start}).")
-    months = month_span(first, last)
+    months = month_starts(first, add_months(last, 1))
     out = output_folder(cfg.out)
     grid = cfg.area.grid()
     aoi = grid_aoi(grid)
@@ -182,7 +172,7 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
         say(progress, f"Training the monthly forests on {', '.join(cfg.reference_months)}")
         forests = optical.train_forests(
             aoi, [parse_month(m) for m in cfg.reference_months], _labels(cfg),
-            points_per_class=cfg.points_per_class, trees=cfg.trees,
+            points_per_class=cfg.points_per_class, rf=cfg.rf,
         )  # fmt: skip
     for k, month in enumerate(todo, 1):
         say(progress, f"  [{k}/{len(todo)}] classifying {month:%Y-%m}")
@@ -218,7 +208,7 @@ def _write_sdg(sdg: SdgSettings, path: Path, built: np.ndarray, months: list[dat
     """SDG 11.3.1 per square district between the first and the last month (``sdg_11_3_1.csv``)."""
     from gee_fusion.monitoring.sdg import district_indicators, grid_districts, read_population
 
-    years = (month_number(months[-1]) - month_number(months[0])) / 12.0
+    years = (month_index(months[-1]) - month_index(months[0])) / 12.0
     if years <= 0:
         return
     cell = max(1, round(sdg.district_km * 1000 / abs(grid.transform[0])))
@@ -255,7 +245,7 @@ def _changes(
     sar = compute_by_tile(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
     tr = optical.persistent_changes(classes, persist=cfg.persist)
     urban = fusion.urbanisation(tr)
-    numbers = np.array([month_number(m) for m in months])
+    numbers = np.array([month_index(m) for m in months])
     onset_month = np.where(urban, numbers[np.maximum(tr.onset, 0)], -1)
     confirmed = fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance)
     total = 0

@@ -24,6 +24,7 @@ import ee
 import numpy as np
 
 from gee_fusion import ids
+from gee_fusion.classic.cloud_rf import RFOptions
 from gee_fusion.errors import DataError
 from gee_fusion.recipe.monthly_stacks import S1_BANDS, S2_DEFAULT_BANDS, StackRecipe, s1_monthly, s2_monthly
 
@@ -62,8 +63,7 @@ def train_forests(
     labels: Callable[[date], ee.Image],
     *,
     points_per_class: int = 200,
-    trees: int = 60,
-    seed: int = 0,
+    rf: RFOptions | None = None,
 ) -> MonthlyForests:
     """Train the S1 + S2 and the S1-only forests on samples of several reference months.
 
@@ -77,14 +77,16 @@ def train_forests(
         labels: The reference classes of a month (6-class codes in band ``label6``), e.g.
             :func:`reference_labels` on the demo world.
         points_per_class: Stratified samples per class and month.
-        trees: Trees per forest.
-        seed: Sampling and forest seed.
+        rf: The forests' options (the in-cloud RF job's; default 60 trees); its seed also seeds
+            the sampling.
 
     Raises:
         DataError: With no reference month.
     """
     if not months:
         raise DataError("Train the monthly forests on at least one reference month.")
+    options = rf or RFOptions(number_of_trees=60)
+    seed = options.seed
     s1_names = [f"{b}_s1" for b in S1_FEATURES]
     parts = []
     for k, month in enumerate(months):
@@ -97,11 +99,11 @@ def train_forests(
             )
         )  # fmt: skip
     points = ee.FeatureCollection(parts).flatten()
-    rf = ee.Classifier.smileRandomForest(numberOfTrees=trees, seed=seed)
+    forest = options.classifier()
     optical_points = points.filter(ee.Filter.notNull(list(S2_FEATURES)))
     return MonthlyForests(
-        fused=rf.train(optical_points, CLASS_BAND, list(S2_FEATURES) + list(S1_FEATURES)),
-        s1_only=rf.train(points, CLASS_BAND, s1_names),
+        fused=forest.train(optical_points, CLASS_BAND, list(S2_FEATURES) + list(S1_FEATURES)),
+        s1_only=forest.train(points, CLASS_BAND, s1_names),
         months=tuple(months),
     )
 

@@ -21,7 +21,7 @@ import ee
 
 from gee_fusion.errors import DataError
 from gee_fusion.recipe import omnibus
-from gee_fusion.recipe.composite import month_range
+from gee_fusion.recipe.composite import month_index, month_range
 from gee_fusion.recipe.sentinel1 import S1Selection, mask_border_noise, s1_collection
 
 
@@ -82,7 +82,7 @@ def change_onset(series: OrbitSeries, *, alpha: float = 0.01) -> ee.Image:
     ``last`` change (masked: none), their directions ``direction`` / ``last_direction`` (1
     brighter, 2 darker, 3 mixed) and the number of changes ``count``."""
     maps = omnibus.change_maps(series.images, alpha=alpha)
-    month_index = [m.year * 12 + m.month - 1 - 1970 * 12 for m in series.months]
+    months = [month_index(m) for m in series.months]
     bands = []
     for name, which in (("onset", "smap"), ("last", "cmap")):
         interval = maps.select(which)
@@ -91,7 +91,7 @@ def change_onset(series: OrbitSeries, *, alpha: float = 0.01) -> ee.Image:
         # interval t lies between images t and t + 1: the change shows in month t + 1
         for t in range(1, len(series.months)):
             at = interval.eq(t)
-            when = when.where(at, month_index[t])
+            when = when.where(at, months[t])
             turn = turn.where(at, maps.select(f"bmap_{t}"))
         changed = interval.gt(0)
         direction = "direction" if name == "onset" else "last_direction"
@@ -102,7 +102,7 @@ def change_onset(series: OrbitSeries, *, alpha: float = 0.01) -> ee.Image:
 def sar_changes(aoi: ee.Geometry, months: Sequence[date], *, alpha: float = 0.01) -> ee.Image:
     """SAR changes over ``aoi`` combined over relative orbits: ``onset`` (the earliest first
     change), ``last`` (the latest last change), their directions, and ``count`` (the most changes
-    any orbit saw). Months are counted since 1970-01 (``year * 12 + month - 1 - 23640``)."""
+    any orbit saw). Months are counted since 1970-01 (:func:`~gee_fusion.recipe.composite.month_index`)."""
     per_orbit = [change_onset(s, alpha=alpha) for s in orbit_series(aoi, months)]
 
     def combine(band: str, reducer: str) -> ee.Image:

@@ -31,6 +31,17 @@ def month_starts(start: date, end: date) -> list[date]:
     return out
 
 
+def month_index(when: date) -> int:
+    """Months since 1970-01 (the unit of change-month rasters: 0 is January 1970)."""
+    return (when.year - 1970) * 12 + when.month - 1
+
+
+def add_months(when: date, months: int) -> date:
+    """The first day of the month ``months`` after (or before, if negative) ``when``'s month."""
+    k = when.year * 12 + when.month - 1 + months
+    return date(k // 12, k % 12 + 1, 1)
+
+
 def month_range(year: int, month: int) -> tuple[date, date]:
     """The calendar month as a half-open range: its first day and the first day of the next."""
     if not 1 <= month <= 12:
