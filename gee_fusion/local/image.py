@@ -92,12 +92,13 @@ def consumer_counts(roots: list[PixelNode]) -> dict[int, int]:
 class ConstantNode(PixelNode):
     """A constant band: broadcast views, no memory per pixel."""
 
-    def __init__(self, value: float | int, dtype: np.dtype) -> None:
+    def __init__(self, value: float | int | np.ndarray, dtype: np.dtype) -> None:
         self.value = value
         self.dtype = dtype
 
     def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
-        values = np.broadcast_to(np.asarray(self.value, dtype=self.dtype), grid.shape)
+        value = np.asarray(self.value, dtype=self.dtype)  # an array constant: every pixel holds it
+        values = np.broadcast_to(value, grid.shape + value.shape)
         return values, np.broadcast_to(np.True_, grid.shape)
 
 
@@ -143,6 +144,9 @@ class Band:
     projection: Projection = DEFAULT_PROJECTION
     dimensions: tuple[int, int] | None = None
     value_range: tuple[float, float] | None = None
+    rank: int = 0
+    """Array dimensions of each pixel (0: scalar pixels; an array band's values are
+    ``(height, width, *shape)`` float64, absent elements NaN at the end of an axis)."""
 
     def renamed(self, name: str) -> Band:
         """A copy of the band under another name."""
@@ -152,7 +156,7 @@ class Band:
         """Earth Engine's JSON shape of a band in ``Image.getInfo()``."""
         info: dict[str, Any] = {
             "id": self.name,
-            "data_type": pixel_type_info(self.dtype, self.value_range),
+            "data_type": pixel_type_info(self.dtype, self.value_range, self.rank),
             "crs": self.projection.crs,
             "crs_transform": list(self.projection.transform),
         }
@@ -221,8 +225,12 @@ class Image:
         return info
 
 
-def pixel_type_info(dtype: np.dtype, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Earth Engine's ``PixelType`` JSON for a numpy dtype."""
+def pixel_type_info(
+    dtype: np.dtype, value_range: tuple[float, float] | None = None, rank: int = 0
+) -> dict[str, Any]:
+    """Earth Engine's ``PixelType`` JSON for a numpy dtype (with ``dimensions`` for array pixels)."""
+    if rank:
+        return {"type": "PixelType", "precision": "double", "dimensions": rank}
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return {"type": "PixelType", "precision": "int", "min": 0, "max": 1}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from gee_fusion.errors import AlgorithmNotImplementedError
 from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register their algorithms)
     aggregates,
+    arrays,
     classifiers,
     collections,
     confusion,
@@ -20,6 +21,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register t
     expression,
     filters,
     geometry,
+    image_arrays,
     image_bands,
     image_mask,
     image_math,
@@ -34,6 +36,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register t
     neighborhood,
     numbers_strings,
     reducers,
+    reducers_fit,
     sampling,
     terrain,
     visualize,

@@ -25,7 +25,13 @@ _WIDER: dict[np.dtype, np.dtype] = {
 
 
 def constant_image(value: Any) -> Image:
-    """Earth Engine's ``Image.constant``: one band named ``constant`` per value."""
+    """Earth Engine's ``Image.constant``: one band named ``constant`` per value.
+
+    An ``ee.Array`` value gives one array band holding that array in every pixel.
+    """
+    if isinstance(value, np.ndarray):
+        arr = value.astype(np.float64)
+        return Image((Band("constant", arr.dtype, ConstantNode(arr, arr.dtype), rank=arr.ndim),))
     values = value if isinstance(value, list) else [value]
     bands = []
     for i, v in enumerate(values):

@@ -278,7 +278,7 @@ def coll_aggregate_array(collection: AnyCollection, property: str) -> list[Any]:
 class StackReduceNode(PixelNode):
     """Stacks one band of every image in the request grid and reduces it; output ``index``."""
 
-    def __init__(self, shared: SharedStack, index: int) -> None:
+    def __init__(self, shared: PixelNode, index: int) -> None:
         self.shared = shared
         self.index = index
 
@@ -336,6 +336,8 @@ def reduce_collection(collection: ImageCollection, reducer: Reducer, *, suffix: 
     """Reduce each band across the collection; empty collection gives an image with no bands."""
     if not isinstance(collection, ImageCollection):
         raise EngineError("ImageCollection.reduce: expected an image collection.")
+    if reducer.inputs > 1 and reducer.kind not in ("combine", "repeat"):
+        return _reduce_multi_input(collection, reducer)
     bands: list[Band] = []
     for name, members in _band_stacks(collection, "ImageCollection.reduce"):
         dtype = np.result_type(*[b.dtype for b in members])
@@ -349,6 +351,45 @@ def reduce_collection(collection: ImageCollection, reducer: Reducer, *, suffix: 
             band_name = f"{name}_{out}" if suffix or len(reducer.outputs) > 1 else name
             bands.append(Band(band_name, out_dt, StackReduceNode(shared, i)))
     return Image(tuple(bands))
+
+
+class _FitStack(PixelNode):
+    """All outputs of a multi-input reducer at once (one (n, inputs, h, w) stack)."""
+
+    def __init__(self, nodes: list[list[PixelNode]], reducer: Reducer) -> None:
+        self.nodes, self.reducer = nodes, reducer
+
+    def children(self) -> tuple[PixelNode, ...]:
+        return tuple(n for row in self.nodes for n in row)
+
+    def compute(self, ctx: PixelContext, grid: PixelGrid) -> Any:
+        from gee_fusion.local.algorithms.reducers_fit import stack_fit
+
+        shape = (len(self.nodes), len(self.nodes[0]), *grid.shape)
+        values, valid = np.empty(shape), np.empty(shape, dtype=bool)
+        for i, row in enumerate(self.nodes):
+            for j, node in enumerate(row):
+                v, m = ctx.pixels(node, grid)
+                values[i, j], valid[i, j] = v, m
+        return [(v, m) for _, v, m, _ in stack_fit(self.reducer, values, valid)]
+
+
+def _reduce_multi_input(collection: ImageCollection, reducer: Reducer) -> Image:
+    """A multi-input reducer takes the images' bands in order as its inputs (``scale``/``offset``...)."""
+    images = collection.elements
+    if not images:
+        return Image(())
+    if any(len(im.bands) != reducer.inputs for im in images):
+        raise EngineError(
+            f"ImageCollection.reduce: Need {reducer.inputs} bands for Reducer.{reducer.kind}, "
+            f"found {len(images[0].bands)} (select the inputs in order first)."
+        )
+    shared = _FitStack([[b.node for b in im.bands] for im in images], reducer)
+    ranks = {"coefficients": 2, "residuals": 1}
+    return Image(tuple(
+        Band(name, np.dtype(np.float64), StackReduceNode(shared, i), rank=ranks.get(name, 0))
+        for i, name in enumerate(reducer.outputs)
+    ))  # fmt: skip
 
 
 @algorithm("ImageCollection.reduce")

@@ -228,7 +228,9 @@ def image_set_default_projection(
 ) -> Image:
     """Set the projection metadata of every band (pixels are unchanged)."""
     proj = _projection_from(crs, crsTransform, scale)
-    return image.with_bands([Band(b.name, b.dtype, b.node, proj, None, b.value_range) for b in image.bands])
+    return image.with_bands(
+        [Band(b.name, b.dtype, b.node, proj, None, b.value_range, b.rank) for b in image.bands]
+    )
 
 
 @algorithm("Image.reproject")
@@ -252,5 +254,5 @@ def image_resample(image: Image, mode: str = "bilinear") -> Image:
     bands = []
     for b in image.bands:
         node = b.node.with_resampling(mode) if isinstance(b.node, LeafNode) else b.node
-        bands.append(Band(b.name, b.dtype, node, b.projection, b.dimensions, b.value_range))
+        bands.append(Band(b.name, b.dtype, node, b.projection, b.dimensions, b.value_range, b.rank))
     return image.with_bands(bands)

@@ -46,6 +46,7 @@ def _with_node(band: Band, node: PixelNode, **changes: Any) -> Band:
     return Band(
         changes.get("name", band.name), changes.get("dtype", band.dtype), node,
         band.projection, band.dimensions, changes.get("value_range", band.value_range),
+        changes.get("rank", band.rank),
     )  # fmt: skip
 
 
@@ -64,7 +65,7 @@ def image_mask(image: Image, mask: Image | None = None) -> Image:
         m = px[1]
         return m.astype(np.uint8), np.ones(m.shape, dtype=bool)
 
-    bands = [_with_node(b, FuncNode(as_values, [b.node]), dtype=np.dtype(np.uint8),
+    bands = [_with_node(b, FuncNode(as_values, [b.node]), dtype=np.dtype(np.uint8), rank=0,
                         value_range=(0, 1)) for b in image.bands]  # fmt: skip
     return image.with_bands(bands)
 
@@ -282,7 +283,7 @@ def _on_grid(image: Image, proj: Projection, size: tuple[int, int]) -> Image:
     box = shapely.box(min(xc, xc + w * xa), min(yf, yf + h * ye), max(xc, xc + w * xa), max(yf, yf + h * ye))
     clipped = image_clip(image, Geometry(box, proj.crs))
     return clipped.with_bands(
-        [Band(b.name, b.dtype, b.node, proj, (w, h), b.value_range) for b in clipped.bands]
+        [Band(b.name, b.dtype, b.node, proj, (w, h), b.value_range, b.rank) for b in clipped.bands]
     )
 
 

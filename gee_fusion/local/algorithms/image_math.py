@@ -103,6 +103,16 @@ def _result_dtype(rule: str, a: Band, b: Band) -> np.dtype:
     return promote(a, b, widen=(rule == "widen"))
 
 
+def _trailing(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give a scalar operand trailing axes so it applies to every element of an array operand."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim < b.ndim:
+        a = a.reshape(a.shape + (1,) * (b.ndim - a.ndim))
+    elif b.ndim < a.ndim:
+        b = b.reshape(b.shape + (1,) * (a.ndim - b.ndim))
+    return a, b
+
+
 def binary(op: str, image1: Any, image2: Any) -> Image:
     """Apply a binary operator band-wise with Earth Engine's band pairing and naming rules.
 
@@ -124,15 +134,18 @@ def binary(op: str, image1: Any, image2: Any) -> Image:
             if _rule != "bool":
                 va = va.astype(_calc or _dt, copy=False)
                 vb = vb.astype(_calc or _dt, copy=False)
+            va, vb = _trailing(va, vb)
             with np.errstate(all="ignore"):
                 out = _fn(va, vb)
             return np.asarray(out).astype(_dt, copy=False), pa[1] & pb[1]
 
         ref = bb if names_from_b else ba
         proj_ref = ba if ba.dimensions is not None or not bb.dimensions else bb
-        bands.append(Band(ref.name, dtype, FuncNode(compute, [ba.node, bb.node]),
-                          proj_ref.projection, proj_ref.dimensions,
-                          (0, 1) if rule == "bool" else None))  # fmt: skip
+        rank = max(ba.rank, bb.rank)
+        bands.append(Band(ref.name, np.dtype(np.float64) if rank else dtype,
+                          FuncNode(compute, [ba.node, bb.node]), proj_ref.projection,
+                          proj_ref.dimensions, (0, 1) if rule == "bool" and not rank else None,
+                          rank))  # fmt: skip
     return Image(tuple(bands))
 
 
@@ -212,7 +225,8 @@ def unary(op: str, value: Any) -> Image:
             return np.asarray(out).astype(_dt, copy=False), px[1]
 
         bands.append(Band(band.name, dtype, FuncNode(compute, [band.node]), band.projection,
-                          band.dimensions, (0, 1) if rule == "bool" else None))  # fmt: skip
+                          band.dimensions, (0, 1) if rule == "bool" and not band.rank else None,
+                          band.rank))  # fmt: skip
     return Image(tuple(bands))
 
 

@@ -68,6 +68,8 @@ def image_reduce_region(image: Image, reducer: Reducer, geometry: Any = None, sc
             f"allows only {int(maxPixels)}. Pass a larger scale, maxPixels or bestEffort=True."
         )
     ctx = PixelContext([b.node for b in image.bands])
+    if (reducer.inputs > 1 and reducer.kind not in ("repeat", "combine")) or any(b.rank for b in image.bands):
+        return _reduce_columns_of_bands(image, reducer, ctx, grid, inside)
     out: dict[str, Any] = {}
     for band in image.bands:
         vals, mask = ctx.pixels(band.node, grid)
@@ -78,6 +80,44 @@ def image_reduce_region(image: Image, reducer: Reducer, geometry: Any = None, sc
         res = _numpy_reduce(reducer, data)
         if res is None:
             res = reducer.reduce_columns([data.tolist()] * reducer.inputs)
+        if len(res) == 1:
+            out[band.name] = next(iter(res.values()))
+        else:
+            out.update({f"{band.name}_{k}": v for k, v in res.items()})
+    return out
+
+
+def _pixel_column(values: np.ndarray, rank: int, sel: np.ndarray) -> list[Any]:
+    """The selected pixels of a band as a column: numbers, or lists for array pixels."""
+    data = np.asarray(values)[sel]
+    if not rank:
+        return [None if isinstance(v, float) and v != v else v for v in data.tolist()]
+    return [_strip_absent(row) for row in data]
+
+
+def _strip_absent(array: np.ndarray) -> np.ndarray:
+    """A pixel's array without its absent (NaN) trailing positions on the first axis."""
+    present = ~np.isnan(array).reshape(array.shape[0], -1).all(axis=1) if array.size else np.zeros(0, bool)
+    return array[: int(present.sum())]
+
+
+def _reduce_columns_of_bands(image: Image, reducer: Reducer, ctx: PixelContext, grid: Any,
+                             inside: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """Multi-input reducers take the bands in order; array bands are reduced as columns of arrays."""
+    pixels = [ctx.pixels(b.node, grid) for b in image.bands]
+    if reducer.inputs > 1 and reducer.kind not in ("repeat", "combine"):
+        if len(image.bands) != reducer.inputs:
+            raise EngineError(
+                f"Image.reduceRegion: Need {reducer.inputs} bands for Reducer.{reducer.kind}, "
+                f"found {len(image.bands)} (select the reducer's inputs in order)."
+            )
+        sel = inside & np.logical_and.reduce([np.asarray(m) for _, m in pixels])
+        columns = [_pixel_column(v, b.rank, sel) for (v, _), b in zip(pixels, image.bands, strict=True)]
+        return reducer.reduce_columns(columns)
+    out: dict[str, Any] = {}
+    for band, (vals, mask) in zip(image.bands, pixels, strict=True):
+        column = _pixel_column(vals, band.rank, inside & np.asarray(mask))
+        res = reducer.reduce_columns([column] * reducer.inputs)
         if len(res) == 1:
             out[band.name] = next(iter(res.values()))
         else:

@@ -7,7 +7,7 @@ Per-pixel reductions skip masked pixels; a pixel with no valid input is masked i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,11 @@ _OUTPUTS = {
     "frequencyHistogram": ("histogram",), "and": ("and",), "or": ("or",),
     "sampleStdDev": ("stdDev",), "sampleVariance": ("variance",), "countDistinct": ("count",),
 }  # fmt: skip
+
+
+ColumnFn = Callable[["Reducer", Sequence[Sequence[Any]]], dict[str, Any]]
+#: Column reductions defined in other modules (fits, histograms, groups), by reducer kind.
+COLUMN_KINDS: dict[str, ColumnFn] = {}
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,8 @@ def _percentiles(red: Reducer, values: np.ndarray, valid: np.ndarray,
 
 def reduce_columns(red: Reducer, columns: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """Per-column reduction (for ``reduceColumns``, ``List.reduce`` and ``reduceRegion``)."""
+    if red.kind in COLUMN_KINDS:
+        return COLUMN_KINDS[red.kind](red, columns)
     if red.kind == "repeat":
         inner: Reducer = red.params["reducer"]
         results = [inner.reduce_columns([col]) for col in columns]
