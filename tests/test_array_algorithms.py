@@ -216,3 +216,45 @@ def test_array_image_bad_input_has_clear_errors(data) -> None:
         image.reduceRegion(ee.Reducer.linearFit(), region(), 10).getInfo()
     with pytest.raises(ee.EEException, match="Incorrect number of labels"):
         pixels(image.toArray().arrayFlatten([["a", "b"]]), GRID)
+
+
+def test_reduce_regions_random_points_and_small_families(data) -> None:
+    image = ee.Image("test/arr_img")
+    x0, y0, x1, y1 = BOUNDS
+    halves = ee.FeatureCollection([
+        ee.Feature(ee.Geometry.Rectangle([x0, y0, x0 + 60, y1], CRS, False), {"name": "west"}),
+        ee.Feature(ee.Geometry.Rectangle([x0 + 60, y0, x1, y1], CRS, False), {"name": "east"}),
+    ])  # fmt: skip
+    one = image.select("B0").reduceRegions(halves, ee.Reducer.mean(), 10).getInfo()["features"]
+    b = data["bands"]
+    assert [f["properties"]["name"] for f in one] == ["west", "east"]
+    assert np.isclose(one[0]["properties"]["mean"], b[0][:, :6].mean())
+    assert np.isclose(one[1]["properties"]["mean"], b[0][:, 6:].mean())
+    many = image.reduceRegions(halves, ee.Reducer.max(), 10).getInfo()["features"]
+    assert np.isclose(many[1]["properties"]["B3"], b[3][:, 6:].max())
+
+    points = ee.FeatureCollection.randomPoints(region(), 50, 7)
+    coords = np.array([f["geometry"]["coordinates"] for f in points.getInfo()["features"]])
+    assert coords.shape == (50, 2)
+    assert (coords[:, 0] > x0).all() and (coords[:, 0] < x1).all() and (coords[:, 1] > y0).all()
+    assert points.getInfo() == ee.FeatureCollection.randomPoints(region(), 50, 7).getInfo()
+
+    multi = ee.Geometry.MultiPoint([[0, 0], [1, 1], [2, 2]])
+    assert len(multi.geometries().getInfo()) == 3
+    const = pixels(ee.Dictionary({"b": 2, "a": 1.5}).toImage(), GRID)
+    assert list(const) == ["a", "b"] and np.all(const["a"][0] == 1.5) and np.all(const["b"][0] == 2)
+    assert ee.PixelType.float().getInfo()["precision"] == "float"
+    cast = image.select("B0").cast({"B0": ee.PixelType.int16()})
+    assert cast.getInfo()["bands"][0]["data_type"]["max"] == 32767
+    rgb = np.array([[0.2, 0.5, 0.9]])
+    hsv = pixels(ee.Image.constant(rgb[0].tolist()).rgbToHsv(), GRID)
+    back = pixels(
+        ee.Image.constant([hsv[k][0][0, 0] for k in ("hue", "saturation", "value")]).hsvToRgb(), GRID
+    )
+    from matplotlib.colors import rgb_to_hsv
+
+    assert np.allclose([hsv[k][0][0, 0] for k in ("hue", "saturation", "value")], rgb_to_hsv(rgb)[0])
+    assert np.allclose([back[k][0][0, 0] for k in ("red", "green", "blue")], rgb[0])
+    first = ee.ImageCollection("test/arr_series").first()
+    meta = pixels(first.metadata("system:time_start", "t0"), GRID)
+    assert np.all(meta["t0"][0] == first.get("system:time_start").getInfo())

@@ -35,6 +35,7 @@ from gee_fusion.local.algorithms import (  # noqa: F401  (imported to register t
     lists,
     neighborhood,
     numbers_strings,
+    pixel_types,
     reducers,
     reducers_fit,
     sampling,

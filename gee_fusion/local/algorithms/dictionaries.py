@@ -102,3 +102,22 @@ def _select_keys(d: dict[str, Any], selectors: list[str], ignore_missing: bool,
             raise EngineError(f"{where}: key '{sel}' not found.")
         out.update({k: d[k] for k in hits})
     return out
+
+
+@algorithm("Dictionary.toImage")
+def dict_to_image(dictionary: dict[str, Any], names: list[str] | None = None) -> Any:
+    """A constant image with one band per key (``names``, or every key in sorted order)."""
+    from gee_fusion.local.algorithms._common import constant_image
+
+    keys = list(names) if names is not None else sorted(dictionary)
+    missing = [k for k in keys if k not in dictionary]
+    if missing:
+        raise EngineError(f"Dictionary.toImage: Dictionary does not contain key: '{missing[0]}'.")
+    bands = []
+    for key in keys:
+        value = dictionary[key]
+        if value is None:
+            raise EngineError(f"Dictionary.toImage: the value of '{key}' is null.")
+        bands.append(constant_image(value).bands[0].renamed(key))
+    image = constant_image(0)
+    return image.with_bands(bands)

@@ -369,3 +369,26 @@ algorithm("Projection.nominalScale")(lambda proj: proj.nominal_scale)
 algorithm("Projection.atScale")(lambda projection, meters: projection.at_scale(float(meters)))
 algorithm("Projection.wkt")(lambda projection: crs_of(projection.crs).to_wkt())
 algorithm("Projection.transform")(lambda projection: str(list(projection.transform)))
+
+
+@algorithm("Geometry.geometries")
+def geometry_geometries(geometry: Geometry) -> list[Geometry]:
+    """The parts of a multi-geometry or geometry collection (a single geometry gives itself)."""
+    parts = getattr(geometry.shape, "geoms", None)
+    shapes = list(parts) if parts is not None else [geometry.shape]
+    return [Geometry(s, geometry.crs, geometry.geodesic) for s in shapes]
+
+
+@algorithm("Geometry.dissolve", "Feature.dissolve")
+def geometry_dissolve(geometry: Any, maxError: Any = None, proj: Any = None) -> Any:
+    """The union of the geometry's parts (a feature keeps its properties)."""
+    if isinstance(geometry, Feature):
+        return Feature(geometry_dissolve(geometry_of_any(geometry)), geometry.properties, geometry.id)
+    return Geometry(shapely.union_all(list(getattr(geometry.shape, "geoms", [geometry.shape]))),
+                    geometry.crs, geometry.geodesic)  # fmt: skip
+
+
+@algorithm("Feature.setGeometry")
+def feature_set_geometry(feature: Feature, geometry: Geometry | None = None) -> Feature:
+    """The same feature with another geometry."""
+    return Feature(geometry, dict(feature.properties), feature.id)

@@ -256,3 +256,12 @@ def image_resample(image: Image, mode: str = "bilinear") -> Image:
         node = b.node.with_resampling(mode) if isinstance(b.node, LeafNode) else b.node
         bands.append(Band(b.name, b.dtype, node, b.projection, b.dimensions, b.value_range, b.rank))
     return image.with_bands(bands)
+
+
+@algorithm("Image.metadata")
+def image_metadata(image: Image, property: str, name: str | None = None) -> Image:
+    """A constant band holding a numeric property of the image (named after it, or ``name``)."""
+    value = image.get(property)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise EngineError(f"Image.metadata: property '{property}' is not a number (got {value!r}).")
+    return image.with_bands([constant_image(value).bands[0].renamed(name or property)], keep_properties=False)

@@ -301,3 +301,47 @@ def number_clamp(number: float, min: float, max: float) -> float:
 def number_unit_scale(number: float, min: float, max: float) -> float:
     """Map [min, max] to [0, 1]."""
     return (number - min) / (max - min)
+
+
+def _color_image(image: Any, fn: Callable[[np.ndarray], np.ndarray], names: tuple[str, str, str],
+                 where: str) -> Image:  # fmt: skip
+    img = as_image(image)
+    if len(img.bands) != 3:
+        raise EngineError(f"{where}: expected a 3-band image, got {len(img.bands)} bands.")
+    nodes = [b.node for b in img.bands]
+
+    def channel(i: int) -> Callable[..., Pixels]:
+        def compute(*pxs: Pixels) -> Pixels:
+            rgb = np.stack([np.asarray(v, dtype=np.float64) for v, _ in pxs], axis=-1)
+            mask = np.logical_and.reduce([np.asarray(m) for _, m in pxs])
+            return fn(rgb)[..., i], mask
+
+        return compute
+
+    first = img.bands[0]
+    return Image(tuple(Band(name, np.dtype(np.float64), FuncNode(channel(i), nodes), first.projection,
+                            first.dimensions) for i, name in enumerate(names)))  # fmt: skip
+
+
+def _rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    from matplotlib.colors import rgb_to_hsv
+
+    return np.asarray(rgb_to_hsv(np.clip(rgb, 0, 1)))
+
+
+def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    from matplotlib.colors import hsv_to_rgb
+
+    return np.asarray(hsv_to_rgb(np.clip(hsv, 0, 1)))
+
+
+@algorithm("Image.rgbToHsv")
+def image_rgb_to_hsv(image: Any) -> Image:
+    """Red, green, blue in [0, 1] to bands ``hue``, ``saturation``, ``value`` in [0, 1]."""
+    return _color_image(image, _rgb_to_hsv, ("hue", "saturation", "value"), "Image.rgbToHsv")
+
+
+@algorithm("Image.hsvToRgb")
+def image_hsv_to_rgb(image: Any) -> Image:
+    """Hue, saturation, value in [0, 1] to bands ``red``, ``green``, ``blue`` in [0, 1]."""
+    return _color_image(image, _hsv_to_rgb, ("red", "green", "blue"), "Image.hsvToRgb")

@@ -15,7 +15,7 @@ from gee_fusion.local.algorithms.reducers import Reducer
 from gee_fusion.local.grid import Projection, parse_transform
 from gee_fusion.local.image import Image, PixelContext
 from gee_fusion.local.registry import algorithm
-from gee_fusion.local.values import Geometry
+from gee_fusion.local.values import FeatureCollection, Geometry
 
 
 def region_grid(image: Image, geometry: Geometry, *, scale: float | None, crs: Any,
@@ -162,3 +162,31 @@ def _numpy_reduce(reducer: Reducer, data: np.ndarray) -> dict[str, Any] | None:
     if k == "stdDev":
         return {name[0]: float(work.std())}
     return {name[0]: float(work.var())}
+
+
+@algorithm("Image.reduceRegions")
+def image_reduce_regions(image: Image, collection: FeatureCollection, reducer: Reducer,
+                         scale: float | None = None, crs: Any = None,
+                         crsTransform: list[float] | None = None, tileScale: float = 1.0,
+                         maxPixelsPerRegion: float = 1e7) -> FeatureCollection:  # fmt: skip
+    """Reduce the image over each feature's geometry and add the results as properties.
+
+    A single-band image with a single-output reducer adds the output's name (``mean``); several bands
+    add one property per band; several outputs add ``<band>_<output>`` (or the output's name alone
+    for one band), as Earth Engine names them.
+    """
+    if not isinstance(collection, FeatureCollection):
+        raise EngineError("Image.reduceRegions: collection must be a FeatureCollection.")
+    single_band = len(image.bands) == 1 and reducer.inputs == 1
+    features = []
+    for feature in collection.elements:
+        result = image_reduce_region(image, reducer, feature, scale=scale, crs=crs, crsTransform=crsTransform,
+                                     maxPixels=maxPixelsPerRegion, bestEffort=False)  # fmt: skip
+        if single_band:
+            name = image.bands[0].name
+            result = {
+                (key[len(name) + 1 :] if key.startswith(name + "_") else reducer.outputs[0]): value
+                for key, value in result.items()
+            }
+        features.append(feature.with_properties({**feature.properties, **result}))
+    return collection.with_elements(features)

@@ -191,3 +191,26 @@ def collection_random_column(
     if isinstance(collection, (FeatureCollection, ImageCollection)):
         return collection.with_elements(out)
     raise EngineError(f"Collection.randomColumn: expected a collection, got {type(collection).__name__}.")
+
+
+@algorithm("FeatureCollection.randomPoints")
+def random_points(region: Any, points: int = 1000, seed: int = 0, maxError: Any = None) -> FeatureCollection:
+    """``points`` seeded points uniformly distributed inside ``region`` (planar, in its own CRS)."""
+    from gee_fusion.local.algorithms.geometry import geometry_of_any
+
+    geom = geometry_of_any(region)
+    shape = geom.shape
+    if shape.is_empty or shape.area <= 0:
+        raise EngineError("FeatureCollection.randomPoints: the region must be a polygon with an area.")
+    rng = np.random.default_rng(int(seed))
+    x0, y0, x1, y1 = shape.bounds
+    found: list[tuple[float, float]] = []
+    while len(found) < int(points):
+        need = max(int((int(points) - len(found)) * 1.5 * (x1 - x0) * (y1 - y0) / shape.area), 16)
+        xs, ys = rng.uniform(x0, x1, need), rng.uniform(y0, y1, need)
+        inside = shapely.contains_xy(shape, xs, ys)
+        found += list(zip(xs[inside].tolist(), ys[inside].tolist(), strict=True))
+    return FeatureCollection(tuple(
+        Feature(Geometry(shapely.Point(x, y), geom.crs, geom.geodesic), {}, str(i))
+        for i, (x, y) in enumerate(found[: int(points)])
+    ))  # fmt: skip
