@@ -336,14 +336,42 @@ def predict(
 
 
 @app.command()
-def algorithms() -> None:
-    """List the Earth Engine algorithms the local engine implements."""
+def algorithms(
+    coverage: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Scripts, notebooks or folders to check (repeatable): list the Earth Engine "
+            "calls the local engine lacks, before running them."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="With --coverage: how many missing calls to list.")] = 40,
+) -> None:
+    """List the Earth Engine algorithms the local engine implements, or check scripts against them."""
     from gee_fusion.local.index import implemented
 
+    if coverage:
+        with user_errors():
+            _coverage_report(coverage, top=top)
+        return
     names = implemented()
     for name in names:
         typer.echo(name)
     say(True, f"{len(names)} algorithms")
+
+
+def _coverage_report(paths: list[Path], *, top: int) -> None:
+    from gee_fusion.local.coverage import scan_paths
+
+    report = scan_paths(paths)
+    missing = report.missing()
+    for label, files in missing[:top]:
+        candidates = sorted(report.candidates[label])
+        typer.echo(f"{files:5d}  {label}" + (f"  ({', '.join(candidates)})" if label.startswith(".") else ""))
+    say(
+        True,
+        f"{report.files} files call {len(report.uses)} Earth Engine algorithms; {len(missing)} missing; "
+        f"the local engine covers {100 * report.share:.1f} % of the calls (weighted by files)",
+    )
 
 
 def main() -> None:

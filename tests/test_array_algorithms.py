@@ -258,3 +258,8 @@ def test_reduce_regions_random_points_and_small_families(data) -> None:
     first = ee.ImageCollection("test/arr_series").first()
     meta = pixels(first.metadata("system:time_start", "t0"), GRID)
     assert np.all(meta["t0"][0] == first.get("system:time_start").getInfo())
+
+
+def test_array_bands_must_be_flattened_before_computing_pixels(data) -> None:
+    with pytest.raises(ee.EEException, match="arrayFlatten"):
+        pixels(ee.Image("test/arr_img").toArray(), GRID)

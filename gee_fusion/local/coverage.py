@@ -13,7 +13,7 @@ Two ways in:
   algorithm carries (client-side helpers such as ``filterDate`` or ``getInfo``) are not counted.
 
 The corpus figure in ``docs/local_engine.md`` comes from :func:`scan_paths` over public Earth Engine
-code (``benchmarks/coverage.py``).
+code (``gee-fusion algorithms --coverage FOLDER...``).
 """
 
 from __future__ import annotations

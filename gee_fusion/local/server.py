@@ -83,6 +83,12 @@ def render(image: Image, grid: PixelGrid, *, band_ids: list[str] | None = None) 
         bands = [by_name[b] for b in band_ids]
     if not bands:
         raise EngineError("computePixels: the image has no bands (was the collection empty?).")
+    arrays = [b.name for b in bands if b.rank]
+    if arrays:
+        raise EngineError(
+            f"computePixels: band(s) {arrays} hold arrays; turn them into scalar bands with "
+            "arrayFlatten() (or arrayGet / arrayProject first)."
+        )
     if len(bands) > MAX_BANDS:
         raise EngineError(f"computePixels: {len(bands)} bands exceed the limit of {MAX_BANDS}.")
     nbytes = sum(np.dtype(b.dtype).itemsize for b in bands) * grid.width * grid.height

@@ -133,3 +133,9 @@ def element_copy_properties(destination: Any = None, source: Any = None, propert
 def element_replace_properties(destination: Any, source: Any = None) -> Any:
     """Replace every property of ``destination`` by those of ``source``."""
     return destination.with_properties(_props(source) if source is not None else {})
+
+
+@algorithm("Image.id", "Feature.id")
+def element_id(element: Any) -> str | None:
+    """The element's ``system:id`` (an image's asset ID, a feature's ID), null when it has none."""
+    return element.id
