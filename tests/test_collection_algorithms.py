@@ -432,3 +432,19 @@ def test_the_first_of_an_empty_collection_fails_with_earth_engines_message() -> 
         ee.Image(empty.first()).bandNames().getInfo()
     with pytest.raises(ee.EEException, match=r"^Image.multiply: Parameter 'image1' is required.$"):
         ee.Image(empty.first()).multiply(2).getInfo()
+
+
+def test_the_bottleneck_median_equals_the_sorting_median(monkeypatch) -> None:
+    from gee_fusion.local.algorithms import reducers
+
+    rng = np.random.default_rng(11)
+    values = rng.normal(size=(7, 30, 40)).astype(np.float32)
+    valid = rng.random(values.shape) > 0.4
+    valid[:, 0, 0] = False  # no valid value at one pixel
+    valid[:, 0, 1] = [True, True, False, False, False, False, False]  # an even count
+    fast = reducers.masked_median(values, valid, np.dtype(np.float32))
+    monkeypatch.setattr(reducers, "_bn", None)
+    slow = reducers.masked_median(values, valid, np.dtype(np.float32))
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+    assert not fast[1][0, 0] and fast[0][0, 0] == 0
+    assert fast[0][0, 1] == np.float32((values[0, 0, 1] + values[1, 0, 1]) * np.float32(0.5))

@@ -149,3 +149,16 @@ def test_19_round_takes_half_up_for_negative_ties() -> None:
     assert ee.Number(-2.5).round().getInfo() == -2
     vals, _ = pixels(ee.Image.constant(-2.5).round(), _grid())["constant"]
     assert vals[0, 0] == -2.0
+
+
+def test_a_mapped_function_fails_only_where_its_elements_are_used(syn) -> None:
+    """Earth Engine's map is lazy: the collection's size and properties do not run into an error of
+    the mapped function; using an element does."""
+    col = ee.ImageCollection("test/syn").set("NOTE", "kept")
+    failing = col.map(lambda img: img.select("NOT_A_BAND"))
+    assert failing.get("NOTE").getInfo() == "kept"
+    assert failing.size().getInfo() == col.size().getInfo()
+    with pytest.raises(ee.EEException, match="NOT_A_BAND"):
+        failing.first().bandNames().getInfo()
+    with pytest.raises(ee.EEException, match="NOT_A_BAND"):
+        failing.getInfo()

@@ -613,3 +613,13 @@ def test_expression_operator_precedence_matches_python(expr: str) -> None:
     got = float(out[0][0][0])
     want = float(eval(expr.replace("&&", " and "), {}, dict(env)))
     assert got == pytest.approx(want, rel=1e-6), expr
+
+
+def test_expression_variables_the_formula_never_reads_are_not_evaluated() -> None:
+    """Earth Engine ignores unused variables: one that would fail (a missing asset) changes nothing."""
+    image = ee.Image.constant(2)
+    out = image.expression("a * 2 + b", {"a": image, "b": 1, "unused": ee.Image("no/such/asset")})
+    point = ee.Geometry.Point([0, 0])
+    assert out.reduceRegion(ee.Reducer.first(), point, 1000).getInfo() == {"constant": 5}
+    with pytest.raises(ee.EEException, match="no/such/asset"):
+        image.expression("a + unused", {"a": image, "unused": ee.Image("no/such/asset")}).getInfo()

@@ -16,7 +16,7 @@ from typing import Any
 
 from gee_fusion.errors import EngineError, GraphError
 from gee_fusion.local.index import lookup
-from gee_fusion.local.values import Function
+from gee_fusion.local.values import Deferred, Function
 
 Env = dict[str, Any]
 
@@ -140,6 +140,8 @@ class Evaluator:
             fn = self.ref(inv["functionReference"], env)
             if not callable(fn):
                 raise GraphError("functionReference does not name a function value.")
+            if getattr(fn, "lazy", False):  # e.g. Image.expression: unused variables are never evaluated
+                return fn(**{k: Deferred(_thunk(self, v, env)) for k, v in raw_args.items()})
             args = {k: self.node(v, env) for k, v in raw_args.items()}
             return fn(**args)
         raise GraphError("functionInvocationValue needs functionName or functionReference.")

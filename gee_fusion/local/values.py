@@ -188,13 +188,49 @@ class Filter:
         return {"type": "Filter", "description": self.description}
 
 
+class FailedElement:
+    """An element whose mapped function failed. Earth Engine evaluates ``map`` lazily, so the error
+    surfaces only when the element itself is used (its pixels, properties or info), not when the
+    collection is asked for its size or its own properties."""
+
+    def __init__(self, error: Exception) -> None:
+        object.__setattr__(self, "_error", error)
+
+    def __getattr__(self, name: str) -> Any:
+        raise object.__getattribute__(self, "_error")
+
+
+class Deferred:
+    """An argument evaluated on first use (Earth Engine ignores the ones a function never reads)."""
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self._compute: Callable[[], Any] | None = compute
+        self._value: Any = None
+
+    def get(self) -> Any:
+        """The value, computed once."""
+        if self._compute is not None:
+            self._value, self._compute = self._compute(), None
+        return self._value
+
+
+def resolve(value: Any) -> Any:
+    """A :class:`Deferred` argument's value; other values pass through."""
+    return value.get() if isinstance(value, Deferred) else value
+
+
 @dataclass(frozen=True)
 class Function:
-    """A callable Earth Engine function value (a closure or a parsed expression)."""
+    """A callable Earth Engine function value (a closure or a parsed expression).
+
+    A ``lazy`` function receives its arguments as :class:`Deferred` values and evaluates only the
+    ones it reads (``Image.expression`` variables).
+    """
 
     params: tuple[str, ...]
     call: Callable[[dict[str, Any]], Any]
     name: str = "<function>"
+    lazy: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         bound = dict(zip(self.params, args, strict=False))

@@ -9,21 +9,28 @@ import numpy as np
 
 from gee_fusion.errors import EngineError
 from gee_fusion.grid import PixelGrid
-from gee_fusion.local.algorithms.reducers import Reducer, reducer_median
+from gee_fusion.local.algorithms.reducers import Reducer, median_of_filled, reducer_median
 from gee_fusion.local.catalog import CATALOG
 from gee_fusion.local.image import Band, Image, PixelContext, PixelNode, Pixels
 from gee_fusion.local.registry import algorithm
-from gee_fusion.local.values import Feature, FeatureCollection, Filter, Function, ImageCollection
+from gee_fusion.local.values import (
+    FailedElement,
+    Feature,
+    FeatureCollection,
+    Filter,
+    Function,
+    ImageCollection,
+)
 
 AnyCollection = ImageCollection | FeatureCollection
 
 
 def _collection_of(elements: list[Any], like: AnyCollection | None = None) -> AnyCollection:
-    if elements and all(isinstance(e, Image) for e in elements):
+    made = [e for e in elements if not isinstance(e, FailedElement)]  # failed ones do not set the type
+    images = all(isinstance(e, Image) for e in made)
+    if (made and images) or (not made and isinstance(like, ImageCollection)):
         base = like if isinstance(like, ImageCollection) else ImageCollection(())
         return base.with_elements(elements)
-    if isinstance(like, ImageCollection) and not elements:
-        return like.with_elements([])
     base_fc = like if isinstance(like, FeatureCollection) else FeatureCollection(())
     return FeatureCollection(tuple(elements), base_fc.properties, base_fc.id)
 
@@ -102,7 +109,11 @@ def coll_map(collection: AnyCollection, baseAlgorithm: Function, dropNulls: bool
     coll = _check(collection, "Collection.map")
     out = []
     for element in coll.elements:
-        res = baseAlgorithm(element)
+        try:
+            res = baseAlgorithm(element)
+        except EngineError as exc:  # raised when the element is used, as Earth Engine's lazy map does
+            out.append(FailedElement(exc))
+            continue
         if res is None:
             if dropNulls:
                 continue
@@ -301,6 +312,8 @@ class SharedStack(PixelNode):
         return tuple(self.nodes)
 
     def compute(self, ctx: PixelContext, grid: PixelGrid) -> Any:
+        if self.reducer.kind == "median" and self.dtype.kind == "f":
+            return [self._median(ctx, grid)]
         values = np.empty((len(self.nodes), *grid.shape), dtype=self.dtype)
         valid = np.empty((len(self.nodes), *grid.shape), dtype=bool)
         for i, node in enumerate(self.nodes):
@@ -310,6 +323,15 @@ class SharedStack(PixelNode):
         if values.dtype.kind == "f":
             valid &= ~np.isnan(values)
         return self.reducer.reduce_stack(values, valid)
+
+    def _median(self, ctx: PixelContext, grid: PixelGrid) -> tuple[np.ndarray, np.ndarray]:
+        """The median stacks masked pixels as NaN directly (one pass, no separate validity stack)."""
+        work = np.empty((len(self.nodes), *grid.shape), dtype=self.dtype)
+        absent = np.asarray(np.nan, dtype=self.dtype)
+        for i, node in enumerate(self.nodes):
+            v, m = ctx.pixels(node, grid)
+            work[i] = np.where(m, v, absent)
+        return median_of_filled(work, self.reducer.output_dtypes(self.dtype)[0])
 
 
 def _band_stacks(collection: ImageCollection, where: str) -> list[tuple[str, list[Band]]]:

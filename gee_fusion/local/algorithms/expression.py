@@ -22,7 +22,7 @@ from gee_fusion.local.algorithms.image_mask import pair_bands
 from gee_fusion.local.algorithms.image_math import binary, unary
 from gee_fusion.local.image import Band, FuncNode, Image, Pixels
 from gee_fusion.local.registry import algorithm
-from gee_fusion.local.values import Function
+from gee_fusion.local.values import Function, resolve
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|(?P<str>'[^']*'|\"[^\"]*\")"
@@ -198,7 +198,7 @@ class _Parser:
                 return self.call(text)
             if text not in self.env:
                 raise EngineError(f"Image.expression: unknown variable '{text}'.")
-            return self.env[text]
+            return resolve(self.env[text])
         raise EngineError(f"Image.expression: unexpected {text!r} in {self.text!r}.")
 
     def call(self, name: str) -> Any:
@@ -237,11 +237,11 @@ def image_parse_expression(expression: str, argName: str, vars: list[str],
     tokenize(expression)  # syntax errors surface at parse time
 
     def call(bound: dict[str, Any]) -> Image:
-        default = bound.get(argName)
+        default = resolve(bound.get(argName))
         env = {k: v for k, v in bound.items() if k != argName}
         if mapFreeVarsToDefaultImageBands and isinstance(default, Image):
             for name in default.band_names:
                 env.setdefault(name, image_select(default, [name]))
         return as_image(_Parser(expression, env, default).parse())
 
-    return Function(tuple(vars), call, name="expression")
+    return Function(tuple(vars), call, name="expression", lazy=True)

@@ -13,6 +13,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # a well-kept C library for NaN-aware reductions; numpy below when absent
+    import bottleneck as _bn
+except ImportError:  # pragma: no cover
+    _bn = None
+
 from gee_fusion.errors import EngineError
 from gee_fusion.local.algorithms._common import float_of
 from gee_fusion.local.registry import algorithm
@@ -84,9 +89,15 @@ def _fill(dtype: np.dtype, high: bool) -> Any:
 
 
 def masked_median(values: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Median along axis 0 over valid entries (mean of the two middle values for even counts)."""
-    n = valid.sum(axis=0)
+    """Median along axis 0 over valid entries (mean of the two middle values for even counts).
+
+    bottleneck's selection-based ``nanmedian`` gives the same values as sorting (tested), faster;
+    the sort below is the fallback without it.
+    """
     work = np.where(valid, values.astype(dtype, copy=False), np.asarray(np.nan, dtype=dtype))
+    if _bn is not None and dtype.kind == "f":
+        return median_of_filled(work, dtype)
+    n = valid.sum(axis=0)
     work.sort(axis=0)  # NaN (masked) sorts last
     lo = np.maximum((n - 1) // 2, 0)[None]
     hi = (n // 2)[None]
@@ -96,6 +107,16 @@ def masked_median(values: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> tup
     out = (a + b) * np.asarray(0.5, dtype=dtype)
     has = n > 0
     return np.where(has, out, 0).astype(dtype, copy=False), has
+
+
+def median_of_filled(work: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Median along axis 0 of a float stack whose masked entries are NaN (values, validity)."""
+    if _bn is None:  # pragma: no cover
+        return masked_median(work, ~np.isnan(work), dtype)
+    out = np.asarray(_bn.nanmedian(work, axis=0), dtype=dtype)
+    has = ~np.isnan(out)  # NaN: no valid value at that pixel
+    out[~has] = 0
+    return out, has
 
 
 def _squared_deviations(values: np.ndarray, valid: np.ndarray, mean: np.ndarray, acc_dt: Any) -> np.ndarray:
