@@ -5,6 +5,8 @@ the local engine running them (files, splits, assets, Earth Engine's failures); 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,9 +276,41 @@ def test_the_export_script_starts_a_batch_task(tmp_path: Path) -> None:
         f"area: {{origin: [{X0 + 3000.0}, {Y1 - 3000.0}], size_px: [32, 16]}}\n"
         "batch: {destination: cloud_storage, bucket: my-gee-exports, prefix: runs/small}\n"
     )
-    try:
+    with export_data.reconnected():  # the script connects with its own exports folder
         assert script.main([str(cfg), str(tmp_path / "out"), "--batch"]) == 0
-    finally:
-        gee_fusion.connect("local")  # the script connected with its own exports folder
     with rasterio.open(tmp_path / "out" / "gcs" / "my-gee-exports" / "runs" / "small.tif") as src:
         assert (src.width, src.height, src.count) == (32, 16, 20)
+
+
+def test_the_export_script_takes_the_clis_options_and_proposes_its_own_batch_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.scripts import load_script
+
+    script = load_script("export_city")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: small\nproduct: fusion20\nblock: 16\nformats: [cog]\n")
+    cfg.write_text(cfg.read_text() + "batch: {destination: drive, folder: gee}\n")
+    big = tmp_path / "big.yaml"
+    big.write_text(cfg.read_text() + "interactive_max_gib: 0.00001\n")
+    out, corner = tmp_path / "out", f"{X0 + 3000.0},{Y1 - 3000.0}"
+    area, other = f"{corner},32,16", f"{corner},16,16"
+    with export_data.reconnected():  # the script connects
+        assert script.main([str(cfg), str(out), "--area", area, "--engine", "local", "--project", "p-1"]) == 0
+        assert gee_fusion.current() == gee_fusion.Connection("local", "p-1")
+        with rasterio.open(out / "small.tif") as cog:
+            assert (cog.width, cog.height, cog.count) == (32, 16, 20)
+        assert script.main([str(cfg), str(out), "--area", other]) == 2  # another grid: refused
+        assert "--overwrite" in capsys.readouterr().err
+        assert script.main([str(cfg), str(out), "--area", other, "--overwrite"]) == 0
+        with rasterio.open(out / "small.tif") as cog:
+            assert (cog.width, cog.height) == (16, 16)
+        assert script.main([str(cfg), "--engine", "nowhere"]) == 2
+        capsys.readouterr()
+        assert script.main([str(big), str(out / "b"), "--area", area, "--engine", "local"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        command = f"ee_scripts/export_city.py {big} {out / 'b'} --area {area} --engine local --batch"
+        match = re.search(rf"Command: (python \S*{re.escape(command)})", err)
+        assert "over the interactive limit" in err and match, err
+        assert script.main(shlex.split(match.group(1))[2:]) == 0  # the proposed command runs
+    assert (out / "b" / "drive" / "gee" / "small.tif").exists() and (out / "b" / "small.batch.json").exists()

@@ -25,8 +25,12 @@ X0, Y1 = W.origin
 
 def test_the_shipped_configs_validate() -> None:
     for name in ("export_fusion20.yaml", "export_monthly_series.yaml"):
-        cfg = load_export_config(REPO / "ee_scripts" / "configs" / name)
+        path = REPO / "ee_scripts" / "configs" / name
+        cfg = load_export_config(path)
         assert cfg.engine == "local" and cfg.area.grid().width == W.size_px
+        lines = path.read_text().splitlines()
+        header = " ".join(lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))])
+        assert ("COG" in header) == ("cog" in cfg.formats), f"{name}: the comment and `formats` disagree"
 
 
 def test_the_monthly_series_equals_the_deep_stages_fetch(tmp_path: Path) -> None:

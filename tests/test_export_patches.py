@@ -72,3 +72,37 @@ def test_a_crash_after_staging_resumes_without_refetching(tmp_path: Path, monkey
     assert calls == []  # every tile came from the staged export
     assert open_patch_store(tmp_path / "p.zarr").read("labels").shape[1:] == (16, 16)
     assert not (tmp_path / ".p.zarr.fetch").exists()
+
+
+def test_strips_of_a_wide_area_are_cut_by_columns_within_the_byte_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = small_config()  # 5 x 3 patches of 16 px
+    staged = patches_module._stage_area(cfg, cfg.area.grid(), tmp_path / "staged", progress=False)
+    whole = list(patches_module._strips(staged, cfg, 16, 3, 5))  # the default budget: all rows at once
+    keep = patches_module._labelled_patches(staged.labels, 16, 3, 5, cfg.min_labelled)
+    n_bands = len(patches_module._staged_data(staged.series)["band"])
+    budget = 2 * n_bands * 16 * 16 * 4  # two patches of every band: less than a row of five
+    reads: list[int] = []
+    real_read = patches_module._read
+
+    def recording(data: Any, bands: slice, rows: slice, cols: slice) -> np.ndarray:
+        out = real_read(data, bands, rows, cols)
+        reads.append(out.nbytes)
+        return out
+
+    monkeypatch.setattr(patches_module, "_STRIP_BYTES", budget)
+    monkeypatch.setattr(patches_module, "_read", recording)
+    parts = list(patches_module._strips(staged, cfg, 16, 3, 5))
+    np.testing.assert_array_equal(patches_module._labelled_patches(staged.labels, 16, 3, 5, 0.5), keep)
+    assert len(parts) == 9 and reads and max(reads) <= budget  # 3 rows of 2 + 2 + 1 patches
+    firsts = [first for first, _ in parts]
+    assert firsts == [0, 2, 4, 5, 7, 9, 10, 12, 14]  # consecutive runs in patch order
+    assert len(whole) == 1
+    for sensor in ("S2", "S1"):
+        cut = np.concatenate([strip.sensors[sensor] for _, strip in parts])
+        assert cut.tobytes() == whole[0][1].sensors[sensor].tobytes()
+    np.testing.assert_array_equal(np.concatenate([s.labels for _, s in parts]), whole[0][1].labels)
+    prior = [s.prior for _, s in parts]
+    assert whole[0][1].prior is not None and all(p is not None for p in prior)
+    np.testing.assert_array_equal(np.concatenate(prior), whole[0][1].prior)

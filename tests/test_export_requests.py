@@ -4,21 +4,24 @@ retries with capped exponential back-off, splits of heavy tiles, bounded concurr
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Iterator
+from io import StringIO
 from typing import Any
 
 import ee
 import numpy as np
 import pytest
+from rich.console import Console
 
-import gee_fusion
 from gee_fusion.errors import ConfigError, ExportError, TileFetchError
 from gee_fusion.export.plan import plan_requests
 from gee_fusion.export.requests import FetchStats, RetryPolicy, TileFetcher, classify, fetch_tiles
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local import faults as local_faults
 from gee_fusion.local.catalog import CATALOG, register_numpy_image
+from tests import export_data
 
 CRS = "EPSG:32631"
 TRANSFORM = (10.0, 0.0, 400000.0, 0.0, -10.0, 5500000.0)
@@ -73,15 +76,12 @@ def test_plan_fetch_equals_one_request(image: ee.Image) -> None:
 def test_faults_change_nothing_but_the_counters(image: ee.Image) -> None:
     plan = small_plan()
     clean = assemble(TileFetcher(image, plan, BANDS))
-    gee_fusion.connect("local", faults="rate=0.3,seed=7")
-    try:
+    with export_data.reconnected(faults="rate=0.3,seed=7"):
         stats = FetchStats()
         fetcher = TileFetcher(image, plan, BANDS, stats=stats, sleep=lambda s: None,
                               policy=RetryPolicy(max_tries=12))  # fmt: skip
         faulty = assemble(fetcher, workers=4)
         injected = local_faults.active().injected  # type: ignore[union-attr]
-    finally:
-        gee_fusion.connect("local")
     assert faulty.tobytes() == clean.tobytes()  # bit for bit
     assert stats.retries > 0 and stats.splits > 0 and stats.tiles_done == plan.requests
     assert sum(injected.values()) == sum(stats.failures.values())
@@ -92,15 +92,12 @@ def test_faults_change_nothing_but_the_counters(image: ee.Image) -> None:
 
 def test_exhausted_retries_name_the_tile_and_the_server_message(image: ee.Image) -> None:
     plan = small_plan()
-    gee_fusion.connect("local", faults="rate=0.99,seed=1,kinds=429")
-    try:
+    with export_data.reconnected(faults="rate=0.99,seed=1,kinds=429"):
         fetcher = TileFetcher(image, plan, BANDS, policy=RetryPolicy(max_tries=3), sleep=lambda s: None)
         with pytest.raises(
             TileFetchError, match=r"Tile #0 rows 0:32 cols 0:32 .*after 3 tries.*Too Many Requests"
         ):
             fetcher.fetch(next(plan.tiles()))
-    finally:
-        gee_fusion.connect("local")
 
 
 def test_backoff_is_capped_exponential_with_jitter() -> None:
@@ -167,3 +164,28 @@ def test_fault_settings_are_checked() -> None:
         local_faults.Faults.parse("rate=0.2,kinds=429+boom")
     with pytest.raises(ConfigError, match="rate"):
         local_faults.Faults.parse("rate=1.5")
+
+
+def test_the_progress_bar_shows_tiles_mib_requests_per_second_and_retries(
+    image: ee.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = small_plan()
+    real, failed = ee.data.computePixels, []
+
+    def once_too_many(params: dict[str, Any]) -> Any:
+        if not failed:
+            failed.append(params)
+            raise ee.EEException("Too Many Requests (HTTP 429)")
+        return real(params)
+
+    monkeypatch.setattr(ee.data, "computePixels", once_too_many)
+    screen = StringIO()
+    console = Console(file=screen, force_terminal=True, width=200)
+    fetcher = TileFetcher(image, plan, BANDS, sleep=lambda s: None)
+    assemble(fetcher, workers=1, progress=True, total=plan.requests, console=console)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # without colours and cursor moves
+    frames = re.findall(r"(\d+)/(\d+) tiles +(\d+) MiB +([\d.]+) req/s +(\d+) retries", text)
+    assert frames, text
+    done, total, mib, rate, retries = frames[-1]  # the last frame drawn
+    assert (int(done), int(total), mib, int(retries)) == (plan.requests, plan.requests, "0", 1)
+    assert float(rate) > 0

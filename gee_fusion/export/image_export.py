@@ -5,10 +5,11 @@ Tiles are fetched (:mod:`gee_fusion.export.requests`) and written one by one int
 store beside the output (``.NAME.zarr.partial``); each written tile is appended to the store's
 ledger. A rerun of the same export skips the tiles in the ledger, so a crash (``kill -9``) costs
 at most the tiles that were in flight. A rerun with another image, grid, bands or type into the
-same output is refused unless ``overwrite``. When every tile is in, the staging store becomes
-``NAME.zarr`` (a rename), the COG ``NAME.tif`` is streamed from it block by block, and
-``NAME.manifest.json`` records the engine, versions, recipe, grid, tile plan, requests, retries,
-bytes and wall time. Memory holds a few tiles in flight and one block of every band.
+same output is refused unless ``overwrite``, and so is a ``NAME.tif`` or ``NAME.zarr`` that no
+export of this image wrote (the COG carries the export's fingerprint in a tag). When every tile is
+in, the staging store becomes ``NAME.zarr`` (a rename), the COG ``NAME.tif`` is streamed from it
+block by block, and ``NAME.manifest.json`` records the engine, versions, recipe, grid, AOI, tile
+plan, requests, retries, bytes and wall time. Memory holds a few tiles in flight and one block of every band.
 
 Masked pixels: NaN in float outputs (fetched as a sentinel value, since Earth Engine sends masked
 pixels as 0), ``nodata`` in integer outputs.
@@ -32,6 +33,7 @@ from typing import Any
 
 import ee
 import numpy as np
+import rasterio
 import zarr
 from affine import Affine
 
@@ -53,6 +55,8 @@ _CASTS = {
 _CHUNK_BYTES = 4 * 2**20
 _COG_BLOCK_BYTES = 16 * 2**20
 _COG_CACHE_CAP = 256 * 2**20
+_COG_TAG = "GEE_FUSION_EXPORT"
+"""COG metadata tag holding the fingerprint of the export that wrote it."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,8 @@ def export_image(
     Raises:
         ConfigError: bad name, type, formats or block.
         OutputError: the output folder is a file, or cannot be created or written.
-        ExportError: unknown bands, or outputs of another export without ``overwrite``.
+        ExportError: unknown bands, or outputs of another export (or files no export wrote, such as
+            an existing ``NAME.tif``) without ``overwrite``.
         BatchSuggestedError: the export is larger than ``max_bytes``.
         TileFetchError: a tile could not be fetched after every retry and split (a rerun resumes).
     """
@@ -150,6 +155,11 @@ def export_image(
             f"{out_dir} already holds the export {name!r} of another image, grid, bands or type: choose "
             "another name or folder, or pass overwrite (--overwrite) to replace it."
         )
+    if "cog" in formats and not overwrite and _foreign_cog(cog_path, manifest_path, fingerprint):
+        raise ExportError(
+            f"{cog_path} already exists and was not written by this export: pass overwrite (--overwrite) "
+            "to replace it, or choose another name or folder."
+        )
     stats, done = FetchStats(), set[int]()
     wanted = ([final] if "zarr" in formats else []) + ([cog_path] if "cog" in formats else [])
     if previous == fingerprint and manifest_path.exists() and all(p.exists() for p in wanted):
@@ -174,7 +184,7 @@ def export_image(
     cog = None
     if "cog" in formats:
         _release_memory()  # the fetch stage's buffers, before GDAL's cache grows
-        cog = _write_cog(final, cog_path, grid, names, dtype, nodata, colormap)
+        cog = _write_cog(final, cog_path, grid, names, dtype, nodata, colormap, fingerprint)
     manifest = {
         "format": FORMAT, "fingerprint": fingerprint, "engine": connection.engine,
         "project": connection.project, "versions": _versions(), "created": datetime.now(UTC).isoformat(),
@@ -182,6 +192,7 @@ def export_image(
         "recipe_hash": _hash(json.dumps(recipe, sort_keys=True, default=str)) if recipe else None,
         "grid": {"crs": grid.crs, "transform": list(grid.transform), "width": grid.width,
                  "height": grid.height},
+        "aoi": {"crs": grid.crs, "bounds": list(grid.bounds())},
         "bands": names, "dtype": dtype, "nodata": None if np.dtype(dtype).kind == "f" else fill,
         "plan": {"tile_height": plan.tile_height, "tile_width": plan.tile_width, "requests": plan.requests,
                  "min_requests": plan.min_requests, "band_groups": [list(g) for g in plan.band_groups],
@@ -268,6 +279,24 @@ def _previous_fingerprint(final: Path, manifest: Path) -> str | None:
     return str(value) if value else "unknown"
 
 
+def _foreign_cog(cog: Path, manifest: Path, fingerprint: str) -> bool:
+    """Whether ``cog`` exists but this export did not write it: neither its tag nor the manifest of
+    this export (which lists the COG it wrote) vouches for it."""
+    if not (cog.exists() or cog.is_symlink()):
+        return False
+    try:
+        with rasterio.open(cog) as src:
+            if src.tags().get(_COG_TAG) == fingerprint:
+                return False
+    except (rasterio.errors.RasterioError, OSError):
+        pass  # not a raster: someone else's file
+    try:
+        record = json.loads(manifest.read_text())
+        return not (record["fingerprint"] == fingerprint and record["outputs"]["cog"] == cog.name)
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+
+
 def _open_staging(
     staging: Path,
     grid: PixelGrid,
@@ -328,8 +357,10 @@ def _publish(staging: Path, final: Path) -> None:
     with warnings.catch_warnings():  # zarr notes that consolidation is not in the v3 spec; xarray reads it
         warnings.simplefilter("ignore", UserWarning)
         zarr.consolidate_metadata(str(staging))
-    if final.exists():
+    if final.is_dir() and not final.is_symlink():
         shutil.rmtree(final)
+    elif final.exists() or final.is_symlink():
+        final.unlink()
     os.replace(staging, final)
     _ledger(staging).unlink(missing_ok=True)
 
@@ -344,7 +375,7 @@ def _write_tile(data: Any, tile: Tile, arr: np.ndarray, names: list[str], float_
 
 def _write_cog(
     store: Path, path: Path, grid: PixelGrid, names: list[str], dtype: str, nodata: int | None,
-    colormap: Mapping[int, Sequence[int]] | None,
+    colormap: Mapping[int, Sequence[int]] | None, fingerprint: str,
 ) -> Path:  # fmt: skip
     data: Any = zarr.open_group(str(store), mode="r")["data"]
     block = int(data.chunks[1])
@@ -367,7 +398,7 @@ def _write_cog(
     with StreamCOGWriter(
         path, width=grid.width, height=grid.height, count=len(names), dtype=dtype, crs=grid.crs,
         transform=Affine(*grid.transform), nodata=float("nan") if kind == "f" else (nodata or 0),
-        band_names=names, colormap=colormap, blocksize=tile,
+        band_names=names, colormap=colormap, blocksize=tile, tags={_COG_TAG: fingerprint},
         overview_resampling="average" if kind == "f" else "nearest", cache_mb=cache_mb,
         staging_compress="NONE",
     ) as writer:  # fmt: skip

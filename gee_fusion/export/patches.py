@@ -6,7 +6,8 @@ exporter (:mod:`gee_fusion.export.image_export`) into a hidden staging folder be
 with the label and prior maps, then cuts the staged area into square patches strip by strip, splits
 them by spatial block and streams them into the patch store
 (:mod:`gee_fusion.export.patch_writer`). Memory holds a few tiles in flight and one strip of
-patches, whatever the size of the area; a crash resumes from the staged tiles. The staging
+patches (rows of patches, or part of a row when a row is wider than the strip budget), whatever
+the size and the width of the area; a crash resumes from the staged tiles. The staging
 folder is removed once the store is published.
 
 :func:`fetch_area` brings a (small) area's stacks into memory through xee, window by window: the
@@ -127,7 +128,7 @@ def block_split(cfg: PatchExportConfig) -> BlockSplit:
 
 
 _STRIP_BYTES = 64 * 2**20
-"""Most bytes of staged pixels read at once when cutting patches."""
+"""Most bytes of staged pixels read at once when cutting patches (one patch, if a patch is larger)."""
 
 
 def export_patches(cfg: PatchExportConfig, out: str | Path, *, progress: bool = True) -> Path:
@@ -233,21 +234,46 @@ def _staged_data(path: Path) -> xr.DataArray:
     return xr.open_zarr(path, consolidated=True)["data"]
 
 
+def _read(data: xr.DataArray, bands: slice, rows: slice, cols: slice) -> np.ndarray:
+    """One staged read: ``data[bands, rows, cols]`` in memory."""
+    return np.asarray(data[bands, rows, cols].values)
+
+
+def _windows(ny: int, nx: int, per_strip: int) -> Iterator[tuple[int, slice, slice]]:
+    """Strips of at most ``per_strip`` (>= 1) patches in patch order: (first patch index, patch
+    rows, patch columns). Whole rows of patches while a row fits, else parts of one row."""
+    if per_strip >= nx:
+        rows_per = per_strip // nx
+        for row in range(0, ny, rows_per):
+            yield row * nx, slice(row, min(row + rows_per, ny)), slice(0, nx)
+        return
+    for row in range(ny):
+        for col in range(0, nx, per_strip):
+            yield row * nx + col, slice(row, row + 1), slice(col, min(col + per_strip, nx))
+
+
+def _pixels(patches: slice, size: int) -> slice:
+    """The pixel span of a span of ``size`` px patches."""
+    return slice(patches.start * size, patches.stop * size)
+
+
 def _labelled_patches(labels: Path, size: int, ny: int, nx: int, min_labelled: float) -> np.ndarray:
     """(ny * nx,) whether each patch has at least ``min_labelled`` labelled pixels."""
     data = _staged_data(labels)
     keep = np.zeros(ny * nx, dtype=bool)
-    for row in range(ny):
-        strip = np.asarray(data[0, row * size : (row + 1) * size, : nx * size].values)
+    per_strip = max(1, _STRIP_BYTES // (size * size * data.dtype.itemsize))
+    for first, rows, cols in _windows(ny, nx, per_strip):
+        strip = _read(data, slice(0, 1), _pixels(rows, size), _pixels(cols, size))[0]
         labelled = (cut_patches(strip, size) != NO_LABEL).mean(axis=(1, 2))
-        keep[row * nx : (row + 1) * nx] = labelled >= min_labelled
+        keep[first : first + len(labelled)] = labelled >= min_labelled
     return keep
 
 
 def _strips(
     staged: _Staged, cfg: PatchExportConfig, size: int, ny: int, nx: int
 ) -> Iterator[tuple[int, _Strip]]:
-    """Consecutive rows of patches (first patch index, their data), read strip by strip."""
+    """Consecutive runs of patches (first patch index, their data), read strip by strip: each read
+    holds at most ``_STRIP_BYTES`` of staged pixels (or one patch)."""
     series = _staged_data(staged.series)
     names = [str(b) for b in series["band"].values]
     months = [f"{t:%Y-%m}" for t in cfg.times()]
@@ -260,18 +286,18 @@ def _strips(
     }
     labels = _staged_data(staged.labels)
     prior = _staged_data(staged.prior) if staged.prior else None
-    per_row = max(1, _STRIP_BYTES // (len(names) * size * nx * size * 4))
-    for row in range(0, ny, per_row):
-        rows = slice(row * size, min(row + per_row, ny) * size)
-        values = np.asarray(series[:, rows, : nx * size].values)
+    per_strip = max(1, _STRIP_BYTES // (len(names) * size * size * series.dtype.itemsize))
+    for first, patch_rows, patch_cols in _windows(ny, nx, per_strip):
+        rows, cols = _pixels(patch_rows, size), _pixels(patch_cols, size)
+        values = _read(series, slice(None), rows, cols)
         sensors: dict[str, np.ndarray] = {}
         for sensor, (bands, counts) in where.items():
             stack = values[bands]  # (time, band, y, x)
             empty = np.nan_to_num(values[counts]) == 0  # (time, y, x): no valid observation
             stack[np.broadcast_to(empty[:, None], stack.shape)] = np.nan
             sensors[sensor] = cut_patches(stack, size)
-        label_patches = cut_patches(np.asarray(labels[0, rows, : nx * size].values), size)
+        label_patches = cut_patches(_read(labels, slice(0, 1), rows, cols)[0], size)
         prior_patches = None
         if prior is not None:
-            prior_patches = cut_patches(np.asarray(prior[0, rows, : nx * size].values), size)
-        yield row * nx, _Strip(sensors, label_patches, prior_patches)
+            prior_patches = cut_patches(_read(prior, slice(0, 1), rows, cols)[0], size)
+        yield first, _Strip(sensors, label_patches, prior_patches)

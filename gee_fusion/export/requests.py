@@ -19,13 +19,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ee
 import numpy as np
 
 from gee_fusion.errors import ConfigError, ExportError, TileFetchError
 from gee_fusion.export.plan import RequestPlan, Tile
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 Action = Literal["retry", "split", "fatal"]
 
@@ -205,12 +208,14 @@ def fetch_tiles(
     workers: int = DEFAULT_WORKERS,
     progress: bool = False,
     total: int | None = None,
+    console: Console | None = None,
 ) -> Iterator[tuple[Tile, np.ndarray]]:
     """Fetch ``tiles`` on ``workers`` threads, yielding ``(tile, array)`` as they finish.
 
     At most ``workers`` tiles are in flight or waiting to be consumed, so memory stays
     bounded whatever the number of tiles. The first error cancels what has not started and is
-    raised. A progress bar on stderr shows tiles, MiB, requests/s, retries and the time left.
+    raised. A progress bar on stderr (or ``console``) shows tiles, MiB, requests/s, retries and the
+    time left.
 
     Raises:
         ConfigError: ``workers`` is not in 1..40.
@@ -225,7 +230,7 @@ def fetch_tiles(
     stats, start = fetcher.stats, time.perf_counter()
     columns = (
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[mib]:.0f} MiB  {task.fields[rate]:.1f} req/s"),
+        TextColumn("tiles  {task.fields[mib]:.0f} MiB  {task.fields[rate]:.1f} req/s"),
         TextColumn("{task.fields[retries]} retries"),
         TimeRemainingColumn(),
     )  # fmt: skip
@@ -239,7 +244,7 @@ def fetch_tiles(
         pending.add(pool.submit(lambda t: (t, fetcher.fetch(t)), tile))
         return True
 
-    with Progress(*columns, transient=True, disable=not progress) as bar:
+    with Progress(*columns, transient=True, disable=not progress, console=console) as bar:
         task = bar.add_task("computePixels", total=total, mib=0.0, rate=0.0, retries=0)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
