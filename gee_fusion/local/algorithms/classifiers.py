@@ -351,11 +351,6 @@ def image_classify(image: Image, classifier: Any, outputName: str = "classificat
     c = _classifier(classifier)
     if c.model is None:
         raise EngineError("Image.classify: the classifier is not trained.")
-    if c.mode == "MULTIPROBABILITY":
-        raise NotSupportedError(
-            "MULTIPROBABILITY outputs are array images, which the local engine does not have yet: "
-            "classify features (FeatureCollection.classify) or one PROBABILITY map per class."
-        )
     by_name = {b.name: b for b in image.bands}
     missing = [k for k in c.inputs if k not in by_name]
     if missing:
@@ -363,11 +358,15 @@ def image_classify(image: Image, classifier: Any, outputName: str = "classificat
             f"Image.classify: the image has no band '{missing[0]}' "
             f"(the classifier was trained on {list(c.inputs)})."
         )
-    dtype = np.dtype(np.int32) if c.mode == "CLASSIFICATION" else np.dtype(np.float32)
+    multi = c.mode == "MULTIPROBABILITY"  # a 1-D array per pixel: one probability per class
+    dtype: np.dtype[Any] = np.dtype(np.int32) if c.mode == "CLASSIFICATION" else np.dtype(np.float32)
+    if multi:
+        dtype = np.dtype(np.float64)
+    classes = len(np.unique(c.train_y)) if multi and c.train_y is not None else 0
 
     def fn(*pixels: Pixels) -> Pixels:
         mask = np.logical_and.reduce([np.asarray(m, bool) for _, m in pixels])
-        out = np.zeros(mask.shape, dtype=dtype)
+        out = np.zeros(mask.shape + ((classes,) if multi else ()), dtype=dtype)
         if mask.any():
             x = np.stack([np.asarray(v, np.float64)[mask] for v, _ in pixels], axis=1)
             out[mask] = c.predict(x).astype(dtype)
@@ -376,7 +375,8 @@ def image_classify(image: Image, classifier: Any, outputName: str = "classificat
     first = by_name[c.inputs[0]]
     node = FuncNode(fn, [by_name[k].node for k in c.inputs])
     return Image(
-        (Band(outputName, dtype, node, first.projection, first.dimensions, None),), dict(image.properties)
+        (Band(outputName, dtype, node, first.projection, first.dimensions, None, int(multi)),),
+        dict(image.properties),
     )
 
 

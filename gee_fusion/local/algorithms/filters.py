@@ -23,6 +23,8 @@ def _side(el: Any, field: str | None, value: Any) -> Any:
         return value
     if field == ".all":
         return el
+    if field == ".geo":  # Earth Engine's name for an element's geometry
+        return _element_geometry(el)
     return el.get(field)
 
 
@@ -103,37 +105,55 @@ def _element_geometry(el: Any) -> Geometry | None:
     return None
 
 
-@algorithm("Filter.intersects")
-def filter_intersects(leftField: str | None = None, rightValue: Any = None, rightField: str | None = None,
-                      leftValue: Any = None, maxError: Any = None) -> Filter:  # fmt: skip
-    """Elements whose geometry (footprint for images) intersects the given geometry."""
+def _spatial(name: str, test: Callable[[Any, Any], bool],
+             reverse: Callable[[Any, Any], bool] | None = None) -> Callable[..., Filter]:  # fmt: skip
+    """A spatial filter: ``test(left, right)`` on the two sides' geometries (footprints for images)
+    in longitude/latitude. A constant side is transformed and prepared once, and put first
+    (``reverse(right, left)`` equals ``test(left, right)``) so the prepared geometry is used."""
 
-    def lonlat(value: Any) -> Any:
-        geom = _element_geometry(value)
-        return None if geom is None else geom.to_crs("EPSG:4326")
+    def make(leftField: str | None = None, rightValue: Any = None, rightField: str | None = None,
+             leftValue: Any = None, maxError: Any = None) -> Filter:  # fmt: skip
+        def lonlat(value: Any) -> Any:
+            geom = _element_geometry(value)
+            return None if geom is None else geom.to_crs("EPSG:4326")
 
-    # a constant side is transformed and prepared once, not once per element
-    fixed_left = (
-        shapely.prepared.prep(lonlat(leftValue)) if leftField is None and leftValue is not None else None
-    )
-    fixed_right = (
-        shapely.prepared.prep(lonlat(rightValue)) if rightField is None and rightValue is not None else None
-    )
+        fixed_left = lonlat(leftValue) if leftField is None and leftValue is not None else None
+        fixed_right = lonlat(rightValue) if rightField is None and rightValue is not None else None
+        for fixed in (fixed_left, fixed_right):
+            if fixed is not None:
+                shapely.prepare(fixed)
 
-    def pred(el: Any) -> bool:
-        if fixed_right is not None and leftField is not None:
-            left = lonlat(_side(el, leftField, leftValue))
-            return left is not None and bool(fixed_right.intersects(left))
-        if fixed_left is not None and rightField is not None:
-            right = lonlat(_side(el, rightField, rightValue))
-            return right is not None and bool(fixed_left.intersects(right))
-        left = lonlat(_side(el, leftField, leftValue))
-        right = lonlat(_side(el, rightField, rightValue))
-        if left is None or right is None:
-            return False  # Earth Engine: an image without footprint is unbounded only if set so
-        return bool(left.intersects(right))
+        def pred(el: Any) -> bool:
+            left = fixed_left if fixed_left is not None else lonlat(_side(el, leftField, leftValue))
+            right = fixed_right if fixed_right is not None else lonlat(_side(el, rightField, rightValue))
+            if left is None or right is None:
+                return False  # Earth Engine: an image without footprint is unbounded only if set so
+            if reverse is not None and fixed_right is not None and fixed_left is None:
+                return bool(reverse(right, left))
+            return bool(test(left, right))
 
-    return Filter(pred, "intersects")
+        return Filter(pred, name)
+
+    return make
+
+
+algorithm("Filter.intersects")(_spatial("intersects", shapely.intersects, shapely.intersects))
+algorithm("Filter.contains")(_spatial("contains", shapely.contains, shapely.within))
+algorithm("Filter.isContained")(_spatial("isContained", shapely.within, shapely.contains))
+algorithm("Filter.disjoint")(_spatial("disjoint", shapely.disjoint, shapely.disjoint))
+
+
+@algorithm("Filter.withinDistance")
+def filter_within_distance(distance: float, leftField: str | None = None, rightValue: Any = None,
+                           rightField: str | None = None, leftValue: Any = None,
+                           maxError: Any = None) -> Filter:  # fmt: skip
+    """Elements whose geometry lies within ``distance`` metres of the other side's geometry."""
+    from gee_fusion.local.algorithms.geometry import geometry_within_distance
+
+    def test(a: Any, b: Any) -> bool:
+        return geometry_within_distance(Geometry(a), Geometry(b), float(distance))
+
+    return _spatial("withinDistance", test)(leftField, rightValue, rightField, leftValue, maxError)
 
 
 def _join_form(filters: list[Filter], quantifier: Callable[[Any], bool]) -> dict[str, Any]:
