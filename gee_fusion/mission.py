@@ -99,8 +99,9 @@ class MissionResult:
 
     report: Path
     metrics: Path
-    best_name: str
-    best_f1: float
+    best: list[dict[str, Any]]
+    """The best model of each evaluation set (``metrics.json``'s ``best``): models are only ranked
+    against models scored on the same pixels."""
     leakage_points: float | None
     cv_pixel: float | None
     cv_block: float | None
@@ -110,7 +111,9 @@ class MissionResult:
     def summary(self) -> str:
         """The one-screen summary printed at the end."""
         lines = [
-            f"Best model on the held-out blocks: {self.best_name} (weighted F1 {self.best_f1:.3f})",
+            f"Best model on {b['evaluated_on']} ({b['pixels']} px, {b['models']} models compared): "
+            f"{b['name']} (weighted F1 {b['f1_weighted']:.3f})"
+            for b in self.best
         ]
         if self.leakage_points is not None:
             lines.append(
@@ -218,8 +221,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     return MissionResult(
         report,
         metrics,
-        data["best"]["name"],
-        float(data["best"]["f1_weighted"]),
+        list(data["best"]),
         cv["leakage_points"] if cv else None,
         cv["random_pixel"]["mean"] if cv else None,
         cv["spatial_block"]["mean"] if cv else None,

@@ -225,7 +225,17 @@ def _job_recipe_source(tmp: Path) -> None:
     src.read(slice(0, 16), slice(0, 16))
 
 
-@pytest.mark.parametrize("job", [_job_monthly, _job_patches, _job_recipe_source])
+def _job_cloud_rf(tmp: Path) -> None:
+    from gee_fusion.classic.job import CloudRFConfig, run_cloud_rf
+
+    cfg = CloudRFConfig.model_validate({
+        "area": {"size_px": [32, 32]}, "blocks": {"block_px": 16}, "rf": {"number_of_trees": 2},
+        "sampling": {"points_per_class": 10, "folds": 2}, "baselines": [], "map": False, "ablation": False,
+    })  # fmt: skip
+    run_cloud_rf(cfg, tmp / "cloud_rf", progress=False)
+
+
+@pytest.mark.parametrize("job", [_job_monthly, _job_patches, _job_recipe_source, _job_cloud_rf])
 def test_jobs_run_on_the_connected_engine_and_never_switch(
     job: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

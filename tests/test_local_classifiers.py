@@ -3,7 +3,9 @@ or numpy reference, with Earth Engine's result shapes."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from typing import Any
 
 import ee
 import numpy as np
@@ -240,9 +242,129 @@ def test_bad_training_and_classification_are_typed() -> None:
     rf = ee.Classifier.smileRandomForest(5).train(data.features(), "class", INPUTS)
     with pytest.raises(EngineError, match="the image has no band 'f0'"):
         ee.Image.constant(1).rename("b").classify(rf).getInfo()
-    with pytest.raises(NotSupportedError, match="array images"):
-        ee.Image.constant([1, 2, 3, 4]).rename(INPUTS).classify(
-            rf.setOutputMode("MULTIPROBABILITY")
-        ).getInfo()
+    probs = ee.Image.constant([1, 2, 3, 4]).rename(INPUTS).classify(rf.setOutputMode("MULTIPROBABILITY"))
+    assert probs.getInfo()["bands"][0]["data_type"]["dimensions"] == 1  # an array band, as in Earth Engine
     with pytest.raises(EngineError, match="mode must be one of"):
         rf.setOutputMode("VOTES").mode().getInfo()
+
+
+# -- the random forest's options, read from the fitted trees -----------------------------------------
+
+
+def fitted(classifier: ee.Classifier) -> Any:
+    """The local engine's trained classifier behind ``classifier`` (read only)."""
+    from gee_fusion.local.graph import evaluate
+    from gee_fusion.local.server import encode
+
+    return evaluate(encode(classifier))
+
+
+def forest_trees(classifier: ee.Classifier) -> list[Any]:
+    """The scikit-learn trees of a trained smileRandomForest."""
+    trees = fitted(classifier).model.estimators
+    assert trees
+    return list(trees)
+
+
+def leaf_sizes(tree: Any) -> np.ndarray:
+    """Training rows in each leaf of a fitted scikit-learn tree."""
+    t = tree.tree_
+    return np.asarray(t.n_node_samples[t.children_left == -1])
+
+
+def test_random_forest_max_nodes_and_min_leaf_population_bound_every_tree() -> None:
+    data = Data(300, 11)
+    free = forest_trees(ee.Classifier.smileRandomForest(10, seed=1).train(data.features(), "class", INPUTS))
+    assert max(t.get_n_leaves() for t in free) > 3 and min(leaf_sizes(t).min() for t in free) == 1
+    small = ee.Classifier.smileRandomForest(10, maxNodes=3, seed=1).train(data.features(), "class", INPUTS)
+    assert all(t.get_n_leaves() <= 3 for t in forest_trees(small))
+    for k in (5, 12):
+        rf = ee.Classifier.smileRandomForest(10, minLeafPopulation=k, seed=1)
+        sizes = [leaf_sizes(t) for t in forest_trees(rf.train(data.features(), "class", INPUTS))]
+        assert min(s.min() for s in sizes) >= k
+        assert min(s.min() for s in sizes) < 2 * k + 1  # the bound binds: leaves are not all large
+
+
+def test_random_forest_bag_fraction_is_the_share_of_rows_each_tree_sees() -> None:
+    data = Data(200, 12)
+    for bag in (0.3, 0.5, 0.8):
+        rf = ee.Classifier.smileRandomForest(8, bagFraction=bag, seed=2).train(
+            data.features(), "class", INPUTS
+        )
+        for tree in forest_trees(rf):
+            in_bag = int(tree.tree_.n_node_samples[0])  # rows at the root: drawn without replacement
+            assert in_bag == round(bag * 200)
+            assert 1 - in_bag / 200 == pytest.approx(1 - bag)  # the out-of-bag share
+    default = ee.Classifier.smileRandomForest(4).train(data.features(), "class", INPUTS)
+    assert {int(t.tree_.n_node_samples[0]) for t in forest_trees(default)} == {100}  # bagFraction 0.5
+
+
+def test_random_forest_variables_per_split_defaults_to_the_floor_of_the_root() -> None:
+    rng = np.random.default_rng(13)
+    names = [f"v{i}" for i in range(8)]  # sqrt(8) = 2.83: floor 2, round and ceil 3
+    x = rng.normal(size=(120, 8))
+    fc = ee.FeatureCollection([
+        ee.Feature(None, {**{k: float(v) for k, v in zip(names, row, strict=True)}, "class": int(row[0] > 0)})
+        for row in x
+    ])  # fmt: skip
+    default = ee.Classifier.smileRandomForest(5).train(fc, "class", names)
+    assert {t.max_features_ for t in forest_trees(default)} == {math.floor(math.sqrt(8))} == {2}
+    chosen = ee.Classifier.smileRandomForest(5, variablesPerSplit=5).train(fc, "class", names)
+    assert {t.max_features_ for t in forest_trees(chosen)} == {5}
+
+
+def test_train_subsampling_keeps_a_seeded_share_of_the_features() -> None:
+    data = Data(250, 14)
+
+    def resubstitution(seed: int) -> np.ndarray:
+        rf = ee.Classifier.smileRandomForest(10).train(
+            data.features(), "class", INPUTS, subsampling=0.3, subsamplingSeed=seed
+        )
+        return np.array(rf.confusionMatrix().getInfo())
+
+    first = resubstitution(1)
+    assert first.sum() == round(0.3 * 250) == 75
+    assert np.array_equal(first, resubstitution(1))  # seeded
+    other = resubstitution(2)
+    assert other.sum() == 75 and not np.array_equal(first, other)  # another seed, other features
+    full = ee.Classifier.smileRandomForest(10).train(data.features(), "class", INPUTS)
+    assert np.array(full.confusionMatrix().getInfo()).sum() == 250
+
+
+# -- documented divergences --------------------------------------------------------------------------
+
+
+def test_probability_of_a_multi_class_classifier_is_not_supported() -> None:
+    data = Data(120, 15)
+    assert len(np.unique(data.y)) == 3
+    rf = ee.Classifier.smileRandomForest(5).train(data.features(), "class", INPUTS)
+    with pytest.raises(NotSupportedError, match="PROBABILITY output of a 3-class classifier"):
+        data.features().classify(rf.setOutputMode("PROBABILITY")).getInfo()
+    multi = np.array(classify(data.features(), rf.setOutputMode("MULTIPROBABILITY")))
+    assert multi.shape == (120, 3)  # what to use instead
+    np.testing.assert_allclose(multi.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "cosine", "mahalanobis"])
+def test_minimum_distance_metrics_equal_their_references(metric: str) -> None:
+    from scipy.spatial.distance import cdist
+    from sklearn.covariance import EmpiricalCovariance
+
+    train, test = Data(300, 16), Data(200, 17)
+    train.x[:, 2] *= 4.0  # unequal spreads, correlated inputs: the metrics disagree
+    test.x[:, 2] *= 4.0
+    train.x[:, 3] += 0.8 * train.x[:, 0]
+    test.x[:, 3] += 0.8 * test.x[:, 0]
+    classes = np.array([1, 2, 3])
+    means = np.stack([train.x[train.y == c].mean(axis=0) for c in classes])
+    if metric == "mahalanobis":  # the pooled within-class covariance (docs/local_engine.md)
+        residuals = train.x - means[np.searchsorted(classes, train.y)]
+        precision = EmpiricalCovariance(assume_centered=True).fit(residuals).precision_
+        distances = cdist(test.x, means, "mahalanobis", VI=precision)
+    else:
+        distances = cdist(test.x, means, {"manhattan": "cityblock", "cosine": "cosine"}[metric])
+    expected = classes[distances.argmin(axis=1)]
+    md = ee.Classifier.minimumDistance(metric).train(train.features(), "class", INPUTS)
+    np.testing.assert_array_equal(classify(test.features(), md), expected)
+    euclidean = classes[cdist(test.x, means).argmin(axis=1)]
+    assert (expected != euclidean).any()  # the metric matters on these data

@@ -39,6 +39,9 @@ class ModelRun:
     map_path: Path | None = None
     curves_png: Path | None = None
     notes: str = ""
+    key: str = ""
+    """What the model is, whatever its display name: ``smileRandomForest``, a baseline's name
+    (``extra_trees``...) or a deep model's (``unet``...)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ def read_cloud_record(path: str | Path) -> CloudRecord:
             dict(rf.get("importance") or {}),
             map_path,
             notes=f"out-of-bag error {rf['oob_error']:.3f}" if rf.get("oob_error") is not None else "",
+            key="smileRandomForest",
         ),
     ]
     for b in data.get("baselines", []):
@@ -99,6 +103,7 @@ def read_cloud_record(path: str | Path) -> CloudRecord:
                 SAMPLES,
                 dict(b.get("importance") or {}),
                 notes=f"fit {b['fit_seconds']:.1f} s",
+                key=str(b["name"]),
             )
         )
     ablation = {k: ConfusionMatrix.from_dict(v["matrix"]) for k, v in data.get("ablation", {}).items()}
@@ -122,8 +127,9 @@ def read_deep_run(run_dir: str | Path) -> ModelRun:
     curves = run / "learning_curves.png"
     map_path = run / "map.tif"
     epochs = data.get("epochs")
+    model = data.get("model", {}).get("name", "deep")
     return ModelRun(
-        f"{data.get('experiment', run.name)} ({data.get('model', {}).get('name', 'deep')})",
+        f"{data.get('experiment', run.name)} ({model})",
         "deep",
         ConfusionMatrix.from_dict(data["test"]),
         str(data["split_id"]),
@@ -133,6 +139,7 @@ def read_deep_run(run_dir: str | Path) -> ModelRun:
         curves_png=curves if curves.exists() else None,
         notes=f"{epochs} epochs on {data.get('device', '?')}"
         + (f"; {data['schedule']}" if data.get("schedule") else ""),
+        key=str(model),
     )
 
 
@@ -185,6 +192,7 @@ def score_map_on_store(run: ModelRun, store_path: str | Path) -> ModelRun:
         PATCHES,
         map_path=None,
         notes="its map read at the deep models' test pixels",
+        key=run.key,
     )
 
 
@@ -241,4 +249,37 @@ def model_metrics(run: ModelRun) -> dict[str, Any]:
             "f1_macro": coarse["macro_f1"],
             "miou": coarse["miou"],
         }
+    return out
+
+
+def shows_importance(run: ModelRun) -> bool:
+    """Whether the report charts ``run``'s importance: the in-cloud forest and ExtraTrees (chosen
+    by family and model, not by display name)."""
+    return bool(run.importance) and (
+        run.family == "in-cloud" or (run.family == "classic" and run.key == "extra_trees")
+    )
+
+
+def best_per_evaluation(models: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The best model (weighted F1) of each evaluation set: only models scored on the same pixels
+    (same ``evaluated_on`` and number of pixels) compete, so stratified test-block samples and
+    every pixel of the test patches are never ranked together.
+
+    Args:
+        models: Records of :func:`model_metrics`.
+
+    Returns:
+        One ``{"evaluated_on", "pixels", "name", "f1_weighted", "models"}`` per evaluation set, in
+        the order the sets first appear (``models``: how many competed).
+    """
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for m in models:
+        groups.setdefault((str(m["evaluated_on"]), int(m["pixels"])), []).append(m)
+    out = []
+    for (evaluated_on, pixels), group in groups.items():
+        best = max(group, key=lambda m: m["f1_weighted"])
+        out.append({
+            "evaluated_on": evaluated_on, "pixels": pixels, "name": best["name"],
+            "f1_weighted": best["f1_weighted"], "models": len(group),
+        })  # fmt: skip
     return out

@@ -2,10 +2,13 @@
 ``metrics.json``, for the in-cloud RF, the classic baselines and the deep models assessed on the
 same held-out blocks.
 
-Contents: the metrics table (OA, kappa, weighted and macro F1, mIoU, and the 10 -> 6 aggregation),
-per-class F1, the random-pixel vs spatial-block cross-validation (the leakage, in points of
-accuracy), the sensor ablation, the confusion matrices, the RF / ExtraTrees importance, the maps
-of each model beside the reference with an agreement map, and the learning curves of deep runs.
+Contents: the metrics table (OA, kappa, weighted and macro F1, mIoU, and the 10 -> 6 aggregation)
+with the best model of each evaluation set (models are only ranked against models scored on the
+same pixels), per-class F1 and each model's per-class precision / recall / F1 / IoU, the
+random-pixel vs spatial-block cross-validation (the leakage, in points of accuracy), the sensor
+ablation, the confusion matrices, the RF / ExtraTrees importance, the maps of the in-cloud RF and
+the deep models beside the reference with an agreement map (the baselines are not mapped: they
+run on the sample table), and the learning curves of deep runs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import base64
 import html
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,14 @@ from gee_fusion.classes import class_table
 from gee_fusion.errors import DataError
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import read_preview
-from gee_fusion.report.comparison import CloudRecord, ModelRun, check_comparable, model_metrics
+from gee_fusion.report.comparison import (
+    CloudRecord,
+    ModelRun,
+    best_per_evaluation,
+    check_comparable,
+    model_metrics,
+    shows_importance,
+)
 from gee_fusion.report.confusion_plot import plot_confusion
 from gee_fusion.report.figures import class_map_png
 
@@ -55,13 +65,12 @@ def _fmt(v: Any) -> str:
     return "" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], best_col: int | None = None) -> str:
-    best = None
-    if best_col is not None and rows:
-        best = max(range(len(rows)), key=lambda i: rows[i][best_col] if rows[i][best_col] is not None else -1)
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], best_rows: Collection[int] = ()) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
-        f"<tr{' class=best' if i == best else ''}>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
+        f"<tr{' class=best' if i in best_rows else ''}>"
+        + "".join(f"<td>{_fmt(v)}</td>" for v in row)
+        + "</tr>"
         for i, row in enumerate(rows)
     )
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -140,14 +149,13 @@ def write_report(
     check_comparable(runs)
     out = output_folder(out_dir)
     models = [model_metrics(r) for r in runs]
-    best = max(models, key=lambda m: m["f1_weighted"])
     metrics: dict[str, Any] = {
-        "format": "gee_fusion.report/1",
+        "format": "gee_fusion.report/2",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "split_id": runs[0].split_id,
         "classes": list(runs[0].matrix.names),
         "models": models,
-        "best": {"name": best["name"], "f1_weighted": best["f1_weighted"]},
+        "best": best_per_evaluation(models),
     }
     if cloud is not None and cloud.cv:
         block, pixel = cloud.cv["spatial_block"], cloud.cv["random_pixel"]
@@ -223,9 +231,10 @@ def _body(
                 "F1 w. (6 classes)",
             ],
             rows,
-            best_col=6,
+            best_rows=_best_rows(metrics["models"], metrics["best"]),
         )
     )
+    parts.append(_best_note(metrics["best"]))
     names = metrics["classes"]
     per_class = [
         [n, *[m["per_class"][i]["f1"] if m["per_class"][i]["present"] else None for m in metrics["models"]]]
@@ -234,6 +243,7 @@ def _body(
     parts.append("<h2>F1 per class</h2>")
     parts.append("<p class=note>Blank: the class is neither in the reference nor in the prediction.</p>")
     parts.append(_table(["class", *[m["name"] for m in metrics["models"]]], per_class))
+    parts.append(_per_class_tables(metrics["models"]))
     if "cv" in metrics:
         cv = metrics["cv"]
         parts.append("<h2>Random-pixel vs spatial-block cross-validation (in-cloud RF)</h2>")
@@ -278,7 +288,7 @@ def _body(
     imp = [
         _img(_importance_png(r.importance, r.name, tmp / f"imp{i}.png"), f"importance: {r.name}")
         for i, r in enumerate(runs)
-        if r.importance and ("RF" in r.name or "extra_trees" in r.name)
+        if shows_importance(r)
     ]
     if imp:
         parts.append("<h2>Importance of the inputs</h2>")
@@ -288,6 +298,40 @@ def _body(
     if curves:
         parts.append("<h2>Learning curves of the deep runs</h2>")
         parts.append(f"<div class=figs>{''.join(curves)}</div>")
+    return "".join(parts)
+
+
+def _best_rows(models: Sequence[dict[str, Any]], best: Sequence[dict[str, Any]]) -> set[int]:
+    """Rows of the metrics table holding the best model of an evaluation set."""
+    picks = {(b["evaluated_on"], b["pixels"], b["name"]) for b in best}
+    return {i for i, m in enumerate(models) if (m["evaluated_on"], m["pixels"], m["name"]) in picks}
+
+
+def _best_note(best: Sequence[dict[str, Any]]) -> str:
+    """The best model of each evaluation set, in words (highlighted in the table)."""
+    items = "".join(
+        f"<li>on {html.escape(b['evaluated_on'])} ({b['pixels']} pixels, {b['models']} models): "
+        f"<b>{html.escape(b['name'])}</b>, weighted F1 {b['f1_weighted']:.3f}</li>"
+        for b in best
+    )
+    return (
+        "<p>Best model per evaluation set (highlighted; models are only ranked against models scored "
+        f"on the same pixels):</p><ul>{items}</ul>"
+    )
+
+
+def _per_class_tables(models: Sequence[dict[str, Any]]) -> str:
+    """Each model's per-class precision, recall, F1 and IoU (one folded table per model)."""
+    parts = ["<h2>Precision, recall, F1 and IoU per class</h2>"]
+    for m in models:
+        rows = [
+            [c["name"], c["support"], c["precision"], c["recall"], c["f1"], c["iou"]]
+            if c["present"]
+            else [c["name"], c["support"], None, None, None, None]
+            for c in m["per_class"]
+        ]
+        table = _table(["class", "reference pixels", "precision", "recall", "F1", "IoU"], rows)
+        parts.append(f"<details><summary>{html.escape(m['name'])}</summary>{table}</details>")
     return "".join(parts)
 
 
@@ -311,9 +355,21 @@ def _maps(runs: Sequence[ModelRun], reference_map: Path | None, tmp: Path) -> st
     for i, (name, arr) in enumerate(arrays.items()):
         if name != "reference":
             figs.append(_img(class_map_png(tmp / f"map{i}.png", arr, classes, title=name), name))
-    parts = ["<h2>Maps</h2>", f"<div class=figs>{''.join(figs)}</div>"]
+    parts = ["<h2>Maps</h2>", _mapped_note(runs, mapped), f"<div class=figs>{''.join(figs)}</div>"]
     if reference_map is not None:
         preds = {k: v for k, v in arrays.items() if k != "reference"}
         agreement = _agreement_png(arrays["reference"], preds, tmp / "agree.png")
         parts.append(f"<div class=figs>{_img(agreement, 'agreement with the reference')}</div>")
     return "".join(parts)
+
+
+def _mapped_note(runs: Sequence[ModelRun], mapped: Sequence[ModelRun]) -> str:
+    """Which models are mapped, and why the baselines are not."""
+    note = "Mapped: " + ", ".join(r.name for r in mapped) + "."
+    if any(r.family == "classic" for r in runs):
+        note += (
+            " The scikit-learn baselines are not mapped: they are fitted and scored on the sample table "
+            "brought from the server, and mapping them would mean bringing every pixel of the stack here; "
+            "only the in-cloud RF (classified on the server) and the deep models are mapped."
+        )
+    return f"<p class=note>{html.escape(note)}</p>"
