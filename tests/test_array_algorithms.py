@@ -263,3 +263,24 @@ def test_reduce_regions_random_points_and_small_families(data) -> None:
 def test_array_bands_must_be_flattened_before_computing_pixels(data) -> None:
     with pytest.raises(ee.EEException, match="arrayFlatten"):
         pixels(ee.Image("test/arr_img").toArray(), GRID)
+
+
+def test_histogram_buckets_are_powers_of_two_that_fit_max_buckets(data) -> None:
+    image = ee.Image("test/arr_img").select("B1")
+    b = data["bands"][1].ravel()
+    for max_buckets, min_width in [(None, None), (16, None), (8, 10)]:
+        out = (
+            image.reduceRegion(ee.Reducer.histogram(max_buckets, min_width), region(), 10).get("B1").getInfo()
+        )
+        width, start, counts = out["bucketWidth"], out["bucketMin"], np.asarray(out["histogram"])
+        base = 1 if min_width is None else min_width
+        assert np.isclose(np.log2(width / base) % 1, 0)  # base times a power of two
+        assert len(counts) <= (max_buckets or 256) and np.isclose(start / width, round(start / width))
+        edges = start + width * np.arange(len(counts) + 1)
+        assert np.array_equal(counts, np.histogram(b, bins=edges)[0]) and counts.sum() == b.size
+        half, limit = width / 2, max_buckets or 256
+        if min_width is None or half >= min_width:  # the narrowest allowed width that fits
+            assert np.floor(b.max() / half) - np.floor(b.min() / half) + 1 > limit
+        means = np.asarray(out["bucketMeans"])
+        k = int(np.argmax(counts))
+        assert np.isclose(means[k], b[(b >= edges[k]) & (b < edges[k + 1])].mean())

@@ -120,6 +120,39 @@ def _fixed_histogram(red: Reducer, columns: Sequence[Sequence[Any]]) -> dict[str
     return {"histogram": np.stack([starts, counts], axis=1)}
 
 
+@algorithm("Reducer.histogram")
+def reducer_histogram(maxBuckets: int | None = None, minBucketWidth: float | None = None,
+                      maxRaw: int | None = None) -> Reducer:  # fmt: skip
+    """Histogram with power-of-two bucket widths (or ``minBucketWidth`` times a power of two), the
+    narrowest that covers the values in at most ``maxBuckets`` (rounded up to a power of two,
+    256 by default) buckets starting at a multiple of the width. Outputs ``histogram`` (counts),
+    ``bucketMin``, ``bucketWidth`` and ``bucketMeans``."""
+    limit = 256 if maxBuckets is None else 1 << max(int(maxBuckets) - 1, 0).bit_length()
+    return Reducer("histogram", ("histogram",),
+                   {"maxBuckets": limit, "minBucketWidth": minBucketWidth})  # fmt: skip
+
+
+def _histogram(red: Reducer, columns: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    values = np.asarray([v for v in columns[0] if v is not None], dtype=np.float64)
+    if not values.size:
+        return {"histogram": None}
+    lo, hi, limit = float(values.min()), float(values.max()), red.params["maxBuckets"]
+    base = red.params["minBucketWidth"]
+    # start from the narrowest power of two (possibly below 1) or from minBucketWidth, then widen
+    width = 2.0 ** np.floor(np.log2(max((hi - lo) / limit, 1e-12))) if base is None else float(base)
+    while np.floor(hi / width) - np.floor(lo / width) + 1 > limit:
+        width *= 2
+    start = np.floor(lo / width) * width
+    n = int(np.floor(hi / width) - np.floor(lo / width)) + 1
+    index = np.minimum(((values - start) / width).astype(np.int64), n - 1)
+    counts = np.bincount(index, minlength=n)
+    sums = np.bincount(index, weights=values, minlength=n)
+    with np.errstate(all="ignore"):
+        means = np.where(counts > 0, sums / counts, start + width * (np.arange(n) + 0.5))
+    return {"histogram": {"histogram": counts.tolist(), "bucketMin": start, "bucketWidth": width,
+                          "bucketMeans": means.tolist()}}  # fmt: skip
+
+
 @algorithm("Reducer.countDistinctNonNull")
 def reducer_count_distinct_non_null() -> Reducer:
     """Number of distinct non-null values, output ``count``."""
@@ -169,7 +202,7 @@ COLUMN_KINDS.update({
     "linearFit": _linear_fit, "linearRegression": _linear_regression,
     "centeredCovariance": _centered_covariance, "covariance": _covariance,
     "fixedHistogram": _fixed_histogram, "countDistinctNonNull": _count_distinct_non_null,
-    "group": _group,
+    "group": _group, "histogram": _histogram,
 })  # fmt: skip
 
 
