@@ -16,6 +16,11 @@ S2_SR_HARMONIZED = "COPERNICUS/S2_SR_HARMONIZED"
 S2_SR_LEGACY = "COPERNICUS/S2_SR"
 """Deprecated Sentinel-2 L2A collection that tutorials still use: not harmonized, so reflectance DN
 carry a +1000 offset from processing baseline 04.00 (2022-01-25) on. Prefer S2_SR_HARMONIZED."""
+S2_L1C_HARMONIZED = "COPERNICUS/S2_HARMONIZED"
+"""Sentinel-2 top-of-atmosphere reflectance (Level-1C), harmonized across the baseline change."""
+S2_L1C_LEGACY = "COPERNICUS/S2"
+"""Deprecated Sentinel-2 Level-1C collection that tutorials still use: +1000 reflectance DN from
+processing baseline 04.00 on, like S2_SR. Prefer S2_L1C_HARMONIZED."""
 CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
 """Cloud Score+ for Sentinel-2 (bands ``cs`` and ``cs_cdf``)."""
 S2_CLOUD_PROBABILITY = "COPERNICUS/S2_CLOUD_PROBABILITY"

@@ -122,3 +122,33 @@ def test_the_deprecated_s2_sr_collection_carries_the_baseline_offset(
     new, old = pair("2022-06-01", "2022-06-10")  # baseline 04.00: reflectance DN + 1000
     np.testing.assert_array_equal(old["B4"][0].astype(int), new["B4"][0].astype(int) + 1000)
     np.testing.assert_array_equal(old["SCL"][0], new["SCL"][0])
+
+
+def test_level_1c_collections_are_top_of_atmosphere_reflectance(local_engine: gee_fusion.Connection) -> None:
+    from gee_fusion.local.world.sentinel2 import TOA_PATH
+
+    grid = world_grid(300, 300, 8, 8)
+    l1c = ee.ImageCollection("COPERNICUS/S2_HARMONIZED").filterDate("2021-06-01", "2021-06-10").first()
+    assert l1c.bandNames().getInfo()[-3:] == ["QA10", "QA20", "QA60"]
+    assert "SCL" not in l1c.bandNames().getInfo()
+    assert "MSIL1C" in l1c.get("PRODUCT_ID").getInfo()
+    sr = ee.ImageCollection("COPERNICUS/S2_SR_HARMONIZED").filterDate("2021-06-01", "2021-06-10").first()
+    for band in ("B2", "B4", "B8"):
+        trans, path = TOA_PATH[band]
+        boa = pixels(sr.select(band), grid)[band][0].astype(float)
+        toa = pixels(l1c.select(band), grid)[band][0].astype(float)
+        np.testing.assert_array_equal(toa, np.clip(np.round(boa * trans + path), 0, 65535))
+    assert (pixels(l1c.select("QA10"), grid)["QA10"][0] == 0).all()
+
+    def b4(collection: str, start: str, end: str) -> np.ndarray:
+        image = ee.ImageCollection(collection).filterDate(start, end).first().select("B4")
+        return pixels(image, grid)["B4"][0].astype(int)
+
+    assert np.array_equal(
+        b4("COPERNICUS/S2", "2021-06-01", "2021-06-10"),
+        b4("COPERNICUS/S2_HARMONIZED", "2021-06-01", "2021-06-10"),
+    )
+    assert np.array_equal(
+        b4("COPERNICUS/S2", "2022-06-01", "2022-06-10"),
+        b4("COPERNICUS/S2_HARMONIZED", "2022-06-01", "2022-06-10") + 1000,
+    )

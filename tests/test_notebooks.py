@@ -146,7 +146,7 @@ def test_notebook_03_compares_rf_and_deep_from_the_main_job(
     monkeypatch.delenv("GEE_FUSION_DEMO_OUT", raising=False)
     with running("03_rf_vs_deep.ipynb", tmp_path) as nb:
         text = _text(nb)
-    assert "Best model on the held-out blocks" in text and "best:" in text
+    assert "Best model on " in text and "best on " in text  # one best model per evaluation set
     assert "Random-pixel CV accuracy" in text
     images = [
         out for cell in nb.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {})

@@ -18,6 +18,8 @@ from gee_fusion.local.world.products import LabelsSource, WorldCoverSource
 WORLD_IDS = (
     ids.S2_SR_HARMONIZED,
     ids.S2_SR_LEGACY,
+    ids.S2_L1C_HARMONIZED,
+    ids.S2_L1C_LEGACY,
     ids.CLOUD_SCORE_PLUS,
     ids.S2_CLOUD_PROBABILITY,
     ids.S1_GRD,
@@ -48,12 +50,22 @@ AUX_BANDS: dict[str, dict[str, sentinel2.BandSpec]] = {
 def _s2_entry(cfg: WorldConfig, kind: str) -> CollectionEntry:
     images = []
     for i, acq in enumerate(schedule.s2_acquisitions()):
+        # the deprecated, non-harmonized collections add 1000 to the reflectance DN from
+        # processing baseline 04.00 (2022-01-25) on, as the real archive does
+        offset = 1000 if kind.endswith("_legacy") and acq.baseline >= "04.00" else 0
         if kind in ("sr", "sr_legacy"):
-            # the deprecated, non-harmonized collection adds 1000 to the reflectance DN from
-            # processing baseline 04.00 (2022-01-25) on, as the real archive does
-            offset = 1000 if kind == "sr_legacy" and acq.baseline >= "04.00" else 0
             src = sentinel2.WorldS2Source(
                 cfg, i, sentinel2.sr_bands(), sentinel2.sr_properties(cfg, i), sentinel2.qa60_valid(i), offset
+            )
+        elif kind in ("l1c", "l1c_legacy"):
+            src = sentinel2.WorldS2Source(
+                cfg,
+                i,
+                sentinel2.l1c_bands(),
+                sentinel2.l1c_properties(cfg, i),
+                sentinel2.qa60_valid(i),
+                offset,
+                toa=True,
             )
         else:
             src = sentinel2.WorldS2Source(cfg, i, AUX_BANDS[kind], {"system:time_start": acq.millis})
@@ -101,6 +113,8 @@ def register_world(
     loaders: dict[str, Loader] = {
         ids.S2_SR_HARMONIZED: functools.partial(_s2_entry, cfg, "sr"),
         ids.S2_SR_LEGACY: functools.partial(_s2_entry, cfg, "sr_legacy"),
+        ids.S2_L1C_HARMONIZED: functools.partial(_s2_entry, cfg, "l1c"),
+        ids.S2_L1C_LEGACY: functools.partial(_s2_entry, cfg, "l1c_legacy"),
         ids.CLOUD_SCORE_PLUS: functools.partial(_s2_entry, cfg, "csplus"),
         ids.S2_CLOUD_PROBABILITY: functools.partial(_s2_entry, cfg, "prob"),
         ids.DEMO_S2_TRUTH: functools.partial(_s2_entry, cfg, "truth"),

@@ -131,6 +131,8 @@ class WorldS2Source(ImageSource):
         properties: dict[str, Any],
         valid: Callable[[str], bool] | None = None,
         dn_offset: int = 0,
+        *,
+        toa: bool = False,
     ) -> None:
         super().__init__(
             cfg.crs,
@@ -142,6 +144,7 @@ class WorldS2Source(ImageSource):
         self.cfg, self.i, self.bands = cfg, i, bands
         self.valid = valid or (lambda band: True)
         self.dn_offset = dn_offset  # COPERNICUS/S2_SR from baseline 04.00: reflectance DN + 1000
+        self.toa = toa  # Level-1C: top-of-atmosphere reflectance (see TOA_PATH)
 
     def band_grid(self, band: str) -> tuple[Affine, tuple[int, int]]:
         scale = self.bands[band][1]
@@ -154,8 +157,13 @@ class WorldS2Source(ImageSource):
         field, scale, how, dtype = self.bands[band]
         k = int(scale // PIXEL)
         col, row, w, h = window
+        if how == "zero":  # a band the archive keeps empty (L1C QA10 / QA20)
+            return np.zeros((h, w), dtype=dtype), np.full((h, w), self.valid(band), dtype=bool)
         arr = _window10(self.cfg, self.i, field, col * k, row * k, w * k, h * k)
         values = _reduce(arr, k, how).astype(dtype, copy=False)
+        if self.toa and band in SR_BANDS:
+            trans, path = TOA_PATH[band]
+            values = np.clip(np.round(values * trans + path), 0, 65535).astype(dtype)
         if self.dn_offset and band in SR_BANDS:
             values = np.minimum(values.astype(np.uint32) + self.dn_offset, 65535).astype(dtype)
         mask = np.full(values.shape, self.valid(band), dtype=bool)
@@ -164,6 +172,28 @@ class WorldS2Source(ImageSource):
 
 BandSpec = tuple[str, int, str, np.dtype]
 """(product field, native scale in metres, 20/60 m reduction, dtype) of a band."""
+
+
+TOA_PATH: dict[str, tuple[float, float]] = {
+    "B1": (0.80, 900.0), "B2": (0.85, 550.0), "B3": (0.90, 320.0), "B4": (0.92, 200.0),
+    "B5": (0.93, 170.0), "B6": (0.94, 130.0), "B7": (0.95, 110.0), "B8": (0.95, 100.0),
+    "B8A": (0.95, 90.0), "B9": (0.70, 40.0), "B10": (1.0, 0.0), "B11": (0.96, 30.0),
+    "B12": (0.95, 20.0),
+}  # fmt: skip
+"""Level-1C from surface reflectance, per band: TOA DN = transmittance x SR DN + path DN. A linear
+stand-in for the atmosphere (two-way transmittance and path reflectance of a clear mid-latitude
+sky with a rural aerosol of optical depth ~0.15 at 550 nm: the blue bands brighten most, B9 loses
+to water vapour); clouds and haze are already in the generated reflectance. Documented in
+docs/demo_world.md."""
+
+
+def l1c_bands() -> dict[str, BandSpec]:
+    """COPERNICUS/S2_HARMONIZED (Level-1C) bands: the 13 reflectance bands and QA10/QA20/QA60."""
+    bands: dict[str, BandSpec] = {b: (b, surface.SCALE_M[b], "mean", np.dtype(np.uint16)) for b in SR_BANDS}
+    bands["QA10"] = ("QA60", 10, "zero", np.dtype(np.uint16))  # empty in the archive, as here
+    bands["QA20"] = ("QA60", 20, "zero", np.dtype(np.uint32))
+    bands["QA60"] = ("QA60", 60, "or", np.dtype(np.uint16))
+    return bands
 
 
 def sr_bands() -> dict[str, BandSpec]:
@@ -196,6 +226,14 @@ def sr_properties(cfg: WorldConfig, i: int) -> dict[str, Any]:
         "PRODUCT_ID": f"S2{acq.spacecraft[-1]}_MSIL2A_{acq.index[:15]}_N{baseline}_R051_T31UCQ",
         "DATASTRIP_ID": f"S2{acq.spacecraft[-1]}_OPER_MSI_L2A_DS_{acq.index[:15]}",
     }
+
+
+def l1c_properties(cfg: WorldConfig, i: int) -> dict[str, Any]:
+    """The properties a real S2 Level-1C image carries (the SR ones, with L1C product IDs)."""
+    props = sr_properties(cfg, i)
+    for key in ("PRODUCT_ID", "DATASTRIP_ID"):
+        props[key] = props[key].replace("MSIL2A", "MSIL1C").replace("MSI_L2A", "MSI_L1C")
+    return props
 
 
 def qa60_valid(i: int) -> Callable[[str], bool]:
