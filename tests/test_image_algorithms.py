@@ -623,3 +623,38 @@ def test_expression_variables_the_formula_never_reads_are_not_evaluated() -> Non
     assert out.reduceRegion(ee.Reducer.first(), point, 1000).getInfo() == {"constant": 5}
     with pytest.raises(ee.EEException, match="no/such/asset"):
         image.expression("a + unused", {"a": image, "unused": ee.Image("no/such/asset")}).getInfo()
+
+
+def test_footprints_intersect_for_pixel_operations_and_unite_for_collections() -> None:
+    import shapely.geometry
+
+    from gee_fusion.local.catalog import CATALOG, register_numpy_image
+
+    crs, ones = "EPSG:32631", np.ones((20, 20), dtype=np.float32)
+    register_numpy_image(
+        "test/fp_a", {"b": ones}, crs=crs, transform=(10.0, 0, 400000.0, 0, -10.0, 5400000.0)
+    )
+    register_numpy_image(
+        "test/fp_b", {"b": ones}, crs=crs, transform=(10.0, 0, 400100.0, 0, -10.0, 5400000.0)
+    )
+    try:
+        a, b = ee.Image("test/fp_a"), ee.Image("test/fp_b")
+
+        def shape(img: ee.Image) -> shapely.Geometry:
+            return shapely.geometry.shape(img.geometry().getInfo())
+
+        sa, sb = shape(a), shape(b)
+        assert (
+            shape(a.add(b)).equals_exact(sa.intersection(sb), 1e-9)
+            or shape(a.add(b)).symmetric_difference(sa.intersection(sb)).area < 1e-12
+        )
+        assert shape(ee.ImageCollection([a, b]).mosaic()).symmetric_difference(sa.union(sb)).area < 1e-12
+        assert shape(ee.ImageCollection([a, b]).median()).symmetric_difference(sa.union(sb)).area < 1e-12
+        assert shape(a.multiply(2).add(ee.Image.constant(1))).symmetric_difference(sa).area < 1e-12
+        assert shape(ee.Image.constant(1)).area > 60000  # a constant is unbounded
+        box = ee.Geometry.Rectangle([400000, 5399900, 400050, 5400000], crs, False)
+        clipped = shape(a.multiply(3).clip(box))
+        assert 0 < clipped.area < sa.area and clipped.within(sa.buffer(1e-9))
+    finally:
+        CATALOG.unregister("test/fp_a")
+        CATALOG.unregister("test/fp_b")

@@ -60,7 +60,14 @@ class PixelContext:
 
 
 class PixelNode:
-    """A lazily computed band. Subclasses implement :meth:`compute`."""
+    """A lazily computed band. Subclasses implement :meth:`compute`.
+
+    ``footprint_rule`` says how the node's footprint follows from its inputs' (see
+    :func:`gee_fusion.local.algorithms.geometry.computed_footprint`): ``"intersection"`` for
+    per-pixel operations, ``"union"`` for reductions over a collection's images.
+    """
+
+    footprint_rule = "intersection"
 
     def compute(self, ctx: PixelContext, grid: PixelGrid) -> Pixels:
         """Return (values, mask) of this band in ``grid``."""

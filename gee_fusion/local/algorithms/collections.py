@@ -303,6 +303,8 @@ class StackReduceNode(PixelNode):
 class SharedStack(PixelNode):
     """Computes every output of a reducer at once (memoised in the context as one entry)."""
 
+    footprint_rule = "union"  # a reduction over the collection's images
+
     def __init__(self, nodes: list[PixelNode], reducer: Reducer, dtype: np.dtype) -> None:
         self.nodes = nodes
         self.reducer = reducer
@@ -378,6 +380,8 @@ def reduce_collection(collection: ImageCollection, reducer: Reducer, *, suffix: 
 class _FitStack(PixelNode):
     """All outputs of a multi-input reducer at once (one (n, inputs, h, w) stack)."""
 
+    footprint_rule = "union"  # a reduction over the collection's images
+
     def __init__(self, nodes: list[list[PixelNode]], reducer: Reducer) -> None:
         self.nodes, self.reducer = nodes, reducer
 
@@ -440,6 +444,8 @@ def ic_mosaic(collection: ImageCollection) -> Image:
 
 
 class _QualityNode(PixelNode):
+    footprint_rule = "union"  # a mosaic of the collection's images
+
     def __init__(self, quality: list[PixelNode], values: list[PixelNode]) -> None:
         self.quality, self.values = quality, values
 

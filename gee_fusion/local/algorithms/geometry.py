@@ -88,33 +88,44 @@ def geom_multi(geometries: list[Geometry], crs: Any = None, geodesic: Any = None
 
 
 def computed_footprint(image: Image) -> Geometry:
-    """The footprint of a computed image (its ``system:footprint`` property is gone): the union of
-    the footprints of the assets its bands read, cut by the geometries it was clipped to, in
-    EPSG:4326; unbounded when it reads no asset (constants, pixel coordinates), as in Earth Engine.
+    """The footprint of a computed image (its ``system:footprint`` property is gone), in EPSG:4326.
+
+    Per operation, as Earth Engine propagates it: an asset contributes its footprint; a per-pixel
+    operation (arithmetic, masks, neighbourhoods...) the intersection of its bounded inputs; a
+    collection reduction (composites, mosaics, fits: nodes with ``footprint_rule = "union"``) the
+    union of its images'; a clip cuts by its geometry; a constant or pixel-coordinate band is
+    unbounded. The image covers the union of its bands' bounded footprints; with none it is
+    unbounded, as in Earth Engine.
     """
+    memo: dict[int, shapely.Geometry | None] = {}
+    bounded = [p for p in (_node_footprint(band.node, memo) for band in image.bands) if p is not None]
+    return Geometry(shapely.union_all(bounded) if bounded else shapely.box(-180, -90, 180, 90))
+
+
+def _node_footprint(node: Any, memo: dict[int, shapely.Geometry | None]) -> shapely.Geometry | None:
+    """A node's footprint (None: unbounded), memoised by node identity."""
     from gee_fusion.local.image import ClipNode
     from gee_fusion.local.sources import LeafNode
 
-    sources: dict[int, Any] = {}
-    clips: list[Geometry] = []
-    seen: set[int] = set()
-    stack: list[Any] = [band.node for band in image.bands]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, LeafNode):
-            sources[id(node.source)] = node.source
-        elif isinstance(node, ClipNode):
-            clips.append(node.geometry)
-        stack.extend(node.children())
-    shape: shapely.Geometry = shapely.box(-180, -90, 180, 90)
-    if sources:
-        shape = shapely.union_all([shapely.Polygon(src.footprint()) for src in sources.values()])
-    for clip in clips:
-        shape = shapely.intersection(shape, clip.to_crs("EPSG:4326"))
-    return Geometry(shape)
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    out: shapely.Geometry | None
+    if isinstance(node, LeafNode):
+        out = shapely.Polygon(node.source.footprint())
+    elif isinstance(node, ClipNode):
+        out = node.geometry.to_crs("EPSG:4326")
+    else:
+        kids = [_node_footprint(child, memo) for child in node.children()]
+        bounded = [k for k in kids if k is not None]
+        if not bounded:
+            out = None
+        elif getattr(node, "footprint_rule", "intersection") == "union":
+            out = shapely.union_all(bounded) if len(bounded) == len(kids) else None
+        else:
+            out = shapely.intersection_all(bounded)
+    memo[key] = out
+    return out
 
 
 def geometry_of_any(value: Any) -> Geometry:

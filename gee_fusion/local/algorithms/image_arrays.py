@@ -115,7 +115,9 @@ def collection_to_array(collection: ImageCollection) -> Image:
         vals = np.where(keep[:, None], vals, np.nan)
         return np.moveaxis(vals, (0, 1), (-2, -1)), np.asarray(valid.any(axis=0))
 
-    return Image((_array_band(images[0].bands[0], "array", 2, FuncNode(compute, nodes)),))
+    node = FuncNode(compute, nodes)
+    node.footprint_rule = "union"  # the images of a collection
+    return Image((_array_band(images[0].bands[0], "array", 2, node),))
 
 
 @algorithm("Image.arrayCat")
