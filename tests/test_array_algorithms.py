@@ -284,3 +284,8 @@ def test_histogram_buckets_are_powers_of_two_that_fit_max_buckets(data) -> None:
         means = np.asarray(out["bucketMeans"])
         k = int(np.argmax(counts))
         assert np.isclose(means[k], b[(b >= edges[k]) & (b < edges[k + 1])].mean())
+
+
+def test_a_ragged_array_says_rows_must_match() -> None:
+    with pytest.raises(ee.EEException, match="rectangular"):
+        ee.Array([[1, 2], [3]]).getInfo()

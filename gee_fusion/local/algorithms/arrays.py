@@ -225,9 +225,12 @@ def as_array(value: Any, where: str = "Array") -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     if isinstance(value, (bool, int, float, list)):
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            arr = np.asarray([0], dtype=object)
         if arr.dtype == object:
-            raise EngineError(f"{where}: nested lists must be rectangular.")
+            raise EngineError(f"{where}: nested lists must be rectangular (every row of the same length).")
         return arr
     raise EngineError(f"{where}: expected an array, got {type(value).__name__}.")
 
