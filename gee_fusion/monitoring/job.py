@@ -150,6 +150,14 @@ def _read_classes(path: Path) -> np.ndarray:
         return np.asarray(src.read(1))
 
 
+def read_class_maps(out: Path, months: list[date]) -> list[np.ndarray]:
+    """The monthly class maps a run wrote into ``out`` (class band), in month order."""
+    missing = [f"{m:%Y-%m}" for m in months if not _class_path(out, m).exists()]
+    if missing:
+        raise DataError(f"{out} has no class map for {', '.join(missing)}: run gee-fusion monitor first.")
+    return [_read_classes(_class_path(out, m)) for m in months]
+
+
 def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> MonitorResult:
     """Process the months from ``cfg.start`` to ``until`` not yet done, then update the changes,
     alerts, urban-area series and report (see the module docstring).
@@ -182,7 +190,7 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
         write_cog(path, np.stack([maps["class"], maps["source"]]), crs=grid.crs, transform=grid.transform,
                   nodata=0, band_names=["class", "source"], colormap=table.colormap(),
                   resampling="nearest")  # fmt: skip
-    classes = [_read_classes(_class_path(out, m)) for m in months]
+    classes = read_class_maps(out, months)
     built = np.isin(np.stack(classes), optical.BUILT_6)
     _write_urban_area(
         out / "urban_area.csv", months, built.sum(axis=(1, 2)) * abs(grid.transform[0] * grid.transform[4])
