@@ -51,3 +51,54 @@ def test_districts_from_a_grid_and_a_population_table(tmp_path: Path) -> None:
         read_population(bad)
     with pytest.raises(ConfigError, match="not found"):
         read_population(tmp_path / "none.csv")
+
+
+def test_user_district_polygons_are_rasterised_on_the_grid(tmp_path: Path) -> None:
+    import json
+
+    from pyproj import Transformer
+
+    from gee_fusion.grid import PixelGrid
+    from gee_fusion.monitoring.sdg import polygon_districts
+
+    grid = PixelGrid("EPSG:32631", (10.0, 0.0, 360000.0, 0.0, -10.0, 5480000.0), 40, 30)
+    to_lonlat = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True)
+
+    def square(x0: float, y0: float, x1: float, y1: float) -> dict:
+        ring = [
+            list(to_lonlat.transform(x, y)) for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+        ]
+        return {"type": "Polygon", "coordinates": [ring]}
+
+    west = {
+        "type": "Feature",
+        "properties": {"quartier": "west"},
+        "geometry": square(360000, 5479700, 360200, 5480000),
+    }
+    east = {
+        "type": "Feature",
+        "properties": {"quartier": "east"},
+        "geometry": square(360200, 5479700, 360400, 5480000),
+    }
+    path = tmp_path / "districts.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [west, east]}))
+    ids, names = polygon_districts(path, grid, name_property="quartier")
+    assert names == ["west", "east"]
+    assert (ids == 0).sum() == 20 * 30 and (ids == 1).sum() == 20 * 30 and (ids == -1).sum() == 0
+    built = np.zeros(grid.shape, bool)
+    built[:, :5] = True
+    grown = built.copy()
+    grown[:, 25:30] = True
+    population = {("west", 2021): 100.0, ("west", 2023): 110.0, ("east", 2021): 50.0, ("east", 2023): 60.0}
+    rows = district_indicators(
+        built, grown, ids, names, population, year_t0=2021, year_t1=2023, pixel_area_m2=100.0
+    )
+    assert [r.district for r in rows] == ["west"]  # east had no built-up area at the start
+    with pytest.raises(ConfigError, match="no property 'name'"):
+        polygon_districts(path, grid)
+    far = {"type": "FeatureCollection", "features": [{**west, "geometry": square(0, 0, 100, 100)}]}
+    path.write_text(json.dumps(far))
+    with pytest.raises(ConfigError, match="overlaps the monitored area"):
+        polygon_districts(path, grid, name_property="quartier")
+    with pytest.raises(ConfigError, match="not found"):
+        polygon_districts(tmp_path / "none.geojson", grid)

@@ -62,6 +62,11 @@ class SdgSettings(BaseModel):
 
     population_csv: Path = Field(description="CSV with district, year, population.")
     district_km: float = Field(1.0, gt=0, description="Side of the square districts (a regular grid).")
+    districts: Path | None = Field(
+        None,
+        description="GeoJSON district polygons (instead of the square grid); names from district_property.",
+    )
+    district_property: str = Field("name", description="The districts' name property (matches the table).")
 
 
 class MonitorConfig(BaseModel):
@@ -213,14 +218,23 @@ SDG_COLUMNS = (
 
 
 def _write_sdg(sdg: SdgSettings, path: Path, built: np.ndarray, months: list[date], grid: PixelGrid) -> None:
-    """SDG 11.3.1 per square district between the first and the last month (``sdg_11_3_1.csv``)."""
-    from gee_fusion.monitoring.sdg import district_indicators, grid_districts, read_population
+    """SDG 11.3.1 per district (the user's polygons, or squares) between the first and the last month
+    (``sdg_11_3_1.csv``)."""
+    from gee_fusion.monitoring.sdg import (
+        district_indicators,
+        grid_districts,
+        polygon_districts,
+        read_population,
+    )
 
     years = (month_index(months[-1]) - month_index(months[0])) / 12.0
     if years <= 0:
         return
-    cell = max(1, round(sdg.district_km * 1000 / abs(grid.transform[0])))
-    ids, names = grid_districts(grid.shape, cell)
+    if sdg.districts is not None:
+        ids, names = polygon_districts(sdg.districts, grid, name_property=sdg.district_property)
+    else:
+        cell = max(1, round(sdg.district_km * 1000 / abs(grid.transform[0])))
+        ids, names = grid_districts(grid.shape, cell)
     pixel_area = abs(grid.transform[0] * grid.transform[4])
     rows = district_indicators(
         built[0], built[-1], ids, names, read_population(sdg.population_csv),

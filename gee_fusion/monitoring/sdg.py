@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gee_fusion.errors import ConfigError, DataError
+from gee_fusion.grid import PixelGrid
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,54 @@ def grid_districts(shape: tuple[int, int], cell_px: int) -> tuple[np.ndarray, li
     ids = (rows // cell_px) * n_cols + cols // cell_px
     names = [f"r{i // n_cols}c{i % n_cols}" for i in range(int(ids.max()) + 1)]
     return ids, names
+
+
+def polygon_districts(
+    path: str | Path, grid: PixelGrid, *, name_property: str = "name"
+) -> tuple[np.ndarray, list[str]]:
+    """A user's district polygons (GeoJSON FeatureCollection; EPSG:4326 unless it names a ``crs``)
+    rasterised on the area's grid (a pixel belongs to the district its centre falls in; later
+    features win overlaps): an id raster (0-based, -1 outside every district) and their names.
+
+    Raises:
+        ConfigError: A missing or unreadable file, a feature without ``name_property``, or no
+            district overlapping the area.
+    """
+    import json
+
+    from rasterio.features import rasterize
+    from rasterio.warp import transform_geom
+
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text())
+        features = list(data["features"])
+    except FileNotFoundError:
+        raise ConfigError(f"District file {source} not found: give a GeoJSON FeatureCollection.") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{source} is not a GeoJSON FeatureCollection ({exc}).") from None
+    crs = (data.get("crs") or {}).get("properties", {}).get("name", "EPSG:4326")
+    names, shapes = [], []
+    for i, feature in enumerate(features):
+        props = feature.get("properties") or {}
+        if name_property not in props:
+            raise ConfigError(
+                f"{source}: feature {i} has no property {name_property!r} "
+                f"(it has {sorted(props)}); set district_property to the name column."
+            )
+        names.append(str(props[name_property]))
+        shapes.append((transform_geom(crs, grid.crs, feature["geometry"]), len(names)))
+    raster = (
+        rasterize(shapes, out_shape=grid.shape, transform=grid.affine, fill=0, dtype="int32")
+        if shapes else np.zeros(grid.shape, dtype=np.int32)
+    )  # fmt: skip
+    if not raster.any():
+        raise ConfigError(
+            f"None of the {len(names)} districts in {source} overlaps the monitored area "
+            f"({grid.crs} bounds {tuple(round(b) for b in grid.bounds())}): check their coordinates "
+            "and CRS (GeoJSON is longitude/latitude unless it names a crs)."
+        )
+    return raster.astype(np.int64) - 1, names
 
 
 def read_population(path: str | Path) -> dict[tuple[str, int], float]:
