@@ -142,6 +142,12 @@ WORLDCOVER_CLASSES: tuple[LandCoverClass, ...] = (
     LandCoverClass(100, "Moss and lichen", (250, 230, 160)),
 )
 """ESA WorldCover v200 legend (codes, names and colours of the product's colour table)."""
+WORLDCOVER_TO_6: dict[int, int] = {
+    10: 5, 20: 5, 30: 4, 40: 3, 50: 1, 60: 6, 70: 6, 80: 6, 90: 6, 95: 5, 100: 4,
+}  # fmt: skip
+"""WorldCover classes in gee_fusion's 6-class grouping: built-up -> urban fabrics (WorldCover has no
+specialized-areas class), tree cover, shrubland and mangroves -> woody vegetation, grassland and
+moss -> grasslands, cropland -> agriculture, the rest -> water, wetlands and open spaces."""
 
 
 @dataclass(frozen=True)

@@ -73,3 +73,26 @@ def test_urbanisation_is_confirmed_by_a_nearby_sar_brightening() -> None:
     # pixel 0: brighter a month later; pixel 2: darker (not new walls); pixel 4: two months off
     assert confirmed(optical_month, sar_month, sar_dir).tolist() == [True, False, False, False, False]
     assert confirmed(optical_month, sar_month, sar_dir, tolerance=2)[4]
+
+
+def test_worldcover_is_a_reference_in_the_six_classes(local_engine: gee_fusion.Connection) -> None:
+    import pydantic
+
+    from gee_fusion.classes import WORLDCOVER_TO_6
+    from gee_fusion.monitoring.job import MonitorConfig
+    from gee_fusion.monitoring.optical import worldcover_labels
+    from tests.conftest import world_grid
+
+    grid = world_grid(400, 400, 64, 64)
+    ours = ee.data.computePixels({"expression": worldcover_labels(date(2022, 5, 1)), "grid": grid})["label6"]
+    cover = ee.data.computePixels(
+        {"expression": ee.ImageCollection("ESA/WorldCover/v200").first().select("Map"), "grid": grid}
+    )["Map"]
+    lut = np.zeros(256, dtype=np.int64)
+    for code, group in WORLDCOVER_TO_6.items():
+        lut[code] = group
+    np.testing.assert_array_equal(np.asarray(ours), lut[np.asarray(cover)])
+    assert set(np.unique(ours)) <= {1, 3, 4, 5, 6}
+    assert MonitorConfig(labels="worldcover").labels == "worldcover"
+    with pytest.raises(pydantic.ValidationError):
+        MonitorConfig(labels="osm")

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import ee
 import numpy as np
@@ -84,7 +84,11 @@ class MonitorConfig(BaseModel):
         default_factory=lambda: ["2021-01", "2021-04", "2021-07", "2021-10"], min_length=1,
         description="Months whose labels train the forests (one per season).",
     )  # fmt: skip
-    labels: str = Field("demo", description="'demo': the demo world's monthly truth (local engine).")
+    labels: Literal["demo", "worldcover"] = Field(
+        "demo",
+        description="'demo': the demo world's monthly truth (local engine); 'worldcover': ESA WorldCover "
+        "2021 grouped into the 6 classes, the same reference for every month (anywhere on Earth Engine).",
+    )
     points_per_class: int = Field(100, ge=10)
     rf: RFOptions = Field(
         default_factory=lambda: RFOptions(number_of_trees=40), description="The monthly forests' options."
@@ -137,11 +141,9 @@ class MonitorResult:
 
 
 def _labels(cfg: MonitorConfig) -> Any:
-    if cfg.labels != "demo":
-        raise ConfigError(
-            f"labels: only 'demo' (the demo world's monthly truth) is supported, got {cfg.labels!r}."
-        )
-    return optical.reference_labels
+    if cfg.labels == "demo":
+        return optical.reference_labels
+    return optical.worldcover_labels
 
 
 def _class_path(out: Path, month: date) -> Path:

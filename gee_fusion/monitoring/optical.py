@@ -119,6 +119,16 @@ def classify_month(forests: MonthlyForests, aoi: ee.Geometry, month: date) -> ee
     return label.addBands(source)
 
 
+def worldcover_labels(month: date) -> ee.Image:
+    """ESA WorldCover (2021) in the 6-class grouping (``classes.WORLDCOVER_TO_6``), the same for
+    every month: a reference where no monthly truth exists (built-up can only be urban fabric)."""
+    from gee_fusion.classes import WORLDCOVER_TO_6
+
+    keys = sorted(WORLDCOVER_TO_6)
+    cover = ee.ImageCollection(ids.WORLDCOVER).first().select("Map")
+    return cover.remap(keys, [WORLDCOVER_TO_6[k] for k in keys]).toInt().rename(CLASS_BAND)
+
+
 def reference_labels(month: date) -> ee.Image:
     """The demo world's truth of a month (``local/demo/LABELS_MONTHLY``), for training there."""
     start = ee.Date.fromYMD(month.year, month.month, 1)
