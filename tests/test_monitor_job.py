@@ -48,6 +48,7 @@ def test_the_job_alerts_in_the_month_the_site_is_built_and_resumes(tmp_path: Pat
     assert alerts, "the construction site finished in 2023-01 raises an alert that month"
     site = max(alerts, key=lambda f: f["properties"]["area_m2"])["properties"]
     assert site["onset"] == "2023-01" and site["to_class"] in (1, 2) and site["area_m2"] >= 5000
+    assert site["type"] == "urbanisation"
     assert site["confidence"] > 0.5  # Sentinel-1 saw the new walls
     with (out / "urban_area.csv").open() as fh:
         rows = list(csv.DictReader(fh))

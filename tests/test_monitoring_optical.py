@@ -75,6 +75,20 @@ def test_urbanisation_is_confirmed_by_a_nearby_sar_brightening() -> None:
     assert confirmed(optical_month, sar_month, sar_dir, tolerance=2)[4]
 
 
+def test_a_demolition_is_confirmed_by_a_nearby_sar_darkening() -> None:
+    from gee_fusion.monitoring.fusion import confirmed, demolition
+    from gee_fusion.monitoring.optical import Transitions
+
+    tr = Transitions(
+        onset=np.array([4, 4, -1, 6]), before=np.array([1, 3, 2, 2]), after=np.array([6, 1, 6, 3])
+    )
+    assert demolition(tr).tolist() == [True, False, False, True]
+    optical_month = np.where(demolition(tr), 600 + tr.onset, -1)
+    sar_month, sar_dir = np.array([604, 604, 0, 606]), np.array([2, 2, 0, 1])
+    # pixel 0: darker the same month; pixel 3: brighter (not a demolition)
+    assert confirmed(optical_month, sar_month, sar_dir, direction=2).tolist() == [True, False, False, False]
+
+
 def test_worldcover_is_a_reference_in_the_six_classes(local_engine: gee_fusion.Connection) -> None:
     import pydantic
 

@@ -4,14 +4,15 @@ Every month from ``start`` to ``until`` not yet processed is classified by the i
 (:mod:`gee_fusion.monitoring.optical`) and written as ``months/YYYY-MM/class.tif`` (a COG with the
 class colour table and a ``source`` band: 1 S1 + S2, 2 S1 only); finished months are skipped on
 the next run, so the job is idempotent and resumable (a month is written to a temporary name and
-renamed). Then, over every month so far: persistent transitions, urbanisation, the Sentinel-1
-omnibus changes of the whole period and their fusion. For each month whose changes can be
-confirmed (``persist - 1`` later months exist) the job writes ``months/YYYY-MM/alerts.geojson``:
-one polygon per 8-connected urbanisation of at least ``min_area_m2`` whose pixels' median onset
-is that month,
-with its onset month, area, the classes before and after, and its confidence (the share of its
-pixels a Sentinel-1 brightening confirms; objects under ``min_confidence`` are dropped: a class
-change the radar did not see is a classification error more often than a building).
+renamed). Then, over every month so far: persistent transitions, urbanisations (non-built ->
+built) and demolitions (built -> non-built), the Sentinel-1 omnibus changes of the whole period
+and their fusion. For each month whose changes can be confirmed (``persist - 1`` later months
+exist) the job writes ``months/YYYY-MM/alerts.geojson``: one polygon per 8-connected urbanisation
+or demolition of at least ``min_area_m2`` whose pixels' median onset is that month, with its
+``type``, onset month, area, the classes before and after, and its confidence (the share of its
+pixels a Sentinel-1 brightening, for a demolition a darkening, confirms; objects under
+``min_confidence`` are dropped: a class change the radar did not see is a classification error
+more often than a building).
 ``urban_area.csv`` holds the built-up area per month
 and ``monitoring.html`` the maps, the alerts and the curve.
 """
@@ -135,7 +136,7 @@ class MonitorResult:
         """One-screen summary."""
         span = f"{self.months[0]:%Y-%m}..{self.months[-1]:%Y-%m}" if self.months else "no month"
         return (
-            f"Monitored {span}: {len(self.new_months)} new month(s), {self.alerts} urbanisation alert(s) "
+            f"Monitored {span}: {len(self.new_months)} new month(s), {self.alerts} alert(s) "
             f"so far; report: {self.report} ({self.seconds:.0f}s)"
         )
 
@@ -268,14 +269,20 @@ def _changes(
     say(progress, f"  Sentinel-1 changes over {len(months)} months")
     sar = compute_by_tile(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
     tr = optical.persistent_changes(classes, persist=cfg.persist)
-    urban = fusion.urbanisation(tr)
+    urban, demolished = fusion.urbanisation(tr), fusion.demolition(tr)
     numbers = np.array([month_index(m) for m in months])
-    onset_month = np.where(urban, numbers[np.maximum(tr.onset, 0)], -1)
-    confirmed = fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance)
+
+    def sar_confirmed(mask: np.ndarray, direction: int) -> np.ndarray:
+        onset_month = np.where(mask, numbers[np.maximum(tr.onset, 0)], -1)
+        return fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance,
+                                direction=direction)  # fmt: skip
+
+    confirmed, confirmed_down = sar_confirmed(urban, 1), sar_confirmed(demolished, 2)  # brighter / darker
     total = 0
-    # objects over the whole urbanisation mask (a site's pixels flip over a month or two); each
+    # objects over the whole change mask (a site's pixels flip over a month or two); each
     # object's onset is the median onset of its pixels
-    objects = _alerts(urban, tr, confirmed, grid, months, cfg.min_area_m2)
+    objects = _alerts(urban, tr, confirmed, grid, months, cfg.min_area_m2, "urbanisation")
+    objects += _alerts(demolished, tr, confirmed_down, grid, months, cfg.min_area_m2, "demolition")
     kept = [f for f in objects if f["properties"]["confidence"] >= cfg.min_confidence]
     if len(objects) > len(kept):
         say(progress, f"  {len(objects) - len(kept)} class change(s) without Sentinel-1 evidence dropped")
@@ -288,18 +295,21 @@ def _changes(
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
     change = np.where(urban, tr.onset + 1, 0).astype(np.uint8)
-    write_cog(out / "changes.tif", np.stack([change, confirmed.astype(np.uint8)]), crs=grid.crs,
-              transform=grid.transform, nodata=None, band_names=["urbanisation_month_index", "sar_confirmed"],
-              resampling="nearest")  # fmt: skip
+    down = np.where(demolished, tr.onset + 1, 0).astype(np.uint8)
+    bands = [change, confirmed.astype(np.uint8), down, confirmed_down.astype(np.uint8)]
+    write_cog(out / "changes.tif", np.stack(bands), crs=grid.crs, transform=grid.transform, nodata=None,
+              band_names=["urbanisation_month_index", "sar_confirmed", "demolition_month_index",
+                          "sar_confirmed_demolition"], resampling="nearest")  # fmt: skip
     return total
 
 
 def _alerts(
     mask: np.ndarray, tr: optical.Transitions, confirmed: np.ndarray, grid: PixelGrid, months: list[date],
-    min_area_m2: float,
+    min_area_m2: float, kind: str,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """GeoJSON features of the 8-connected objects of ``mask`` of at least ``min_area_m2``: onset
-    (the median of its pixels' onsets), area, classes before and after, SAR-confirmed share."""
+    """GeoJSON features (``type`` ``kind``) of the 8-connected objects of ``mask`` of at least
+    ``min_area_m2``: onset (the median of its pixels' onsets), area, classes before and after,
+    SAR-confirmed share."""
     from rasterio.features import shapes
     from scipy import ndimage
 
@@ -317,7 +327,7 @@ def _alerts(
             "type": "MultiPolygon", "coordinates": rings}  # fmt: skip
         onset = months[int(np.median(tr.onset[obj]))]
         properties = {
-            "type": "urbanisation", "onset": f"{onset:%Y-%m}", "area_m2": area,
+            "type": kind, "onset": f"{onset:%Y-%m}", "area_m2": area,
             "from_class": int(np.bincount(tr.before[obj]).argmax()),
             "to_class": int(np.bincount(tr.after[obj]).argmax()),
             "confidence": round(float(confirmed[obj].mean()), 3),

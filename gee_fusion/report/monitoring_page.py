@@ -68,13 +68,17 @@ def write_monitoring_page(out: Path, *, name: str, months: list[date]) -> Path:
         if path.exists():
             for f in json.loads(path.read_text())["features"]:
                 p = f["properties"]
-                rows.append(f"<tr><td>{p['onset']}</td><td>{p['area_m2'] / 1e4:.2f}</td>"
+                rows.append(f"<tr><td>{html.escape(str(p.get('type', 'urbanisation')))}</td>"
+                            f"<td>{p['onset']}</td><td>{p['area_m2'] / 1e4:.2f}</td>"
                             f"<td>{html.escape(classes.get(p['from_class'], ('?',))[0])}</td>"
                             f"<td>{html.escape(classes.get(p['to_class'], ('?',))[0])}</td>"
                             f"<td>{p['confidence']:.2f}</td></tr>")  # fmt: skip
     body = "".join(f"<h2>{html.escape(t)}</h2><img src='{src}' style='max-width:100%'>" for t, src in figures)
-    alerts = ("<table><tr><th>onset</th><th>ha</th><th>from</th><th>to</th><th>SAR-confirmed share</th></tr>"
-              + "".join(rows) + "</table>") if rows else "<p>No urbanisation alert yet.</p>"  # fmt: skip
+    header = (
+        "<tr><th>type</th><th>onset</th><th>ha</th><th>from</th><th>to</th><th>SAR-confirmed share</th></tr>"
+    )
+    alerts = ("<table>" + header
+              + "".join(rows) + "</table>") if rows else "<p>No alert yet.</p>"  # fmt: skip
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(name)}</title>"
             "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}td,th{padding:2px 8px}</style>"
             f"</head><body><h1>Monitoring: {html.escape(name)}</h1>"
