@@ -14,18 +14,28 @@ of uint16 output: ``np.random.default_rng(0).integers`` of shape (bands, size, s
 process's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), read before
 the requests and after them. Progress goes to stderr; one JSON line goes to stdout.
 
+The cold run fills the world's disk cache (``gee_fusion/local/world/disk_cache.py``) in a fresh
+folder (``--cache-dir``, else a temporary folder removed at the end; no size bound). The same
+requests then run again, warm, as a second process would meet them: every in-memory cache of the
+world emptied (blocks, land cover, relief, atmosphere, changes), blocks read from disk.
+``warm_speedup_vs_cold`` is the cold run's time over the warm run's.
+
 Usage: python benchmarks/demo_world.py [--size 1000] [--year 2021] [--bands B2,B3,B4,B8,SCL]
-       [--col 0] [--row 0] [--max-images 0] [--repeat 3]
+       [--col 0] [--row 0] [--max-images 0] [--repeat 3] [--cache-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import hashlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +45,7 @@ import numpy as np
 
 import gee_fusion
 from gee_fusion.ids import S2_SR_HARMONIZED as S2_SR
-from gee_fusion.local.world import blocks
+from gee_fusion.local.world import atmosphere, blocks, changes, disk_cache, landcover, relief
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import DEFAULT_WORLD, PIXEL
 from gee_fusion.local.world.surface import BANDS as SPECTRAL
@@ -54,6 +64,16 @@ def clear_world_caches() -> None:
     blocks.PRODUCTS.clear()
     blocks.landcover_block_halo.cache_clear()
     blocks._landcover_block.cache_clear()
+
+
+def clear_memory_caches() -> None:
+    """Empty every in-process cache of the world (what a new process starts with), the
+    acquisition calendars aside (the listing built them)."""
+    clear_world_caches()
+    for module in (atmosphere, changes, landcover, relief):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
 
 
 def window_grid(col: int, row: int, size: int) -> dict[str, Any]:
@@ -123,11 +143,23 @@ def main() -> None:
     parser.add_argument("--row", type=int, default=0, help="window's first row on the world lattice")
     parser.add_argument("--max-images", type=int, default=0, help="stop after this many images (0: all)")
     parser.add_argument("--repeat", type=int, default=3, help="repeats of the numpy baseline (best kept)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="empty folder for the disk cache (default: a temporary one)"
+    )
     args = parser.parse_args()
     bands = [b.strip() for b in args.bands.split(",") if b.strip()]
     n_world = DEFAULT_WORLD.size_px
     if args.size <= 0 or args.col < 0 or args.row < 0 or max(args.col, args.row) + args.size > n_world:
         parser.error(f"the window must lie inside the {n_world} x {n_world} px default world")
+
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="gee_fusion_world_bench_")
+    if args.cache_dir and os.path.isdir(cache_dir) and os.listdir(cache_dir):
+        parser.error(f"--cache-dir {cache_dir} is not empty: the cold run needs an empty cache")
+    if not args.cache_dir:
+        atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+    os.environ[disk_cache.ENV_DIR] = cache_dir
+    os.environ[disk_cache.ENV_SWITCH] = "1"
+    os.environ[disk_cache.ENV_MB] = str(10**7)  # no eviction: the warm run finds every block
 
     gee_fusion.connect("local", register_samples=False)
     t0 = time.perf_counter()
@@ -145,14 +177,27 @@ def main() -> None:
     clear_world_caches()
     rss_before = peak_rss_mib()
     times: list[float] = []
+    digests: list[bytes] = []
     for k, index in enumerate(indices):
         t = time.perf_counter()
         arr = request(index, bands, grid)
         times.append(time.perf_counter() - t)
         if arr.shape != (args.size, args.size) or list(arr.dtype.names or ()) != bands:
             raise RuntimeError(f"unexpected result for {index}: {arr.shape} {arr.dtype}")
+        digests.append(hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
         log(f"{k + 1}/{len(indices)} {index}: {times[-1]:.2f} s")
     rss_after = peak_rss_mib()
+    cache = disk_cache.info()
+
+    clear_memory_caches()
+    warm: list[float] = []
+    for k, index in enumerate(indices):
+        t = time.perf_counter()
+        again = request(index, bands, grid)
+        warm.append(time.perf_counter() - t)
+        if hashlib.blake2b(again.tobytes(), digest_size=16).digest() != digests[k]:
+            raise RuntimeError(f"the warm run's pixels of {index} differ from the cold run's")
+        log(f"warm {k + 1}/{len(indices)} {index}: {warm[-1]:.2f} s")
     gee_fusion.disconnect()
 
     n = len(indices)
@@ -172,6 +217,9 @@ def main() -> None:
         "rest_median_s": round(statistics.median(rest), 3) if rest else None,
         "rest_mpx_bands_per_s": round(rest_mpx / sum(rest), 3) if rest else None,
         "listing_s": round(listing_s, 3),
+        "warm_s": round(sum(warm), 3), "warm_mpx_bands_per_s": round(mpx_bands / sum(warm), 3),
+        "warm_speedup_vs_cold": round(total_s / sum(warm), 2),
+        "disk_cache_mib": round(cache.bytes / 2**20, 1), "disk_cache_blocks": cache.blocks,
         "numpy_fill_s": round(fill_s, 4), "numpy_copy_s": round(copy_s, 4),
         "ratio_vs_numpy_fill": round(total_s / fill_s, 1),
         "ratio_vs_numpy_copy": round(total_s / copy_s, 1),

@@ -374,6 +374,33 @@ def _coverage_report(paths: list[Path], *, top: int) -> None:
     )
 
 
+world_app = typer.Typer(add_completion=False, help="The demo world (the local engine's procedural city).")
+app.add_typer(world_app, name="world")
+
+
+@world_app.command("cache")
+def world_cache(
+    info: Annotated[bool, typer.Option("--info", help="Show its location, size, blocks and keys.")] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove every cached block (other files in the folder stay).")
+    ] = False,
+) -> None:
+    """The demo world's on-disk cache of generated Sentinel-1/2 blocks: show it or empty it."""
+    from gee_fusion.local.world import disk_cache
+
+    with user_errors():
+        if info == clear:
+            raise ConfigError("Give one of --info (show the cache) or --clear (empty it).")
+        if clear:
+            gone = disk_cache.clear()
+            mib = gone.bytes / 2**20
+            say(True, f"removed {gone.blocks} blocks ({mib:.1f} MiB) from {escape(str(gone.root))}")
+            return
+        report = disk_cache.info()
+    for line in report.lines():
+        typer.echo(line)
+
+
 def main() -> None:
     """Entry point of the ``gee-fusion`` script."""
     app()

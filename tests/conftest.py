@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,12 +16,19 @@ import pytest
 
 # A narrow terminal, whatever runs the suite: CI has none, and console output must not depend on it.
 os.environ["COLUMNS"] = "60"
+# The demo world's disk cache lives in a temporary folder (read at call time by
+# gee_fusion.local.world.disk_cache): the suite never writes into the user's cache folder.
+os.environ["GEE_FUSION_WORLD_CACHE_DIR"] = tempfile.mkdtemp(prefix="gee_fusion_world_cache_")
+os.environ["GEE_FUSION_WORLD_DISK_CACHE_MB"] = "1024"
+os.environ.pop("GEE_FUSION_WORLD_DISK_CACHE", None)
 
 import gee_fusion
 from gee_fusion.grid import PixelGrid
 from gee_fusion.local.catalog import CATALOG, register_numpy_collection, register_numpy_image
 from gee_fusion.local.samples import real_data_dir
 from tests.socket_guard import install_socket_guard
+
+atexit.register(shutil.rmtree, os.environ["GEE_FUSION_WORLD_CACHE_DIR"], ignore_errors=True)
 
 
 # -- no outbound network, ever (notebook kernels install the same guard) -------------------

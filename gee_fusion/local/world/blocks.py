@@ -2,6 +2,8 @@
 
 Windows are on the 10 m world lattice (col, row, width, height), may extend beyond the world
 (the layers are defined everywhere) and are served from 256 x 256 blocks kept in an LRU.
+Sentinel products go through two tiers: the in-memory :data:`PRODUCTS`, then the persistent
+:mod:`~gee_fusion.local.world.disk_cache` (:func:`product_block`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from gee_fusion.local.world import landcover
+from gee_fusion.local.world import disk_cache, landcover
 from gee_fusion.local.world.config import WorldConfig
 
 BLOCK = 256
@@ -61,6 +63,14 @@ CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "768"))
 """Memory for generated Sentinel blocks (MiB), shared by Sentinel-1 and Sentinel-2."""
 
 PRODUCTS = ByteLRU(CACHE_MB * 2**20)
+
+
+def product_block(
+    kind: str, cfg: WorldConfig, i: int, bx: int, by: int, compute: Callable[[], Product]
+) -> Product:
+    """Block (bx, by) of acquisition ``i`` of a product family ("s1", "s2"): from memory, else
+    from the disk cache, else ``compute()`` (then kept in both)."""
+    return PRODUCTS.get((kind, cfg, i, bx, by), lambda: disk_cache.fetch(kind, cfg, i, bx, by, compute))
 
 
 @functools.lru_cache(maxsize=96)

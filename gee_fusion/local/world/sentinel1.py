@@ -142,7 +142,7 @@ def _acq(i: int) -> schedule.S1Acquisition:
 def s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
     """VV and VH (linear), incidence angle and validity of acquisition ``i`` on one block
     (from the shared block cache)."""
-    return blocks.PRODUCTS.get(("s1", cfg, i, bx, by), lambda: _s1_block(cfg, i, bx, by))
+    return blocks.product_block("s1", cfg, i, bx, by, lambda: _s1_block(cfg, i, bx, by))
 
 
 def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:

@@ -41,7 +41,7 @@ def _acq(i: int) -> schedule.S2Acquisition:
 def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
     """Every Sentinel-2 product of acquisition ``i`` on one 256 x 256 block (10 m fields),
     from the shared block cache."""
-    return blocks.PRODUCTS.get(("s2", cfg, i, bx, by), lambda: _s2_block(cfg, i, bx, by))
+    return blocks.product_block("s2", cfg, i, bx, by, lambda: _s2_block(cfg, i, bx, by))
 
 
 def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:

@@ -1,0 +1,445 @@
+"""Persistent on-disk tier of the demo world's block cache.
+
+The in-memory LRU (:data:`gee_fusion.local.world.blocks.PRODUCTS`) asks this tier on a miss;
+on a disk miss the block is computed and written here. Layout::
+
+    <root>/<generator>-<config>/key.json           what the key stands for
+    <root>/<generator>-<config>/<kind>/<i>/<bx>_<by>.npz
+
+``<generator>`` hashes the source text of every module of ``gee_fusion/local/world/`` (and the
+numpy version), so any change to the generator gets a new key; ``<config>`` hashes every
+:class:`~gee_fusion.local.world.config.WorldConfig` field. A block is written to a temporary name
+in its folder, then renamed over the final one (atomic: two processes writing the same block
+leave one whole file). The folder is bounded by ``GEE_FUSION_WORLD_DISK_CACHE_MB``: past the
+bound the least recently used files (by modification time, touched on read) go first. Each
+process keeps a running total of what it wrote and rescans the folder only when that total
+passes the bound or every :data:`SCAN_EVERY` writes.
+
+Environment (read on every call, so tests and jobs may change it at run time):
+``GEE_FUSION_WORLD_CACHE_DIR`` (default ``$XDG_CACHE_HOME/gee_fusion/world``, else
+``~/.cache/gee_fusion/world``), ``GEE_FUSION_WORLD_DISK_CACHE_MB`` (default 4096) and
+``GEE_FUSION_WORLD_DISK_CACHE=0`` to switch the tier off.
+
+Bad input never changes a pixel: an unusable folder (read-only, a file in the way, a full disk)
+gives one :class:`WorldCacheWarning` and the tier is bypassed for the rest of the process; an
+unreadable block file gives a warning, and the block is recomputed and written again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+import warnings
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from gee_fusion.errors import ConfigError
+from gee_fusion.local.world.config import WorldConfig
+
+ENV_DIR = "GEE_FUSION_WORLD_CACHE_DIR"
+ENV_SWITCH = "GEE_FUSION_WORLD_DISK_CACHE"
+ENV_MB = "GEE_FUSION_WORLD_DISK_CACHE_MB"
+DEFAULT_MB = 4096.0
+SCAN_EVERY = 256
+"""Writes between two scans of the folder (other processes' writes are seen at a scan)."""
+EVICT_TO = 0.9
+"""An eviction brings the folder down to this share of the bound (so scans stay rare)."""
+STALE_TMP_S = 3600.0
+"""Temporary files older than this (a writer that died) are removed at a scan."""
+KEY_FILE = "key.json"
+KEY_RE = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{12}$")
+TMP_SUFFIX = ".tmp"
+
+Product = dict[str, np.ndarray]
+
+
+class WorldCacheWarning(UserWarning):
+    """The demo world's disk cache was bypassed or a block file of it was rebuilt."""
+
+
+# -- settings (read at call time) -----------------------------------------------------------
+
+
+def enabled() -> bool:
+    """Whether the disk tier is on (``GEE_FUSION_WORLD_DISK_CACHE`` not 0/false/off/no)."""
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "false", "off", "no"}
+
+
+def cache_root() -> Path:
+    """The cache folder: ``$GEE_FUSION_WORLD_CACHE_DIR``, else the user's cache folder."""
+    explicit = os.environ.get(ENV_DIR, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "gee_fusion" / "world"
+
+
+def limit_bytes() -> int:
+    """The bound on the folder's size, from ``GEE_FUSION_WORLD_DISK_CACHE_MB`` (MiB)."""
+    raw = os.environ.get(ENV_MB, "").strip()
+    try:
+        mib = float(raw) if raw else DEFAULT_MB
+    except ValueError:
+        mib = -1.0
+    if not mib >= 0.0:
+        raise ConfigError(
+            f"{ENV_MB}={raw!r} is not a size: give the demo world's disk cache bound in MiB (e.g. 4096), "
+            f"or set {ENV_SWITCH}=0 to switch the disk cache off."
+        )
+    return int(mib * 2**20)
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def source_hash(folder: Path) -> str:
+    """SHA-256 of the source text of every ``*.py`` under ``folder`` (and of numpy's version)."""
+    digest = hashlib.sha256(f"numpy {np.__version__}\n".encode())
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def generator_version() -> str:
+    """Hash of the generator's source (``gee_fusion/local/world/``): any edit changes it."""
+    return source_hash(Path(__file__).resolve().parent)
+
+
+def config_fields(cfg: WorldConfig) -> dict[str, object]:
+    """Every field of a world config, by name."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
+def config_hash(cfg: WorldConfig) -> str:
+    """SHA-256 of every field of ``cfg`` (floats by their exact repr)."""
+    text = json.dumps({k: repr(v) for k, v in config_fields(cfg).items()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def key_name(cfg: WorldConfig) -> str:
+    """The key folder's name: generator version and world config."""
+    return f"{generator_version()[:12]}-{config_hash(cfg)[:12]}"
+
+
+def block_path(root: Path, cfg: WorldConfig, kind: str, i: int, bx: int, by: int) -> Path:
+    """Where block (bx, by) of acquisition ``i`` of product ``kind`` ("s1", "s2") is stored."""
+    return root / key_name(cfg) / kind / str(i) / f"{bx}_{by}.npz"
+
+
+# -- per-folder state of this process ---------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _State:
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    broken: bool = False
+    total: int | None = None  # bytes in the folder as last scanned, plus what was written since
+    writes: int = 0
+    keys: set[str] = dataclasses.field(default_factory=set)
+
+
+_STATES: dict[str, _State] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def _state(root: Path) -> _State:
+    with _STATES_LOCK:
+        return _STATES.setdefault(str(root), _State())
+
+
+def _bypass(state: _State, root: Path, exc: OSError) -> None:
+    with state.lock:
+        if state.broken:
+            return
+        state.broken = True
+    warnings.warn(
+        f"demo world disk cache: cannot use {root} ({exc.strerror or exc}); generated blocks are not "
+        f"kept on disk in this process. Set {ENV_DIR} to a writable folder, or {ENV_SWITCH}=0 "
+        "to silence this.",
+        WorldCacheWarning,
+        stacklevel=4,
+    )
+
+
+# -- the tier ------------------------------------------------------------------------------------
+
+
+def fetch(kind: str, cfg: WorldConfig, i: int, bx: int, by: int, compute: Callable[[], Product]) -> Product:
+    """Block (bx, by) of acquisition ``i``: read from disk, else computed and written.
+
+    Args:
+        kind: Product family ("s1", "s2").
+        cfg: The world.
+        i: Acquisition index.
+        bx: Block column.
+        by: Block row.
+        compute: Computes the block (every field of the product, arrays).
+
+    Returns:
+        The product's arrays, identical to ``compute()``'s.
+    """
+    if not enabled():
+        return compute()
+    root, limit = cache_root(), limit_bytes()
+    state = _state(root)
+    if state.broken:
+        return compute()
+    path = block_path(root, cfg, kind, i, bx, by)
+    try:
+        hit = _read(path)
+    except PermissionError as exc:
+        _bypass(state, root, exc)
+        return compute()
+    if hit is not None:
+        return hit
+    value = compute()
+    _write(state, root, cfg, path, value, limit)
+    return value
+
+
+def _read(path: Path) -> Product | None:
+    """The arrays stored at ``path``; None when absent or unreadable (with a warning)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            out = {name: stored[name] for name in stored.files}
+        if not out:
+            raise ValueError("no arrays")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except PermissionError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        warnings.warn(
+            f"demo world disk cache: {path} is unreadable ({type(exc).__name__}: {exc}); the block is "
+            "generated again and the file rewritten.",
+            WorldCacheWarning,
+            stacklevel=4,
+        )
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # least recently used = oldest modification time
+    return out
+
+
+def _write(state: _State, root: Path, cfg: WorldConfig, path: Path, value: Product, limit: int) -> None:
+    """Store ``value`` at ``path`` atomically, then keep the folder within its bound."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    try:
+        _ensure_key(state, root, cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **cast(dict[str, Any], value))  # field names are keys of the archive
+            size = tmp.stat().st_size
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        _bypass(state, root, exc)
+        return
+    with state.lock:
+        state.writes += 1
+        if state.total is not None:
+            state.total += size
+        if state.total is None or state.total > limit or state.writes >= SCAN_EVERY:
+            state.total = evict(root, limit)
+            state.writes = 0
+
+
+def _ensure_key(state: _State, root: Path, cfg: WorldConfig) -> None:
+    """Write the key folder's ``key.json`` (what the key stands for) once per process."""
+    name = key_name(cfg)
+    if name in state.keys:
+        return
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / KEY_FILE
+    if not target.is_file():
+        text = json.dumps(
+            {"generator": generator_version(), "numpy": np.__version__, "config": config_fields(cfg)},
+            indent=1,
+        )
+        tmp = folder / f".{KEY_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+    state.keys.add(name)
+
+
+# -- scanning, eviction, information, clearing ----------------------------------------------------
+
+
+def _key_dirs(root: Path) -> list[Path]:
+    try:
+        return sorted(p for p in root.iterdir() if KEY_RE.match(p.name) and p.is_dir())
+    except OSError:
+        return []
+
+
+def _files(folder: Path) -> Iterator[tuple[float, int, Path]]:
+    """(mtime, size, path) of every block file under a key folder; stale temporary files removed."""
+    now = time.time()
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = Path(parent, name)
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if name.endswith(TMP_SUFFIX):
+                if now - st.st_mtime > STALE_TMP_S:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+            elif name.endswith(".npz"):
+                yield st.st_mtime, st.st_size, path
+
+
+def evict(root: Path, limit: int) -> int:
+    """Remove the least recently used block files until the folder is within ``limit`` bytes
+    (down to :data:`EVICT_TO` of it); returns the bytes left."""
+    files = [f for key in _key_dirs(root) for f in _files(key)]
+    total = sum(size for _, size, _ in files)
+    if total <= limit:
+        return total
+    target = int(limit * EVICT_TO)
+    for _, size, path in sorted(files):
+        if total <= target:
+            break
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass  # another process evicted it
+        except OSError:
+            continue
+        total -= size
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """One key folder of the cache.
+
+    Attributes:
+        name: Folder name (generator version - config hash).
+        current: Whether it was written by this generator version.
+        config: The world config's fields, as recorded in ``key.json`` (empty if missing).
+        blocks: Block files.
+        bytes: Their total size.
+    """
+
+    name: str
+    current: bool
+    config: dict[str, object]
+    blocks: int
+    bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheInfo:
+    """The disk cache as found on disk.
+
+    Attributes:
+        root: Its folder.
+        enabled: Whether the tier is on in this environment.
+        limit_bytes: The size bound.
+        keys: Its key folders.
+    """
+
+    root: Path
+    enabled: bool
+    limit_bytes: int
+    keys: tuple[KeyInfo, ...]
+
+    @property
+    def blocks(self) -> int:
+        """Block files, all keys."""
+        return sum(k.blocks for k in self.keys)
+
+    @property
+    def bytes(self) -> int:
+        """Total size of the block files, all keys."""
+        return sum(k.bytes for k in self.keys)
+
+    def lines(self) -> list[str]:
+        """A readable report: location, switch and bound, size, one line per key."""
+        state = f"on, bound {self.limit_bytes / 2**20:.0f} MiB" if self.enabled else f"off ({ENV_SWITCH}=0)"
+        out = [
+            f"location: {self.root} ({state}; set {ENV_DIR} to move it)",
+            f"size: {self.bytes / 2**20:.1f} MiB in {self.blocks} blocks, {len(self.keys)} keys",
+        ]
+        for key in self.keys:
+            config = " ".join(f"{k}={v}" for k, v in key.config.items()) or "config unknown"
+            age = "current generator" if key.current else "older generator"
+            out.append(f"  {key.name} ({age}; {config}): {key.blocks} blocks, {key.bytes / 2**20:.1f} MiB")
+        return out
+
+
+def _recorded_config(folder: Path) -> dict[str, object]:
+    try:
+        data = json.loads((folder / KEY_FILE).read_text())
+        config = data.get("config", {}) if isinstance(data, dict) else {}
+        return dict(config) if isinstance(config, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def info(root: Path | None = None) -> CacheInfo:
+    """What the cache folder holds (``root`` defaults to :func:`cache_root`)."""
+    root = cache_root() if root is None else root
+    current = generator_version()[:12]
+    keys = []
+    for folder in _key_dirs(root):
+        files = list(_files(folder))
+        keys.append(
+            KeyInfo(
+                name=folder.name,
+                current=folder.name.startswith(current + "-"),
+                config=_recorded_config(folder),
+                blocks=len(files),
+                bytes=sum(size for _, size, _ in files),
+            )
+        )
+    return CacheInfo(root=root, enabled=enabled(), limit_bytes=limit_bytes(), keys=tuple(keys))
+
+
+def clear(root: Path | None = None) -> CacheInfo:
+    """Remove every key folder of the cache (nothing else in the folder); returns what was there.
+
+    Each key folder is first renamed (atomically) to a hidden name, then deleted, so a process
+    writing meanwhile starts a fresh key folder instead of finding a half-deleted one.
+    """
+    root = cache_root() if root is None else root
+    before = info(root)
+    for key in before.keys:
+        doomed = root / f".{key.name}.clearing.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(root / key.name, doomed)
+        except OSError:
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        for left in root.glob(".*.clearing.*"):  # an earlier clear that was interrupted
+            shutil.rmtree(left, ignore_errors=True)
+    with _STATES_LOCK:
+        _STATES.pop(str(root), None)
+    return before
