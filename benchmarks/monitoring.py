@@ -11,10 +11,11 @@ such a change. Prints one JSON line: ``<rule>_precision``, ``<rule>_recall``,
 minus the nearest truth month, start or end) and ``<rule>_false_alarms_per_km2_month``. The
 optical and fused figures come from the monitoring job (``gee-fusion monitor``) run over the same
 square and months: ``optical`` is every persistent class transition into built-up (the monthly
-in-cloud forests, ``persist`` months), ``fused`` the job's alerts (those objects with at least
-``min_confidence`` of their pixels confirmed by a Sentinel-1 brightening within ``tolerance``
-months). Both see urbanisation only, so they are scored against the urbanisation changes of the
-truth (construction, industrial, road; ``urban_truth_changes``); the SAR rules against every change.
+in-cloud forests, ``persist`` months), ``fused`` the job's urbanisation alerts (class changes with
+at least ``min_confidence`` of their pixels confirmed by a Sentinel-1 brightening within
+``tolerance`` months, and Sentinel-1 brightenings classified built from then on). Both see
+urbanisation only, so they are scored against the urbanisation changes of the truth
+(construction, industrial, road; ``urban_truth_changes``); the SAR rules against every change.
 
 Usage: python benchmarks/monitoring.py [--size-km 4] [--start 2021-01] [--months 24] [--sar-only]
 """
@@ -66,7 +67,8 @@ URBANISATION = ("construction", "industrial", "road")
 
 
 def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str, np.ndarray], float]:
-    """Run the monitoring job over the grid and months; its optical and fused detections."""
+    """Run the monitoring job over the grid and months: its optical detections (persistent
+    transitions into built-up) and its fused ones (the urbanisation alerts it wrote), with months."""
     from gee_fusion.export.area import AreaConfig
     from gee_fusion.monitoring import fusion, optical
     from gee_fusion.monitoring.job import MonitorConfig, read_class_maps, run_monitor
@@ -81,14 +83,18 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
     urban = fusion.urbanisation(tr)
     numbers = np.array([month_index(m) for m in months])
     when = np.where(urban, numbers[np.maximum(tr.onset, 0)], 0)
-    import rasterio
-
-    with rasterio.open(out / "changes.tif") as src:
-        confirmed = src.read(2).astype(bool)
-    labels, n = ndimage.label(urban, structure=np.ones((3, 3)))
-    share = ndimage.mean(confirmed, labels, index=np.arange(1, n + 1)) if n else np.zeros(0)
-    fused = np.isin(labels, np.flatnonzero(np.asarray(share) >= cfg.min_confidence) + 1)
-    return {"optical": urban, "fused": fused, "when": when}, seconds
+    fused = np.zeros(grid.shape, dtype=bool)
+    fused_when = np.zeros(grid.shape, dtype=np.int64)
+    for path in sorted(out.glob("months/*/alerts.geojson")):
+        for feature in json.loads(path.read_text())["features"]:
+            p = feature["properties"]
+            if p["type"] != "urbanisation":
+                continue
+            mask = rasterize([(shape(feature["geometry"]), 1)], out_shape=grid.shape, transform=grid.affine,
+                             dtype="uint8").astype(bool)  # fmt: skip
+            fused |= mask
+            fused_when[mask] = month_index(date.fromisoformat(p["onset"] + "-01"))
+    return {"optical": urban, "optical_when": when, "fused": fused, "fused_when": fused_when}, seconds
 
 
 def score(
@@ -160,7 +166,7 @@ def main() -> None:
             detections, job_seconds = monitored(grid, months, Path(tmp) / "monitoring")
         figures["monitor_seconds"] = round(job_seconds, 1)
         for source in ("optical", "fused"):
-            found = score(detections[source], detections["when"], urban_changes, km2, args.months)
+            found = score(detections[source], detections[f"{source}_when"], urban_changes, km2, args.months)
             for key, value in found.items():
                 figures[f"{source}_{key}"] = value
     print(json.dumps(figures))

@@ -131,7 +131,7 @@ def test_each_construction_site_shows_in_s1_and_s2_in_its_months() -> None:
         assert all(dates.values()), (c, dates)
         ndvi = {k: [_ndvi(W, i, c) for i in found] for k, found in dates.items()}
         assert max(ndvi["before"]) > 0.5, (c, ndvi)  # a crop or a meadow at its peak
-        assert max(ndvi["during"]) < 0.25, (c, ndvi)  # bare soil and rubble all along the works
+        assert max(ndvi["during"]) < 0.3, (c, ndvi)  # bare soil, rubble (0.1-0.3)
         assert max(ndvi["after"]) < 0.45, (c, ndvi)  # roofs, streets and a few garden trees
         # Sentinel-1 against the same world without changes, same acquisitions: identical before,
         # brighter after (double bounce of the new walls; more than the speckle of a site mean)

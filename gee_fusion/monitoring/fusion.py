@@ -5,8 +5,12 @@ sites and needs clear months; the SAR omnibus test sees when the backscatter cha
 clouds, but also flags every crop cycle. An **urbanisation** is a persistent transition from a
 non-built class to a built one (:func:`urbanisation`); it is **confirmed** when Sentinel-1 saw a
 brightening (new walls: double bounce) within ``tolerance`` months of it (:func:`confirmed`). A
-**demolition** is the reverse, a persistent transition from a built class to a non-built one
-(:func:`demolition`), confirmed by a darkening (walls gone) within ``tolerance`` months.
+**SAR-led urbanisation** is the other way round: a Sentinel-1 brightening whose month and the
+``persist - 1`` months after it are classified built (:func:`sar_led_urbanisation`); it catches
+building sites that the classifier already calls built-up during the works (rubble and concrete
+look like roofs), where no class transition happens in the period. A **demolition** is the
+reverse, a persistent transition from a built class to a non-built one (:func:`demolition`),
+confirmed by a darkening (walls gone) within ``tolerance`` months.
 """
 
 from __future__ import annotations
@@ -28,6 +32,39 @@ def demolition(transitions: Transitions, *, built: Sequence[int] = BUILT_6) -> n
     """Where a persistent transition goes from a built class to a non-built one."""
     out_of = np.isin(transitions.before, built) & ~np.isin(transitions.after, built)
     return (transitions.onset >= 0) & out_of
+
+
+def sar_led_urbanisation(
+    classes: Sequence[np.ndarray],
+    month_numbers: np.ndarray,
+    sar_month: np.ndarray,
+    sar_direction: np.ndarray,
+    *,
+    persist: int = 2,
+    built: Sequence[int] = BUILT_6,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the last Sentinel-1 change is a brightening (``monitoring.sar`` code 1) and the class
+    maps of its month and the ``persist - 1`` months after are built; with the index (into
+    ``classes``) of that month, -1 elsewhere.
+
+    Args:
+        classes: Monthly class maps, in month order.
+        month_numbers: Their months (months since 1970-01).
+        sar_month: The last change month per pixel (months since 1970-01, 0: none).
+        sar_direction: Its direction (1 brighter, 2 darker, 3 mixed).
+        persist: Months the built class must hold from the change on.
+        built: The built classes.
+    """
+    stack = np.stack([np.asarray(c) for c in classes])
+    index = np.searchsorted(month_numbers, sar_month)
+    known = (sar_month > 0) & (sar_direction == 1) & (index + persist <= len(classes))
+    index = np.where(known, index, -1)
+    hit = np.zeros(sar_month.shape, dtype=bool)
+    for t in np.unique(index[known]):
+        sel = index == t
+        held = np.asarray(np.isin(stack[t : t + persist], built).all(axis=0))
+        hit[sel] = held[sel]
+    return hit, np.where(hit, index, -1)
 
 
 def confirmed(

@@ -278,11 +278,30 @@ def _changes(
                                 direction=direction)  # fmt: skip
 
     confirmed, confirmed_down = sar_confirmed(urban, 1), sar_confirmed(demolished, 2)  # brighter / darker
+    # a site the forests call built during the works has no transition: Sentinel-1 leads there
+    sar_led, sar_index = fusion.sar_led_urbanisation(
+        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist
+    )
+    sar_led &= ~urban
+    stack = np.stack(classes)
+    previous = np.take_along_axis(stack, np.maximum(sar_index - 1, 0)[None], 0)[0]
+    after = np.take_along_axis(stack, np.maximum(sar_index, 0)[None], 0)[0]
+    up = optical.Transitions(
+        onset=np.where(sar_led, sar_index, tr.onset),
+        before=np.where(sar_led, previous, tr.before),
+        after=np.where(sar_led, after, tr.after),
+    )
     total = 0
     # objects over the whole change mask (a site's pixels flip over a month or two); each
     # object's onset is the median onset of its pixels
-    objects = _alerts(urban, tr, confirmed, grid, months, cfg.min_area_m2, "urbanisation")
-    objects += _alerts(demolished, tr, confirmed_down, grid, months, cfg.min_area_m2, "demolition")
+    objects = _alerts(
+        urban, tr, confirmed, grid, months, cfg.min_area_m2, "urbanisation", "class change + SAR"
+    )
+    objects += _alerts(
+        sar_led, up, sar_led, grid, months, cfg.min_area_m2, "urbanisation", "SAR + built class"
+    )
+    objects += _alerts(demolished, tr, confirmed_down, grid, months, cfg.min_area_m2, "demolition",
+                       "class change + SAR")  # fmt: skip
     kept = [f for f in objects if f["properties"]["confidence"] >= cfg.min_confidence]
     if len(objects) > len(kept):
         say(progress, f"  {len(objects) - len(kept)} class change(s) without Sentinel-1 evidence dropped")
@@ -294,9 +313,9 @@ def _changes(
         output_folder(path.parent)
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
-    change = np.where(urban, tr.onset + 1, 0).astype(np.uint8)
+    change = np.where(urban | sar_led, up.onset + 1, 0).astype(np.uint8)
     down = np.where(demolished, tr.onset + 1, 0).astype(np.uint8)
-    bands = [change, confirmed.astype(np.uint8), down, confirmed_down.astype(np.uint8)]
+    bands = [change, (confirmed | sar_led).astype(np.uint8), down, confirmed_down.astype(np.uint8)]
     write_cog(out / "changes.tif", np.stack(bands), crs=grid.crs, transform=grid.transform, nodata=None,
               band_names=["urbanisation_month_index", "sar_confirmed", "demolition_month_index",
                           "sar_confirmed_demolition"], resampling="nearest")  # fmt: skip
@@ -305,7 +324,7 @@ def _changes(
 
 def _alerts(
     mask: np.ndarray, tr: optical.Transitions, confirmed: np.ndarray, grid: PixelGrid, months: list[date],
-    min_area_m2: float, kind: str,
+    min_area_m2: float, kind: str, evidence: str,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """GeoJSON features (``type`` ``kind``) of the 8-connected objects of ``mask`` of at least
     ``min_area_m2``: onset (the median of its pixels' onsets), area, classes before and after,
@@ -327,7 +346,7 @@ def _alerts(
             "type": "MultiPolygon", "coordinates": rings}  # fmt: skip
         onset = months[int(np.median(tr.onset[obj]))]
         properties = {
-            "type": kind, "onset": f"{onset:%Y-%m}", "area_m2": area,
+            "type": kind, "evidence": evidence, "onset": f"{onset:%Y-%m}", "area_m2": area,
             "from_class": int(np.bincount(tr.before[obj]).argmax()),
             "to_class": int(np.bincount(tr.after[obj]).argmax()),
             "confidence": round(float(confirmed[obj].mean()), 3),

@@ -77,6 +77,13 @@ SITE_TEXTURE = 2.0
 
 VEGETATED = (ARABLE, GRASS, ORCHARD, VINEYARD, URBAN_GREEN, WETLAND)
 
+PARCEL_DB = 1.5
+"""Per-object backscatter offset (dB, standard deviation): soil moisture and roughness, crop
+structure and row direction differ from field to field (docs/demo_world.md "Realism")."""
+BUILT_PARCEL_DB = 3.0
+"""Per-object offset in built-up classes (dB, half-width of a uniform spread): double bounce depends
+on the walls' orientation to the track, so blocks of one class differ by several dB."""
+
 
 def incidence(passing: str, u_m: np.ndarray) -> np.ndarray:
     """Incidence angle (degrees) at eastings ``u_m`` (metres from the world centre)."""
@@ -187,7 +194,10 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
         vv += np.where(water, 10.0 * rough, 0.0)
         vh += np.where(water, 5.0 * rough, 0.0)
     p = lc.parcel.astype(np.int64)
-    offset = 0.5 * noise.normal(p, 11, noise.salt_of(cfg.seed, "s1-parcel"))
+    built = np.isin(lc.label, (DENSE, SPARSE, INDUSTRIAL))
+    field_offset = PARCEL_DB * noise.normal(p, 11, noise.salt_of(cfg.seed, "s1-parcel"))
+    wall_offset = BUILT_PARCEL_DB * (2.0 * noise.uniform(p, 13, noise.salt_of(cfg.seed, "s1-walls")) - 1.0)
+    offset = np.where(built, wall_offset, field_offset)
     static = tex * noise.normal(ix, iy, noise.salt_of(cfg.seed, "s1-texture"))
     area = np.where(woody, geo.area_volume, geo.area_direct)
     vv_lin = np.where(geo.shadow, NOISE_FLOOR[0], area * 10.0 ** ((vv + offset + static) / 10.0))

@@ -16,6 +16,7 @@ from gee_fusion.local.world.landcover import (
     ARABLE,
     DENSE,
     FOREST,
+    GRASS,
     GROVE,
     INDUSTRIAL,
     NETWORK,
@@ -63,6 +64,23 @@ ENDMEMBERS: dict[str, tuple[float, ...]] = {
 }
 
 
+# Within-class variability, matched to the real Berlin L1C scene with its OSM land use
+# (benchmarks/world_realism.py, docs/demo_world.md "Realism"):
+PARCEL_GAIN = 0.5
+"""Width of the uniform per-object brightness gain (+-22 %): fields, roofs and stands differ."""
+PARCEL_TILT = 0.4
+"""Width of the uniform per-object spectral tilt (visible vs NIR/SWIR, +-15 %): crop, soil and roof kinds."""
+PARCEL_COVER = 0.60
+"""Width of the uniform per-parcel green-cover gain of fields and grass (sowing date, stage, grazing)."""
+TEXTURE = 0.22
+"""Amplitude of within-object texture (fBm at ~40 m: soil patches, tree crowns, roof and yard mosaics)."""
+PIXEL_NOISE = 0.05
+"""Per-pixel multiplicative noise (sub-pixel heterogeneity at 10 m)."""
+IMPERVIOUS_JITTER = 0.5
+"""Per-pixel spread of the sealed fraction in built-up classes (buildings, yards and gardens mix
+differently in each 10 m pixel)."""
+
+
 def _em(name: str) -> np.ndarray:
     return np.asarray(ENDMEMBERS[name], dtype=np.float32)[:, None, None]
 
@@ -89,6 +107,10 @@ def reflectance(
         site: Construction sites (bare soil, rubble and concrete rather than a quarry's chalk).
     """
     label = lc.label
+    p = lc.parcel.astype(np.int64)
+    tended = np.isin(label, (ARABLE, ORCHARD, VINEYARD))
+    cover_gain = 1.0 + PARCEL_COVER * (noise.uniform(p, 11, noise.salt_of(cfg.seed, "pcover")) - 0.5)
+    cover = np.where(tended | (label == GRASS), np.clip(cover * cover_gain, 0.0, 1.0), cover)
     fv = cover[None]
     soil = _em("soil") * np.float32(1.0 - 0.3 * wet)
     background = np.empty((len(BANDS), *label.shape), dtype=np.float32)
@@ -108,7 +130,8 @@ def reflectance(
     # built surfaces: roofs / bright industrial roofs / asphalt, with trees and gardens
     urban = np.isin(label, (DENSE, SPARSE, INDUSTRIAL, NETWORK))
     if urban.any():
-        imp = lc.impervious[None]
+        jitter = IMPERVIOUS_JITTER * (noise.uniform(ix, iy, noise.salt_of(cfg.seed, "imperv")) - 0.5)
+        imp = np.clip(lc.impervious + jitter * (lc.impervious > 0), 0.0, 1.0)[None]
         roof_kind = noise.uniform(lc.parcel.astype(np.int64), 3, noise.salt_of(cfg.seed, "roof"))[None]
         roofs = np.where(
             label[None] == INDUSTRIAL,
@@ -132,13 +155,21 @@ def reflectance(
         boost = (0.6 + 0.8 * t)[turbid].astype(np.float32)
         refl[1:5, turbid] *= boost[None]
 
-    # variability: per parcel (+-8 %) and per pixel (3 %)
-    p = lc.parcel.astype(np.int64)
-    parcel_gain = 1.0 + 0.16 * (noise.uniform(p, 5, noise.salt_of(cfg.seed, "pgain")) - 0.5)
-    pixel_gain = 1.0 + 0.03 * noise.normal(ix, iy, noise.salt_of(cfg.seed, "pxgain"))
-    gain = (parcel_gain * pixel_gain).astype(np.float32)
+    # variability: per object (gain and spectral tilt), within-object texture, per pixel
+    parcel_gain = 1.0 + PARCEL_GAIN * (noise.uniform(p, 5, noise.salt_of(cfg.seed, "pgain")) - 0.5)
+    texture = (
+        1.0
+        + TEXTURE
+        * (noise.fbm(ix * 10.0, iy * 10.0, 40.0, noise.salt_of(cfg.seed, "texture"), octaves=2) - 0.5)
+        * 2.0
+    )
+    pixel_gain = 1.0 + PIXEL_NOISE * noise.normal(ix, iy, noise.salt_of(cfg.seed, "pxgain"))
+    gain = (parcel_gain * texture * pixel_gain).astype(np.float32)
     gain[label == WATER] = 1.0 + (gain[label == WATER] - 1.0) * 0.3
-    return refl * gain[None]
+    tilt = PARCEL_TILT * (noise.uniform(p, 7, noise.salt_of(cfg.seed, "ptilt")) - 0.5)
+    slope = np.linspace(-1.0, 1.0, len(BANDS), dtype=np.float32)[:, None, None]
+    tilt_gain = 1.0 + slope * np.where(label == WATER, 0.0, tilt).astype(np.float32)[None]
+    return refl * gain[None] * tilt_gain
 
 
 def mix_neighbours(refl: np.ndarray) -> np.ndarray:
