@@ -18,6 +18,7 @@ urbanisation only, so they are scored against the urbanisation changes of the tr
 (construction, industrial, road; ``urban_truth_changes``); the SAR rules against every change.
 
 Usage: python benchmarks/monitoring.py [--size-km 4] [--start 2021-01] [--months 24] [--sar-only]
+       [--origin X Y]   (e.g. --origin 363420 5480720 --size-km 2.4: the demo monitoring config's area)
 """
 
 from __future__ import annotations
@@ -133,13 +134,16 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--persist", type=int, default=3, help="months a last change must hold (rule sar)")
     parser.add_argument("--sar-only", action="store_true", help="skip the monitoring job (optical, fused)")
+    parser.add_argument("--origin", type=float, nargs=2, metavar=("X", "Y"), default=None,
+                        help="upper-left corner, world CRS (default: centred on the city)")  # fmt: skip
     args = parser.parse_args()
     gee_fusion.connect("local")
     first = date.fromisoformat(args.start + "-01")
     months = month_starts(first, add_months(first, args.months))
     side = round(args.size_km * 100)
     cx, cy = W.centre
-    grid = PixelGrid(W.crs, (10.0, 0.0, cx - side * 5.0, 0.0, -10.0, cy + side * 5.0), side, side)
+    x0, y1 = args.origin or (cx - side * 5.0, cy + side * 5.0)
+    grid = PixelGrid(W.crs, (10.0, 0.0, x0, 0.0, -10.0, y1), side, side)
     t0 = time.perf_counter()
     maps = compute_by_tile(sar_changes(grid_aoi(grid), months, alpha=args.alpha).unmask(0), grid)
     seconds = time.perf_counter() - t0
