@@ -289,3 +289,18 @@ def test_histogram_buckets_are_powers_of_two_that_fit_max_buckets(data) -> None:
 def test_a_ragged_array_says_rows_must_match() -> None:
     with pytest.raises(ee.EEException, match="rectangular"):
         ee.Array([[1, 2], [3]]).getInfo()
+
+
+def test_matrix_and_running_reductions_of_array_images() -> None:
+    a = np.array([[2.0, 1.0], [0.5, 3.0]])
+    image = ee.Image(ee.Array(a.tolist()))
+    det = pixels(image.matrixDeterminant(), GRID)["constant"][0]
+    assert np.allclose(det, np.linalg.det(a))
+    accum = pixels(
+        ee.Image.constant([1, 2, 3])
+        .toArray()
+        .arrayAccum(0, ee.Reducer.sum())
+        .arrayFlatten([["a", "b", "c"]]),
+        GRID,
+    )
+    assert [float(accum[k][0][0, 0]) for k in "abc"] == [1.0, 3.0, 6.0]

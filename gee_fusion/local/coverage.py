@@ -44,10 +44,11 @@ _COMMENT_PY = re.compile(r"#[^\n]*")
 
 @cache
 def algorithm_names() -> frozenset[str]:
-    """Every algorithm name of the earthengine-api release installed (its ``algorithms.json``)."""
-    path = Path(ee.__file__).parent / "tests" / "algorithms.json"
-    table = json.loads(path.read_text())["algorithms"]
-    return frozenset(entry["name"].split("/", 1)[1] for entry in table)
+    """Every algorithm name of the earthengine-api release installed (the table the local engine
+    serves as ``ee.data.getAlgorithms``)."""
+    from ee import apitestcase
+
+    return frozenset(apitestcase.GetAlgorithms())
 
 
 @cache

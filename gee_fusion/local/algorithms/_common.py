@@ -145,3 +145,24 @@ def parse_date(value: str, timeZone: str | None = None) -> Date:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=time_zone(timeZone))
     return from_datetime(parsed)
+
+
+def subsample(rows: list[Any], fraction: float, seed: int) -> list[Any]:
+    """A seeded share ``fraction`` of ``rows`` (at least one), in their order; all when >= 1."""
+    if float(fraction) >= 1:
+        return rows
+    rng = np.random.default_rng(int(seed))
+    keep = np.sort(rng.choice(len(rows), max(1, round(fraction * len(rows))), replace=False))
+    return [rows[i] for i in keep]
+
+
+def feature_matrix(rows: list[Any], names: list[str], where: str) -> np.ndarray:
+    """(features, properties) float values of ``names``; a missing one names the feature."""
+    x = np.empty((len(rows), len(names)))
+    for i, f in enumerate(rows):
+        for j, k in enumerate(names):
+            value = f.get(k)
+            if value is None:
+                raise EngineError(f"{where}: property '{k}' of feature '{f.id}' is missing.")
+            x[i, j] = float(value)
+    return x

@@ -369,12 +369,11 @@ def _elementwise(op: str, fn: Callable[..., np.ndarray], rule: str, binary: bool
     def run(*args: Any) -> np.ndarray:
         arrays = [as_array(a, f"Array.{op}") for a in args]
         try:
-            shape = np.broadcast_shapes(*(a.shape for a in arrays))
+            np.broadcast_shapes(*(a.shape for a in arrays))
         except ValueError:
             raise EngineError(
                 f"Array.{op}: arrays of shapes {[list(a.shape) for a in arrays]} cannot be combined."
             ) from None
-        del shape
         with np.errstate(all="ignore"):
             out = np.asarray(fn(*arrays))
         return out.astype(np.int32) if rule == "bool" else out

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from gee_fusion.errors import EngineError, NotSupportedError
+from gee_fusion.local.algorithms._common import feature_matrix, subsample
 from gee_fusion.local.algorithms.confusion import ConfusionMatrix
 from gee_fusion.local.image import Band, FuncNode, Image, Pixels
 from gee_fusion.local.registry import algorithm
@@ -277,24 +278,9 @@ def classifier_train(classifier: Any, features: FeatureCollection, classProperty
         raise EngineError(
             "Classifier.train: no input properties (the features only hold the class property)."
         )
-    if float(subsampling) < 1:
-        rng = np.random.default_rng(int(subsamplingSeed))
-        rows = [
-            rows[i]
-            for i in np.sort(rng.choice(len(rows), max(1, round(subsampling * len(rows))), replace=False))
-        ]
-    x = np.empty((len(rows), len(inputs)))
-    y = np.empty(len(rows), dtype=np.int64)
-    for i, f in enumerate(rows):
-        label = f.get(classProperty)
-        if label is None:
-            raise EngineError(f"Classifier.train: property '{classProperty}' of feature '{f.id}' is missing.")
-        y[i] = int(label)
-        for j, k in enumerate(inputs):
-            value = f.get(k)
-            if value is None:
-                raise EngineError(f"Classifier.train: property '{k}' of feature '{f.id}' is missing.")
-            x[i, j] = float(value)
+    rows = subsample(rows, subsampling, subsamplingSeed)
+    y = feature_matrix(rows, [classProperty], "Classifier.train")[:, 0].astype(np.int64)
+    x = feature_matrix(rows, inputs, "Classifier.train")
     model = _model(c, len(inputs)).fit(x, y)
     return replace(c, inputs=tuple(inputs), class_property=classProperty, model=model, train_x=x, train_y=y)
 
@@ -389,16 +375,7 @@ def features_classify(
     rows = list(features.elements)
     if not rows:
         return features
-    x = np.empty((len(rows), len(c.inputs)))
-    for i, f in enumerate(rows):
-        for j, k in enumerate(c.inputs):
-            value = f.get(k)
-            if value is None:
-                raise EngineError(
-                    f"FeatureCollection.classify: property '{k}' of feature '{f.id}' is missing."
-                )
-            x[i, j] = float(value)
-    out = c.predict(x)
+    out = c.predict(feature_matrix(rows, list(c.inputs), "FeatureCollection.classify"))
     as_value = (lambda v: [float(p) for p in v]) if c.mode == "MULTIPROBABILITY" else (
         (lambda v: int(v)) if c.mode == "CLASSIFICATION" else (lambda v: float(v)))  # fmt: skip
     return features.with_elements(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from gee_fusion.errors import EngineError
+from gee_fusion.local.algorithms._common import feature_matrix, subsample
 from gee_fusion.local.image import Band, FuncNode, Image, Pixels
 from gee_fusion.local.registry import algorithm
 from gee_fusion.local.values import FeatureCollection
@@ -52,17 +53,6 @@ def weka_kmeans(nClusters: int, init: int = 0, canopies: bool = False, maxCandid
                                     "max_iter": int(maxIterations) if maxIterations else 500})  # fmt: skip
 
 
-def _matrix(rows: list[Any], names: list[str], where: str) -> np.ndarray:
-    x = np.empty((len(rows), len(names)))
-    for i, f in enumerate(rows):
-        for j, k in enumerate(names):
-            value = f.get(k)
-            if value is None:
-                raise EngineError(f"{where}: property '{k}' of feature '{f.id}' is missing.")
-            x[i, j] = float(value)
-    return x
-
-
 @algorithm("Clusterer.train")
 def clusterer_train(clusterer: Clusterer, features: FeatureCollection,
                     inputProperties: list[str] | None = None, subsampling: float = 1.0,
@@ -75,11 +65,7 @@ def clusterer_train(clusterer: Clusterer, features: FeatureCollection,
         raise EngineError("Clusterer.train: the training collection is empty.")
     names = list(inputProperties) if inputProperties is not None else [
         k for k in rows[0].properties if not k.startswith("system:")]  # fmt: skip
-    if float(subsampling) < 1:
-        rng = np.random.default_rng(int(subsamplingSeed))
-        keep = np.sort(rng.choice(len(rows), max(1, round(subsampling * len(rows))), replace=False))
-        rows = [rows[i] for i in keep]
-    x = _matrix(rows, names, "Clusterer.train")
+    x = feature_matrix(subsample(rows, subsampling, subsamplingSeed), names, "Clusterer.train")
     p = clusterer.params
     if len(x) < p["k"]:
         raise EngineError(f"Clusterer.train: {len(x)} features cannot make {p['k']} clusters.")
@@ -127,7 +113,7 @@ def features_cluster(
     rows = list(features.elements)
     if not rows:
         return features
-    labels = c.model.predict(_matrix(rows, list(c.inputs), "FeatureCollection.cluster"))
+    labels = c.model.predict(feature_matrix(rows, list(c.inputs), "FeatureCollection.cluster"))
     return features.with_elements(
         [f.with_properties({**f.properties, outputName: int(v)}) for f, v in zip(rows, labels, strict=True)]
     )

@@ -411,12 +411,7 @@ def _matrix_image(name: str, rank: int, fn: Callable[[np.ndarray], np.ndarray]) 
             with np.errstate(all="ignore"):
                 return fn(v)
 
-        img = _per_band(as_image(value), f"Image.{name}", lambda b: rank, kernel)
-        if rank == 0:  # scalar results (determinant, trace, norm)
-            img = img.with_bands(
-                [Band(b.name, b.dtype, b.node, b.projection, b.dimensions) for b in img.bands]
-            )
-        return img
+        return _per_band(as_image(value), f"Image.{name}", lambda b: rank, kernel)  # rank 0: scalars
 
     algorithm(f"Image.{name}")(run)
 
