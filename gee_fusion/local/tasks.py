@@ -8,7 +8,9 @@ strip and writing GeoTIFFs the way the export would land:
 * Cloud Storage ``bucket`` / ``fileNamePrefix`` -> ``EXPORTS/gcs/<bucket>/<prefix>.tif``;
 * Drive ``folder`` / ``fileNamePrefix`` -> ``EXPORTS/drive/<folder>/<prefix>.tif``;
 * an asset ``assetId`` -> ``EXPORTS/assets/<asset path>.tif``, registered in the local catalog so
-  that ``ee.Image(assetId)`` reads it afterwards.
+  that ``ee.Image(assetId)`` reads it afterwards; like Earth Engine's assets they outlive the
+  process: connecting registers every asset an earlier export left in ``EXPORTS/assets``
+  (:func:`register_exported_assets`).
 
 ``EXPORTS`` is ``connect("local", exports_dir=...)``, else ``$GEE_FUSION_LOCAL_EXPORTS``, else
 ``./ee_exports``. An image larger than ``fileDimensions`` is split into several files named as
@@ -38,7 +40,7 @@ from affine import Affine
 from gee_fusion.errors import EngineError
 from gee_fusion.grid import PixelGrid
 from gee_fusion.io.stream_cog import StreamCOGWriter
-from gee_fusion.local.catalog import register_geotiff_image
+from gee_fusion.local.catalog import CATALOG, register_geotiff_image
 from gee_fusion.local.graph import evaluate
 from gee_fusion.local.image import Image, PixelContext
 from gee_fusion.local.server import encode
@@ -70,6 +72,27 @@ def set_exports_dir(path: str | Path | None, *, project: str | None = None) -> N
     _settings.exports_dir = None if path is None else Path(path)
     if project is not None:
         _settings.project = project
+    register_exported_assets()
+
+
+def register_exported_assets() -> list[str]:
+    """Register the image assets earlier ``Export.image.toAsset`` tasks wrote into the exports
+    folder (``EXPORTS/assets/<asset id>.tif``, band names from the file), as Earth Engine keeps
+    assets between sessions; returns their IDs. Assets already registered are left alone."""
+    root = exports_dir() / "assets"
+    if not root.is_dir():
+        return []
+    found = []
+    known = set(CATALOG.ids())
+    for path in sorted(root.rglob("*.tif")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):  # a writer's temporary folder
+            continue
+        asset_id = relative.with_suffix("").as_posix()
+        if asset_id not in known:
+            register_geotiff_image(asset_id, path)
+        found.append(asset_id)
+    return found
 
 
 def exports_dir() -> Path:

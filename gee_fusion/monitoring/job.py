@@ -1,20 +1,24 @@
 """The monthly monitoring job (``gee-fusion monitor CONFIG --until YYYY-MM``).
 
 Every month from ``start`` to ``until`` not yet processed is classified by the in-cloud forests
-(:mod:`gee_fusion.monitoring.optical`) and written as ``months/YYYY-MM/class.tif`` (a COG with the
-class colour table and a ``source`` band: 1 S1 + S2, 2 S1 only); finished months are skipped on
-the next run, so the job is idempotent and resumable (a month is written to a temporary name and
-renamed). Then, over every month so far: persistent transitions, urbanisations (non-built ->
-built) and demolitions (built -> non-built), the Sentinel-1 omnibus changes of the whole period
-and their fusion. For each month whose changes can be confirmed (``persist - 1`` later months
-exist) the job writes ``months/YYYY-MM/alerts.geojson``: one polygon per 8-connected urbanisation
-or demolition of at least ``min_area_m2`` whose pixels' median onset is that month, with its
-``type``, onset month, area, the classes before and after, and its confidence (the share of its
-pixels a Sentinel-1 brightening, for a demolition a darkening, confirms; objects under
-``min_confidence`` are dropped: a class change the radar did not see is a classification error
-more often than a building).
-``urban_area.csv`` holds the built-up area per month
-and ``monitoring.html`` the maps, the alerts and the curve.
+(:mod:`gee_fusion.monitoring.optical`) and written as ``months/YYYY-MM/s1.tif`` (the month's
+Sentinel-1 means, VV and VH dB) and ``months/YYYY-MM/class.tif`` (a COG with the class colour
+table and a ``source`` band: 1 S1 + S2, 2 S1 only), each to a temporary name renamed on success,
+the class map last; months with both are skipped on the next run, so the job is idempotent and
+resumable. With a ``batch`` section the months are classified by Earth Engine batch tasks
+instead (:mod:`gee_fusion.monitoring.batch`). Then, over every month so far: persistent
+transitions, urbanisations (non-built -> built) and demolitions (built -> non-built), the
+Sentinel-1 omnibus changes of the whole period and their fusion, and the floods of the monthly
+VV (:mod:`gee_fusion.monitoring.flood`). Every month gets ``months/YYYY-MM/alerts.geojson``
+(:mod:`gee_fusion.monitoring.alerts`): one polygon per 8-connected object of at least
+``min_area_m2`` whose onset is that month, with its ``type``, ``evidence``, onset month, area,
+the classes before and after, and its confidence (the share of its pixels the other source
+confirms: a Sentinel-1 brightening for an urbanisation, a darkening for a demolition, a water
+class for a flood; objects under ``min_confidence`` are dropped: a class change the radar did
+not see is a classification error more often than a building). Urbanisations and demolitions
+appear once they can be confirmed (``persist - 1`` later months exist); floods at once.
+``urban_area.csv`` holds the built-up area per month and ``monitoring.html`` the maps, the
+alerts and the curve.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from gee_fusion.grid import PixelGrid
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import write_cog
 from gee_fusion.io.console import say
-from gee_fusion.monitoring import fusion, optical
+from gee_fusion.monitoring import alerts, flood, fusion, optical
+from gee_fusion.monitoring.batch import MonitorBatch, classify_by_batch
 from gee_fusion.monitoring.sar import sar_changes
 from gee_fusion.recipe.composite import add_months, month_index, month_starts
 
@@ -102,6 +107,9 @@ class MonitorConfig(BaseModel):
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="Share of an object's pixels Sentinel-1 must confirm for an alert."
     )
+    batch: MonitorBatch | None = Field(
+        None, description="Classify the months by Earth Engine batch tasks into this asset folder."
+    )
 
     @field_validator("start")
     @classmethod
@@ -151,6 +159,29 @@ def _class_path(out: Path, month: date) -> Path:
     return out / "months" / f"{month:%Y-%m}" / "class.tif"
 
 
+def _s1_path(out: Path, month: date) -> Path:
+    return out / "months" / f"{month:%Y-%m}" / "s1.tif"
+
+
+def _month_done(out: Path, month: date) -> bool:
+    """A month is done when its class map exists (written last, after ``s1.tif``)."""
+    return _class_path(out, month).exists() and _s1_path(out, month).exists()
+
+
+def write_month(out: Path, month: date, maps: dict[str, np.ndarray], grid: PixelGrid) -> None:
+    """Write one month's ``s1.tif`` (VV, VH dB) then its ``class.tif`` (class, source), each to a
+    temporary name renamed on success: a month with a class map is complete."""
+    path = _class_path(out, month)
+    output_folder(path.parent)
+    s1 = np.stack([maps["VV"], maps["VH"]]).astype(np.float32)
+    s1[s1 <= optical.NO_BACKSCATTER] = np.nan
+    write_cog(_s1_path(out, month), s1, crs=grid.crs,
+              transform=grid.transform, nodata=float("nan"), band_names=["VV", "VH"])  # fmt: skip
+    write_cog(path, np.stack([maps["class"], maps["source"]]).astype(np.uint8), crs=grid.crs,
+              transform=grid.transform, nodata=0, band_names=["class", "source"],
+              colormap=class_table(6).colormap(), resampling="nearest")  # fmt: skip
+
+
 def _read_classes(path: Path) -> np.ndarray:
     import rasterio
 
@@ -164,6 +195,20 @@ def read_class_maps(out: Path, months: list[date]) -> list[np.ndarray]:
     if missing:
         raise DataError(f"{out} has no class map for {', '.join(missing)}: run gee-fusion monitor first.")
     return [_read_classes(_class_path(out, m)) for m in months]
+
+
+def read_backscatter(out: Path, months: list[date], band: str = "VV") -> np.ndarray:
+    """The monthly Sentinel-1 means (dB; NaN: no acquisition) a run wrote, (months, rows, cols)."""
+    import rasterio
+
+    missing = [f"{m:%Y-%m}" for m in months if not _s1_path(out, m).exists()]
+    if missing:
+        raise DataError(f"{out} has no s1.tif for {', '.join(missing)}: run gee-fusion monitor first.")
+    layers = []
+    for m in months:
+        with rasterio.open(_s1_path(out, m)) as src:
+            layers.append(src.read(1 + src.descriptions.index(band)))
+    return np.stack(layers)
 
 
 def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> MonitorResult:
@@ -182,22 +227,37 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
     out = output_folder(cfg.out)
     grid = cfg.area.grid()
     aoi = grid_aoi(grid)
-    table = class_table(6)
-    todo = [m for m in months if not _class_path(out, m).exists()]
+    todo = [m for m in months if not _month_done(out, m)]
     if todo:
         say(progress, f"Training the monthly forests on {', '.join(cfg.reference_months)}")
         forests = optical.train_forests(
             aoi, [parse_month(m) for m in cfg.reference_months], _labels(cfg),
             points_per_class=cfg.points_per_class, rf=cfg.rf,
         )  # fmt: skip
-    for k, month in enumerate(todo, 1):
-        say(progress, f"  [{k}/{len(todo)}] classifying {month:%Y-%m}")
-        maps = compute_by_tile(optical.classify_month(forests, aoi, month), grid)
-        path = _class_path(out, month)
-        output_folder(path.parent)
-        write_cog(path, np.stack([maps["class"], maps["source"]]), crs=grid.crs, transform=grid.transform,
-                  nodata=0, band_names=["class", "source"], colormap=table.colormap(),
-                  resampling="nearest")  # fmt: skip
+
+        def image_of(month: date) -> ee.Image:
+            return optical.classify_month(forests, aoi, month, backscatter=True)
+
+    if todo and cfg.batch is not None:
+        done = classify_by_batch(
+            todo, image_of, name=cfg.name, grid=grid, out=out, batch=cfg.batch,
+            write=lambda month, maps: write_month(out, month, maps, grid),
+        )  # fmt: skip
+        say(progress, f"  batch: {len(done.started)} task(s) started, {len(done.fetched)} month(s) fetched, "
+                      f"{len(done.running)} still running on Earth Engine")  # fmt: skip
+    elif todo:
+        for k, month in enumerate(todo, 1):
+            say(progress, f"  [{k}/{len(todo)}] classifying {month:%Y-%m}")
+            write_month(out, month, compute_by_tile(image_of(month), grid), grid)
+    missing = [m for m in months if not _month_done(out, m)]
+    if missing:  # batch tasks still running: analyse the months before the first one
+        say(
+            progress, f"  {len(missing)} month(s) from {missing[0]:%Y-%m} not classified yet: run again later"
+        )
+        months = months[: months.index(missing[0])]
+        todo = [m for m in todo if m in months]
+        if not months:
+            return MonitorResult(months, todo, 0, out / "monitoring.html", time.perf_counter() - t0)
     classes = read_class_maps(out, months)
     built = np.isin(np.stack(classes), optical.BUILT_6)
     _write_urban_area(
@@ -291,68 +351,65 @@ def _changes(
         before=np.where(sar_led, previous, tr.before),
         after=np.where(sar_led, after, tr.after),
     )
-    total = 0
+
     # objects over the whole change mask (a site's pixels flip over a month or two); each
     # object's onset is the median onset of its pixels
-    objects = _alerts(
-        urban, tr, confirmed, grid, months, cfg.min_area_m2, "urbanisation", "class change + SAR"
-    )
-    objects += _alerts(
-        sar_led, up, sar_led, grid, months, cfg.min_area_m2, "urbanisation", "SAR + built class"
-    )
-    objects += _alerts(demolished, tr, confirmed_down, grid, months, cfg.min_area_m2, "demolition",
-                       "class change + SAR")  # fmt: skip
-    kept = [f for f in objects if f["properties"]["confidence"] >= cfg.min_confidence]
-    if len(objects) > len(kept):
-        say(progress, f"  {len(objects) - len(kept)} class change(s) without Sentinel-1 evidence dropped")
-    crs = {"type": "name", "properties": {"name": grid.crs}}
-    for month in months[: len(months) - cfg.persist + 1]:  # later months cannot be confirmed yet
-        features = [f for f in kept if f["properties"]["onset"] == f"{month:%Y-%m}"]
-        total += len(features)
-        path = out / "months" / f"{month:%Y-%m}" / "alerts.geojson"
-        output_folder(path.parent)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    def objects_of(
+        mask: np.ndarray, trans: optical.Transitions, seen: np.ndarray, kind: str, evidence: str
+    ) -> list[dict[str, Any]]:
+        return alerts.change_alerts(
+            mask,
+            trans,
+            seen,
+            grid=grid,
+            months=months,
+            min_area_m2=cfg.min_area_m2,
+            kind=kind,
+            evidence=evidence,
+        )
+
+    objects = objects_of(urban, tr, confirmed, "urbanisation", "class change + SAR")
+    objects += objects_of(sar_led, up, sar_led, "urbanisation", "SAR + built class")
+    objects += objects_of(demolished, tr, confirmed_down, "demolition", "class change + SAR")
+    vv = read_backscatter(out, months)
+    floods = alerts.flood_alerts(vv, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2)
+    kept = [f for f in objects + floods if f["properties"]["confidence"] >= cfg.min_confidence]
+    if len(objects) + len(floods) > len(kept):
+        dropped = len(objects) + len(floods) - len(kept)
+        say(progress, f"  {dropped} change(s) without confirmation by the other source dropped")
+    total = _write_alerts(out, months, kept, grid, confirmable=len(months) - cfg.persist + 1)
     change = np.where(urban | sar_led, up.onset + 1, 0).astype(np.uint8)
     down = np.where(demolished, tr.onset + 1, 0).astype(np.uint8)
-    bands = [change, (confirmed | sar_led).astype(np.uint8), down, confirmed_down.astype(np.uint8)]
+    flooded = flood.flooded(vv)
+    flood_first = np.where(flooded.any(axis=0), flooded.argmax(axis=0) + 1, 0).astype(np.uint8)
+    up_sar, down_sar = (confirmed | sar_led).astype(np.uint8), confirmed_down.astype(np.uint8)
+    bands = [change, up_sar, down, down_sar, flood_first]
     write_cog(out / "changes.tif", np.stack(bands), crs=grid.crs, transform=grid.transform, nodata=None,
               band_names=["urbanisation_month_index", "sar_confirmed", "demolition_month_index",
-                          "sar_confirmed_demolition"], resampling="nearest")  # fmt: skip
+                          "sar_confirmed_demolition", "flood_month_index"], resampling="nearest")  # fmt: skip
     return total
 
 
-def _alerts(
-    mask: np.ndarray, tr: optical.Transitions, confirmed: np.ndarray, grid: PixelGrid, months: list[date],
-    min_area_m2: float, kind: str, evidence: str,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """GeoJSON features (``type`` ``kind``) of the 8-connected objects of ``mask`` of at least
-    ``min_area_m2``: onset (the median of its pixels' onsets), area, classes before and after,
-    SAR-confirmed share."""
-    from rasterio.features import shapes
-    from scipy import ndimage
-
-    pixel_area = abs(grid.transform[0] * grid.transform[4])
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    features = []
-    for k in range(1, n + 1):
-        obj = labels == k
-        area = float(obj.sum() * pixel_area)
-        if area < min_area_m2:
-            continue
-        polygons = shapes(obj.astype(np.uint8), mask=obj, transform=grid.affine)
-        rings = [g["coordinates"] for g, v in polygons if v]
-        geometry = {"type": "Polygon", "coordinates": rings[0]} if len(rings) == 1 else {
-            "type": "MultiPolygon", "coordinates": rings}  # fmt: skip
-        onset = months[int(np.median(tr.onset[obj]))]
-        properties = {
-            "type": kind, "evidence": evidence, "onset": f"{onset:%Y-%m}", "area_m2": area,
-            "from_class": int(np.bincount(tr.before[obj]).argmax()),
-            "to_class": int(np.bincount(tr.after[obj]).argmax()),
-            "confidence": round(float(confirmed[obj].mean()), 3),
-        }  # fmt: skip
-        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
-    return features
+def _write_alerts(
+    out: Path, months: list[date], features: list[dict[str, Any]], grid: PixelGrid, *, confirmable: int
+) -> int:
+    """Write ``months/YYYY-MM/alerts.geojson`` for every month: its floods, and its urbanisations and
+    demolitions when the month is among the first ``confirmable`` (later ones cannot have held
+    ``persist`` months yet). Returns the number of alerts written."""
+    crs = {"type": "name", "properties": {"name": grid.crs}}
+    total = 0
+    for k, month in enumerate(months):
+        onset = f"{month:%Y-%m}"
+        chosen = [
+            f for f in features
+            if f["properties"]["onset"] == onset and (k < confirmable or f["properties"]["type"] == "flood")
+        ]  # fmt: skip
+        total += len(chosen)
+        path = out / "months" / onset / "alerts.geojson"
+        output_folder(path.parent)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": chosen}))
+    return total
 
 
 def _report(cfg: MonitorConfig, out: Path, months: list[date]) -> Path:

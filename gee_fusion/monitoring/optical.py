@@ -32,6 +32,8 @@ S2_FEATURES = (*S2_DEFAULT_BANDS, "NDVI", "NDBI")
 S1_FEATURES = S1_BANDS
 CLASS_BAND = "label6"
 """The reference band of ``local/demo/LABELS_MONTHLY`` (or a user's labels) the forests learn."""
+NO_BACKSCATTER = -9999.0
+"""``VV`` / ``VH`` of :func:`classify_month` where a month has no Sentinel-1 acquisition."""
 BUILT_6 = (1, 2)
 """Built-up classes of the 6-class grouping: urban fabric; specialized areas and networks."""
 
@@ -108,15 +110,20 @@ def train_forests(
     )
 
 
-def classify_month(forests: MonthlyForests, aoi: ee.Geometry, month: date) -> ee.Image:
-    """Bands ``class`` (6-class codes) and ``source`` (1: S1 + S2, 2: S1 only) of one month."""
+def classify_month(
+    forests: MonthlyForests, aoi: ee.Geometry, month: date, *, backscatter: bool = False
+) -> ee.Image:
+    """Bands ``class`` (6-class codes) and ``source`` (1: S1 + S2, 2: S1 only) of one month; with
+    ``backscatter``, also the month's Sentinel-1 means ``VV`` and ``VH`` the forests saw (dB, float;
+    :data:`NO_BACKSCATTER` where the month has no acquisition), for flood mapping (:mod:`.flood`)."""
     fused, s1 = month_features(aoi, month)
     optical = fused.classify(forests.fused)
     radar = s1.rename([f"{b}_s1" for b in S1_FEATURES]).classify(forests.s1_only)
     clear = optical.mask().reduce(ee.Reducer.min())
     label = radar.where(clear, optical.unmask(0)).rename("class").toUint8()
     source = ee.Image.constant(2).where(clear, 1).rename("source").toUint8()
-    return label.addBands(source)
+    out = label.addBands(source)
+    return out.addBands(s1.select(["VV", "VH"]).toFloat().unmask(NO_BACKSCATTER)) if backscatter else out
 
 
 def worldcover_labels(month: date) -> ee.Image:

@@ -1,0 +1,99 @@
+"""Alert objects of the monitoring job: GeoJSON features of change objects (numpy masks to polygons).
+
+An alert is one 8-connected object of a change mask of at least ``min_area_m2``, with its
+``type`` (``urbanisation``, ``demolition``, ``flood``), the ``evidence`` that raised it, its
+``onset`` month, its area, the classes before and after, and its ``confidence`` (the share of its
+pixels the other source confirms). Floods also carry their ``end`` month.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from gee_fusion.grid import PixelGrid
+from gee_fusion.monitoring import flood
+from gee_fusion.monitoring.optical import Transitions
+
+
+def _geometry(obj: np.ndarray, grid: PixelGrid) -> dict[str, Any]:
+    """The polygon(s) of a boolean object mask, in the grid's CRS."""
+    from rasterio.features import shapes
+
+    rings = [g["coordinates"] for g, v in shapes(obj.astype(np.uint8), mask=obj, transform=grid.affine) if v]
+    if len(rings) == 1:
+        return {"type": "Polygon", "coordinates": rings[0]}
+    return {"type": "MultiPolygon", "coordinates": rings}
+
+
+def _pixel_area(grid: PixelGrid) -> float:
+    return abs(grid.transform[0] * grid.transform[4])
+
+
+def change_alerts(
+    mask: np.ndarray,
+    transitions: Transitions,
+    confirmed: np.ndarray,
+    *,
+    grid: PixelGrid,
+    months: Sequence[date],
+    min_area_m2: float,
+    kind: str,
+    evidence: str,
+) -> list[dict[str, Any]]:
+    """Features (``type`` ``kind``) of the 8-connected objects of ``mask`` of at least
+    ``min_area_m2``: onset (the median of its pixels' onsets), area, classes before and after,
+    the share of its pixels ``confirmed``."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    area_px = _pixel_area(grid)
+    features = []
+    for k in range(1, n + 1):
+        obj = labels == k
+        area = float(obj.sum() * area_px)
+        if area < min_area_m2:
+            continue
+        onset = months[int(np.median(transitions.onset[obj]))]
+        properties = {
+            "type": kind, "evidence": evidence, "onset": f"{onset:%Y-%m}", "area_m2": area,
+            "from_class": int(np.bincount(transitions.before[obj]).argmax()),
+            "to_class": int(np.bincount(transitions.after[obj]).argmax()),
+            "confidence": round(float(confirmed[obj].mean()), 3),
+        }  # fmt: skip
+        features.append({"type": "Feature", "geometry": _geometry(obj, grid), "properties": properties})
+    return features
+
+
+def flood_alerts(
+    vv_db: np.ndarray,
+    classes: Sequence[np.ndarray],
+    *,
+    grid: PixelGrid,
+    months: Sequence[date],
+    min_area_m2: float,
+    water_db: float = flood.WATER_DB,
+    drop_db: float = flood.DROP_DB,
+) -> list[dict[str, Any]]:
+    """Features (``type`` ``flood``) of the flood events of the monthly VV means (:mod:`flood`):
+    onset and end month, flooded area (the union of its months), the usual class of its pixels
+    (``from_class``, their most common class outside the event), ``to_class`` 6 and the share of its
+    pixels the class maps call water, wetland or open in one of its months (``confidence``)."""
+    min_px = max(1, int(np.ceil(min_area_m2 / _pixel_area(grid))))
+    events = flood.flood_events(flood.flooded(vv_db, water_db=water_db, drop_db=drop_db), min_pixels=min_px)
+    stack = np.stack([np.asarray(c) for c in classes])
+    features = []
+    for event in events:
+        outside = np.r_[stack[: event.first], stack[event.last + 1 :]]
+        usual = outside[:, event.mask].ravel() if len(outside) else stack[:, event.mask].ravel()
+        properties = {
+            "type": "flood", "evidence": "SAR water + class", "onset": f"{months[event.first]:%Y-%m}",
+            "end": f"{months[event.last]:%Y-%m}", "area_m2": float(event.mask.sum() * _pixel_area(grid)),
+            "from_class": int(np.bincount(usual).argmax()) if usual.size else 0, "to_class": flood.WATER_6,
+            "confidence": round(flood.event_confidence(event, classes), 3),
+        }  # fmt: skip
+        geometry = _geometry(event.mask, grid)
+        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    return features
