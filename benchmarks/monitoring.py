@@ -10,12 +10,14 @@ such a change. Prints one JSON line: ``<rule>_precision``, ``<rule>_recall``,
 ``<rule>_onset_delay_months`` (median over found changes of the object's median last-change month
 minus the nearest truth month, start or end) and ``<rule>_false_alarms_per_km2_month``. The
 optical and fused figures come from the monitoring job (``gee-fusion monitor``) run over the same
-square and months: ``optical`` is every persistent class transition into built-up (the monthly
-in-cloud forests, ``persist`` months), ``fused`` the job's urbanisation alerts (class changes with
-at least ``min_confidence`` of their pixels confirmed by a Sentinel-1 brightening within
-``tolerance`` months, and Sentinel-1 brightenings classified built from then on). Both see
-urbanisation only, so they are scored against the urbanisation changes of the truth
-(construction, industrial, road; ``urban_truth_changes``); the SAR rules against every change.
+square and months: ``optical`` is every persistent class transition into or out of built-up (the
+monthly in-cloud forests, ``persist`` months: urbanisations and demolitions), ``fused`` every
+alert the job wrote (urbanisations and demolitions with at least ``min_confidence`` of their
+pixels confirmed by Sentinel-1 within ``tolerance`` months, Sentinel-1 brightenings classified
+built from then on, and floods of the monthly VV confirmed by the water class). All detectors are
+scored against every truth change; ``fused_found_<type>`` says how many of each type of change
+the alerts found (``truth_<type>``: how many there were), and ``urban_truth_changes`` /
+``fused_urban_recall`` the urbanisations (construction, industrial, road) alone.
 
 Usage: python benchmarks/monitoring.py [--size-km 4] [--start 2021-01] [--months 24] [--sar-only]
        [--origin X Y]   (e.g. --origin 363420 5480720 --size-km 2.4: the demo monitoring config's area)
@@ -69,7 +71,7 @@ URBANISATION = ("construction", "industrial", "road")
 
 def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str, np.ndarray], float]:
     """Run the monitoring job over the grid and months: its optical detections (persistent
-    transitions into built-up) and its fused ones (the urbanisation alerts it wrote), with months."""
+    transitions into or out of built-up) and its fused ones (every alert it wrote), with months."""
     from gee_fusion.export.area import AreaConfig
     from gee_fusion.monitoring import fusion, optical
     from gee_fusion.monitoring.job import MonitorConfig, read_class_maps, run_monitor
@@ -81,7 +83,7 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
     run_monitor(cfg, until=f"{months[-1]:%Y-%m}", progress=False)
     seconds = time.perf_counter() - t0
     tr = optical.persistent_changes(read_class_maps(out, months), persist=cfg.persist)
-    urban = fusion.urbanisation(tr)
+    urban = fusion.urbanisation(tr) | fusion.demolition(tr)
     numbers = np.array([month_index(m) for m in months])
     when = np.where(urban, numbers[np.maximum(tr.onset, 0)], 0)
     fused = np.zeros(grid.shape, dtype=bool)
@@ -89,8 +91,6 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
     for path in sorted(out.glob("months/*/alerts.geojson")):
         for feature in json.loads(path.read_text())["features"]:
             p = feature["properties"]
-            if p["type"] != "urbanisation":
-                continue
             mask = rasterize([(shape(feature["geometry"]), 1)], out_shape=grid.shape, transform=grid.affine,
                              dtype="uint8").astype(bool)  # fmt: skip
             fused |= mask
@@ -101,17 +101,19 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
 def score(
     detected: np.ndarray, when: np.ndarray, changes: list[dict[str, Any]], km2: float, months: int
 ) -> dict:
-    """Object precision, recall, onset delay and false alarms of a detection mask."""
+    """Object precision, recall, onset delay and false alarms of a detection mask; ``found``: which
+    of ``changes`` it found (popped by the caller)."""
     labels, _ = ndimage.label(detected, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())
     keep = np.flatnonzero(sizes >= MIN_PX)
     keep = keep[keep > 0]
     kept = np.isin(labels, keep)
     truth_any = np.zeros(detected.shape, bool)
-    found, delays = 0, []
+    found, delays, which = 0, [], []
     for ch in changes:
         truth_any |= ch["mask"]
-        if (kept & ch["mask"]).sum() >= 0.3 * ch["mask"].sum():
+        which.append(bool((kept & ch["mask"]).sum() >= 0.3 * ch["mask"].sum()))
+        if which[-1]:
             found += 1
             seen = float(np.median(when[kept & ch["mask"]]))
             delays.append(min((seen - m for m in ch["months"]), key=abs))
@@ -122,6 +124,7 @@ def score(
         "recall": round(found / len(changes), 3) if changes else None,
         "onset_delay_months": float(np.median(delays)) if delays else None,
         "false_alarms_per_km2_month": round(false_objects / km2 / months, 4),
+        "found": which,
     }
 
 
@@ -157,10 +160,14 @@ def main() -> None:
         "sar": ((maps["count"] > 0) & (maps["last"] <= hi - args.persist), maps["last"]),
     }
     for rule, (mask, when) in rules.items():
-        for key, value in score(mask, when, changes, km2, args.months).items():
+        result = score(mask, when, changes, km2, args.months)
+        result.pop("found")
+        for key, value in result.items():
             figures[f"{rule}_{key}"] = value
-    urban_changes = [c for c in changes if c["type"] in URBANISATION]
-    figures["urban_truth_changes"] = len(urban_changes)
+    urban = [c["type"] in URBANISATION for c in changes]
+    figures["urban_truth_changes"] = sum(urban)
+    kinds = sorted({c["type"] for c in changes})
+    figures.update({f"truth_{kind}": sum(c["type"] == kind for c in changes) for kind in kinds})
     if args.sar_only:
         for source in ("optical", "fused"):
             for key in ("precision", "recall", "onset_delay_months", "false_alarms_per_km2_month"):
@@ -170,9 +177,17 @@ def main() -> None:
             detections, job_seconds = monitored(grid, months, Path(tmp) / "monitoring")
         figures["monitor_seconds"] = round(job_seconds, 1)
         for source in ("optical", "fused"):
-            found = score(detections[source], detections[f"{source}_when"], urban_changes, km2, args.months)
-            for key, value in found.items():
+            result = score(detections[source], detections[f"{source}_when"], changes, km2, args.months)
+            which = result.pop("found")
+            for key, value in result.items():
                 figures[f"{source}_{key}"] = value
+            if source == "fused":
+                for kind in kinds:
+                    figures[f"fused_found_{kind}"] = sum(
+                        f for f, c in zip(which, changes, strict=True) if c["type"] == kind
+                    )
+                hits = [f for f, u in zip(which, urban, strict=True) if u]
+                figures["fused_urban_recall"] = round(sum(hits) / len(hits), 3) if hits else None
     print(json.dumps(figures))
 
 

@@ -5,6 +5,7 @@ same class maps as the interactive mode."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,13 @@ def test_a_bad_asset_folder_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("batch: {asset_folder: my-bucket/monitoring}\n")
     with pytest.raises(ConfigError, match="projects/<project>/assets/<folder>"):
         load_monitor_config(path)
+
+
+def test_the_rouen_batch_config_loads() -> None:
+    cfg = load_monitor_config(Path(__file__).parents[1] / "ee_scripts/configs/rouen_monitoring_batch.yaml")
+    assert cfg.batch is not None and cfg.engine == "earthengine" and cfg.labels == "worldcover"
+    assert (
+        cfg.batch.asset_id(cfg.name, date(2024, 6, 1))
+        == "projects/my-project/assets/monitoring/rouen_monitoring_2024_06"
+    )
+    assert cfg.area.grid().shape == (1200, 1200)

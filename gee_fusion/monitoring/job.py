@@ -49,6 +49,7 @@ from gee_fusion.io.console import say
 from gee_fusion.monitoring import alerts, flood, fusion, optical
 from gee_fusion.monitoring.batch import MonitorBatch, classify_by_batch
 from gee_fusion.monitoring.sar import sar_changes
+from gee_fusion.monitoring.sdg import SdgSettings, write_sdg_table
 from gee_fusion.recipe.composite import add_months, month_index, month_starts
 
 
@@ -59,20 +60,6 @@ def parse_month(text: str) -> date:
         return date(year, month, 1)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"Expected a month as YYYY-MM, got {text!r}.") from exc
-
-
-class SdgSettings(BaseModel):
-    """SDG 11.3.1 per district between the first and the last month monitored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    population_csv: Path = Field(description="CSV with district, year, population.")
-    district_km: float = Field(1.0, gt=0, description="Side of the square districts (a regular grid).")
-    districts: Path | None = Field(
-        None,
-        description="GeoJSON district polygons (instead of the square grid); names from district_property.",
-    )
-    district_property: str = Field("name", description="The districts' name property (matches the table).")
 
 
 class MonitorConfig(BaseModel):
@@ -264,7 +251,7 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
         out / "urban_area.csv", months, built.sum(axis=(1, 2)) * abs(grid.transform[0] * grid.transform[4])
     )
     if cfg.sdg is not None:
-        _write_sdg(cfg.sdg, out / "sdg_11_3_1.csv", built, months, grid)
+        write_sdg_table(cfg.sdg, out / "sdg_11_3_1.csv", built, months, grid)
     alerts = 0
     if len(months) >= max(3, 2 * cfg.persist):
         alerts = _changes(cfg, out, grid, aoi, months, classes, progress)
@@ -272,46 +259,6 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
         say(progress, f"  changes need {max(3, 2 * cfg.persist)} months: {len(months)} so far")
     report = _report(cfg, out, months)
     return MonitorResult(months, todo, alerts, report, time.perf_counter() - t0)
-
-
-SDG_COLUMNS = (
-    "district", "from", "to", "built_from_m2", "built_to_m2", "population_from", "population_to",
-    "lcr", "pgr", "lcrpgr", "built_m2_per_capita_from", "built_m2_per_capita_to",
-)  # fmt: skip
-
-
-def _write_sdg(sdg: SdgSettings, path: Path, built: np.ndarray, months: list[date], grid: PixelGrid) -> None:
-    """SDG 11.3.1 per district (the user's polygons, or squares) between the first and the last month
-    (``sdg_11_3_1.csv``)."""
-    from gee_fusion.monitoring.sdg import (
-        district_indicators,
-        grid_districts,
-        polygon_districts,
-        read_population,
-    )
-
-    years = (month_index(months[-1]) - month_index(months[0])) / 12.0
-    if years <= 0:
-        return
-    if sdg.districts is not None:
-        ids, names = polygon_districts(sdg.districts, grid, name_property=sdg.district_property)
-    else:
-        cell = max(1, round(sdg.district_km * 1000 / abs(grid.transform[0])))
-        ids, names = grid_districts(grid.shape, cell)
-    pixel_area = abs(grid.transform[0] * grid.transform[4])
-    rows = district_indicators(
-        built[0], built[-1], ids, names, read_population(sdg.population_csv),
-        year_t0=months[0].year, year_t1=months[-1].year, pixel_area_m2=pixel_area, years=years,
-    )  # fmt: skip
-    span = (f"{months[0]:%Y-%m}", f"{months[-1]:%Y-%m}")
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(SDG_COLUMNS)
-        for r in rows:
-            ratio = "" if r.ratio is None else f"{r.ratio:.3f}"
-            w.writerow([r.district, *span, r.built_t0_m2, r.built_t1_m2, r.population_t0, r.population_t1,
-                        f"{r.lcr:.5f}", f"{r.pgr:.5f}", ratio, f"{r.built_per_capita_t0:.1f}",
-                        f"{r.built_per_capita_t1:.1f}"])  # fmt: skip
 
 
 def _write_urban_area(path: Path, months: list[date], area_m2: np.ndarray) -> None:

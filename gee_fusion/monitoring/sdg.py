@@ -23,12 +23,16 @@ import csv
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from gee_fusion.errors import ConfigError, DataError
 from gee_fusion.grid import PixelGrid
+from gee_fusion.io.atomic import atomic_path
+from gee_fusion.recipe.composite import month_index
 
 
 @dataclass(frozen=True)
@@ -185,3 +189,52 @@ def district_indicators(
             f"({year_t0}, {year_t1})."
         )
     return out
+
+
+class SdgSettings(BaseModel):
+    """SDG 11.3.1 per district between the first and the last month monitored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    population_csv: Path = Field(description="CSV with district, year, population.")
+    district_km: float = Field(1.0, gt=0, description="Side of the square districts (a regular grid).")
+    districts: Path | None = Field(
+        None,
+        description="GeoJSON district polygons (instead of the square grid); names from district_property.",
+    )
+    district_property: str = Field("name", description="The districts' name property (matches the table).")
+
+
+SDG_COLUMNS = (
+    "district", "from", "to", "built_from_m2", "built_to_m2", "population_from", "population_to",
+    "lcr", "pgr", "lcrpgr", "built_m2_per_capita_from", "built_m2_per_capita_to",
+)  # fmt: skip
+
+
+def write_sdg_table(
+    sdg: SdgSettings, path: Path, built: np.ndarray, months: list[date], grid: PixelGrid
+) -> None:
+    """SDG 11.3.1 per district (the user's polygons, or squares) between the first and the last month
+    (``sdg_11_3_1.csv``)."""
+    years = (month_index(months[-1]) - month_index(months[0])) / 12.0
+    if years <= 0:
+        return
+    if sdg.districts is not None:
+        ids, names = polygon_districts(sdg.districts, grid, name_property=sdg.district_property)
+    else:
+        cell = max(1, round(sdg.district_km * 1000 / abs(grid.transform[0])))
+        ids, names = grid_districts(grid.shape, cell)
+    pixel_area = abs(grid.transform[0] * grid.transform[4])
+    rows = district_indicators(
+        built[0], built[-1], ids, names, read_population(sdg.population_csv),
+        year_t0=months[0].year, year_t1=months[-1].year, pixel_area_m2=pixel_area, years=years,
+    )  # fmt: skip
+    span = (f"{months[0]:%Y-%m}", f"{months[-1]:%Y-%m}")
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(SDG_COLUMNS)
+        for r in rows:
+            ratio = "" if r.ratio is None else f"{r.ratio:.3f}"
+            w.writerow([r.district, *span, r.built_t0_m2, r.built_t1_m2, r.population_t0, r.population_t1,
+                        f"{r.lcr:.5f}", f"{r.pgr:.5f}", ratio, f"{r.built_per_capita_t0:.1f}",
+                        f"{r.built_per_capita_t1:.1f}"])  # fmt: skip
