@@ -24,6 +24,7 @@ os.environ.pop("GEE_FUSION_WORLD_DISK_CACHE", None)
 
 import gee_fusion
 from gee_fusion.grid import PixelGrid
+from gee_fusion.local import tasks as local_tasks
 from gee_fusion.local.catalog import CATALOG, register_numpy_collection, register_numpy_image
 from gee_fusion.local.samples import real_data_dir
 from tests.socket_guard import install_socket_guard
@@ -39,10 +40,18 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- engine ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session", autouse=True)
 def local_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gee_fusion.Connection]:
-    """The local engine, connected for the whole session (batch exports land in a temp folder)."""
-    conn = gee_fusion.connect("local", exports_dir=tmp_path_factory.mktemp("ee_exports"))
+    """The local engine, connected for the whole session (batch exports land in a temp folder, also
+    after a CLI test connects again with the default folder)."""
+    exports = tmp_path_factory.mktemp("ee_exports")
+    saved = os.environ.get(local_tasks.ENV_VAR)
+    os.environ[local_tasks.ENV_VAR] = str(exports)
+    conn = gee_fusion.connect("local", exports_dir=exports)
     yield conn
     gee_fusion.disconnect()
+    if saved is None:
+        os.environ.pop(local_tasks.ENV_VAR, None)
+    else:
+        os.environ[local_tasks.ENV_VAR] = saved
 
 
 @pytest.fixture

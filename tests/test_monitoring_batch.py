@@ -5,6 +5,7 @@ same class maps as the interactive mode."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ def config(tmp_path: Path, out: str, *, with_batch: bool) -> Path:
     )
     path.write_text(text + (f"batch: {{asset_folder: {FOLDER}}}\n" if with_batch else ""))
     return path
+
+
+@pytest.fixture(autouse=True)
+def own_exports(tmp_path: Path) -> Iterator[Path]:
+    """Exports of this test only (then back to the session's folder)."""
+    tasks.set_exports_dir(tmp_path / "exports")
+    yield tmp_path / "exports"
+    tasks.set_exports_dir(None)
 
 
 def class_maps(out: Path) -> list[np.ndarray]:

@@ -100,7 +100,7 @@ def train_forests(
                 dropNulls=False,
             )
         )  # fmt: skip
-    points = ee.FeatureCollection(parts).flatten()
+    points = inline_samples(ee.FeatureCollection(parts).flatten())
     forest = options.classifier()
     optical_points = points.filter(ee.Filter.notNull(list(S2_FEATURES)))
     return MonthlyForests(
@@ -108,6 +108,14 @@ def train_forests(
         s1_only=forest.train(points, CLASS_BAND, s1_names),
         months=tuple(months),
     )
+
+
+def inline_samples(points: ee.FeatureCollection) -> ee.FeatureCollection:
+    """The samples brought here once and sent back inline: every request that applies the forests
+    (one per tile and month) then carries the samples instead of drawing them again from the
+    reference months' composites (which would cost more than classifying the tile)."""
+    info = points.getInfo() or {}
+    return ee.FeatureCollection([ee.Feature(None, f.get("properties", {})) for f in info.get("features", [])])
 
 
 def classify_month(
