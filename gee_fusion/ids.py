@@ -32,6 +32,9 @@ SRTM = "USGS/SRTMGL1_003"
 
 DEMO_LABELS = "local/demo/LABELS"
 """The demo world's true land cover (MultiSenGE 14-class codes, band ``label``)."""
+DEMO_REFERENCE = "local/demo/REFERENCE"
+"""The demo world's generalised reference map: the truth of 2021-01-01 with a minimum mapping unit,
+displaced boundaries and outdated polygons, like a real land-cover product (bands as LABELS)."""
 DEMO_S2_TRUTH = "local/demo/S2_TRUTH"
 """The demo world's atmospheric truth per Sentinel-2 acquisition (cloud, shadow, cirrus opacities)."""
 DEMO_LABELS_MONTHLY = "local/demo/LABELS_MONTHLY"

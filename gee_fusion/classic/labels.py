@@ -1,7 +1,8 @@
 """Reference labels for the in-cloud classifiers: where they come from, and the class table they
 are read in (MultiSenGE 14 classes, or its 10- and 6-class groupings applied server-side).
 
-Sources: the demo world's truth (``demo``), a raster asset with MultiSenGE codes 1..14
+Sources: the demo world's truth (``demo``), its generalised reference map (``demo_reference``:
+coarser and older than the truth, like a real land-cover product), a raster asset with MultiSenGE codes 1..14
 (``raster``), a vector FeatureCollection whose ``class_property`` holds those codes
 (``vector``, painted on the server), or ESA WorldCover (``worldcover``: its own 11-class table;
 a global lon/lat product, so it is always taken by nearest neighbour). The 14 -> 10 -> 6 groupings
@@ -38,6 +39,8 @@ from gee_fusion.grid import PixelGrid
 LABEL = "label"
 """The band (and sample property) of the reference class codes, in the table's codes."""
 SOURCE_CODES: tuple[int, ...] = tuple(c.code for c in MULTISENGE_14)
+DEMO_ASSETS: dict[str, str] = {"demo": ids.DEMO_LABELS, "demo_reference": ids.DEMO_REFERENCE}
+"""The demo world's label images, by ``labels.source`` (band ``label``, MultiSenGE codes)."""
 
 
 class LabelsConfig(BaseModel):
@@ -45,7 +48,12 @@ class LabelsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["demo", "raster", "vector", "worldcover"] = "demo"
+    source: Literal["demo", "demo_reference", "raster", "vector", "worldcover"] = Field(
+        "demo",
+        description="demo: the demo world's truth; demo_reference: its generalised reference map "
+        "(minimum mapping unit, displaced boundaries, outdated polygons); raster, vector: your asset; "
+        "worldcover: ESA WorldCover.",
+    )
     asset: str | None = Field(
         None, description="Raster image ID (raster); FeatureCollection ID or a GeoJSON file (vector)."
     )
@@ -60,7 +68,18 @@ class LabelsConfig(BaseModel):
     def _asset(self) -> LabelsConfig:
         if self.source in ("raster", "vector") and not self.asset:
             raise ValueError(f"labels source {self.source!r} needs an asset ID")
+        if self.source in DEMO_ASSETS and self.asset:
+            raise ValueError(
+                f"labels source {self.source!r} reads {DEMO_ASSETS[self.source]}: drop labels.asset, "
+                "or use source: raster to read your own image"
+            )
         return self
+
+    def raster(self) -> tuple[str, str]:
+        """The image ID and band of a raster source (the demo world's assets, or ``asset``)."""
+        if self.source in DEMO_ASSETS:
+            return DEMO_ASSETS[self.source], "label"
+        return str(self.asset), self.band
 
     def table(self) -> ClassTable:
         """The class table the labels are read in (WorldCover's own for ``worldcover``)."""
@@ -89,8 +108,7 @@ def source_labels(cfg: LabelsConfig) -> ee.Image:
     elif cfg.source == "worldcover":
         image = map_image(ids.WORLDCOVER, "Map")
     else:
-        asset = ids.DEMO_LABELS if cfg.source == "demo" else cfg.asset
-        band = "label" if cfg.source == "demo" else cfg.band
+        asset, band = cfg.raster()
         image = ee.Image(asset).select(band)
     return image.updateMask(image.neq(NO_LABEL)).toInt().rename(LABEL)
 
@@ -126,8 +144,7 @@ def check_label_grid(cfg: LabelsConfig, grid: PixelGrid) -> None:
     """
     if cfg.source in ("vector", "worldcover") or cfg.resample:
         return
-    asset = ids.DEMO_LABELS if cfg.source == "demo" else str(cfg.asset)
-    band = "label" if cfg.source == "demo" else cfg.band
+    asset, band = cfg.raster()
     try:
         labels_grid = native_grid(ee.Image(asset), band=band)
     except ConfigError:

@@ -14,6 +14,7 @@ from gee_fusion.local.values import Feature, FeatureCollection, Geometry
 from gee_fusion.local.world import changes, relief, schedule, sentinel1, sentinel2
 from gee_fusion.local.world.config import DEFAULT_WORLD, WorldConfig
 from gee_fusion.local.world.products import LabelsSource, WorldCoverSource
+from gee_fusion.local.world.reference import ReferenceSource
 
 WORLD_IDS = (
     ids.S2_SR_HARMONIZED,
@@ -26,6 +27,7 @@ WORLD_IDS = (
     ids.S1_GRD_FLOAT,
     ids.WORLDCOVER,
     ids.DEMO_LABELS,
+    ids.DEMO_REFERENCE,
     ids.DEMO_LABELS_MONTHLY,
     ids.DEMO_CHANGES,
     ids.DEMO_S2_TRUTH,
@@ -122,6 +124,7 @@ def register_world(
         ids.S1_GRD_FLOAT: functools.partial(_s1_entry, cfg, linear=True),
         ids.WORLDCOVER: lambda: CollectionEntry((("2021", WorldCoverSource(cfg)),), {}),
         ids.DEMO_LABELS: lambda: LabelsSource(cfg),
+        ids.DEMO_REFERENCE: lambda: ReferenceSource(cfg),
         ids.DEMO_LABELS_MONTHLY: functools.partial(_monthly_labels_entry, cfg),
         ids.DEMO_CHANGES: functools.partial(_changes_table, cfg),
         ids.SRTM: lambda: relief.DemSource(cfg),

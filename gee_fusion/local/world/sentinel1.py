@@ -8,7 +8,9 @@ gamma speckle with ENL 4.4 (IW GRD). The swath geometry gives incidence 29.1-46.
 across 250 km; within ~1.5 km of a swath edge values collapse (border noise), beyond it there
 is no data. The relief (:mod:`relief`) changes the local incidence and the illuminated area:
 slopes facing the sensor are brighter, slopes facing away darker, with layover (capped
-brightening) and radar shadow (noise floor) on the steepest ones.
+brightening) and radar shadow (noise floor) on the steepest ones. Built-up areas hold sparse,
+persistent point targets (building corners, metal structures, :func:`point_targets`): +10 to
++20 dB above their class, part of them seen by one pass only, nearly free of speckle.
 """
 
 from __future__ import annotations
@@ -77,12 +79,82 @@ SITE_TEXTURE = 2.0
 
 VEGETATED = (ARABLE, GRASS, ORCHARD, VINEYARD, URBAN_GREEN, WETLAND)
 
+ANGLE_SLOPE_DB: dict[str, tuple[float, float]] = {
+    "surface": (-0.12, -0.10),
+    "woody": (-0.06, -0.06),
+    "urban": (0.0, -0.05),
+    "water": (-0.5, -0.10),
+}
+"""Change of sigma0 (dB per degree of local incidence above 38, VV / VH): bare and vegetated
+surfaces, forests and groves (volume scattering), built-up (double bounce), calm water (specular
+reflection; its VH sits near the noise floor). docs/demo_world.md "Sentinel-1" gives the sources."""
+
+POINT_TARGETS: dict[int, float] = {DENSE: 0.025, INDUSTRIAL: 0.035, SPARSE: 0.012, NETWORK: 0.005}
+"""Share of the pixels of a class that hold a point target on one pass (dihedral building corners,
+metal roofs and structures; on networks bridges, pylons, gantries): 250, 350, 120 and 50 per km2."""
+POINT_SHARED = 0.4
+"""Fraction of the targets seen by both passes (poles, roof edges); the others are walls facing
+one look direction, drawn per pass."""
+POINT_DB = (10.0, 20.0)
+"""Range (uniform) of a target's VV above its class's sigma0 at 38 degrees (dB)."""
+POINT_VH = 0.5
+"""A target's VH boost (dB) is this fraction of its VV boost: dihedrals barely depolarise."""
+POINT_ENL = 50.0
+"""Equivalent number of looks of a target's own fluctuation: intensity CV 0.14, amplitude
+dispersion ~0.07, well under the 0.25 that selects persistent scatterers (Ferretti et al. 2001)."""
+_POINT_DENSITY = np.zeros(16, dtype=np.float64)
+_BASE_DB = np.zeros((16, 2), dtype=np.float32)
+
 PARCEL_DB = 1.5
 """Per-object backscatter offset (dB, standard deviation): soil moisture and roughness, crop
 structure and row direction differ from field to field (docs/demo_world.md "Realism")."""
 BUILT_PARCEL_DB = 3.0
 """Per-object offset in built-up classes (dB, half-width of a uniform spread): double bounce depends
 on the walls' orientation to the track, so blocks of one class differ by several dB."""
+
+
+for _code, _density in POINT_TARGETS.items():
+    _POINT_DENSITY[_code] = _density
+for _code, (_vv, _vh, _) in BACKSCATTER.items():
+    _BASE_DB[_code] = (_vv, _vh)
+
+
+def point_targets(
+    cfg: WorldConfig, passing: str, label: np.ndarray, ix: np.ndarray, iy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """VV and VH power (linear, float32; 0 where there is none) of the point targets of a window.
+
+    A pure function of the lattice indices: a pixel of class ``c`` holds a target seen by both
+    passes where a hash of (ix, iy) is below ``POINT_SHARED x POINT_TARGETS[c]``, or one of this
+    pass where a hash salted by the pass is below ``(1 - POINT_SHARED) x POINT_TARGETS[c]``; the
+    hash's value within that range sets its brightness, uniform over :data:`POINT_DB` above the
+    class's VV (x :data:`POINT_VH` in VH).
+
+    Args:
+        cfg: The world.
+        passing: "ASCENDING" or "DESCENDING".
+        label: Land-cover codes of the window.
+        ix: Lattice column indices (row vector).
+        iy: Lattice row indices (column vector).
+    """
+    density = _POINT_DENSITY[label]
+    zero = np.zeros(label.shape, dtype=np.float32)
+    if not density.any():
+        return zero, zero
+    p_shared, p_own = POINT_SHARED * density, (1.0 - POINT_SHARED) * density
+    u_shared = noise.uniform(ix, iy, noise.salt_of(cfg.seed, "s1-points"))
+    u_own = noise.uniform(ix, iy, noise.salt_of(cfg.seed, "s1-points", passing))
+    shared, own = u_shared < p_shared, u_own < p_own
+    hit = shared | own
+    if not hit.any():
+        return zero, zero
+    rank = np.where(shared, u_shared / np.maximum(p_shared, 1e-12), u_own / np.maximum(p_own, 1e-12))[hit]
+    boost = POINT_DB[0] + (POINT_DB[1] - POINT_DB[0]) * rank
+    base = _BASE_DB[label[hit]]
+    vv, vh = zero.copy(), zero.copy()
+    vv[hit] = 10.0 ** ((base[:, 0] + boost) / 10.0)
+    vh[hit] = 10.0 ** ((base[:, 1] + POINT_VH * boost) / 10.0)
+    return vv, vh
 
 
 def incidence(passing: str, u_m: np.ndarray) -> np.ndarray:
@@ -181,10 +253,13 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     vh += np.where(veg, 6.0 * fv + 1.5 * wet * (1 - fv), 0.0)
     woody = np.isin(lc.label, (FOREST, GROVE))
     vh += np.where(woody, 0.8 * (fv - 0.6), 0.0)
-    urban = np.isin(lc.label, (DENSE, SPARSE, INDUSTRIAL))
-    vv += np.where(urban, 0.0, np.where(woody, -0.06, -0.12) * (local - 38.0))
-    vh += np.where(urban, -0.05, np.where(woody, -0.06, -0.10)) * (local - 38.0)
+    built = np.isin(lc.label, (DENSE, SPARSE, INDUSTRIAL))
     water = lc.label == WATER
+    kind = np.where(built, 2, np.where(woody, 1, np.where(water, 3, 0)))
+    table = [ANGLE_SLOPE_DB[k] for k in ("surface", "woody", "urban", "water")]
+    slopes = np.asarray(table, dtype=np.float32)[kind]
+    vv += slopes[..., 0] * (local - 38.0)
+    vh += slopes[..., 1] * (local - 38.0)
     if water.any():
         wind = float(
             noise.uniform(np.int64(int(millis // 3_600_000)), np.int64(3), noise.salt_of(cfg.seed, "wind"))
@@ -194,7 +269,6 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
         vv += np.where(water, 10.0 * rough, 0.0)
         vh += np.where(water, 5.0 * rough, 0.0)
     p = lc.parcel.astype(np.int64)
-    built = np.isin(lc.label, (DENSE, SPARSE, INDUSTRIAL))
     field_offset = PARCEL_DB * noise.normal(p, 11, noise.salt_of(cfg.seed, "s1-parcel"))
     wall_offset = BUILT_PARCEL_DB * (2.0 * noise.uniform(p, 13, noise.salt_of(cfg.seed, "s1-walls")) - 1.0)
     offset = np.where(built, wall_offset, field_offset)
@@ -209,6 +283,12 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     pix = (ix[:, 1:-1], iy[1:-1])
     vv_lin = mix(vv_lin) * noise.gamma_unit_mean(*pix, salt ^ 0x1, ENL)
     vh_lin = mix(vh_lin) * noise.gamma_unit_mean(*pix, salt ^ 0x2, ENL)
+    # point targets: through the same PSF, after the speckle, with their own steadier fluctuation
+    pt_vv, pt_vh = point_targets(cfg, acq.passing, lc.label, ix, iy)
+    if pt_vv.any():
+        lit = ~geo.shadow
+        vv_lin += _steady(mix(pt_vv * lit), c0, r0, salt ^ 0x4)
+        vh_lin += _steady(mix(pt_vh * lit), c0, r0, salt ^ 0x5)
     angle = theta[1:-1, 1:-1].astype(np.float32)
     edge_near = (angle - NEAR) / GRADIENT  # km from the near-range edge
     edge_far = (FAR - angle) / GRADIENT
@@ -218,6 +298,14 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     vh_lin = np.where(border, vh_lin * collapse, vh_lin)
     valid = (angle > NEAR) & (angle < FAR)
     return {"VV": vv_lin.astype(np.float32), "VH": vh_lin.astype(np.float32), "angle": angle, "valid": valid}
+
+
+def _steady(power: np.ndarray, c0: int, r0: int, salt: int) -> np.ndarray:
+    """``power`` (a block) times gamma variates of ENL :data:`POINT_ENL`, drawn only where it is > 0."""
+    rows, cols = np.nonzero(power)
+    out = np.zeros_like(power)
+    out[rows, cols] = power[rows, cols] * noise.gamma_unit_mean(c0 + cols, r0 + rows, salt, POINT_ENL)
+    return out
 
 
 def _window(

@@ -5,11 +5,17 @@ atmospheric truth (for testing cloud masks).
 One acquisition is generated per 256 x 256 block of the 10 m lattice, all products at once,
 and kept in an LRU; 20 m and 60 m bands are block means (SCL: the centre sample, QA60: the
 bitwise OR) of the 10 m fields, so all resolutions agree and any window is tile-consistent.
+
+Two defects of real acquisitions are reproduced: each acquisition is shifted by a sub-pixel
+co-registration offset (:func:`coregistration_offset`, resampled within the neighbour mixing of
+:func:`surface.mix_neighbours`), and a residual haze (:func:`atmosphere.haze_field`) adds path
+reflectance, strongest in the blue, that the cloud masks do not flag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -30,12 +36,67 @@ SHADOW_DEPTH = np.asarray(
 )[:, None, None]
 """Fraction of reflectance removed under full shadow (blue less: diffuse skylight)."""
 
+WAVELENGTH_NM = np.asarray(
+    (443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190), dtype=np.float32
+)[:, None, None]
+"""Central wavelength of each band (nm)."""
+_IN_WINDOW = np.asarray([b != "B10" for b in surface.BANDS], dtype=np.float32)[:, None, None]
+HAZE_ANGSTROM = 1.2
+"""Angstrom exponent of the residual haze (continental aerosol): optical depth ~ wavelength^-1.2."""
+HAZE_PATH = (0.2 * (WAVELENGTH_NM / 443.0) ** -HAZE_ANGSTROM * _IN_WINDOW).astype(np.float32)
+"""Path reflectance added per unit haze optical depth: 0.2 in B1, 0.029 in B12, none in B10 (the
+1375 nm water-vapour band sees only high clouds)."""
+HAZE_DIMMING = (0.5 * (WAVELENGTH_NM / 550.0) ** -HAZE_ANGSTROM * _IN_WINDOW).astype(np.float32)
+"""Fraction of the surface signal lost per unit haze optical depth (two-way extinction, half of it
+refilled by diffuse light): haze lowers contrast."""
+HAZE_CS = 0.5
+"""Cloud Score+ ``cs`` / ``cs_cdf`` lowered by this x the haze optical depth (at most ~0.1)."""
+
+GRI_REFINED = date(2021, 3, 30)
+"""Start of the geometric refinement on the Global Reference Image over Europe (worldwide from
+2021-08-23)."""
+COREG_SD = (0.34, 0.085)
+"""Per-axis standard deviation (10 m pixels) of an acquisition's shift before / after
+:data:`GRI_REFINED`: pairwise co-registration 12 m (before) and 3 m (after, one relative orbit) at
+95.5 % circular error (docs/demo_world.md "Spectral model")."""
+
 SR_BANDS = surface.BANDS
 AUX_SCALE = {"SCL": 20, "MSK_CLDPRB": 20, "QA60": 60}
 
 
 def _acq(i: int) -> schedule.S2Acquisition:
     return schedule.s2_acquisitions()[i]
+
+
+def coregistration_offset(cfg: WorldConfig, i: int) -> tuple[float, float]:
+    """(dx, dy): sub-pixel shift of acquisition ``i`` (10 m pixels; pixel (col, row) shows the
+    ground at (col + dx, row + dy)), normal with :data:`COREG_SD` by date, clipped to
+    +-:data:`surface.SHIFT_MAX`."""
+    acq = _acq(i)
+    sd = COREG_SD[0] if acq.when.date() < GRI_REFINED else COREG_SD[1]
+    salt = noise.salt_of(cfg.seed, "coreg", int(acq.millis // 1000))
+    d = noise.normal(np.arange(2), np.int64(0), salt) * sd
+    dx, dy = np.clip(d, -surface.SHIFT_MAX, surface.SHIFT_MAX)
+    return float(dx), float(dy)
+
+
+def surface_block(cfg: WorldConfig, i: int, bx: int, by: int, *, shifted: bool = True) -> np.ndarray:
+    """(13, 256, 256) surface reflectance of acquisition ``i`` on a block (neighbour-mixed and, if
+    ``shifted``, resampled at the acquisition's co-registration offset), before the atmosphere."""
+    return _surface(cfg, i, bx, by, shifted)[0]
+
+
+def _surface(cfg: WorldConfig, i: int, bx: int, by: int, shifted: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The block's surface reflectance (see :func:`surface_block`) and its labels on that date."""
+    millis = float(_acq(i).millis)
+    c0, r0 = bx * BLOCK, by * BLOCK
+    lc, site = changes.apply_changes(cfg, blocks.landcover_block_halo(cfg, bx, by), c0 - 1, r0 - 1, millis)
+    ix, iy = blocks.halo_indices(bx, by)
+    cover = phenology.green_cover(cfg, lc, millis)
+    wet = phenology.wetness(cfg, millis)
+    dx, dy = coregistration_offset(cfg, i) if shifted else (0.0, 0.0)
+    refl = surface.mix_neighbours(surface.reflectance(cfg, lc, cover, wet, ix, iy, site=site), dx, dy)
+    return refl, lc.label[1:-1, 1:-1]
 
 
 def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
@@ -45,22 +106,23 @@ def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray
 
 
 def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
-    acq = _acq(i)
-    millis = float(acq.millis)
+    millis = float(_acq(i).millis)
     c0, r0 = bx * BLOCK, by * BLOCK
-    lc, site = changes.apply_changes(cfg, blocks.landcover_block_halo(cfg, bx, by), c0 - 1, r0 - 1, millis)
+    refl, label = _surface(cfg, i, bx, by, True)
     ix, iy = blocks.halo_indices(bx, by)
-    cover = phenology.green_cover(cfg, lc, millis)
-    wet = phenology.wetness(cfg, millis)
-    refl = surface.mix_neighbours(surface.reflectance(cfg, lc, cover, wet, ix, iy, site=site))
-    label = lc.label[1:-1, 1:-1]
     sky = atmosphere.sky(cfg, millis)
     f = atmosphere.cloud_fields(cfg, sky, c0, r0, BLOCK, BLOCK)
     a, sh, ci = f.opacity[None], f.shadow[None], f.cirrus[None]
-    toa = refl * (1.0 - SHADOW_DEPTH * sh)
-    toa = toa * (1.0 - a) + CLOUD_SPECTRUM * a
-    toa = toa + ci * np.float32(0.06)
+    ground = refl * (1.0 - SHADOW_DEPTH * sh) if f.shadow.any() else refl
+    toa = ground * (1.0 - a) + CLOUD_SPECTRUM * a if f.opacity.any() else ground.copy()
+    if f.cirrus.any():
+        toa += ci * np.float32(0.06)
     toa[10] = 0.003 + 0.25 * f.cirrus + 0.06 * f.opacity
+    # bright surfaces are judged before the haze: the cloud masks do not see it
+    bright = (np.isin(label, (OPEN, INDUSTRIAL)) & (toa[1] > 0.15)).astype(np.float32)
+    haze = atmosphere.haze_field(cfg, sky, c0, r0, BLOCK, BLOCK)
+    seen = (haze * (1.0 - f.opacity))[None]  # the haze under clouds is hidden by them
+    toa += seen * (HAZE_PATH - HAZE_DIMMING * ground)
     out: dict[str, np.ndarray] = {}
     dn = np.clip(np.rint(toa * 10000.0), 1, 65535).astype(np.uint16)
     for k, band in enumerate(SR_BANDS):
@@ -69,7 +131,6 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     pix = (ix[:, 1:-1], iy[1:-1])
     n1 = noise.normal(*pix, sky.salt ^ 0x11)
     n2 = noise.normal(*pix, sky.salt ^ 0x22)
-    bright = (np.isin(label, (OPEN, INDUSTRIAL)) & (toa[1] > 0.15)).astype(np.float32)
     prob = np.clip(1.05 * f.opacity + 0.35 * f.cirrus + 0.18 * bright + 0.04 * n1, 0.0, 1.0)
     out["MSK_CLDPRB"] = np.rint(prob * 100).astype(np.uint8)
     ndvi = (toa[7] - toa[3]) / np.maximum(toa[7] + toa[3], 1e-6)
@@ -89,8 +150,10 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
 
     score = 1.0 - np.clip(1.6 * f.opacity + 1.3 * f.shadow + 0.9 * f.cirrus, 0.0, 1.0)
     # bright surfaces (chalk, metal roofs) fool the scorer now and then: false alarms
-    out["cs"] = np.clip(score + 0.04 * n1 - 0.4 * bright, 0.0, 1.0).astype(np.float32)
-    out["cs_cdf"] = np.clip(score * 1.02 + 0.05 * n2 - 0.35 * bright, 0.0, 1.0).astype(np.float32)
+    # ... and residual haze lowers the score a little (never to a cloud's level)
+    hazy = HAZE_CS * haze
+    out["cs"] = np.clip(score + 0.04 * n1 - 0.4 * bright - hazy, 0.0, 1.0).astype(np.float32)
+    out["cs_cdf"] = np.clip(score * 1.02 + 0.05 * n2 - 0.35 * bright - hazy, 0.0, 1.0).astype(np.float32)
     s2cl = np.clip(1.1 * f.opacity + 0.5 * f.cirrus + 0.25 * bright + 0.06 * n2, 0.0, 1.0)
     out["probability"] = np.rint(s2cl * 100).astype(np.uint8)
     out["cloud"], out["shadow"], out["cirrus"] = f.opacity, f.shadow, f.cirrus

@@ -3,7 +3,8 @@
 Each pixel is a linear mixture of endmember spectra: green vegetation (its seasonal cover
 from :mod:`phenology`) over a class-specific background (soil that darkens when wet, dry
 vegetation, litter, roofs, asphalt, chalk, water). Parcels and pixels carry multiplicative
-variability; a 3 x 3 blend with the neighbours makes mixed pixels at class edges.
+variability; a 3 x 3 blend with the neighbours makes mixed pixels at class edges, and the same
+pass resamples an acquisition at its sub-pixel co-registration offset (:func:`shift_kernel`).
 """
 
 from __future__ import annotations
@@ -172,12 +173,69 @@ def reflectance(
     return refl * gain[None] * tilt_gain
 
 
-def mix_neighbours(refl: np.ndarray) -> np.ndarray:
-    """Blend each pixel with its 4 neighbours (weights 0.6 / 0.1): mixed pixels at edges.
+NEIGHBOUR_WEIGHTS = (0.6, 0.1)
+"""Weights of a pixel and of each of its 4 neighbours in the edge mixing (a stand-in for the PSF)."""
+
+SHIFT_MAX = 1.0
+"""Largest sub-pixel shift (pixels, per axis) :func:`mix_neighbours` can apply within the 3 x 3 kernel."""
+
+
+def shift_kernel(dx: float, dy: float) -> np.ndarray:
+    """The 3 x 3 kernel of the neighbour mixing followed by a bilinear shift by (dx, dy) pixels.
+
+    The 4-neighbour mixing kernel is convolved with the bilinear interpolation kernel that samples
+    at ``(col + dx, row + dy)``; the taps that fall two pixels out (weight 0.1 x shift) fold onto
+    the adjacent ones so the kernel fits the one-pixel halo. The image then correlates best with
+    the unshifted one at (dx, dy); the kernel's centroid sits at 0.9 x (dx, dy).
+
+    Args:
+        dx: Shift along columns (pixels, positive: each pixel shows the ground further east).
+        dy: Shift along rows (pixels, positive: further south). Both within +-:data:`SHIFT_MAX`.
+
+    Returns:
+        (3, 3) float64 weights summing to 1, indexed [row offset + 1, column offset + 1].
+    """
+    centre, side = NEIGHBOUR_WEIGHTS
+    plus = np.zeros((5, 5))
+    plus[2, 2] = centre
+    plus[1, 2] = plus[3, 2] = plus[2, 1] = plus[2, 3] = side
+    out = np.zeros((3, 3))
+    fx, fy = float(np.clip(dx, -SHIFT_MAX, SHIFT_MAX)), float(np.clip(dy, -SHIFT_MAX, SHIFT_MAX))
+    taps_x = ((0, 1.0 - abs(fx)), (int(np.sign(fx)), abs(fx)))
+    taps_y = ((0, 1.0 - abs(fy)), (int(np.sign(fy)), abs(fy)))
+    for oy, wy in taps_y:
+        for ox, wx in taps_x:
+            if wx * wy == 0.0:
+                continue
+            for r in range(-1, 2):
+                for c in range(-1, 2):
+                    w = plus[r + 2, c + 2] * wx * wy
+                    if w:
+                        rr, cc = min(max(r + oy, -1), 1), min(max(c + ox, -1), 1)
+                        out[rr + 1, cc + 1] += w
+    return out
+
+
+def mix_neighbours(refl: np.ndarray, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    """Blend each pixel with its 4 neighbours (weights 0.6 / 0.1): mixed pixels at edges; with
+    (dx, dy), also resample the result bilinearly at ``(col + dx, row + dy)`` (a sub-pixel
+    co-registration offset), in the same 3 x 3 pass (:func:`shift_kernel`).
 
     ``refl`` carries a one-pixel halo, which the result drops.
     """
-    centre = refl[:, 1:-1, 1:-1]
-    return (
-        0.6 * centre + 0.1 * (refl[:, :-2, 1:-1] + refl[:, 2:, 1:-1] + refl[:, 1:-1, :-2] + refl[:, 1:-1, 2:])
-    ).astype(np.float32)
+    if dx == 0.0 and dy == 0.0:
+        centre, side = NEIGHBOUR_WEIGHTS
+        return (
+            centre * refl[:, 1:-1, 1:-1]
+            + side * (refl[:, :-2, 1:-1] + refl[:, 2:, 1:-1] + refl[:, 1:-1, :-2] + refl[:, 1:-1, 2:])
+        ).astype(np.float32)
+    kernel = shift_kernel(dx, dy).astype(np.float32)
+    h, w = refl.shape[1] - 2, refl.shape[2] - 2
+    out = np.zeros((refl.shape[0], h, w), dtype=np.float32)
+    tmp = np.empty_like(out)
+    for r in range(3):
+        for c in range(3):
+            if kernel[r, c] != 0.0:
+                np.multiply(refl[:, r : r + h, c : c + w], kernel[r, c], out=tmp)
+                out += tmp
+    return out
