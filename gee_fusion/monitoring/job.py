@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import ee
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gee_fusion.classes import class_table
 from gee_fusion.classic.cloud_rf import RFOptions
@@ -97,6 +97,18 @@ class MonitorConfig(BaseModel):
     batch: MonitorBatch | None = Field(
         None, description="Classify the months by Earth Engine batch tasks into this asset folder."
     )
+    checkpoint: Path | None = Field(
+        None, description="Classify the months with this deep checkpoint (gee-fusion train), not the forests."
+    )
+
+    @model_validator(mode="after")
+    def _one_classifier(self) -> MonitorConfig:
+        if self.checkpoint is not None and self.batch is not None:
+            raise ValueError(
+                "checkpoint and batch exclude each other: a deep checkpoint runs here, batch tasks run the "
+                "in-cloud forests on Earth Engine; drop one of them"
+            )
+        return self
 
     @field_validator("start")
     @classmethod
@@ -198,6 +210,23 @@ def read_backscatter(out: Path, months: list[date], band: str = "VV") -> np.ndar
     return np.stack(layers)
 
 
+def _classify_deep(
+    checkpoint: Path, months: list[date], out: Path, grid: PixelGrid, aoi: ee.Geometry, progress: bool
+) -> None:
+    """Classify ``months`` with a deep checkpoint (:mod:`gee_fusion.monitoring.deep`); the class
+    table is checked before the first month."""
+    from gee_fusion.deep.train.checkpoints import load_module
+    from gee_fusion.monitoring import deep
+
+    hparams = dict(load_module(checkpoint).hparams)
+    deep.six_class_lut(list(hparams["class_codes"]), int(hparams["experiment"]["data"].get("classes", 10)))
+    for k, month in enumerate(months, 1):
+        say(progress, f"  [{k}/{len(months)}] classifying {month:%Y-%m} with {checkpoint.name}")
+        maps = deep.classify_month_deep(checkpoint, grid, month, hparams=hparams)
+        maps |= deep.backscatter_maps(optical.month_features(aoi, month)[1], grid)
+        write_month(out, month, maps, grid)
+
+
 def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> MonitorResult:
     """Process the months from ``cfg.start`` to ``until`` not yet done, then update the changes,
     alerts, urban-area series and report (see the module docstring).
@@ -215,7 +244,9 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
     grid = cfg.area.grid()
     aoi = grid_aoi(grid)
     todo = [m for m in months if not _month_done(out, m)]
-    if todo:
+    if todo and cfg.checkpoint is not None:
+        _classify_deep(cfg.checkpoint, todo, out, grid, aoi, progress)
+    elif todo:
         say(progress, f"Training the monthly forests on {', '.join(cfg.reference_months)}")
         forests = optical.train_forests(
             aoi, [parse_month(m) for m in cfg.reference_months], _labels(cfg),
@@ -225,17 +256,17 @@ def run_monitor(cfg: MonitorConfig, *, until: str, progress: bool = True) -> Mon
         def image_of(month: date) -> ee.Image:
             return optical.classify_month(forests, aoi, month, backscatter=True)
 
-    if todo and cfg.batch is not None:
-        done = classify_by_batch(
-            todo, image_of, name=cfg.name, grid=grid, out=out, batch=cfg.batch,
-            write=lambda month, maps: write_month(out, month, maps, grid),
-        )  # fmt: skip
-        say(progress, f"  batch: {len(done.started)} task(s) started, {len(done.fetched)} month(s) fetched, "
-                      f"{len(done.running)} still running on Earth Engine")  # fmt: skip
-    elif todo:
-        for k, month in enumerate(todo, 1):
-            say(progress, f"  [{k}/{len(todo)}] classifying {month:%Y-%m}")
-            write_month(out, month, compute_by_tile(image_of(month), grid), grid)
+        if cfg.batch is not None:
+            done = classify_by_batch(
+                todo, image_of, name=cfg.name, grid=grid, out=out, batch=cfg.batch,
+                write=lambda month, maps: write_month(out, month, maps, grid),
+            )  # fmt: skip
+            say(progress, f"  batch: {len(done.started)} task(s) started, {len(done.fetched)} month(s) "
+                          f"fetched, {len(done.running)} still running on Earth Engine")  # fmt: skip
+        else:
+            for k, month in enumerate(todo, 1):
+                say(progress, f"  [{k}/{len(todo)}] classifying {month:%Y-%m}")
+                write_month(out, month, compute_by_tile(image_of(month), grid), grid)
     missing = [m for m in months if not _month_done(out, m)]
     if missing:  # batch tasks still running: analyse the months before the first one
         say(

@@ -6,6 +6,7 @@ the inference strip, whatever the area's height."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,9 +132,13 @@ def predict_area(
     min_object_size: int = 0,
     write_probabilities: bool = False,
     progress: bool = True,
+    recipe_overrides: Mapping[str, Any] | None = None,
 ) -> MapResult:
     """Map ``area`` with ``checkpoint`` on the connected engine: class codes of its class table,
     colour table and class names embedded, and a PNG preview with the legend beside the COG.
+
+    ``recipe_overrides`` replaces settings of the checkpoint's recipe (e.g. ``year`` and ``months``:
+    the same model on another period, as monthly monitoring does).
 
     Warns:
         MostlyNoDataWarning: more than half of the written map has no prediction.
@@ -144,6 +149,8 @@ def predict_area(
     """
     module = load_module(checkpoint)
     hp = dict(module.hparams)
+    if recipe_overrides:
+        hp["recipe"] = {**stored_recipe(hp), **recipe_overrides}
     grid = resolve_area(hp, area)
     check_coverage(StackRecipe.of(stored_recipe(hp)), grid)
     source = area_source(hp, grid)
