@@ -20,8 +20,18 @@ requests then run again, warm, as a second process would meet them: every in-mem
 world emptied (blocks, land cover, relief, atmosphere, changes), blocks read from disk.
 ``warm_speedup_vs_cold`` is the cold run's time over the warm run's.
 
+``cold_speedup_vs_v1`` compares the cold run with the v1 generator (the world before issue 14,
+commit ``V1_REV``; ``--v1 REV`` another): its own ``benchmarks/demo_world.py`` runs the same
+requests from a temporary git worktree of that commit in a child process, after this run, and
+the figure is its cold time over this run's (null, with ``v1_error``, without git history).
+``--city-year`` also runs the city-year job (``gee-fusion monthly`` on
+``ee_scripts/configs/demo_city_monthly.yaml``: monthly NDVI medians of a year of Sentinel-2 over
+the whole 12 x 12 km city) in a child process with a cold disk cache, and reports its peak RSS
+(``city_year_peak_rss_mib``, ``ru_maxrss`` of the child) and time.
+
 Usage: python benchmarks/demo_world.py [--size 1000] [--year 2021] [--bands B2,B3,B4,B8,SCL]
-       [--col 0] [--row 0] [--max-images 0] [--repeat 3] [--cache-dir DIR]
+       [--col 0] [--row 0] [--max-images 0] [--repeat 3] [--cache-dir DIR] [--v1 REV] [--no-v1]
+       [--city-year]
 """
 
 from __future__ import annotations
@@ -34,10 +44,12 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ee
@@ -51,6 +63,9 @@ from gee_fusion.local.world.config import DEFAULT_WORLD, PIXEL
 from gee_fusion.local.world.surface import BANDS as SPECTRAL
 
 DEFAULT_BANDS = (*SPECTRAL, "SCL")
+V1_REV = "4618f90^"
+"""The last commit of the v1 demo world (before the planted changes of issue 14)."""
+ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("scaleX", "shearX", "translateX", "shearY", "scaleY", "translateY")
 
 
@@ -126,6 +141,43 @@ def baseline(images: int, bands: int, size: int, repeat: int) -> tuple[float, fl
     return best(fill), best(copy)
 
 
+def run_v1(rev: str, argv: list[str]) -> dict[str, Any]:
+    """The v1 benchmark's JSON line: its own script, from a temporary worktree of ``rev``, in a
+    child process (its world cache in a temporary folder)."""
+    tmp = Path(tempfile.mkdtemp(prefix="gee_fusion_v1_"))
+    tree = tmp / "tree"
+    try:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+                       check=True, capture_output=True, text=True)  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(tree), "GEE_FUSION_WORLD_CACHE_DIR": str(tmp / "cache")}
+        done = subprocess.run([sys.executable, str(tree / "benchmarks" / "demo_world.py"), *argv], cwd=tree,
+                              env=env, check=True, capture_output=True, text=True)  # fmt: skip
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_city_year() -> dict[str, Any]:
+    """Peak RSS and time of the city-year job (``gee-fusion monthly`` on the demo city's year) in a
+    child process with a cold disk cache."""
+    tmp = Path(tempfile.mkdtemp(prefix="gee_fusion_city_year_"))
+    try:
+        env = {**os.environ, "GEE_FUSION_WORLD_CACHE_DIR": str(tmp / "cache")}
+        config = ROOT / "ee_scripts" / "configs" / "demo_city_monthly.yaml"
+        code = "from gee_fusion.cli import app; app()"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code, "monthly", str(config), "--out", str(tmp / "out")],
+                       env=env, check=True, capture_output=True, text=True)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+        return {"city_year_peak_rss_mib": round(rss, 1), "city_year_seconds": round(seconds, 1)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def log(msg: str) -> None:
     """Progress to stderr."""
     print(msg, file=sys.stderr, flush=True)
@@ -146,6 +198,9 @@ def main() -> None:
     parser.add_argument(
         "--cache-dir", default=None, help="empty folder for the disk cache (default: a temporary one)"
     )
+    parser.add_argument("--v1", default=V1_REV, help="commit of the v1 generator to compare with")
+    parser.add_argument("--no-v1", action="store_true", help="skip the v1 comparison")
+    parser.add_argument("--city-year", action="store_true", help="also measure the city-year job's peak RSS")
     args = parser.parse_args()
     bands = [b.strip() for b in args.bands.split(",") if b.strip()]
     n_world = DEFAULT_WORLD.size_px
@@ -202,6 +257,22 @@ def main() -> None:
 
     n = len(indices)
     fill_s, copy_s = baseline(n, len(bands), args.size, args.repeat)
+    extra: dict[str, Any] = {"v1_rev": None if args.no_v1 else args.v1, "cold_speedup_vs_v1": None}
+    if not args.no_v1:
+        log(f"v1 generator ({args.v1}) on the same requests")
+        argv = ["--size", str(args.size), "--year", str(args.year), "--bands", ",".join(bands),
+                "--col", str(args.col), "--row", str(args.row), "--max-images", str(len(indices)),
+                "--repeat", "1"]  # fmt: skip
+        try:
+            v1 = run_v1(args.v1, argv)
+        except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+            extra["v1_error"] = str(getattr(exc, "stderr", "") or exc).strip().splitlines()[-1:]
+        else:
+            extra.update(v1_seconds=v1["seconds"], v1_mpx_bands_per_s=v1["mpx_bands_per_s"],
+                         cold_speedup_vs_v1=round(float(v1["seconds"]) / sum(times), 2))  # fmt: skip
+    if args.city_year:
+        log("city-year job (gee-fusion monthly, demo_city_monthly.yaml)")
+        extra.update(run_city_year())
     total_s = sum(times)
     mpx_bands = args.size**2 * len(bands) * n / 1e6
     rest = times[1:]
@@ -225,7 +296,7 @@ def main() -> None:
         "ratio_vs_numpy_copy": round(total_s / copy_s, 1),
         "peak_rss_mib": round(rss_after, 1), "peak_rss_before_requests_mib": round(rss_before, 1),
         "memory": "resource.getrusage(RUSAGE_SELF).ru_maxrss (process peak RSS)",
-        "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2), **extra,
     }))  # fmt: skip
 
 

@@ -135,7 +135,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     from gee_fusion.classic.labels import LabelsConfig, grouped_labels, source_labels
     from gee_fusion.export.image_export import export_image
     from gee_fusion.export.job import ProductConfig
-    from gee_fusion.export.patches import PatchExportConfig, block_split
+    from gee_fusion.export.patches import block_split
     from gee_fusion.io.atomic import output_folder
     from gee_fusion.report.comparison import read_cloud_record, read_deep_run, score_map_on_store
     from gee_fusion.report.html import write_report
@@ -144,16 +144,7 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     out = output_folder(cfg.out)
     ensure_connected()
     stages: dict[str, float] = {}
-    patches = PatchExportConfig(
-        area=cfg.area,
-        year=cfg.year,
-        months=cfg.months,
-        patch_size=cfg.patch_size,
-        block_patches=cfg.block_patches,
-        split_fractions=cfg.split_fractions,
-        seed=cfg.seed,
-        prior_asset=None,
-    )
+    patches = patch_config(cfg)
     split = block_split(patches)
     table = class_table(cfg.scheme)
     labels = LabelsConfig(scheme=cfg.scheme)
@@ -230,18 +221,26 @@ def run_mission(cfg: MissionConfig, *, progress: bool = True) -> MissionResult:
     )
 
 
-def _deep(cfg: MissionConfig, patches: Any, grid: PixelGrid, out: Path, progress: bool) -> tuple[Path, float]:
-    """Build the patch store, train the deep model, map the area with it."""
-    import warnings
+def patch_config(cfg: MissionConfig) -> Any:
+    """The main job's patch export (area, months, patches and held-out blocks shared by every model)."""
+    from gee_fusion.export.patches import PatchExportConfig
 
+    return PatchExportConfig(
+        area=cfg.area, year=cfg.year, months=cfg.months, patch_size=cfg.patch_size,
+        block_patches=cfg.block_patches, split_fractions=cfg.split_fractions, seed=cfg.seed, prior_asset=None,
+    )  # fmt: skip
+
+
+def deep_experiment(
+    cfg: MissionConfig, patches: Any, out: Path, *, name: str = "deep", model: dict[str, Any] | None = None
+) -> Any:
+    """The experiment of the main job's deep model (or of ``model`` on the same patch store,
+    data and schedule: ``training/rank_demo.py`` ranks models this way)."""
     from gee_fusion.deep.config import ExperimentConfig
-    from gee_fusion.deep.infer.predict import MostlyNoDataWarning, predict_area
-    from gee_fusion.deep.train.training import train
 
-    t0 = time.perf_counter()
-    experiment = ExperimentConfig.model_validate(
+    return ExperimentConfig.model_validate(
         {
-            "name": "deep",
+            "name": name,
             "seed": cfg.seed,
             "out_dir": str(out / "runs"),
             "patches": patches.model_dump(mode="json"),
@@ -250,7 +249,7 @@ def _deep(cfg: MissionConfig, patches: Any, grid: PixelGrid, out: Path, progress
                 "classes": cfg.scheme,
                 "batch_size": cfg.deep.batch_size,
             },
-            "model": cfg.deep.model,
+            "model": model or cfg.deep.model,
             "optim": {
                 "lr": cfg.deep.lr,
                 "max_epochs": cfg.deep.max_epochs,
@@ -260,6 +259,17 @@ def _deep(cfg: MissionConfig, patches: Any, grid: PixelGrid, out: Path, progress
             },
         }
     )
+
+
+def _deep(cfg: MissionConfig, patches: Any, grid: PixelGrid, out: Path, progress: bool) -> tuple[Path, float]:
+    """Build the patch store, train the deep model, map the area with it."""
+    import warnings
+
+    from gee_fusion.deep.infer.predict import MostlyNoDataWarning, predict_area
+    from gee_fusion.deep.train.training import train
+
+    t0 = time.perf_counter()
+    experiment = deep_experiment(cfg, patches, out)
     say(progress, f"[2/4] Patch store of the monthly S1 + S2 stacks ({cfg.year} months {cfg.months})")
     say(
         progress,
