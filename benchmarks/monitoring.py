@@ -62,7 +62,15 @@ def truth(grid: PixelGrid, first: int, last: int) -> list[dict[str, Any]]:
         geometry = [(shape(feature["geometry"]), 1)]
         mask = rasterize(geometry, out_shape=grid.shape, transform=grid.affine, dtype="uint8").astype(bool)
         if mask.sum() >= MIN_PX:
-            out.append({"mask": mask, "months": (start, end), "type": p["type"]})
+            out.append(
+                {
+                    "mask": mask,
+                    "months": (start, end),
+                    "type": p["type"],
+                    "start": p["start"],
+                    "end": p["end"],
+                }
+            )
     return out
 
 
@@ -186,6 +194,11 @@ def main() -> None:
                     figures[f"fused_found_{kind}"] = sum(
                         f for f, c in zip(which, changes, strict=True) if c["type"] == kind
                     )
+                figures["fused_missed"] = [
+                    f"{c['type']} {c['start']}..{c['end']}"
+                    for f, c in zip(which, changes, strict=True)
+                    if not f
+                ]
                 hits = [f for f, u in zip(which, urban, strict=True) if u]
                 figures["fused_urban_recall"] = round(sum(hits) / len(hits), 3) if hits else None
     print(json.dumps(figures))

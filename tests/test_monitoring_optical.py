@@ -89,6 +89,29 @@ def test_a_demolition_is_confirmed_by_a_nearby_sar_darkening() -> None:
     assert confirmed(optical_month, sar_month, sar_dir, direction=2).tolist() == [True, False, False, False]
 
 
+def test_a_lasting_darkening_of_a_built_pixel_is_a_sar_led_demolition() -> None:
+    from gee_fusion.monitoring.fusion import sar_led_demolition
+
+    months = np.arange(600, 608)
+    # four pixels, eight months: classes stay built (rubble looks like roofs) except pixel 3 (farmland)
+    classes = [np.array([1, 1, 2, 3]) for _ in months]
+    vv = np.full((8, 4), 2.0, dtype=np.float32)
+    vv[4:, 0] = -9.0  # pixel 0: walls gone in month 4, for good
+    vv[4, 1] = -9.0  # pixel 1: one dark month (a wet roof), then back
+    vv[4:, 2] = -9.0  # pixel 2: lasting drop but the SAR test saw a brightening
+    vv[:, 3], vv[4:, 3] = -12.0, -18.0  # pixel 3: a field, never built
+    vv[6, 0] = np.nan  # a month without acquisition is no evidence either way
+    sar_month, sar_dir = np.full(4, 604), np.array([2, 2, 1, 2])
+    hit, index = sar_led_demolition(classes, months, vv, sar_month, sar_dir, persist=2)
+    assert hit.tolist() == [True, False, False, False] and index.tolist() == [4, -1, -1, -1]
+    # a change in the first month cannot have been built before it
+    early, _ = sar_led_demolition(classes, months, vv, np.full(4, 601), sar_dir, persist=2)
+    assert not early.any()
+    # numpy reference for pixel 0: mean before minus mean after
+    drop = float(np.nanmean(vv[:4, 0]) - np.nanmean(vv[4:, 0]))
+    assert drop == pytest.approx(11.0)
+
+
 def test_worldcover_is_a_reference_in_the_six_classes(local_engine: gee_fusion.Connection) -> None:
     import pydantic
 

@@ -321,14 +321,14 @@ def _changes(
         classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist
     )
     sar_led &= ~urban
-    stack = np.stack(classes)
-    previous = np.take_along_axis(stack, np.maximum(sar_index - 1, 0)[None], 0)[0]
-    after = np.take_along_axis(stack, np.maximum(sar_index, 0)[None], 0)[0]
-    up = optical.Transitions(
-        onset=np.where(sar_led, sar_index, tr.onset),
-        before=np.where(sar_led, previous, tr.before),
-        after=np.where(sar_led, after, tr.after),
+    up = _led_transitions(classes, tr, sar_led, sar_index)
+    # rubble the forests still call built: a lasting Sentinel-1 darkening of a built pixel
+    vv = read_backscatter(out, months)
+    down_led, down_index = fusion.sar_led_demolition(
+        classes, numbers, vv, sar["last"], sar["last_direction"], persist=cfg.persist
     )
+    down_led &= ~demolished
+    down_tr = _led_transitions(classes, tr, down_led, down_index)
 
     # objects over the whole change mask (a site's pixels flip over a month or two); each
     # object's onset is the median onset of its pixels
@@ -349,7 +349,7 @@ def _changes(
     objects = objects_of(urban, tr, confirmed, "urbanisation", "class change + SAR")
     objects += objects_of(sar_led, up, sar_led, "urbanisation", "SAR + built class")
     objects += objects_of(demolished, tr, confirmed_down, "demolition", "class change + SAR")
-    vv = read_backscatter(out, months)
+    objects += objects_of(down_led, down_tr, down_led, "demolition", "SAR + built class before")
     floods = alerts.flood_alerts(vv, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2)
     kept = [f for f in objects + floods if f["properties"]["confidence"] >= cfg.min_confidence]
     if len(objects) + len(floods) > len(kept):
@@ -357,15 +357,30 @@ def _changes(
         say(progress, f"  {dropped} change(s) without confirmation by the other source dropped")
     total = _write_alerts(out, months, kept, grid, confirmable=len(months) - cfg.persist + 1)
     change = np.where(urban | sar_led, up.onset + 1, 0).astype(np.uint8)
-    down = np.where(demolished, tr.onset + 1, 0).astype(np.uint8)
+    down = np.where(demolished | down_led, down_tr.onset + 1, 0).astype(np.uint8)
     flooded = flood.flooded(vv)
     flood_first = np.where(flooded.any(axis=0), flooded.argmax(axis=0) + 1, 0).astype(np.uint8)
-    up_sar, down_sar = (confirmed | sar_led).astype(np.uint8), confirmed_down.astype(np.uint8)
+    up_sar, down_sar = (confirmed | sar_led).astype(np.uint8), (confirmed_down | down_led).astype(np.uint8)
     bands = [change, up_sar, down, down_sar, flood_first]
     write_cog(out / "changes.tif", np.stack(bands), crs=grid.crs, transform=grid.transform, nodata=None,
               band_names=["urbanisation_month_index", "sar_confirmed", "demolition_month_index",
                           "sar_confirmed_demolition", "flood_month_index"], resampling="nearest")  # fmt: skip
     return total
+
+
+def _led_transitions(
+    classes: list[np.ndarray], tr: optical.Transitions, led: np.ndarray, index: np.ndarray
+) -> optical.Transitions:
+    """The class transitions with, where Sentinel-1 led (``led``), its change month (``index``) and
+    the classes of the month before and of that month."""
+    stack = np.stack(classes)
+    previous = np.take_along_axis(stack, np.maximum(index - 1, 0)[None], 0)[0]
+    after = np.take_along_axis(stack, np.maximum(index, 0)[None], 0)[0]
+    return optical.Transitions(
+        onset=np.where(led, index, tr.onset),
+        before=np.where(led, previous, tr.before),
+        after=np.where(led, after, tr.after),
+    )
 
 
 def _write_alerts(

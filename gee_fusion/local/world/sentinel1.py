@@ -105,9 +105,13 @@ dispersion ~0.07, well under the 0.25 that selects persistent scatterers (Ferret
 _POINT_DENSITY = np.zeros(16, dtype=np.float64)
 _BASE_DB = np.zeros((16, 2), dtype=np.float32)
 
-PARCEL_DB = 1.5
+PARCEL_DB = 2.0
 """Per-object backscatter offset (dB, standard deviation): soil moisture and roughness, crop
 structure and row direction differ from field to field (docs/demo_world.md "Realism")."""
+DATE_PARCEL_DB = 2.0
+"""Per-object, per-acquisition offset of fields and grass (dB, standard deviation): tillage,
+harrowing, rolling, irrigation and cutting change a field's roughness and moisture from one pass
+to the next, independently of its neighbours."""
 BUILT_PARCEL_DB = 3.0
 """Per-object offset in built-up classes (dB, half-width of a uniform spread): double bounce depends
 on the walls' orientation to the track, so blocks of one class differ by several dB."""
@@ -271,6 +275,11 @@ def _s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     p = lc.parcel.astype(np.int64)
     field_offset = PARCEL_DB * noise.normal(p, 11, noise.salt_of(cfg.seed, "s1-parcel"))
     wall_offset = BUILT_PARCEL_DB * (2.0 * noise.uniform(p, 13, noise.salt_of(cfg.seed, "s1-walls")) - 1.0)
+    if DATE_PARCEL_DB:
+        day = np.int64(int(millis // 86_400_000))
+        field_offset = field_offset + np.where(
+            veg, DATE_PARCEL_DB * noise.normal(p, day, noise.salt_of(cfg.seed, "s1-tillage")), 0.0
+        )
     offset = np.where(built, wall_offset, field_offset)
     static = tex * noise.normal(ix, iy, noise.salt_of(cfg.seed, "s1-texture"))
     area = np.where(woody, geo.area_volume, geo.area_direct)
