@@ -90,26 +90,45 @@ def test_a_demolition_is_confirmed_by_a_nearby_sar_darkening() -> None:
 
 
 def test_a_lasting_darkening_of_a_built_pixel_is_a_sar_led_demolition() -> None:
-    from gee_fusion.monitoring.fusion import sar_led_demolition
+    from gee_fusion.monitoring.fusion import sar_led_demolition, vv_step
 
-    months = np.arange(600, 608)
     # four pixels, eight months: classes stay built (rubble looks like roofs) except pixel 3 (farmland)
-    classes = [np.array([1, 1, 2, 3]) for _ in months]
+    classes = [np.array([1, 1, 2, 3]) for _ in range(8)]
     vv = np.full((8, 4), 2.0, dtype=np.float32)
     vv[4:, 0] = -9.0  # pixel 0: walls gone in month 4, for good
     vv[4, 1] = -9.0  # pixel 1: one dark month (a wet roof), then back
-    vv[4:, 2] = -9.0  # pixel 2: lasting drop but the SAR test saw a brightening
+    vv[4:, 2] = -0.5  # pixel 2: a lasting drop of 2.5 dB only
     vv[:, 3], vv[4:, 3] = -12.0, -18.0  # pixel 3: a field, never built
     vv[6, 0] = np.nan  # a month without acquisition is no evidence either way
-    sar_month, sar_dir = np.full(4, 604), np.array([2, 2, 1, 2])
-    hit, index = sar_led_demolition(classes, months, vv, sar_month, sar_dir, persist=2)
+    hit, index = sar_led_demolition(classes, vv, persist=2)
     assert hit.tolist() == [True, False, False, False] and index.tolist() == [4, -1, -1, -1]
-    # a change in the first month cannot have been built before it
-    early, _ = sar_led_demolition(classes, months, vv, np.full(4, 601), sar_dir, persist=2)
-    assert not early.any()
-    # numpy reference for pixel 0: mean before minus mean after
-    drop = float(np.nanmean(vv[:4, 0]) - np.nanmean(vv[4:, 0]))
-    assert drop == pytest.approx(11.0)
+    # the step against a numpy loop: mean after minus mean before, the largest drop
+    where, size = vv_step(vv, persist=2, direction=2)
+    for px in range(4):
+        steps = {t: np.nanmean(vv[:t, px]) - np.nanmean(vv[t:, px]) for t in range(2, 7)}
+        t_best = max(steps, key=lambda t: steps[t])
+        if steps[t_best] > 0:
+            assert where[px] == t_best and size[px] == pytest.approx(steps[t_best], abs=1e-5)
+    assert size[0] == pytest.approx(11.0)
+    # a drop in month 1 comes before persist months: it is placed at month 2, the first it can be
+    early = np.full((8, 4), 2.0, dtype=np.float32)
+    early[1:, 0] = -9.0
+    assert sar_led_demolition(classes, early, persist=2)[1].tolist() == [2, -1, -1, -1]
+
+
+def test_a_lasting_rise_into_a_built_class_is_a_sar_led_urbanisation() -> None:
+    from gee_fusion.monitoring.fusion import sar_led_urbanisation
+
+    months = np.arange(600, 608)
+    classes = [np.array([3, 3, 3]) for _ in range(3)] + [np.array([1, 1, 3]) for _ in range(5)]
+    vv = np.full((8, 3), -12.0, dtype=np.float32)
+    vv[3:, 0] = -2.0  # pixel 0: walls up in month 3, classified built from then on
+    vv[3, 1] = -2.0  # pixel 1: one bright month only
+    vv[3:, 2] = -2.0  # pixel 2: a lasting rise, but never classified built
+    none = np.zeros(3, dtype=np.int64)  # the omnibus test saw nothing (its last change was later)
+    hit, index = sar_led_urbanisation(classes, months, none, none, persist=2, vv_db=vv)
+    assert hit.tolist() == [True, False, False] and index.tolist() == [3, -1, -1]
+    assert not sar_led_urbanisation(classes, months, none, none, persist=2)[0].any()  # without the series
 
 
 def test_worldcover_is_a_reference_in_the_six_classes(local_engine: gee_fusion.Connection) -> None:

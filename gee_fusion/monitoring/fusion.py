@@ -17,7 +17,6 @@ it, for rubble the classifier still calls built.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,10 +44,14 @@ def sar_led_urbanisation(
     *,
     persist: int = 2,
     built: Sequence[int] = BUILT_6,
+    vv_db: np.ndarray | None = None,
+    rise_db: float = 3.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Where the last Sentinel-1 change is a brightening (``monitoring.sar`` code 1) and the class
-    maps of its month and the ``persist - 1`` months after are built; with the index (into
-    ``classes``) of that month, -1 elsewhere.
+    """Where the last Sentinel-1 change is a brightening (``monitoring.sar`` code 1), or (with
+    ``vv_db``) the monthly mean VV rises for good by at least ``rise_db`` (:func:`vv_step`) at a
+    month before which the pixel was not built the whole time, and the class maps of that month
+    and the ``persist - 1`` months after are built; with the index (into ``classes``) of that
+    month, -1 elsewhere.
 
     Args:
         classes: Monthly class maps, in month order.
@@ -57,11 +60,21 @@ def sar_led_urbanisation(
         sar_direction: Its direction (1 brighter, 2 darker, 3 mixed).
         persist: Months the built class must hold from the change on.
         built: The built classes.
+        vv_db: Monthly mean VV (dB, NaN: no acquisition), shape (months, rows, cols).
+        rise_db: Least lasting rise of the monthly VV.
     """
     stack = np.stack([np.asarray(c) for c in classes])
     index = np.searchsorted(month_numbers, sar_month)
     known = (sar_month > 0) & (sar_direction == 1) & (index + persist <= len(classes))
     index = np.where(known, index, -1)
+    if vv_db is not None:  # or a lasting rise of the monthly VV from a pixel not built before
+        up, rise = vv_step(vv_db, persist=persist, direction=1)
+        stepped = (rise >= rise_db) & (up >= 1) & ~known
+        for t in np.unique(up[stepped]):
+            sel = stepped & (up == t)
+            sel &= ~np.isin(stack[max(0, t - persist) : t], built).all(axis=0)
+            index = np.where(sel, t, index)
+            known |= sel
     hit = np.zeros(sar_month.shape, dtype=bool)
     for t in np.unique(index[known]):
         sel = index == t
@@ -70,47 +83,58 @@ def sar_led_urbanisation(
     return hit, np.where(hit, index, -1)
 
 
+def vv_step(vv_db: np.ndarray, *, persist: int = 2, direction: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The largest lasting step of the monthly VV per pixel: for each month t with ``persist``
+    months before and after, the mean after minus the mean before (NaN months left out); returns
+    the index of the month of the largest drop (``direction`` 2) or rise (1) and its size in dB
+    (positive; 0 where no month qualifies)."""
+    vv = np.asarray(vv_db, dtype=np.float64)
+    valid = np.isfinite(vv)
+    total = np.concatenate([np.zeros((1, *vv.shape[1:])), np.cumsum(np.where(valid, vv, 0.0), axis=0)])
+    count = np.concatenate([np.zeros((1, *vv.shape[1:])), np.cumsum(valid, axis=0)])
+    best = np.zeros(vv.shape[1:])
+    index = np.full(vv.shape[1:], -1, dtype=np.int64)
+    sign = 1.0 if direction == 1 else -1.0
+    for t in range(persist, vv.shape[0] - persist + 1):
+        n_before, n_after = count[t], count[-1] - count[t]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            step = sign * ((total[-1] - total[t]) / n_after - total[t] / n_before)
+        better = (n_before > 0) & (n_after > 0) & (step > best)
+        best = np.where(better, step, best)
+        index = np.where(better, t, index)
+    return index, best.astype(np.float32)
+
+
 def sar_led_demolition(
     classes: Sequence[np.ndarray],
-    month_numbers: np.ndarray,
     vv_db: np.ndarray,
-    sar_month: np.ndarray,
-    sar_direction: np.ndarray,
     *,
     persist: int = 2,
     drop_db: float = 3.0,
     built: Sequence[int] = BUILT_6,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Where the last Sentinel-1 change is a darkening (code 2) of a pixel classified built in the
-    ``persist`` months before it, after which its monthly mean VV stays at least ``drop_db`` below
-    its mean before (walls gone: the double bounce is lost for good, not a wet or windy month);
-    with the index of the change month, -1 elsewhere. It catches demolitions whose rubble the
-    classifier still calls built (no class transition), as :func:`sar_led_urbanisation` catches
-    building sites.
+    """Where the monthly mean VV drops for good by at least ``drop_db`` (:func:`vv_step`: the mean
+    after the month minus the mean before) at a month t, the pixel being classified built in the
+    ``persist`` months before t (walls gone: the double bounce is lost for good, not a wet or windy
+    month); with t, -1 elsewhere. It catches demolitions whose rubble the classifier still calls
+    built (no class transition), as :func:`sar_led_urbanisation` catches building sites. A step of
+    the monthly means is used rather than the omnibus test's last change, which on vegetated
+    ground (the lot a demolition leaves) is usually a later crop or mowing change.
 
     Args:
         classes: Monthly class maps, in month order.
-        month_numbers: Their months (months since 1970-01).
         vv_db: Monthly mean VV (dB, NaN: no acquisition), shape (months, rows, cols).
-        sar_month: The last change month per pixel (months since 1970-01, 0: none).
-        sar_direction: Its direction (1 brighter, 2 darker, 3 mixed).
-        persist: Months classified built before the change, and months of VV after it.
-        drop_db: Least drop of the mean VV after the change against before.
+        persist: Months classified built before the drop, and least months on either side.
+        drop_db: Least drop of the mean VV after the month against before.
         built: The built classes.
     """
     stack = np.stack([np.asarray(c) for c in classes])
-    vv = np.asarray(vv_db, dtype=np.float32)
-    index = np.searchsorted(month_numbers, sar_month)
-    known = (sar_month > 0) & (sar_direction == 2) & (index >= persist) & (index + persist <= len(classes))
-    index = np.where(known, index, -1)
-    hit = np.zeros(sar_month.shape, dtype=bool)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN spans: no evidence
-        for t in np.unique(index[known]):
-            sel = index == t
-            was_built = np.isin(stack[t - persist : t], built).all(axis=0)
-            drop = np.nanmean(vv[:t], axis=0) - np.nanmean(vv[t:], axis=0)
-            hit[sel] = (was_built & (drop >= drop_db))[sel]
+    index, drop = vv_step(vv_db, persist=persist, direction=2)
+    hit = (index >= persist) & (drop >= drop_db)
+    for t in np.unique(index[hit]):
+        sel = index == t
+        was_built = np.asarray(np.isin(stack[t - persist : t], built).all(axis=0))
+        hit[sel] &= was_built[sel]
     return hit, np.where(hit, index, -1)
 
 

@@ -317,16 +317,14 @@ def _changes(
 
     confirmed, confirmed_down = sar_confirmed(urban, 1), sar_confirmed(demolished, 2)  # brighter / darker
     # a site the forests call built during the works has no transition: Sentinel-1 leads there
+    vv = read_backscatter(out, months)
     sar_led, sar_index = fusion.sar_led_urbanisation(
-        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist
+        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist, vv_db=vv
     )
     sar_led &= ~urban
     up = _led_transitions(classes, tr, sar_led, sar_index)
     # rubble the forests still call built: a lasting Sentinel-1 darkening of a built pixel
-    vv = read_backscatter(out, months)
-    down_led, down_index = fusion.sar_led_demolition(
-        classes, numbers, vv, sar["last"], sar["last_direction"], persist=cfg.persist
-    )
+    down_led, down_index = fusion.sar_led_demolition(classes, vv, persist=cfg.persist)
     down_led &= ~demolished
     down_tr = _led_transitions(classes, tr, down_led, down_index)
 
