@@ -41,11 +41,11 @@ def job_figures(job: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     metrics = json.loads(path.read_text())
-    out = {}
-    for run in metrics.get("runs", []):
-        if run.get("evaluated_on", "").startswith("test patches"):
-            out[f"job_{run.get('name')}_f1_weighted"] = run.get("f1_weighted")
-    return out
+    return {
+        f"job: {model.get('name')}": round(float(model["f1_weighted"]), 4)
+        for model in metrics.get("models", [])
+        if "test patches" in str(model.get("evaluated_on", "")) and model.get("f1_weighted") is not None
+    }
 
 
 def main() -> None:
