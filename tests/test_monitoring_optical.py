@@ -97,7 +97,7 @@ def test_a_lasting_darkening_of_a_built_pixel_is_a_sar_led_demolition() -> None:
     vv = np.full((8, 4), 2.0, dtype=np.float32)
     vv[4:, 0] = -9.0  # pixel 0: walls gone in month 4, for good
     vv[4, 1] = -9.0  # pixel 1: one dark month (a wet roof), then back
-    vv[4:, 2] = -0.5  # pixel 2: a lasting drop of 2.5 dB only
+    vv[4:, 2] = 0.5  # pixel 2: a lasting drop of 1.5 dB only (under STEP_DB)
     vv[:, 3], vv[4:, 3] = -12.0, -18.0  # pixel 3: a field, never built
     vv[6, 0] = np.nan  # a month without acquisition is no evidence either way
     hit, index = sar_led_demolition(classes, vv, persist=2)

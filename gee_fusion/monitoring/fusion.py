@@ -23,6 +23,9 @@ import numpy as np
 
 from gee_fusion.monitoring.optical import BUILT_6, Transitions
 
+STEP_DB = 2.0
+"""Least lasting step of the monthly mean VV (dB) taken as Sentinel-1 evidence of walls built or gone."""
+
 
 def urbanisation(transitions: Transitions, *, built: Sequence[int] = BUILT_6) -> np.ndarray:
     """Where a persistent transition goes from a non-built class to a built one."""
@@ -45,7 +48,7 @@ def sar_led_urbanisation(
     persist: int = 2,
     built: Sequence[int] = BUILT_6,
     vv_db: np.ndarray | None = None,
-    rise_db: float = 3.0,
+    rise_db: float = STEP_DB,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where the last Sentinel-1 change is a brightening (``monitoring.sar`` code 1), or (with
     ``vv_db``) the monthly mean VV rises for good by at least ``rise_db`` (:func:`vv_step`) at a
@@ -110,7 +113,7 @@ def sar_led_demolition(
     vv_db: np.ndarray,
     *,
     persist: int = 2,
-    drop_db: float = 3.0,
+    drop_db: float = STEP_DB,
     built: Sequence[int] = BUILT_6,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where the monthly mean VV drops for good by at least ``drop_db`` (:func:`vv_step`: the mean

@@ -310,23 +310,31 @@ def _changes(
     urban, demolished = fusion.urbanisation(tr), fusion.demolition(tr)
     numbers = np.array([month_index(m) for m in months])
 
+    vv = read_backscatter(out, months)
+
     def sar_confirmed(mask: np.ndarray, direction: int) -> np.ndarray:
+        """The omnibus test's last change, or a lasting step of the monthly VV (the last change of
+        a lot that greens up after a demolition is a later vegetation change), in ``direction``
+        within ``tolerance`` months of the class change."""
         onset_month = np.where(mask, numbers[np.maximum(tr.onset, 0)], -1)
-        return fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance,
-                                direction=direction)  # fmt: skip
+        by_test = fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance,
+                                   direction=direction)  # fmt: skip
+        step_at, step = fusion.vv_step(vv, persist=cfg.persist, direction=direction)
+        by_step = mask & (step >= fusion.STEP_DB) & (np.abs(step_at - tr.onset) <= cfg.tolerance)
+        return by_test | by_step
 
     confirmed, confirmed_down = sar_confirmed(urban, 1), sar_confirmed(demolished, 2)  # brighter / darker
-    # a site the forests call built during the works has no transition: Sentinel-1 leads there
-    vv = read_backscatter(out, months)
-    sar_led, sar_index = fusion.sar_led_urbanisation(
-        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist, vv_db=vv
-    )
-    sar_led &= ~urban
-    up = _led_transitions(classes, tr, sar_led, sar_index)
     # rubble the forests still call built: a lasting Sentinel-1 darkening of a built pixel
     down_led, down_index = fusion.sar_led_demolition(classes, vv, persist=cfg.persist)
     down_led &= ~demolished
     down_tr = _led_transitions(classes, tr, down_led, down_index)
+    # a site the forests call built during the works has no transition: Sentinel-1 leads there
+    # (not on a lot demolished in the period: its later greening is no new building)
+    sar_led, sar_index = fusion.sar_led_urbanisation(
+        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist, vv_db=vv
+    )
+    sar_led &= ~(urban | down_led | demolished)
+    up = _led_transitions(classes, tr, sar_led, sar_index)
 
     # objects over the whole change mask (a site's pixels flip over a month or two); each
     # object's onset is the median onset of its pixels
