@@ -102,10 +102,16 @@ def test_a_lasting_darkening_of_a_built_pixel_is_a_sar_led_demolition() -> None:
     vv[6, 0] = np.nan  # a month without acquisition is no evidence either way
     hit, index = sar_led_demolition(classes, vv, persist=2)
     assert hit.tolist() == [True, False, False, False] and index.tolist() == [4, -1, -1, -1]
-    # the step against a numpy loop: mean after minus mean before, the largest drop
+    # the step against a numpy loop: the smaller of the local and the lasting drop, the largest one
     where, size = vv_step(vv, persist=2, direction=2)
     for px in range(4):
-        steps = {t: np.nanmean(vv[:t, px]) - np.nanmean(vv[t:, px]) for t in range(2, 7)}
+        steps = {
+            t: min(
+                np.nanmedian(vv[t - 2 : t, px]) - np.nanmedian(vv[t : t + 2, px]),
+                np.nanmedian(vv[:t, px]) - np.nanmedian(vv[t:, px]),
+            )
+            for t in range(2, 7)
+        }
         t_best = max(steps, key=lambda t: steps[t])
         if steps[t_best] > 0:
             assert where[px] == t_best and size[px] == pytest.approx(steps[t_best], abs=1e-5)

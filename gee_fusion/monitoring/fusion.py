@@ -17,6 +17,7 @@ it, for rubble the classifier still calls built.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -87,25 +88,27 @@ def sar_led_urbanisation(
 
 
 def vv_step(vv_db: np.ndarray, *, persist: int = 2, direction: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """The largest lasting step of the monthly VV per pixel: for each month t with ``persist``
-    months before and after, the mean after minus the mean before (NaN months left out); returns
+    """The largest lasting step of the monthly VV per pixel. For each month t with ``persist``
+    months before and after, the step is the smaller of the local one (median of the ``persist``
+    months from t minus the median of the ``persist`` months before: it places the step) and the
+    lasting one (median of every month from t minus median of every month before: the new level
+    holds); NaN months are left out, and medians let one wet or windy month move nothing. Returns
     the index of the month of the largest drop (``direction`` 2) or rise (1) and its size in dB
     (positive; 0 where no month qualifies)."""
-    vv = np.asarray(vv_db, dtype=np.float64)
-    valid = np.isfinite(vv)
-    total = np.concatenate([np.zeros((1, *vv.shape[1:])), np.cumsum(np.where(valid, vv, 0.0), axis=0)])
-    count = np.concatenate([np.zeros((1, *vv.shape[1:])), np.cumsum(valid, axis=0)])
-    best = np.zeros(vv.shape[1:])
+    vv = np.asarray(vv_db, dtype=np.float32)
+    best = np.zeros(vv.shape[1:], dtype=np.float32)
     index = np.full(vv.shape[1:], -1, dtype=np.int64)
     sign = 1.0 if direction == 1 else -1.0
-    for t in range(persist, vv.shape[0] - persist + 1):
-        n_before, n_after = count[t], count[-1] - count[t]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            step = sign * ((total[-1] - total[t]) / n_after - total[t] / n_before)
-        better = (n_before > 0) & (n_after > 0) & (step > best)
-        best = np.where(better, step, best)
-        index = np.where(better, t, index)
-    return index, best.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN sides: no step
+        for t in range(persist, vv.shape[0] - persist + 1):
+            local = np.nanmedian(vv[t : t + persist], axis=0) - np.nanmedian(vv[t - persist : t], axis=0)
+            lasting = np.nanmedian(vv[t:], axis=0) - np.nanmedian(vv[:t], axis=0)
+            step = np.minimum(sign * local, sign * lasting)
+            better = np.isfinite(step) & (step > best)
+            best = np.where(better, step, best)
+            index = np.where(better, t, index)
+    return index, best
 
 
 def sar_led_demolition(
