@@ -69,12 +69,18 @@ class LabelsSource(ImageSource):
 
     def read(self, band: str, window: WindowT) -> Pixels:
         col, row, w, h = window
-        label = landcover_at(self.cfg, col, row, w, h, self.millis).label
-        if band == "label10":
-            label = regroup(label, GROUPS_10)
-        elif band == "label6":
-            label = regroup(label, GROUPS_6)
+        label = label_band(landcover_at(self.cfg, col, row, w, h, self.millis).label, band)
         return label, np.ones(label.shape, dtype=bool)
+
+
+def label_band(label: np.ndarray, band: str) -> np.ndarray:
+    """MultiSenGE codes as band ``band`` of a labels product: ``label`` as they are, ``label10`` and
+    ``label6`` in gee_fusion's groupings."""
+    if band == "label10":
+        return regroup(label, GROUPS_10)
+    if band == "label6":
+        return regroup(label, GROUPS_6)
+    return label
 
 
 def worldcover(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) -> np.ndarray:

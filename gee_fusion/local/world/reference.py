@@ -28,7 +28,6 @@ import functools
 import numpy as np
 from affine import Affine
 
-from gee_fusion.classes import GROUPS_6, GROUPS_10, regroup
 from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import ImageSource, WindowT
 from gee_fusion.local.world import noise
@@ -47,7 +46,7 @@ from gee_fusion.local.world.landcover import (
     VINEYARD,
     coords,
 )
-from gee_fusion.local.world.products import LABELS_MILLIS, landcover_at
+from gee_fusion.local.world.products import LABELS_MILLIS, label_band, landcover_at
 
 OUTDATED_SHARE = 0.02
 """Share of land objects (a class within a parcel) whose reference class is the previous one."""
@@ -212,9 +211,5 @@ class ReferenceSource(ImageSource):
 
     def read(self, band: str, window: WindowT) -> Pixels:
         col, row, w, h = window
-        label = reference_labels(self.cfg, col, row, w, h)
-        if band == "label10":
-            label = regroup(label, GROUPS_10)
-        elif band == "label6":
-            label = regroup(label, GROUPS_6)
+        label = label_band(reference_labels(self.cfg, col, row, w, h), band)
         return label, np.ones(label.shape, dtype=bool)
