@@ -90,7 +90,7 @@ def test_a_demolition_is_confirmed_by_a_nearby_sar_darkening() -> None:
 
 
 def test_a_lasting_darkening_of_a_built_pixel_is_a_sar_led_demolition() -> None:
-    from gee_fusion.monitoring.fusion import sar_led_demolition, vv_step
+    from gee_fusion.monitoring.fusion import sar_led_demolition, vv_steps
 
     # four pixels, eight months: classes stay built (rubble looks like roofs) except pixel 3 (farmland)
     classes = [np.array([1, 1, 2, 3]) for _ in range(8)]
@@ -100,10 +100,11 @@ def test_a_lasting_darkening_of_a_built_pixel_is_a_sar_led_demolition() -> None:
     vv[4:, 2] = 0.5  # pixel 2: a lasting drop of 1.5 dB only (under STEP_DB)
     vv[:, 3], vv[4:, 3] = -12.0, -18.0  # pixel 3: a field, never built
     vv[6, 0] = np.nan  # a month without acquisition is no evidence either way
-    hit, index = sar_led_demolition(classes, vv, persist=2)
+    hit, index = sar_led_demolition(classes, vv_steps(vv, persist=2), persist=2)
     assert hit.tolist() == [True, False, False, False] and index.tolist() == [4, -1, -1, -1]
     # the step against a numpy loop: the smaller of the local and the lasting drop, the largest one
-    where, size = vv_step(vv, persist=2, direction=2)
+    steps = vv_steps(vv, persist=2)
+    where, size = steps.drop_at, steps.drop
     for px in range(4):
         steps = {
             t: min(
@@ -119,11 +120,11 @@ def test_a_lasting_darkening_of_a_built_pixel_is_a_sar_led_demolition() -> None:
     # a drop in month 1 comes before persist months: it is placed at month 2, the first it can be
     early = np.full((8, 4), 2.0, dtype=np.float32)
     early[1:, 0] = -9.0
-    assert sar_led_demolition(classes, early, persist=2)[1].tolist() == [2, -1, -1, -1]
+    assert sar_led_demolition(classes, vv_steps(early, persist=2), persist=2)[1].tolist() == [2, -1, -1, -1]
 
 
 def test_a_lasting_rise_into_a_built_class_is_a_sar_led_urbanisation() -> None:
-    from gee_fusion.monitoring.fusion import sar_led_urbanisation
+    from gee_fusion.monitoring.fusion import sar_led_urbanisation, vv_steps
 
     months = np.arange(600, 608)
     classes = [np.array([3, 3, 3]) for _ in range(3)] + [np.array([1, 1, 3]) for _ in range(5)]
@@ -132,7 +133,7 @@ def test_a_lasting_rise_into_a_built_class_is_a_sar_led_urbanisation() -> None:
     vv[3, 1] = -2.0  # pixel 1: one bright month only
     vv[3:, 2] = -2.0  # pixel 2: a lasting rise, but never classified built
     none = np.zeros(3, dtype=np.int64)  # the omnibus test saw nothing (its last change was later)
-    hit, index = sar_led_urbanisation(classes, months, none, none, persist=2, vv_db=vv)
+    hit, index = sar_led_urbanisation(classes, months, none, none, persist=2, steps=vv_steps(vv, persist=2))
     assert hit.tolist() == [True, False, False] and index.tolist() == [3, -1, -1]
     assert not sar_led_urbanisation(classes, months, none, none, persist=2)[0].any()  # without the series
 

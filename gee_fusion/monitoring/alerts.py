@@ -68,21 +68,20 @@ def change_alerts(
 
 
 def flood_alerts(
-    vv_db: np.ndarray,
+    flooded: np.ndarray,
     classes: Sequence[np.ndarray],
     *,
     grid: PixelGrid,
     months: Sequence[date],
     min_area_m2: float,
-    water_db: float = flood.WATER_DB,
-    drop_db: float = flood.DROP_DB,
 ) -> list[dict[str, Any]]:
-    """Features (``type`` ``flood``) of the flood events of the monthly VV means (:mod:`flood`):
+    """Features (``type`` ``flood``) of the flood events of the flooded months (``flooded``, from
+    :func:`flood.flooded` on the monthly VV means):
     onset and end month, flooded area (the union of its months), the usual class of its pixels
     (``from_class``, their most common class outside the event), ``to_class`` 6 and the share of its
     pixels the class maps call water, wetland or open in one of its months (``confidence``)."""
     min_px = max(1, int(np.ceil(min_area_m2 / _pixel_area(grid))))
-    events = flood.flood_events(flood.flooded(vv_db, water_db=water_db, drop_db=drop_db), min_pixels=min_px)
+    events = flood.flood_events(flooded, min_pixels=min_px)
     stack = np.stack([np.asarray(c) for c in classes])
     features = []
     for event in events:

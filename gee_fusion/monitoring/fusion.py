@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,11 +49,11 @@ def sar_led_urbanisation(
     *,
     persist: int = 2,
     built: Sequence[int] = BUILT_6,
-    vv_db: np.ndarray | None = None,
+    steps: VVSteps | None = None,
     rise_db: float = STEP_DB,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where the last Sentinel-1 change is a brightening (``monitoring.sar`` code 1), or (with
-    ``vv_db``) the monthly mean VV rises for good by at least ``rise_db`` (:func:`vv_step`) at a
+    ``steps``) the monthly mean VV rises for good by at least ``rise_db`` (:func:`vv_steps`) at a
     month before which the pixel was not built the whole time, and the class maps of that month
     and the ``persist - 1`` months after are built; with the index (into ``classes``) of that
     month, -1 elsewhere.
@@ -64,15 +65,15 @@ def sar_led_urbanisation(
         sar_direction: Its direction (1 brighter, 2 darker, 3 mixed).
         persist: Months the built class must hold from the change on.
         built: The built classes.
-        vv_db: Monthly mean VV (dB, NaN: no acquisition), shape (months, rows, cols).
+        steps: The monthly VV's lasting steps (:func:`vv_steps`).
         rise_db: Least lasting rise of the monthly VV.
     """
     stack = np.stack([np.asarray(c) for c in classes])
     index = np.searchsorted(month_numbers, sar_month)
     known = (sar_month > 0) & (sar_direction == 1) & (index + persist <= len(classes))
     index = np.where(known, index, -1)
-    if vv_db is not None:  # or a lasting rise of the monthly VV from a pixel not built before
-        up, rise = vv_step(vv_db, persist=persist, direction=1)
+    if steps is not None:  # or a lasting rise of the monthly VV from a pixel not built before
+        up, rise = steps.rise_at, steps.rise
         stepped = (rise >= rise_db) & (up >= 1) & ~known
         for t in np.unique(up[stepped]):
             sel = stepped & (up == t)
@@ -87,40 +88,50 @@ def sar_led_urbanisation(
     return hit, np.where(hit, index, -1)
 
 
-def vv_step(vv_db: np.ndarray, *, persist: int = 2, direction: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """The largest lasting step of the monthly VV per pixel. For each month t with ``persist``
-    months before and after, the step is the smaller of the local one (median of the ``persist``
-    months from t minus the median of the ``persist`` months before: it places the step) and the
-    lasting one (median of every month from t minus median of every month before: the new level
-    holds); NaN months are left out, and medians let one wet or windy month move nothing. Returns
-    the index of the month of the largest drop (``direction`` 2) or rise (1) and its size in dB
-    (positive; 0 where no month qualifies)."""
+@dataclass(frozen=True)
+class VVSteps:
+    """The largest lasting rise and drop of the monthly VV per pixel (:func:`vv_steps`): the index
+    of the month each starts (-1: none) and its size in dB (positive; 0: none)."""
+
+    rise_at: np.ndarray
+    rise: np.ndarray
+    drop_at: np.ndarray
+    drop: np.ndarray
+
+
+def vv_steps(vv_db: np.ndarray, *, persist: int = 2) -> VVSteps:
+    """The largest lasting rise and drop of the monthly VV per pixel, in one pass. For each month t
+    with ``persist`` months before and after, a step is the smaller of the local one (median of
+    the ``persist`` months from t minus the median of the ``persist`` months before: it places the
+    step) and the lasting one (median of every month from t minus median of every month before:
+    the new level holds); NaN months are left out, and medians let one wet or windy month move
+    nothing."""
     vv = np.asarray(vv_db, dtype=np.float32)
-    best = np.zeros(vv.shape[1:], dtype=np.float32)
-    index = np.full(vv.shape[1:], -1, dtype=np.int64)
-    sign = 1.0 if direction == 1 else -1.0
+    shape = vv.shape[1:]
+    rise, drop = np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
+    rise_at, drop_at = np.full(shape, -1, dtype=np.int64), np.full(shape, -1, dtype=np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN sides: no step
         for t in range(persist, vv.shape[0] - persist + 1):
             local = np.nanmedian(vv[t : t + persist], axis=0) - np.nanmedian(vv[t - persist : t], axis=0)
             lasting = np.nanmedian(vv[t:], axis=0) - np.nanmedian(vv[:t], axis=0)
-            step = np.minimum(sign * local, sign * lasting)
-            better = np.isfinite(step) & (step > best)
-            best = np.where(better, step, best)
-            index = np.where(better, t, index)
-    return index, best
+            up, down = np.minimum(local, lasting), np.minimum(-local, -lasting)
+            higher, lower = np.isfinite(up) & (up > rise), np.isfinite(down) & (down > drop)
+            rise, rise_at = np.where(higher, up, rise), np.where(higher, t, rise_at)
+            drop, drop_at = np.where(lower, down, drop), np.where(lower, t, drop_at)
+    return VVSteps(rise_at, rise, drop_at, drop)
 
 
 def sar_led_demolition(
     classes: Sequence[np.ndarray],
-    vv_db: np.ndarray,
+    steps: VVSteps,
     *,
     persist: int = 2,
     drop_db: float = STEP_DB,
     built: Sequence[int] = BUILT_6,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Where the monthly mean VV drops for good by at least ``drop_db`` (:func:`vv_step`: the mean
-    after the month minus the mean before) at a month t, the pixel being classified built in the
+    """Where the monthly mean VV drops for good by at least ``drop_db`` (:func:`vv_steps`) at a
+    month t, the pixel being classified built in the
     ``persist`` months before t (walls gone: the double bounce is lost for good, not a wet or windy
     month); with t, -1 elsewhere. It catches demolitions whose rubble the classifier still calls
     built (no class transition), as :func:`sar_led_urbanisation` catches building sites. A step of
@@ -129,13 +140,13 @@ def sar_led_demolition(
 
     Args:
         classes: Monthly class maps, in month order.
-        vv_db: Monthly mean VV (dB, NaN: no acquisition), shape (months, rows, cols).
-        persist: Months classified built before the drop, and least months on either side.
-        drop_db: Least drop of the mean VV after the month against before.
+        steps: The monthly VV's lasting steps (:func:`vv_steps`).
+        persist: Months classified built before the drop.
+        drop_db: Least lasting drop of the monthly VV.
         built: The built classes.
     """
     stack = np.stack([np.asarray(c) for c in classes])
-    index, drop = vv_step(vv_db, persist=persist, direction=2)
+    index, drop = steps.drop_at, steps.drop
     hit = (index >= persist) & (drop >= drop_db)
     for t in np.unique(index[hit]):
         sel = index == t

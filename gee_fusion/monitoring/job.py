@@ -311,6 +311,7 @@ def _changes(
     numbers = np.array([month_index(m) for m in months])
 
     vv = read_backscatter(out, months)
+    steps = fusion.vv_steps(vv, persist=cfg.persist)
 
     def sar_confirmed(mask: np.ndarray, direction: int) -> np.ndarray:
         """The omnibus test's last change, or a lasting step of the monthly VV (the last change of
@@ -319,19 +320,19 @@ def _changes(
         onset_month = np.where(mask, numbers[np.maximum(tr.onset, 0)], -1)
         by_test = fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance,
                                    direction=direction)  # fmt: skip
-        step_at, step = fusion.vv_step(vv, persist=cfg.persist, direction=direction)
+        step_at, step = (steps.rise_at, steps.rise) if direction == 1 else (steps.drop_at, steps.drop)
         by_step = mask & (step >= fusion.STEP_DB) & (np.abs(step_at - tr.onset) <= cfg.tolerance)
         return by_test | by_step
 
     confirmed, confirmed_down = sar_confirmed(urban, 1), sar_confirmed(demolished, 2)  # brighter / darker
     # rubble the forests still call built: a lasting Sentinel-1 darkening of a built pixel
-    down_led, down_index = fusion.sar_led_demolition(classes, vv, persist=cfg.persist)
+    down_led, down_index = fusion.sar_led_demolition(classes, steps, persist=cfg.persist)
     down_led &= ~demolished
     down_tr = _led_transitions(classes, tr, down_led, down_index)
     # a site the forests call built during the works has no transition: Sentinel-1 leads there
     # (not on a lot demolished in the period: its later greening is no new building)
     sar_led, sar_index = fusion.sar_led_urbanisation(
-        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist, vv_db=vv
+        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist, steps=steps
     )
     sar_led &= ~(urban | down_led | demolished)
     up = _led_transitions(classes, tr, sar_led, sar_index)
@@ -356,7 +357,8 @@ def _changes(
     objects += objects_of(sar_led, up, sar_led, "urbanisation", "SAR + built class")
     objects += objects_of(demolished, tr, confirmed_down, "demolition", "class change + SAR")
     objects += objects_of(down_led, down_tr, down_led, "demolition", "SAR + built class before")
-    floods = alerts.flood_alerts(vv, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2)
+    flooded = flood.flooded(vv)
+    floods = alerts.flood_alerts(flooded, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2)
     kept = [f for f in objects + floods if f["properties"]["confidence"] >= cfg.min_confidence]
     if len(objects) + len(floods) > len(kept):
         dropped = len(objects) + len(floods) - len(kept)
@@ -364,7 +366,6 @@ def _changes(
     total = _write_alerts(out, months, kept, grid, confirmable=len(months) - cfg.persist + 1)
     change = np.where(urban | sar_led, up.onset + 1, 0).astype(np.uint8)
     down = np.where(demolished | down_led, down_tr.onset + 1, 0).astype(np.uint8)
-    flooded = flood.flooded(vv)
     flood_first = np.where(flooded.any(axis=0), flooded.argmax(axis=0) + 1, 0).astype(np.uint8)
     up_sar, down_sar = (confirmed | sar_led).astype(np.uint8), (confirmed_down | down_led).astype(np.uint8)
     bands = [change, up_sar, down, down_sar, flood_first]
