@@ -10,17 +10,20 @@ such a change. Prints one JSON line: ``<rule>_precision``, ``<rule>_recall``,
 ``<rule>_onset_delay_months`` (median over found changes of the object's median last-change month
 minus the nearest truth month, start or end) and ``<rule>_false_alarms_per_km2_month``. The
 optical and fused figures come from the monitoring job (``gee-fusion monitor``) run over the same
-square and months: ``optical`` is every persistent class transition into or out of built-up (the
-monthly in-cloud forests, ``persist`` months: urbanisations and demolitions), ``fused`` every
-alert the job wrote (urbanisations and demolitions with at least ``min_confidence`` of their
-pixels confirmed by Sentinel-1 within ``tolerance`` months, Sentinel-1 brightenings classified
-built from then on, and floods of the monthly VV confirmed by the water class). All detectors are
-scored against every truth change; ``fused_found_<type>`` says how many of each type of change
+square and months: ``optical`` is every persistent class transition into or out of built-up and
+every site opening (vegetated land classified built, water or open from then on: the monthly
+in-cloud forests alone, ``persist`` months), ``fused`` every alert the job wrote (urbanisations,
+demolitions and site openings with at least ``min_confidence`` of their pixels confirmed by
+Sentinel-1 within ``tolerance`` months, Sentinel-1 brightenings classified built from then on,
+darkenings of built pixels, and floods of the monthly VV confirmed by the water class). All
+detectors are scored against every truth change; ``fused_found_<type>`` says how many of each type of change
 the alerts found (``truth_<type>``: how many there were), and ``urban_truth_changes`` /
 ``fused_urban_recall`` the urbanisations (construction, industrial, road) alone.
 
 Usage: python benchmarks/monitoring.py [--size-km 4] [--start 2021-01] [--months 24] [--sar-only]
-       [--origin X Y]   (e.g. --origin 363420 5480720 --size-km 2.4: the demo monitoring config's area)
+       [--origin X Y] [--out DIR]
+       (e.g. --origin 363420 5480720 --size-km 2.4: the demo monitoring config's area; --out keeps
+       the job's outputs, and a rerun with the same --out reuses its monthly class maps)
 """
 
 from __future__ import annotations
@@ -92,10 +95,18 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
     t0 = time.perf_counter()
     run_monitor(cfg, until=f"{months[-1]:%Y-%m}", progress=False)
     seconds = time.perf_counter() - t0
-    tr = optical.persistent_changes(read_class_maps(out, months), persist=cfg.persist)
-    urban = fusion.urbanisation(tr) | fusion.demolition(tr)
+    classes = read_class_maps(out, months)
     numbers = np.array([month_index(m) for m in months])
-    when = np.where(urban, numbers[np.maximum(tr.onset, 0)], 0)
+    urban = np.zeros(grid.shape, dtype=bool)
+    when = np.zeros(grid.shape, dtype=np.int64)
+    for tr in (
+        optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.into_built),
+        optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.out_of_built),
+        fusion.site_opening(classes, persist=cfg.persist),
+    ):
+        new = (tr.onset >= 0) & ~urban
+        when[new] = numbers[tr.onset[new]]
+        urban |= new
     fused = np.zeros(grid.shape, dtype=bool)
     fused_when = np.zeros(grid.shape, dtype=np.int64)
     for path in sorted(out.glob("months/*/alerts.geojson")):
@@ -162,6 +173,7 @@ def main() -> None:
     )
     parser.add_argument("--origin", type=float, nargs=2, metavar=("X", "Y"), default=None,
                         help="upper-left corner, world CRS (default: centred on the city)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="keep the monitoring job's outputs here")
     args = parser.parse_args()
     gee_fusion.connect("local")
     first = date.fromisoformat(args.start + "-01")
@@ -200,7 +212,7 @@ def main() -> None:
                 figures[f"{source}_{key}"] = None
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            detections, job_seconds = monitored(grid, months, Path(tmp) / "monitoring")
+            detections, job_seconds = monitored(grid, months, args.out or Path(tmp) / "monitoring")
         figures["monitor_seconds"] = round(job_seconds, 1)
         for source in ("optical", "fused"):
             result = score(detections[source], detections[f"{source}_when"], changes, km2, args.months)

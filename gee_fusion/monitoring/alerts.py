@@ -1,7 +1,7 @@
 """Alert objects of the monitoring job: GeoJSON features of change objects (numpy masks to polygons).
 
 An alert is one 8-connected object of a change mask of at least ``min_area_m2``, with its
-``type`` (``urbanisation``, ``demolition``, ``flood``), the ``evidence`` that raised it, its
+``type`` (``urbanisation``, ``demolition``, ``site``, ``flood``), the ``evidence`` that raised it, its
 ``onset`` month, its area, the classes before and after, and its ``confidence`` (the share of its
 pixels the other source confirms). Floods also carry their ``end`` month.
 """
@@ -34,6 +34,14 @@ def _pixel_area(grid: PixelGrid) -> float:
     return abs(grid.transform[0] * grid.transform[4])
 
 
+def _evidence(evidence: str | Sequence[tuple[str, np.ndarray]], obj: np.ndarray) -> str:
+    """The evidence of one object: ``evidence`` itself, or the labels of the masks it overlaps."""
+    if isinstance(evidence, str):
+        return evidence
+    shares = [(int(m[obj].sum()), label) for label, m in evidence]
+    return ", ".join(label for n, label in sorted(shares, key=lambda s: -s[0]) if n)
+
+
 def change_alerts(
     mask: np.ndarray,
     transitions: Transitions,
@@ -43,11 +51,12 @@ def change_alerts(
     months: Sequence[date],
     min_area_m2: float,
     kind: str,
-    evidence: str,
+    evidence: str | Sequence[tuple[str, np.ndarray]],
 ) -> list[dict[str, Any]]:
     """Features (``type`` ``kind``) of the 8-connected objects of ``mask`` of at least
     ``min_area_m2``: onset (the median of its pixels' onsets), area, classes before and after,
-    the share of its pixels ``confirmed``."""
+    the share of its pixels ``confirmed``, and its ``evidence``: a label, or (label, mask) pairs of
+    which the object gets the labels of the masks it overlaps, most pixels first."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     area_px = _pixel_area(grid)
     features = []
@@ -58,7 +67,7 @@ def change_alerts(
             continue
         onset = months[int(np.median(transitions.onset[obj]))]
         properties = {
-            "type": kind, "evidence": evidence, "onset": f"{onset:%Y-%m}", "area_m2": area,
+            "type": kind, "evidence": _evidence(evidence, obj), "onset": f"{onset:%Y-%m}", "area_m2": area,
             "from_class": int(np.bincount(transitions.before[obj]).argmax()),
             "to_class": int(np.bincount(transitions.after[obj]).argmax()),
             "confidence": round(float(confirmed[obj].mean()), 3),

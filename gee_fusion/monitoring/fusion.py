@@ -12,7 +12,10 @@ look like roofs), where no class transition happens in the period. A **demolitio
 reverse, a persistent transition from a built class to a non-built one (:func:`demolition`),
 confirmed by a darkening (walls gone) within ``tolerance`` months; a **SAR-led demolition**
 (:func:`sar_led_demolition`) is a lasting Sentinel-1 darkening of a pixel classified built before
-it, for rubble the classifier still calls built.
+it, for rubble the classifier still calls built. A **site opening**
+(:func:`site_opening`) is vegetated land that becomes bare, water or built for good (topsoil
+stripped: the first state of a building site, which the classifier calls open land or built),
+confirmed by a Sentinel-1 change of either direction near it (:func:`sar_changed_near`).
 """
 
 from __future__ import annotations
@@ -23,22 +26,79 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gee_fusion.monitoring.optical import BUILT_6, Transitions
+from gee_fusion.monitoring.optical import BUILT_6, Transitions, persistent_changes
 
 STEP_DB = 2.0
 """Least lasting step of the monthly mean VV (dB) taken as Sentinel-1 evidence of walls built or gone."""
+SITE_STEP_DB = 1.5
+"""Least lasting step of the monthly mean VV (dB), either way, taken as Sentinel-1 evidence of a site
+opening: stripped soil, spoil heaps and machinery change the backscatter of the field or meadow they
+replace by less than walls do (a rougher surface brightens it, a smoother dry one darkens it)."""
+VEGETATED_6 = (3, 4, 5)
+"""Vegetated classes of the 6-class grouping: agriculture, grassland, woody."""
+OPENED_6 = (1, 2, 6)
+"""What a site opening turns vegetated land into: built classes, or water, wetland and open land."""
+
+
+def into_built(before: np.ndarray, after: np.ndarray, *, built: Sequence[int] = BUILT_6) -> np.ndarray:
+    """Which class changes (class before, class after) go from a non-built class to a built one."""
+    return np.isin(after, built) & ~np.isin(before, built)
+
+
+def out_of_built(before: np.ndarray, after: np.ndarray, *, built: Sequence[int] = BUILT_6) -> np.ndarray:
+    """Which class changes (class before, class after) go from a built class to a non-built one."""
+    return np.isin(before, built) & ~np.isin(after, built)
 
 
 def urbanisation(transitions: Transitions, *, built: Sequence[int] = BUILT_6) -> np.ndarray:
     """Where a persistent transition goes from a non-built class to a built one."""
-    into = np.isin(transitions.after, built) & ~np.isin(transitions.before, built)
-    return (transitions.onset >= 0) & into
+    return (transitions.onset >= 0) & into_built(transitions.before, transitions.after, built=built)
 
 
 def demolition(transitions: Transitions, *, built: Sequence[int] = BUILT_6) -> np.ndarray:
     """Where a persistent transition goes from a built class to a non-built one."""
-    out_of = np.isin(transitions.before, built) & ~np.isin(transitions.after, built)
-    return (transitions.onset >= 0) & out_of
+    return (transitions.onset >= 0) & out_of_built(transitions.before, transitions.after, built=built)
+
+
+def site_opening(classes: Sequence[np.ndarray], *, persist: int = 2) -> Transitions:
+    """The first month each pixel leaves the vegetated classes (:data:`VEGETATED_6`) for good: the
+    ``persist`` months before it are vegetated (any of them: a meadow classified cropland one month
+    is still green), the ``persist`` months from it on are built, water or open (any of them: a site
+    is classified open land one month, built the next). With, as classes, those of the month
+    before and of that month.
+
+    Raises:
+        DataError: When the series is shorter than ``2 * persist`` months.
+    """
+    stack = np.stack([np.asarray(c) for c in classes])
+    group = np.where(np.isin(stack, VEGETATED_6), 0, np.where(np.isin(stack, OPENED_6), 1, 2))
+    onset = persistent_changes(list(group), persist=persist, keep=lambda b, a: (b == 0) & (a == 1)).onset
+    index = np.maximum(onset, 0)[None]
+    before = np.take_along_axis(stack, np.maximum(index - 1, 0), 0)[0]
+    after = np.take_along_axis(stack, index, 0)[0]
+    return Transitions(onset, np.where(onset >= 0, before, 0), np.where(onset >= 0, after, 0))
+
+
+def sar_changed_near(
+    onset: np.ndarray,
+    month_numbers: np.ndarray,
+    sar_last: np.ndarray,
+    steps: VVSteps,
+    *,
+    tolerance: int = 1,
+    step_db: float = SITE_STEP_DB,
+) -> np.ndarray:
+    """Where a change at month index ``onset`` (-1: none) has Sentinel-1 evidence of either
+    direction within ``tolerance`` months: the omnibus test's last change (``sar_last``, months since
+    1970-01, 0: none), or the monthly VV's largest lasting rise or drop (:func:`vv_steps`) of at
+    least ``step_db``."""
+    known = onset >= 0
+    when = np.where(known, month_numbers[np.maximum(onset, 0)], -1)
+    gap = np.abs(when.astype(np.int64) - sar_last.astype(np.int64))
+    by_test = known & (sar_last > 0) & (gap <= tolerance)
+    rise = (steps.rise >= step_db) & (np.abs(steps.rise_at - onset) <= tolerance)
+    drop = (steps.drop >= step_db) & (np.abs(steps.drop_at - onset) <= tolerance)
+    return np.asarray(by_test | (known & (rise | drop)))
 
 
 def sar_led_urbanisation(

@@ -6,17 +6,19 @@ Sentinel-1 means, VV and VH dB) and ``months/YYYY-MM/class.tif`` (a COG with the
 table and a ``source`` band: 1 S1 + S2, 2 S1 only), each to a temporary name renamed on success,
 the class map last; months with both are skipped on the next run, so the job is idempotent and
 resumable. With a ``batch`` section the months are classified by Earth Engine batch tasks
-instead (:mod:`gee_fusion.monitoring.batch`). Then, over every month so far: persistent
-transitions, urbanisations (non-built -> built) and demolitions (built -> non-built), the
-Sentinel-1 omnibus changes of the whole period and their fusion, and the floods of the monthly
-VV (:mod:`gee_fusion.monitoring.flood`). Every month gets ``months/YYYY-MM/alerts.geojson``
-(:mod:`gee_fusion.monitoring.alerts`): one polygon per 8-connected object of at least
-``min_area_m2`` whose onset is that month, with its ``type``, ``evidence``, onset month, area,
-the classes before and after, and its confidence (the share of its pixels the other source
-confirms: a Sentinel-1 brightening for an urbanisation, a darkening for a demolition, a water
-class for a flood; objects under ``min_confidence`` are dropped: a class change the radar did
-not see is a classification error more often than a building). Urbanisations and demolitions
-appear once they can be confirmed (``persist - 1`` later months exist); floods at once.
+instead (:mod:`gee_fusion.monitoring.batch`). Then, over every month so far, the change layers
+of :mod:`gee_fusion.monitoring.detect`: urbanisations (non-built -> built), demolitions (built ->
+non-built) and site openings (vegetated -> open or built), from the persistent class transitions,
+the Sentinel-1 omnibus changes of the whole period and the steps of the monthly VV; and the
+floods of the monthly VV (:mod:`gee_fusion.monitoring.flood`). Every month gets
+``months/YYYY-MM/alerts.geojson`` (:mod:`gee_fusion.monitoring.alerts`): one polygon per
+8-connected object of a layer of at least ``min_area_m2`` whose onset is that month, with its
+``type``, ``evidence``, onset month, area, the classes before and after, and its confidence (the
+share of its pixels the other source confirms: a Sentinel-1 brightening for an urbanisation, a
+darkening for a demolition, a change either way for a site, a water class for a flood; objects
+under ``min_confidence`` are dropped: a class change the radar did not see is a classification
+error more often than a building). Urbanisations, demolitions and sites appear once they can be
+confirmed (``persist - 1`` later months exist); floods at once.
 ``urban_area.csv`` holds the built-up area per month and ``monitoring.html`` the maps, the
 alerts and the curve.
 """
@@ -46,7 +48,7 @@ from gee_fusion.grid import PixelGrid
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import write_cog
 from gee_fusion.io.console import say
-from gee_fusion.monitoring import alerts, flood, fusion, optical
+from gee_fusion.monitoring import alerts, detect, optical
 from gee_fusion.monitoring.batch import MonitorBatch, classify_by_batch
 from gee_fusion.monitoring.sar import sar_changes
 from gee_fusion.monitoring.sdg import SdgSettings, write_sdg_table
@@ -306,88 +308,36 @@ def _changes(
 ) -> int:  # fmt: skip
     say(progress, f"  Sentinel-1 changes over {len(months)} months")
     sar = compute_by_tile(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
-    tr = optical.persistent_changes(classes, persist=cfg.persist)
-    urban, demolished = fusion.urbanisation(tr), fusion.demolition(tr)
     numbers = np.array([month_index(m) for m in months])
-
-    vv = read_backscatter(out, months)
-    steps = fusion.vv_steps(vv, persist=cfg.persist)
-
-    def sar_confirmed(mask: np.ndarray, direction: int) -> np.ndarray:
-        """The omnibus test's last change, or a lasting step of the monthly VV (the last change of
-        a lot that greens up after a demolition is a later vegetation change), in ``direction``
-        within ``tolerance`` months of the class change."""
-        onset_month = np.where(mask, numbers[np.maximum(tr.onset, 0)], -1)
-        by_test = fusion.confirmed(onset_month, sar["last"], sar["last_direction"], tolerance=cfg.tolerance,
-                                   direction=direction)  # fmt: skip
-        step_at, step = (steps.rise_at, steps.rise) if direction == 1 else (steps.drop_at, steps.drop)
-        by_step = mask & (step >= fusion.STEP_DB) & (np.abs(step_at - tr.onset) <= cfg.tolerance)
-        return by_test | by_step
-
-    confirmed, confirmed_down = sar_confirmed(urban, 1), sar_confirmed(demolished, 2)  # brighter / darker
-    # rubble the forests still call built: a lasting Sentinel-1 darkening of a built pixel
-    down_led, down_index = fusion.sar_led_demolition(classes, steps, persist=cfg.persist)
-    down_led &= ~demolished
-    down_tr = _led_transitions(classes, tr, down_led, down_index)
-    # a site the forests call built during the works has no transition: Sentinel-1 leads there
-    # (not on a lot demolished in the period: its later greening is no new building)
-    sar_led, sar_index = fusion.sar_led_urbanisation(
-        classes, numbers, sar["last"], sar["last_direction"], persist=cfg.persist, steps=steps
+    found = detect.change_layers(
+        classes, read_backscatter(out, months), sar, numbers, persist=cfg.persist, tolerance=cfg.tolerance
     )
-    sar_led &= ~(urban | down_led | demolished)
-    up = _led_transitions(classes, tr, sar_led, sar_index)
-
-    # objects over the whole change mask (a site's pixels flip over a month or two); each
-    # object's onset is the median onset of its pixels
-    def objects_of(
-        mask: np.ndarray, trans: optical.Transitions, seen: np.ndarray, kind: str, evidence: str
-    ) -> list[dict[str, Any]]:
-        return alerts.change_alerts(
-            mask,
-            trans,
-            seen,
-            grid=grid,
-            months=months,
-            min_area_m2=cfg.min_area_m2,
-            kind=kind,
-            evidence=evidence,
-        )
-
-    objects = objects_of(urban, tr, confirmed, "urbanisation", "class change + SAR")
-    objects += objects_of(sar_led, up, sar_led, "urbanisation", "SAR + built class")
-    objects += objects_of(demolished, tr, confirmed_down, "demolition", "class change + SAR")
-    objects += objects_of(down_led, down_tr, down_led, "demolition", "SAR + built class before")
-    flooded = flood.flooded(vv)
-    floods = alerts.flood_alerts(flooded, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2)
-    kept = [f for f in objects + floods if f["properties"]["confidence"] >= cfg.min_confidence]
-    if len(objects) + len(floods) > len(kept):
-        dropped = len(objects) + len(floods) - len(kept)
+    # objects over the whole change mask of each kind (a site's pixels flip over a month or two,
+    # some by a class change, some by Sentinel-1); each object's onset is its pixels' median onset
+    objects = []
+    for layer in found.layers:
+        objects += alerts.change_alerts(
+            layer.mask, layer.transitions, layer.confirmed, grid=grid, months=months,
+            min_area_m2=cfg.min_area_m2, kind=layer.kind, evidence=layer.evidence,
+        )  # fmt: skip
+    objects += alerts.flood_alerts(
+        found.flooded, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2
+    )
+    kept = [f for f in objects if f["properties"]["confidence"] >= cfg.min_confidence]
+    if len(objects) > len(kept):
+        dropped = len(objects) - len(kept)
         say(progress, f"  {dropped} change(s) without confirmation by the other source dropped")
     total = _write_alerts(out, months, kept, grid, confirmable=len(months) - cfg.persist + 1)
-    change = np.where(urban | sar_led, up.onset + 1, 0).astype(np.uint8)
-    down = np.where(demolished | down_led, down_tr.onset + 1, 0).astype(np.uint8)
+    up, down = found.urbanisation, found.demolition
+    flooded = found.flooded
     flood_first = np.where(flooded.any(axis=0), flooded.argmax(axis=0) + 1, 0).astype(np.uint8)
-    up_sar, down_sar = (confirmed | sar_led).astype(np.uint8), (confirmed_down | down_led).astype(np.uint8)
-    bands = [change, up_sar, down, down_sar, flood_first]
+    bands = [up.month_band(), (up.mask & up.confirmed).astype(np.uint8), down.month_band(),
+             (down.mask & down.confirmed).astype(np.uint8), flood_first, found.site.month_band()]  # fmt: skip
     write_cog(out / "changes.tif", np.stack(bands), crs=grid.crs, transform=grid.transform, nodata=None,
               band_names=["urbanisation_month_index", "sar_confirmed", "demolition_month_index",
-                          "sar_confirmed_demolition", "flood_month_index"], resampling="nearest")  # fmt: skip
+                          "sar_confirmed_demolition", "flood_month_index", "site_month_index"],
+              resampling="nearest")  # fmt: skip
     return total
-
-
-def _led_transitions(
-    classes: list[np.ndarray], tr: optical.Transitions, led: np.ndarray, index: np.ndarray
-) -> optical.Transitions:
-    """The class transitions with, where Sentinel-1 led (``led``), its change month (``index``) and
-    the classes of the month before and of that month."""
-    stack = np.stack(classes)
-    previous = np.take_along_axis(stack, np.maximum(index - 1, 0)[None], 0)[0]
-    after = np.take_along_axis(stack, np.maximum(index, 0)[None], 0)[0]
-    return optical.Transitions(
-        onset=np.where(led, index, tr.onset),
-        before=np.where(led, previous, tr.before),
-        after=np.where(led, after, tr.after),
-    )
 
 
 def _write_alerts(

@@ -162,11 +162,23 @@ class Transitions:
     after: np.ndarray
 
 
-def persistent_changes(classes: Sequence[np.ndarray], *, persist: int = 2) -> Transitions:
+def persistent_changes(
+    classes: Sequence[np.ndarray],
+    *,
+    persist: int = 2,
+    keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> Transitions:
     """The first persistent class change of each pixel in a series of monthly class maps.
 
     A change at month index t (1 <= t, t + persist <= len): months t - persist .. t - 1 share one
     class, months t .. t + persist - 1 share another.
+
+    Args:
+        classes: Monthly class maps, in month order.
+        persist: Months each side of a change must hold its class.
+        keep: Which changes count, from the class before and after (arrays) to a boolean array:
+            with it, the first persistent change of that kind (an earlier change of another
+            kind, e.g. grassland to cropland, does not hide a later urbanisation). Default: any.
 
     Raises:
         DataError: When the series is shorter than ``2 * persist`` months or ``persist`` < 1.
@@ -186,5 +198,7 @@ def persistent_changes(classes: Sequence[np.ndarray], *, persist: int = 2) -> Tr
         stable_pre = (pre == pre[0]).all(axis=0)
         stable_post = (post == post[0]).all(axis=0)
         hit = stable_pre & stable_post & (pre[0] != post[0]) & (onset < 0)
+        if keep is not None:
+            hit &= keep(pre[0], post[0])
         onset[hit], before[hit], after[hit] = t, pre[0][hit], post[0][hit]
     return Transitions(onset, before, after)

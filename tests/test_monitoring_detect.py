@@ -1,0 +1,112 @@
+"""The change layers of a period (numpy): changes of one kind are not hidden by earlier changes
+of another kind, site openings with their Sentinel-1 evidence, and an alert object drawn over the
+union of the rules that raise one kind of change."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from gee_fusion.grid import PixelGrid
+from gee_fusion.monitoring import alerts, detect, fusion
+from gee_fusion.monitoring.optical import persistent_changes
+
+MONTHS = np.arange(600, 610)
+
+
+def series(*per_pixel: list[int]) -> list[np.ndarray]:
+    """Monthly class maps (1 row) from one class sequence per pixel."""
+    return [np.array([[seq[t] for seq in per_pixel]], dtype=np.uint8) for t in range(len(per_pixel[0]))]
+
+
+def test_an_earlier_change_of_another_kind_does_not_hide_an_urbanisation() -> None:
+    classes = series([4, 4, 3, 3, 3, 3, 1, 1, 1, 1])  # meadow -> cropland (month 2) -> built (month 6)
+    assert persistent_changes(classes, persist=2).onset.tolist() == [[2]]
+    up = persistent_changes(classes, persist=2, keep=fusion.into_built)
+    assert up.onset.tolist() == [[6]] and up.before.tolist() == [[3]] and up.after.tolist() == [[1]]
+    assert persistent_changes(classes, persist=2, keep=fusion.out_of_built).onset.tolist() == [[-1]]
+
+
+def test_a_site_opens_when_vegetated_land_turns_open_or_built_for_good() -> None:
+    classes = series(
+        [3, 4, 3, 6, 2, 6, 6, 1, 1, 1],  # a site: stripped in month 3, classified open or built
+        [3, 3, 3, 6, 3, 6, 3, 3, 3, 3],  # a field bare in two single months: no site
+        [1, 1, 1, 6, 6, 6, 6, 6, 6, 6],  # built land that becomes open: a demolition, not a site
+        [4, 4, 4, 4, 4, 4, 4, 6, 6, 6],  # a meadow turned open in month 7
+    )
+    tr = fusion.site_opening(classes, persist=2)
+    assert tr.onset.tolist() == [[3, -1, -1, 7]]
+    assert tr.before[0, 0] == 3 and tr.after[0, 0] == 6 and tr.before[0, 3] == 4
+    # against a per-pixel loop over the grouped series
+    stack = np.stack(classes)[:, 0]
+    for px in range(stack.shape[1]):
+        green = np.isin(stack[:, px], (3, 4, 5))
+        opened = np.isin(stack[:, px], (1, 2, 6))
+        first = next((t for t in range(2, 9) if green[t - 2 : t].all() and opened[t : t + 2].all()), -1)
+        assert tr.onset[0, px] == first
+
+
+def test_sar_evidence_of_either_direction_near_a_site_opening() -> None:
+    onset = np.array([3, 3, 3, 3, -1])
+    steps = fusion.VVSteps(
+        rise_at=np.array([-1, 4, -1, 3, 3]), rise=np.array([0, 1.6, 0, 1.0, 5.0], dtype=np.float32),
+        drop_at=np.array([2, -1, -1, -1, -1]), drop=np.array([1.8, 0, 0, 0, 0], dtype=np.float32),
+    )  # fmt: skip
+    last = np.array([0, 0, 604, 0, 603])
+    seen = fusion.sar_changed_near(onset, MONTHS, last, steps, tolerance=1)
+    # a drop a month early; a rise a month late; the omnibus test's last change a month late;
+    # a rise under SITE_STEP_DB; no site at all
+    assert seen.tolist() == [True, True, True, False, False]
+    assert not fusion.sar_changed_near(onset, MONTHS, last, steps, tolerance=0)[:3].any()
+
+
+def _sar(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    return {"last": np.zeros(shape, dtype=np.int64), "last_direction": np.zeros(shape, dtype=np.int64)}
+
+
+def test_a_building_site_caught_half_by_class_change_half_by_sar_is_one_alert() -> None:
+    rows, cols, t = 10, 10, 10
+    classes = [np.full((rows, cols), 3, dtype=np.uint8) for _ in range(t)]
+    vv = np.full((t, rows, cols), -12.0, dtype=np.float32)
+    for m in range(4, t):
+        classes[m][2:8, :] = 1  # classified built from month 4 on: a class change on the left half
+    classes[3][2:8, 5:] = 6  # the right half was open land in month 3: no persistent change there
+    vv[4:, 2:8, :] = -3.0  # walls: a lasting rise in month 4 over the whole site
+    found = detect.change_layers(classes, vv, _sar((rows, cols)), MONTHS, persist=2, tolerance=1)
+    up = found.urbanisation
+    assert up.mask[2:8].all() and up.mask.sum() == 60 and (up.transitions.onset[2:8] == 4).all()
+    assert up.confirmed[2:8].all()
+    by_rule = dict(up.evidence)
+    assert by_rule["class change + SAR"].sum() == 30 and by_rule["class change + SAR"][2:8, :5].all()
+    assert by_rule["SAR + built class"].sum() == 30 and by_rule["SAR + built class"][2:8, 5:].all()
+    grid = PixelGrid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 100.0), cols, rows)
+    months = [date(2020 + (m // 12), m % 12 + 1, 1) for m in range(t)]
+    features = alerts.change_alerts(
+        up.mask, up.transitions, up.confirmed, grid=grid, months=months, min_area_m2=5000.0,
+        kind=up.kind, evidence=up.evidence,
+    )  # fmt: skip
+    assert len(features) == 1  # 60 px: one 0.6 ha object; each rule alone is 30 px, under 0.5 ha
+    p = features[0]["properties"]
+    assert p["area_m2"] == pytest.approx(6000.0) and p["onset"] == f"{months[4]:%Y-%m}"
+    assert set(p["evidence"].split(", ")) == {"class change + SAR", "SAR + built class"}
+    assert not found.site.mask.any()  # the left half's site opening is its urbanisation
+
+
+def test_a_site_opening_is_a_layer_and_a_flood_is_not_a_site() -> None:
+    rows, cols, t = 4, 8, 10
+    classes = [np.full((rows, cols), 3, dtype=np.uint8) for _ in range(t)]
+    vv = np.full((t, rows, cols), -12.0, dtype=np.float32)
+    for m in range(5, t):
+        classes[m][:, :4] = 6  # left: stripped soil from month 5 on
+    vv[5:, :, :4] = -14.0  # smoother dry soil: a lasting drop of 2 dB
+    for m in (5, 6):
+        classes[m][:, 4:] = 6  # right: flooded two months (water)
+    vv[5:7, :, 4:] = -22.0
+    found = detect.change_layers(classes, vv, _sar((rows, cols)), MONTHS, persist=2, tolerance=1)
+    site = found.site
+    assert site.mask[:, :4].all() and not site.mask[:, 4:].any()
+    assert (site.transitions.onset[:, :4] == 5).all() and site.confirmed[:, :4].all()
+    assert found.flooded[5:7, :, 4:].all()
+    assert (site.month_band()[:, :4] == 6).all() and (site.month_band()[:, 4:] == 0).all()
