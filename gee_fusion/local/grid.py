@@ -203,9 +203,12 @@ def gather(
     row_ok, col_ok = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
     ri = np.clip(rows - r0, 0, array.shape[0] - 1)
     ci = np.clip(cols - c0, 0, array.shape[1] - 1)
-    values = array[ri[:, None], ci[None, :]]
-    valid = np.asarray(mask)[ri[:, None], ci[None, :]] & row_ok[:, None] & col_ok[None, :]
-    return values, valid
+    values = array.take(ri, axis=0).take(ci, axis=1)  # two 1-D takes: far faster than an outer index
+    mask = np.asarray(mask)
+    inside = row_ok[:, None] & col_ok[None, :]
+    if mask.ndim == 2 and mask.size and mask.strides == (0, 0):  # a constant mask (a broadcast scalar)
+        return values, inside if bool(mask.flat[0]) else np.zeros_like(inside)
+    return values, mask.take(ri, axis=0).take(ci, axis=1) & inside
 
 
 def sample_nearest(

@@ -98,12 +98,42 @@ def render(image: Image, grid: PixelGrid, *, band_ids: list[str] | None = None) 
             "Request fewer pixels or bands per call (gee_fusion.export plans requests within the limit)."
         )
     dtype = np.dtype([(b.name, b.dtype) for b in bands])
-    out = np.zeros(grid.shape, dtype=dtype)
     ctx = PixelContext([b.node for b in bands])
-    for band in bands:
-        vals, mask = ctx.pixels(band.node, grid)
-        out[band.name] = np.where(mask, vals, 0)
+    computed = [(band.name, *ctx.pixels(band.node, grid)) for band in bands]
+    return interleave(dtype, grid.shape, computed)
+
+
+INTERLEAVE_BYTES = 2**20
+"""Rows of the structured result filled at a time (about this many bytes): every band's part of a
+strip is written while the strip is in the CPU cache, instead of one pass over the whole result
+per band."""
+
+
+def interleave(dtype: np.dtype, shape: tuple[int, int], bands: list[tuple[str, Any, Any]]) -> np.ndarray:
+    """The structured (h, w) array of ``bands`` ((name, values, validity) each), masked pixels 0."""
+    out = np.empty(shape, dtype=dtype)
+    h, w = shape
+    step = max(1, INTERLEAVE_BYTES // max(1, w * dtype.itemsize))
+    parts = []
+    for name, vals, mask in bands:
+        vals = np.broadcast_to(vals, shape)
+        mask = np.asarray(mask, dtype=bool)
+        parts.append((out[name], vals, None if _all_true(mask) else np.broadcast_to(mask, shape)))
+    for r0 in range(0, h, step):
+        rows = slice(r0, min(r0 + step, h))
+        for field, vals, mask in parts:
+            if mask is None:
+                field[rows] = vals[rows]
+            else:
+                field[rows] = np.where(mask[rows], vals[rows], 0)
     return out
+
+
+def _all_true(mask: np.ndarray) -> bool:
+    """Whether every pixel is valid (a broadcast constant is read from one element)."""
+    if mask.size and all(stride == 0 for stride in mask.strides):
+        return bool(mask.flat[0])
+    return bool(mask.all())
 
 
 def compute_pixels(params: dict[str, Any]) -> Any:

@@ -161,19 +161,34 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
 
 
 def _reduce(arr: np.ndarray, factor: int, how: str) -> np.ndarray:
+    """``factor`` x ``factor`` cells of a 10 m field reduced to one coarser pixel: the mean (integers
+    rounded half to even, as ``np.rint`` of the exact mean), the bitwise OR, or the centre sample."""
     if factor == 1:
         return arr
     h, w = arr.shape[0] // factor, arr.shape[1] // factor
     blocks_ = arr[: h * factor, : w * factor].reshape(h, factor, w, factor)
     if how == "mean":
-        return (
-            np.rint(blocks_.mean(axis=(1, 3))).astype(arr.dtype)
-            if arr.dtype.kind in "iu"
-            else blocks_.mean(axis=(1, 3)).astype(arr.dtype)
-        )
+        if arr.dtype.kind in "iu":
+            return _integer_mean(blocks_, factor * factor).astype(arr.dtype)
+        return blocks_.mean(axis=(1, 3)).astype(arr.dtype)
     if how == "or":
         return np.bitwise_or.reduce(np.bitwise_or.reduce(blocks_, axis=3), axis=1)
     return blocks_[:, factor // 2, :, factor // 2]
+
+
+def _integer_mean(cells: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the (h, f, w, f) cells of an integer field, rounded half to even, in int64
+    arithmetic (exact; the same as ``np.rint(cells.mean(axis=(1, 3)))``, several times faster)."""
+    if cells.shape[1] == 2:  # 20 m: four slices added
+        total = cells[:, 0, :, 0].astype(np.int64)
+        total += cells[:, 0, :, 1]
+        total += cells[:, 1, :, 0]
+        total += cells[:, 1, :, 1]
+    else:
+        total = cells.sum(axis=3, dtype=np.int64).sum(axis=1)
+    q, r = np.divmod(total, n)
+    r *= 2
+    return q + ((r > n) | ((r == n) & (q % 2 == 1)))
 
 
 def _window10(
@@ -229,8 +244,7 @@ class WorldS2Source(ImageSource):
             values = np.clip(np.round(values * trans + path), 0, 65535).astype(dtype)
         if self.dn_offset and band in SR_BANDS:
             values = np.minimum(values.astype(np.uint32) + self.dn_offset, 65535).astype(dtype)
-        mask = np.full(values.shape, self.valid(band), dtype=bool)
-        return values, mask
+        return values, np.broadcast_to(np.bool_(self.valid(band)), values.shape)
 
 
 BandSpec = tuple[str, int, str, np.dtype]
