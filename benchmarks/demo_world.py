@@ -17,7 +17,7 @@ the requests and after them. Progress goes to stderr; one JSON line goes to stdo
 The cold run fills the world's disk cache (``gee_fusion/local/world/disk_cache.py``) in a fresh
 folder (``--cache-dir``, else a temporary folder removed at the end; no size bound). The same
 requests then run again, warm, as a second process would meet them: every in-memory cache of the
-world emptied (blocks, land cover, relief, atmosphere, changes), blocks read from disk.
+world emptied (blocks, ground, land cover, relief, atmosphere, changes, wetness), blocks read from disk.
 ``warm_speedup_vs_cold`` is the cold run's time over the warm run's.
 
 ``cold_speedup_vs_v1`` compares the cold run with the v1 generator (the world before issue 14,
@@ -57,7 +57,16 @@ import numpy as np
 
 import gee_fusion
 from gee_fusion.ids import S2_SR_HARMONIZED as S2_SR
-from gee_fusion.local.world import atmosphere, blocks, changes, disk_cache, landcover, relief
+from gee_fusion.local.world import (
+    atmosphere,
+    blocks,
+    changes,
+    disk_cache,
+    landcover,
+    phenology,
+    relief,
+    sentinel2,
+)
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import DEFAULT_WORLD, PIXEL
 from gee_fusion.local.world.surface import BANDS as SPECTRAL
@@ -75,8 +84,10 @@ def peak_rss_mib() -> float:
 
 
 def clear_world_caches() -> None:
-    """Empty the demo world's in-process block caches (land cover and Sentinel-2 products)."""
+    """Empty the demo world's in-process block caches (land cover, the blocks' Sentinel-2 ground
+    and the products)."""
     blocks.PRODUCTS.clear()
+    sentinel2.GROUNDS.clear()
     blocks.landcover_block_halo.cache_clear()
     blocks._landcover_block.cache_clear()
 
@@ -85,7 +96,7 @@ def clear_memory_caches() -> None:
     """Empty every in-process cache of the world (what a new process starts with), the
     acquisition calendars aside (the listing built them)."""
     clear_world_caches()
-    for module in (atmosphere, changes, landcover, relief):
+    for module in (atmosphere, changes, landcover, phenology, relief):
         for value in vars(module).values():
             if callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()

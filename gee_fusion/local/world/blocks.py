@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import fields
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -23,26 +24,34 @@ from gee_fusion.local.world.config import WorldConfig
 BLOCK = 256
 
 Product = dict[str, np.ndarray]
+V = TypeVar("V")
 
 
-class ByteLRU:
-    """A thread-safe LRU of per-block products bounded by their total size in bytes."""
+def product_bytes(value: Product) -> int:
+    """Memory held by a product's arrays."""
+    return sum(a.nbytes for a in value.values())
 
-    def __init__(self, limit_bytes: int) -> None:
+
+class ByteLRU(Generic[V]):
+    """A thread-safe LRU of per-block values bounded by their total size in bytes (``sizeof``;
+    by default, that of a product's arrays)."""
+
+    def __init__(self, limit_bytes: int, sizeof: Callable[[V], int] | None = None) -> None:
         self.limit = limit_bytes
-        self._items: OrderedDict[Hashable, tuple[Product, int]] = OrderedDict()
+        self._sizeof: Callable[[V], int] = sizeof or product_bytes  # type: ignore[assignment]
+        self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._total = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], Product]) -> Product:
-        """The cached product for ``key``, computing (and caching) it on a miss."""
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The cached value for ``key``, computing (and caching) it on a miss."""
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit[0]
         value = compute()
-        size = sum(a.nbytes for a in value.values())
+        size = self._sizeof(value)
         with self._lock:
             if key not in self._items:
                 self._items[key] = (value, size)
@@ -62,7 +71,7 @@ class ByteLRU:
 CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "768"))
 """Memory for generated Sentinel blocks (MiB), shared by Sentinel-1 and Sentinel-2."""
 
-PRODUCTS = ByteLRU(CACHE_MB * 2**20)
+PRODUCTS: ByteLRU[Product] = ByteLRU(CACHE_MB * 2**20)
 
 
 def product_block(
@@ -75,7 +84,10 @@ def product_block(
 
 @functools.lru_cache(maxsize=96)
 def _landcover_block(cfg: WorldConfig, bx: int, by: int) -> landcover.LandCover:
-    return landcover.generate(cfg, bx * BLOCK, by * BLOCK, BLOCK, BLOCK)
+    """Land cover of block (bx, by): the inside of :func:`landcover_block_halo`'s (generated once
+    for the windows and the Sentinel products alike; the layers are tile-consistent)."""
+    grown = landcover_block_halo(cfg, bx, by)
+    return landcover.LandCover(*(getattr(grown, f.name)[1:-1, 1:-1] for f in fields(landcover.LandCover)))
 
 
 _lock = threading.Lock()

@@ -240,6 +240,21 @@ def _flooded(cfg: WorldConfig, ch: PlantedChange, lc: LandCover, c0: int, r0: in
     return low & np.isin(lc.label, FLOODABLE)
 
 
+def active_changes(
+    cfg: WorldConfig, col0: int, row0: int, width: int, height: int, millis: float
+) -> tuple[tuple[PlantedChange, str], ...]:
+    """The planted changes that alter a window at a date, each with its phase (``during`` or
+    ``after``): the window's land cover at that date is a function of these alone (a key for
+    caching what is derived from it)."""
+    hits = []
+    for c in planted_changes(cfg):
+        if c.col0 < col0 + width and col0 < c.col1 and c.row0 < row0 + height and row0 < c.row1:
+            phase = c.phase(millis)
+            if phase == "during" or (phase == "after" and c.kind != ChangeKind.FLOOD):
+                hits.append((c, phase))
+    return tuple(hits)
+
+
 def apply_changes(
     cfg: WorldConfig, lc: LandCover, col0: int, row0: int, millis: float
 ) -> tuple[LandCover, np.ndarray]:
@@ -257,12 +272,7 @@ def apply_changes(
     """
     h, w = lc.label.shape
     site = np.zeros((h, w), dtype=bool)
-    hits: list[tuple[PlantedChange, str]] = []
-    for c in planted_changes(cfg):
-        if c.col0 < col0 + w and col0 < c.col1 and c.row0 < row0 + h and row0 < c.row1:
-            phase = c.phase(millis)
-            if phase == "during" or (phase == "after" and c.kind != ChangeKind.FLOOD):
-                hits.append((c, phase))
+    hits = active_changes(cfg, col0, row0, w, h, millis)
     if not hits:
         return lc, site
     label, parcel = lc.label.copy(), lc.parcel.copy()

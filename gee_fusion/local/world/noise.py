@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -34,10 +34,20 @@ def salt_of(*parts: int | str) -> int:
 
 def _mix(z: Any) -> Any:
     with np.errstate(over="ignore"):
-        z = (z + _GOLD).astype(np.uint64) if isinstance(z, np.ndarray) else np.uint64(z + _GOLD)
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
+        if not isinstance(z, np.ndarray):
+            z = np.uint64(z + _GOLD)
+            z = (z ^ (z >> np.uint64(30))) * _M1
+            z = (z ^ (z >> np.uint64(27))) * _M2
+            return z ^ (z >> np.uint64(31))
+        z = (z + _GOLD).astype(np.uint64, copy=False)  # a new array: the rest works in place
+        t = np.empty_like(z)
+        for shift, mult in ((30, _M1), (27, _M2)):
+            np.right_shift(z, np.uint64(shift), out=t)
+            z ^= t
+            z *= mult
+        np.right_shift(z, np.uint64(31), out=t)
+        z ^= t
+        return z
 
 
 def hash2(ix: ArrayLike, iy: ArrayLike, salt: int) -> np.ndarray:
@@ -48,16 +58,31 @@ def hash2(ix: ArrayLike, iy: ArrayLike, salt: int) -> np.ndarray:
         return _mix(a ^ b ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
 
 
-def uniform(ix: ArrayLike, iy: ArrayLike, salt: int) -> np.ndarray:
-    """Uniform [0, 1) floats (float64) from lattice coordinates."""
-    return (hash2(ix, iy, salt) >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+def uniform(ix: ArrayLike, iy: ArrayLike, salt: int, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """Uniform [0, 1) floats from lattice coordinates: 53 random bits in float64, 24 in float32
+    (the same draws, rounded down to float32's precision)."""
+    h = hash2(ix, iy, salt)
+    if np.dtype(dtype) == np.float32:
+        h >>= np.uint64(40)
+        return h.astype(np.float32) * np.float32(2.0**-24)
+    h >>= np.uint64(11)
+    return h.astype(np.float64) * _TO_UNIT
 
 
-def normal(ix: ArrayLike, iy: ArrayLike, salt: int) -> np.ndarray:
-    """Standard normal variates (Box-Muller on two hashed uniforms)."""
-    u1 = uniform(ix, iy, salt) * (1 - 1e-12) + 1e-12
-    u2 = uniform(ix, iy, salt ^ 0x5BD1E995)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+def normal(ix: ArrayLike, iy: ArrayLike, salt: int, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """Standard normal variates (Box-Muller on two hashed uniforms), in ``dtype`` (float32 is
+    about twice as fast)."""
+    u1 = uniform(ix, iy, salt, dtype)
+    u1 *= 1 - 1e-12
+    u1 += 1e-12
+    u2 = uniform(ix, iy, salt ^ 0x5BD1E995, dtype)
+    np.log(u1, out=u1)
+    u1 *= -2.0
+    np.sqrt(u1, out=u1)
+    u2 *= 2.0 * np.pi
+    np.cos(u2, out=u2)
+    u1 *= u2
+    return u1
 
 
 def gamma_unit_mean(ix: ArrayLike, iy: ArrayLike, salt: int, shape: float) -> np.ndarray:

@@ -8,6 +8,8 @@ amplitude by up to +-8 %, so parcels of one crop differ as real fields do.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 import numpy as np
@@ -190,41 +192,106 @@ def _arable_cover(now: np.ndarray, nxt: np.ndarray, day: np.ndarray) -> np.ndarr
     return vals
 
 
-def green_cover(cfg: WorldConfig, lc: LandCover, millis: float) -> np.ndarray:
-    """Green-vegetation fraction (0..1, float32) of every pixel at a date."""
-    year, doy = day_of_year(millis)
-    p = lc.parcel.astype(np.int64)
-    jitter = (noise.uniform(p, 0, noise.salt_of(cfg.seed, "pheno-shift")) - 0.5) * 16.0
-    gain = 1.0 + (noise.uniform(p, 1, noise.salt_of(cfg.seed, "pheno-gain")) - 0.5) * 0.16
-    day = doy + jitter
-    out = np.zeros(lc.label.shape, dtype=np.float32)
-    label = lc.label
+@dataclass(frozen=True)
+class CoverIndex:
+    """The date-independent part of :func:`green_cover` for one land-cover window.
 
+    Cover depends on a pixel's class and parcel (calendar shift, amplitude, crop rotation, evergreen
+    stands), plus its tree and sealed fractions in built-up classes. The window's distinct (class,
+    parcel) objects are found once; at each date their curves are evaluated once per object and
+    gathered back to the pixels.
+
+    Attributes:
+        inverse: (h, w) index of each pixel's object.
+        label: Class code of each object.
+        parcel: Parcel identifier of each object.
+        shift: Calendar shift of each object (days).
+        gain: Amplitude gain of each object.
+        evergreen: Whether each object is an evergreen stand (woody classes).
+        urban: Flat indices of the built-up pixels (trees in gardens, grass in open spaces).
+        urban_tree: Their tree fraction.
+        urban_open: Their green share of unsealed ground (0.08 x unsealed fraction).
+    """
+
+    inverse: np.ndarray
+    label: np.ndarray
+    parcel: np.ndarray
+    shift: np.ndarray
+    gain: np.ndarray
+    evergreen: np.ndarray
+    urban: np.ndarray
+    urban_tree: np.ndarray
+    urban_open: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the index's arrays."""
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+
+URBAN = (DENSE, SPARSE, INDUSTRIAL)
+GRASSY = (GRASS, URBAN_GREEN, WETLAND)
+WOODY = (FOREST, GROVE)
+
+
+def cover_index(cfg: WorldConfig, lc: LandCover) -> CoverIndex:
+    """The objects of a land-cover window and what their cover curves need (see :class:`CoverIndex`)."""
+    key = (lc.label.astype(np.uint64) << np.uint64(32)) | lc.parcel.astype(np.uint64)
+    keys, inverse = np.unique(key.ravel(), return_inverse=True)
+    label = (keys >> np.uint64(32)).astype(np.uint8)
+    parcel = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    p = parcel.astype(np.int64)
+    shift = (noise.uniform(p, 0, noise.salt_of(cfg.seed, "pheno-shift")) - 0.5) * 16.0
+    gain = 1.0 + (noise.uniform(p, 1, noise.salt_of(cfg.seed, "pheno-gain")) - 0.5) * 0.16
+    evergreen = noise.uniform(p, 7, noise.salt_of(cfg.seed, "evergreen")) < 0.3
+    urban = np.flatnonzero(np.isin(lc.label, URBAN))
+    return CoverIndex(
+        inverse=inverse.reshape(lc.label.shape).astype(np.int32),
+        label=label,
+        parcel=parcel,
+        shift=shift,
+        gain=gain,
+        evergreen=evergreen,
+        urban=urban.astype(np.int32),
+        urban_tree=lc.tree.ravel()[urban],
+        urban_open=0.08 * (1 - lc.impervious.ravel()[urban]),
+    )
+
+
+def cover_at(index: CoverIndex, millis: float) -> np.ndarray:
+    """Green-vegetation fraction (0..1, float32) of every pixel of an indexed window at a date."""
+    year, doy = day_of_year(millis)
+    day = doy + index.shift
+    label = index.label
+    vals = np.zeros(label.shape, dtype=np.float64)
     arable = label == ARABLE
     if arable.any():
-        out[arable] = _arable_cover(
-            crop_of(lc.parcel[arable], year), crop_of(lc.parcel[arable], year + 1), day[arable]
-        )
-    for codes, name in (
-        ((GRASS, URBAN_GREEN, WETLAND), "grass"),
-        ((ORCHARD,), "orchard"),
-        ((VINEYARD,), "vineyard"),
-    ):
+        parcel = index.parcel[arable]
+        vals[arable] = _arable_cover(crop_of(parcel, year), crop_of(parcel, year + 1), day[arable])
+    for codes, name in ((GRASSY, "grass"), ((ORCHARD,), "orchard"), ((VINEYARD,), "vineyard")):
         sel = np.isin(label, codes)
-        out[sel] = curve_value(CURVES[name], day[sel])
-    woody = np.isin(label, (FOREST, GROVE))
+        vals[sel] = curve_value(CURVES[name], day[sel])
+    woody = np.isin(label, WOODY)
     if woody.any():
-        evergreen = noise.uniform(p[woody], 7, noise.salt_of(cfg.seed, "evergreen")) < 0.3
-        dec = curve_value(CURVES["deciduous"], day[woody])
         eve = curve_value(CURVES["evergreen"], day[woody])
-        out[woody] = np.where(evergreen, eve, dec)
-    urban = np.isin(label, (DENSE, SPARSE, INDUSTRIAL))
-    out[urban] = lc.tree[urban] * curve_value(CURVES["deciduous"], day[urban]) + 0.08 * (
-        1 - lc.impervious[urban]
-    )
-    return np.clip(out * gain, 0.0, 1.0).astype(np.float32)
+        vals[woody] = np.where(index.evergreen[woody], eve, curve_value(CURVES["deciduous"], day[woody]))
+    # a pixel's cover is first rounded to float32, then scaled by its object's gain
+    per_object = np.clip(vals.astype(np.float32) * index.gain, 0.0, 1.0).astype(np.float32)
+    out = per_object[index.inverse]
+    if index.urban.size:
+        objects = index.inverse.ravel()[index.urban]
+        deciduous = curve_value(CURVES["deciduous"], day)[objects]
+        raw = (index.urban_tree * deciduous + index.urban_open).astype(np.float32)
+        out.ravel()[index.urban] = np.clip(raw * index.gain[objects], 0.0, 1.0)
+    return out
 
 
+def green_cover(cfg: WorldConfig, lc: LandCover, millis: float) -> np.ndarray:
+    """Green-vegetation fraction (0..1, float32) of every pixel at a date."""
+    return cover_at(cover_index(cfg, lc), millis)
+
+
+@functools.lru_cache(maxsize=4096)
 def wetness(cfg: WorldConfig, millis: float) -> float:
     """Top-soil wetness 0..1: rain events (about 1 in 4 days, more in winter) decaying over ~3 days."""
     day = int(millis // 86_400_000)

@@ -14,7 +14,9 @@ reflectance, strongest in the blue, that the cloud masks do not flag.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -86,23 +88,84 @@ def surface_block(cfg: WorldConfig, i: int, bx: int, by: int, *, shifted: bool =
     return _surface(cfg, i, bx, by, shifted)[0]
 
 
+@dataclass(frozen=True)
+class Ground:
+    """What a block's Sentinel-2 surface needs that does not change from date to date (until a
+    planted change alters the block): its labels, its cover objects and its spectra.
+
+    Attributes:
+        label: (256, 256) land-cover codes.
+        cover: Cover objects of the block with its halo (:func:`phenology.cover_index`).
+        mixture: Spectra of the block with its halo (:func:`surface.mixture`).
+    """
+
+    label: np.ndarray
+    cover: phenology.CoverIndex
+    mixture: surface.Mixture
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held."""
+        return self.label.nbytes + self.cover.nbytes + self.mixture.nbytes
+
+
+GROUND_MB = int(os.environ.get("GEE_FUSION_WORLD_GROUND_MB", "256"))
+"""Memory for the blocks' :class:`Ground` (MiB; about 11 MiB a block): enough for the 16 blocks of
+a 1000 x 1000 px window, so a time series of it computes each block's spectra once."""
+
+GROUNDS: blocks.ByteLRU[Ground] = blocks.ByteLRU(GROUND_MB * 2**20, sizeof=lambda g: g.nbytes)
+
+
+def ground(cfg: WorldConfig, bx: int, by: int, millis: float) -> Ground:
+    """The :class:`Ground` of block (bx, by) at a date: cached per block and set of planted changes
+    that alter it (so every date between two changes shares it)."""
+    c0, r0, n = bx * BLOCK - 1, by * BLOCK - 1, BLOCK + 2
+    active = changes.active_changes(cfg, c0, r0, n, n, millis)
+
+    def build() -> Ground:
+        lc, site = changes.apply_changes(cfg, blocks.landcover_block_halo(cfg, bx, by), c0, r0, millis)
+        ix, iy = blocks.halo_indices(bx, by)
+        return Ground(
+            lc.label[1:-1, 1:-1].copy(),
+            phenology.cover_index(cfg, lc),
+            surface.mixture(cfg, lc, ix, iy, site=site),
+        )
+
+    return GROUNDS.get((cfg, bx, by, active), build)
+
+
 def _surface(cfg: WorldConfig, i: int, bx: int, by: int, shifted: bool) -> tuple[np.ndarray, np.ndarray]:
     """The block's surface reflectance (see :func:`surface_block`) and its labels on that date."""
     millis = float(_acq(i).millis)
-    c0, r0 = bx * BLOCK, by * BLOCK
-    lc, site = changes.apply_changes(cfg, blocks.landcover_block_halo(cfg, bx, by), c0 - 1, r0 - 1, millis)
-    ix, iy = blocks.halo_indices(bx, by)
-    cover = phenology.green_cover(cfg, lc, millis)
-    wet = phenology.wetness(cfg, millis)
+    g = ground(cfg, bx, by, millis)
+    cover = phenology.cover_at(g.cover, millis)
     dx, dy = coregistration_offset(cfg, i) if shifted else (0.0, 0.0)
-    refl = surface.mix_neighbours(surface.reflectance(cfg, lc, cover, wet, ix, iy, site=site), dx, dy)
-    return refl, lc.label[1:-1, 1:-1]
+    refl = surface.mix_neighbours(surface.compose(g.mixture, cover, phenology.wetness(cfg, millis)), dx, dy)
+    return refl, g.label
 
 
 def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
     """Every Sentinel-2 product of acquisition ``i`` on one 256 x 256 block (10 m fields),
     from the shared block cache."""
     return blocks.product_block("s2", cfg, i, bx, by, lambda: _s2_block(cfg, i, bx, by))
+
+
+def _top_of_atmosphere(refl: np.ndarray, f: atmosphere.CloudFields) -> tuple[np.ndarray, np.ndarray]:
+    """(ground, toa): the surface under the cloud shadows (``refl``, shaded in place), and the
+    reflectance above the clouds and cirrus (before the residual haze)."""
+    if f.shadow.any():
+        shade = SHADOW_DEPTH * f.shadow
+        np.subtract(1.0, shade, out=shade)
+        refl *= shade
+    if f.opacity.any():
+        toa = refl * (1.0 - f.opacity)
+        toa += CLOUD_SPECTRUM * f.opacity
+    else:
+        toa = refl.copy()
+    if f.cirrus.any():
+        toa += f.cirrus * np.float32(0.06)
+    toa[10] = 0.003 + 0.25 * f.cirrus + 0.06 * f.opacity
+    return refl, toa
 
 
 def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
@@ -112,37 +175,29 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     ix, iy = blocks.halo_indices(bx, by)
     sky = atmosphere.sky(cfg, millis)
     f = atmosphere.cloud_fields(cfg, sky, c0, r0, BLOCK, BLOCK)
-    a, sh, ci = f.opacity[None], f.shadow[None], f.cirrus[None]
-    ground = refl * (1.0 - SHADOW_DEPTH * sh) if f.shadow.any() else refl
-    toa = ground * (1.0 - a) + CLOUD_SPECTRUM * a if f.opacity.any() else ground.copy()
-    if f.cirrus.any():
-        toa += ci * np.float32(0.06)
-    toa[10] = 0.003 + 0.25 * f.cirrus + 0.06 * f.opacity
+    ground, toa = _top_of_atmosphere(refl, f)
     # bright surfaces are judged before the haze: the cloud masks do not see it
     bright = (np.isin(label, (OPEN, INDUSTRIAL)) & (toa[1] > 0.15)).astype(np.float32)
     haze = atmosphere.haze_field(cfg, sky, c0, r0, BLOCK, BLOCK)
-    seen = (haze * (1.0 - f.opacity))[None]  # the haze under clouds is hidden by them
-    toa += seen * (HAZE_PATH - HAZE_DIMMING * ground)
-    out: dict[str, np.ndarray] = {}
-    dn = np.clip(np.rint(toa * 10000.0), 1, 65535).astype(np.uint16)
-    for k, band in enumerate(SR_BANDS):
-        out[band] = dn[k]
+    seen = haze * (1.0 - f.opacity)  # the haze under clouds is hidden by them
+    path = HAZE_DIMMING * ground
+    np.subtract(HAZE_PATH, path, out=path)
+    path *= seen
+    toa += path
+    ndvi = (toa[7] - toa[3]) / np.maximum(toa[7] + toa[3], 1e-6)
+    dark = toa[1:4].mean(axis=0) < 0.03
+    toa *= 10000.0
+    np.rint(toa, out=toa)
+    np.clip(toa, 1, 65535, out=toa)
+    dn = toa.astype(np.uint16)
+    out: dict[str, np.ndarray] = {band: dn[k] for k, band in enumerate(SR_BANDS)}
 
     pix = (ix[:, 1:-1], iy[1:-1])
-    n1 = noise.normal(*pix, sky.salt ^ 0x11)
-    n2 = noise.normal(*pix, sky.salt ^ 0x22)
+    n1 = noise.normal(*pix, sky.salt ^ 0x11, np.float32)
+    n2 = noise.normal(*pix, sky.salt ^ 0x22, np.float32)
     prob = np.clip(1.05 * f.opacity + 0.35 * f.cirrus + 0.18 * bright + 0.04 * n1, 0.0, 1.0)
     out["MSK_CLDPRB"] = np.rint(prob * 100).astype(np.uint8)
-    ndvi = (toa[7] - toa[3]) / np.maximum(toa[7] + toa[3], 1e-6)
-    scl = np.where(ndvi > 0.35, 4, 5).astype(np.uint8)
-    scl[(np.isin(label, (WATER, WETLAND))) & (ndvi < 0.05)] = 6
-    scl[(toa[1:4].mean(axis=0) < 0.03) & (scl != 6)] = 2
-    scl[(f.shadow > 0.35) & (prob < 0.35)] = 3
-    scl[(f.cirrus > 0.08) & (prob < 0.35)] = 10
-    scl[(prob >= 0.25) & (prob < 0.35)] = 7
-    scl[(prob >= 0.35) & (prob < 0.65)] = 8
-    scl[prob >= 0.65] = 9
-    out["SCL"] = scl
+    out["SCL"] = _scene_classes(label, ndvi, dark, prob, f)
     qa = np.zeros(label.shape, dtype=np.uint16)
     qa[f.opacity > 0.5] |= 1024
     qa[f.cirrus > 0.1] |= 2048
@@ -158,6 +213,22 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     out["probability"] = np.rint(s2cl * 100).astype(np.uint8)
     out["cloud"], out["shadow"], out["cirrus"] = f.opacity, f.shadow, f.cirrus
     return out
+
+
+def _scene_classes(
+    label: np.ndarray, ndvi: np.ndarray, dark: np.ndarray, prob: np.ndarray, f: atmosphere.CloudFields
+) -> np.ndarray:
+    """The SCL of a block: vegetation / bare, water, dark pixels, then the cloud classes."""
+    scl = np.where(ndvi > 0.35, 4, 5).astype(np.uint8)
+    scl[(np.isin(label, (WATER, WETLAND))) & (ndvi < 0.05)] = 6
+    scl[dark & (scl != 6)] = 2
+    clear = prob < 0.35
+    scl[(f.shadow > 0.35) & clear] = 3
+    scl[(f.cirrus > 0.08) & clear] = 10
+    scl[(prob >= 0.25) & clear] = 7
+    scl[(prob >= 0.35) & (prob < 0.65)] = 8
+    scl[prob >= 0.65] = 9
+    return scl
 
 
 def _reduce(arr: np.ndarray, factor: int, how: str) -> np.ndarray:

@@ -9,6 +9,8 @@ pass resamples an acquisition at its sub-pixel co-registration offset (:func:`sh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from gee_fusion.local.world import noise
@@ -83,7 +85,168 @@ differently in each 10 m pixel)."""
 
 
 def _em(name: str) -> np.ndarray:
-    return np.asarray(ENDMEMBERS[name], dtype=np.float32)[:, None, None]
+    return np.asarray(ENDMEMBERS[name], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """The date-independent part of a window's surface reflectance (before neighbour mixing).
+
+    Every pixel is a linear mixture whose only date-dependent inputs are its green cover ``fv``
+    and the soil brightness ``s = 1 - 0.3 x wetness``, so its reflectance is
+    ``base + fv x green + s x (1 - fv) x soil`` with per-pixel spectra that fold in the class
+    endmembers, the sealed fraction, turbidity, and the object and pixel variability. They are
+    computed once per block and shared by every acquisition (:func:`compose`).
+
+    Attributes:
+        base: (13, h, w) float32 reflectance of the bare background without soil.
+        green: (13, h, w) float32 change per unit green cover.
+        soil: (13, h, w) float32 soil share (None when the window has no exposed soil).
+        cover_gain: (h, w) float32 per-parcel gain of the green cover (1 outside fields and grass).
+    """
+
+    base: np.ndarray
+    green: np.ndarray
+    soil: np.ndarray | None
+    cover_gain: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the spectra."""
+        arrays = (self.base, self.green, self.soil, self.cover_gain)
+        return sum(a.nbytes for a in arrays if a is not None)
+
+
+# rows of the per-class spectra: background without soil, green vegetation, soil share
+_DRY, _GREEN_ROW, _ARABLE, _TENDED, _WOODS, _WET, _WATER, _OPEN, _URBAN, _SITE = range(10)
+_GROUP_OF: dict[int, int] = {
+    ARABLE: _ARABLE, ORCHARD: _TENDED, VINEYARD: _TENDED, FOREST: _WOODS, GROVE: _WOODS,
+    WETLAND: _WET, WATER: _WATER, OPEN: _OPEN, DENSE: _URBAN, SPARSE: _URBAN, INDUSTRIAL: _URBAN,
+    NETWORK: _URBAN,
+}  # fmt: skip
+"""Spectral group of each class (the others, grass and urban green, take the default :data:`_DRY`)."""
+
+
+def _group_spectra() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(background, vegetation, soil) spectra of each spectral group, (10, 13) float32 each; the
+    built-up group's are per pixel (:func:`_urban_spectra`)."""
+    bg = np.zeros((10, len(BANDS)), dtype=np.float32)
+    veg = np.zeros_like(bg)
+    soil = np.zeros_like(bg)
+    bg[:] = _em("dry")
+    veg[:] = _em("green")
+    bg[_ARABLE], soil[_ARABLE] = 0.45 * _em("dry"), 0.55 * _em("soil")
+    bg[_TENDED], soil[_TENDED] = 0.5 * _em("dry"), 0.5 * _em("soil")
+    bg[_WOODS], veg[_WOODS] = _em("litter"), _em("canopy")
+    bg[_WET], soil[_WET] = 0.5 * _em("water"), 0.5 * np.float32(0.7) * _em("soil")
+    # water, chalk and construction sites show no vegetation: their green spectrum is their background
+    bg[_WATER] = veg[_WATER] = _em("water")
+    bg[_OPEN] = veg[_OPEN] = _em("chalk")
+    bg[_SITE] = veg[_SITE] = 0.2 * _em("dry") + 0.2 * _em("bright")
+    soil[_SITE] = 0.6 * _em("soil")
+    return bg, veg, soil
+
+
+def _urban_spectra(
+    cfg: WorldConfig, lc: LandCover, sel: np.ndarray, ix: np.ndarray, iy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(background, vegetation) spectra (13, n) of the built-up pixels ``sel``: roofs, bright
+    industrial roofs and asphalt over the sealed fraction, gardens (green over dry) elsewhere."""
+    label = lc.label[sel]
+    jitter = IMPERVIOUS_JITTER * (noise.uniform(ix, iy, noise.salt_of(cfg.seed, "imperv")) - 0.5)
+    jitter = np.broadcast_to(jitter, lc.label.shape)[sel]
+    imperv = lc.impervious[sel]
+    imp = np.clip(imperv + jitter * (imperv > 0), 0.0, 1.0)[None]
+    roof_kind = noise.uniform(lc.parcel[sel].astype(np.int64), 3, noise.salt_of(cfg.seed, "roof"))[None]
+    em = {name: _em(name)[:, None] for name in ("roof", "bright", "asphalt", "green", "dry")}
+    roofs = np.where(
+        label[None] == INDUSTRIAL,
+        em["bright"],
+        (0.5 + 0.5 * roof_kind) * em["roof"] + (0.5 - 0.5 * roof_kind) * em["bright"],
+    )
+    sealed = np.where(label[None] == NETWORK, em["asphalt"], 0.75 * roofs + 0.25 * em["asphalt"])
+    bg = imp * sealed + (1 - imp) * em["dry"]
+    return bg, bg + (1 - imp) * (em["green"] - em["dry"])
+
+
+def mixture(
+    cfg: WorldConfig, lc: LandCover, ix: np.ndarray, iy: np.ndarray, *, site: np.ndarray | None = None
+) -> Mixture:
+    """The date-independent spectra of a window (see :class:`Mixture`).
+
+    Args:
+        cfg: The world.
+        lc: Land cover of the window.
+        ix: Lattice column indices (row vector), for per-pixel variability.
+        iy: Lattice row indices (column vector).
+        site: Construction sites (bare soil, rubble and concrete rather than a quarry's chalk).
+    """
+    label = lc.label
+    shape = label.shape
+    p = lc.parcel.astype(np.int64)
+    lut = np.full(256, _DRY, dtype=np.intp)
+    for code, row in _GROUP_OF.items():
+        lut[code] = row
+    group = lut[label]
+    if site is not None:
+        group[site] = _SITE
+    bg_rows, veg_rows, soil_rows = _group_spectra()
+    bg = np.ascontiguousarray(bg_rows.T[:, group])  # (13, h, w)
+    veg = np.ascontiguousarray(veg_rows.T[:, group])
+    urban = group == _URBAN
+    if urban.any():
+        bg[:, urban], veg[:, urban] = _urban_spectra(cfg, lc, urban, ix, iy)
+    water = label == WATER
+    if water.any():
+        t = noise.fbm(ix * 10.0, iy * 10.0, 900.0, noise.salt_of(cfg.seed, "turbidity"), octaves=2)
+        boost = np.broadcast_to(0.6 + 0.8 * t, shape)[water].astype(np.float32)
+        bg[1:5, water] *= boost[None]
+        veg[1:5, water] *= boost[None]
+
+    # variability: per object (gain and spectral tilt), within-object texture, per pixel
+    parcel_gain = 1.0 + PARCEL_GAIN * (noise.uniform(p, 5, noise.salt_of(cfg.seed, "pgain")) - 0.5)
+    texture = (
+        1.0
+        + TEXTURE
+        * (noise.fbm(ix * 10.0, iy * 10.0, 40.0, noise.salt_of(cfg.seed, "texture"), octaves=2) - 0.5)
+        * 2.0
+    )
+    pixel_gain = 1.0 + PIXEL_NOISE * noise.normal(ix, iy, noise.salt_of(cfg.seed, "pxgain"))
+    gain = (parcel_gain * texture * pixel_gain).astype(np.float32)
+    gain[water] = 1.0 + (gain[water] - 1.0) * 0.3
+    tilt = PARCEL_TILT * (noise.uniform(p, 7, noise.salt_of(cfg.seed, "ptilt")) - 0.5)
+    slope = np.linspace(-1.0, 1.0, len(BANDS), dtype=np.float32)[:, None, None]
+    scale = (1.0 + slope * np.where(water, 0.0, tilt).astype(np.float32)[None]) * gain[None]
+    veg -= bg
+    veg *= scale
+    bg *= scale
+    soil = None
+    has_soil: np.ndarray = np.any(soil_rows != 0.0, axis=1)
+    if has_soil[group].any():
+        soil = np.ascontiguousarray(soil_rows.T[:, group]) * scale
+    tended = np.isin(label, (ARABLE, ORCHARD, VINEYARD, GRASS))
+    cover_gain = 1.0 + PARCEL_COVER * (noise.uniform(p, 11, noise.salt_of(cfg.seed, "pcover")) - 0.5)
+    return Mixture(bg, veg, soil, np.where(tended, cover_gain, 1.0).astype(np.float32))
+
+
+def compose(mix: Mixture, cover: np.ndarray, wet: float) -> np.ndarray:
+    """(13, h, w) float32 surface reflectance of a mixture at a date (before neighbour mixing).
+
+    Args:
+        mix: The window's spectra (:func:`mixture`).
+        cover: Green-vegetation fraction of each pixel (0..1, :func:`phenology.green_cover`; 0 on
+            water, chalk and sites).
+        wet: Soil wetness 0..1 of the date.
+    """
+    fv = cover * mix.cover_gain
+    np.clip(fv, 0.0, 1.0, out=fv)
+    refl = mix.green * fv[None]
+    refl += mix.base
+    if mix.soil is not None:
+        s = np.float32(1.0 - 0.3 * wet)
+        bare = (1.0 - fv) * s
+        refl += mix.soil * bare[None]
+    return refl
 
 
 def reflectance(
@@ -107,70 +270,7 @@ def reflectance(
         iy: Lattice row indices (column vector).
         site: Construction sites (bare soil, rubble and concrete rather than a quarry's chalk).
     """
-    label = lc.label
-    p = lc.parcel.astype(np.int64)
-    tended = np.isin(label, (ARABLE, ORCHARD, VINEYARD))
-    cover_gain = 1.0 + PARCEL_COVER * (noise.uniform(p, 11, noise.salt_of(cfg.seed, "pcover")) - 0.5)
-    cover = np.where(tended | (label == GRASS), np.clip(cover * cover_gain, 0.0, 1.0), cover)
-    fv = cover[None]
-    soil = _em("soil") * np.float32(1.0 - 0.3 * wet)
-    background = np.empty((len(BANDS), *label.shape), dtype=np.float32)
-    background[:] = _em("dry")
-    bare_mix = 0.55 * soil + 0.45 * _em("dry")
-    for codes, bg in (
-        ((ARABLE,), bare_mix),
-        ((ORCHARD, VINEYARD), 0.5 * soil + 0.5 * _em("dry")),
-        ((FOREST, GROVE), _em("litter")),
-        ((WETLAND,), 0.5 * _em("water") + 0.5 * soil * np.float32(0.7)),
-    ):
-        sel = np.isin(label, codes)
-        background[:, sel] = bg[:, 0, 0][:, None]
-    veg = np.where(np.isin(label, (FOREST, GROVE))[None], _em("canopy"), _em("green"))
-    refl = fv * veg + (1.0 - fv) * background
-
-    # built surfaces: roofs / bright industrial roofs / asphalt, with trees and gardens
-    urban = np.isin(label, (DENSE, SPARSE, INDUSTRIAL, NETWORK))
-    if urban.any():
-        jitter = IMPERVIOUS_JITTER * (noise.uniform(ix, iy, noise.salt_of(cfg.seed, "imperv")) - 0.5)
-        imp = np.clip(lc.impervious + jitter * (lc.impervious > 0), 0.0, 1.0)[None]
-        roof_kind = noise.uniform(lc.parcel.astype(np.int64), 3, noise.salt_of(cfg.seed, "roof"))[None]
-        roofs = np.where(
-            label[None] == INDUSTRIAL,
-            _em("bright"),
-            (0.5 + 0.5 * roof_kind) * _em("roof") + (0.5 - 0.5 * roof_kind) * _em("bright"),
-        )
-        sealed = np.where(label[None] == NETWORK, _em("asphalt"), 0.75 * roofs + 0.25 * _em("asphalt"))
-        green = fv * _em("green") + (1 - fv) * _em("dry")
-        built = imp * sealed + (1 - imp) * green
-        refl = np.where(urban[None], built, refl)
-    for code, name in ((WATER, "water"), (OPEN, "chalk")):
-        sel = label == code
-        if sel.any():
-            refl[:, sel] = _em(name)[:, 0, 0][:, None]
-    if site is not None and site.any():
-        rubble = 0.6 * soil + 0.2 * _em("dry") + 0.2 * _em("bright")
-        refl[:, site] = rubble[:, 0, 0][:, None]
-    turbid = label == WATER
-    if turbid.any():
-        t = noise.fbm(ix * 10.0, iy * 10.0, 900.0, noise.salt_of(cfg.seed, "turbidity"), octaves=2)
-        boost = (0.6 + 0.8 * t)[turbid].astype(np.float32)
-        refl[1:5, turbid] *= boost[None]
-
-    # variability: per object (gain and spectral tilt), within-object texture, per pixel
-    parcel_gain = 1.0 + PARCEL_GAIN * (noise.uniform(p, 5, noise.salt_of(cfg.seed, "pgain")) - 0.5)
-    texture = (
-        1.0
-        + TEXTURE
-        * (noise.fbm(ix * 10.0, iy * 10.0, 40.0, noise.salt_of(cfg.seed, "texture"), octaves=2) - 0.5)
-        * 2.0
-    )
-    pixel_gain = 1.0 + PIXEL_NOISE * noise.normal(ix, iy, noise.salt_of(cfg.seed, "pxgain"))
-    gain = (parcel_gain * texture * pixel_gain).astype(np.float32)
-    gain[label == WATER] = 1.0 + (gain[label == WATER] - 1.0) * 0.3
-    tilt = PARCEL_TILT * (noise.uniform(p, 7, noise.salt_of(cfg.seed, "ptilt")) - 0.5)
-    slope = np.linspace(-1.0, 1.0, len(BANDS), dtype=np.float32)[:, None, None]
-    tilt_gain = 1.0 + slope * np.where(label == WATER, 0.0, tilt).astype(np.float32)[None]
-    return refl * gain[None] * tilt_gain
+    return compose(mixture(cfg, lc, ix, iy, site=site), cover, wet)
 
 
 NEIGHBOUR_WEIGHTS = (0.6, 0.1)
@@ -231,11 +331,14 @@ def mix_neighbours(refl: np.ndarray, dx: float = 0.0, dy: float = 0.0) -> np.nda
         ).astype(np.float32)
     kernel = shift_kernel(dx, dy).astype(np.float32)
     h, w = refl.shape[1] - 2, refl.shape[2] - 2
-    out = np.zeros((refl.shape[0], h, w), dtype=np.float32)
+    out = np.empty((refl.shape[0], h, w), dtype=np.float32)
     tmp = np.empty_like(out)
+    first = True
     for r in range(3):
         for c in range(3):
             if kernel[r, c] != 0.0:
-                np.multiply(refl[:, r : r + h, c : c + w], kernel[r, c], out=tmp)
-                out += tmp
+                np.multiply(refl[:, r : r + h, c : c + w], kernel[r, c], out=out if first else tmp)
+                if not first:
+                    out += tmp
+                first = False
     return out
