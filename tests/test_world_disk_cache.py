@@ -222,7 +222,7 @@ def test_a_folder_that_cannot_be_read_is_bypassed(cache: Path, monkeypatch: pyte
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(disk_cache.np, "load", refuse)
+    monkeypatch.setattr(disk_cache.npz, "read", refuse)
     with pytest.warns(WorldCacheWarning, match="cannot use"):
         assert_same(sentinel1.s1_block(CFG, 6, 0, 0), good)
 

@@ -48,6 +48,7 @@ from typing import Any, cast
 import numpy as np
 
 from gee_fusion.errors import ConfigError
+from gee_fusion.local.world import npz
 from gee_fusion.local.world.config import WorldConfig
 
 ENV_DIR = "GEE_FUSION_WORLD_CACHE_DIR"
@@ -216,8 +217,7 @@ def fetch(kind: str, cfg: WorldConfig, i: int, bx: int, by: int, compute: Callab
 def _read(path: Path) -> Product | None:
     """The arrays stored at ``path``; None when absent or unreadable (with a warning)."""
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            out = {name: stored[name] for name in stored.files}
+        out = npz.read(path)
         if not out:
             raise ValueError("no arrays")
     except (FileNotFoundError, NotADirectoryError):
