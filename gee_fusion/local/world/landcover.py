@@ -119,6 +119,18 @@ def _ray_distance(u: np.ndarray, v: np.ndarray, angle: float, u0: float, v0: flo
     return np.where(along > 0, across, np.hypot(du, dv))
 
 
+def _near_ray(u: np.ndarray, v: np.ndarray, angle: float, u0: float, v0: float, limit: float) -> np.ndarray:
+    """Pixels nearer than ``limit`` to the half-line from (u0, v0) in direction ``angle``; none, at no
+    cost, when the window's centre is farther than ``limit`` plus its half-diagonal (a distance to a
+    convex set changes by at most the step taken, so no pixel can then be near)."""
+    uc, vc = 0.5 * (float(u.min()) + float(u.max())), 0.5 * (float(v.min()) + float(v.max()))
+    half = 0.5 * float(np.hypot(float(u.max()) - float(u.min()), float(v.max()) - float(v.min())))
+    centre = float(_ray_distance(np.array(uc), np.array(vc), angle, u0, v0))
+    if centre > limit + half + 1.0:
+        return np.zeros(np.broadcast_shapes(u.shape, v.shape), dtype=bool)
+    return _ray_distance(u, v, angle, u0, v0) < limit
+
+
 def _parcels(u: np.ndarray, v: np.ndarray, salt: int, cell: float) -> tuple[np.ndarray, np.ndarray]:
     """Jittered-lattice Voronoi parcels: (id hash, distance to the nearest boundary).
 
@@ -137,12 +149,15 @@ def _parcels(u: np.ndarray, v: np.ndarray, salt: int, cell: float) -> tuple[np.n
     ident = np.zeros(best.shape, dtype=np.uint64)
     for du in (-1, 0, 1):
         for dv in (-1, 0, 1):
-            gi, gj = cv + dv - lv0, cu + du - lu0
-            d = np.hypot(u - site_u[gi, gj], v - site_v[gi, gj]).astype(np.float32)
+            # the neighbour cell of a pixel is that of its row and that of its column: two takes
+            gi, gj = (cv + dv - lv0)[:, 0], (cu + du - lu0)[0]
+            su, sv = site_u.take(gi, axis=0).take(gj, axis=1), site_v.take(gi, axis=0).take(gj, axis=1)
+            d = np.hypot(u - su, v - sv).astype(np.float32)
             closer = d < best
-            second = np.where(closer, best, np.minimum(second, d))
-            ident = np.where(closer, ids[gi, gj], ident)
-            best = np.where(closer, d, best)
+            np.minimum(second, d, out=second)
+            np.copyto(second, best, where=closer)  # the former best becomes the second
+            np.copyto(ident, ids.take(gi, axis=0).take(gj, axis=1), where=closer)
+            np.minimum(best, d, out=best)
     return ident, (second - best) / 2.0
 
 
@@ -236,7 +251,7 @@ def generate(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) ->
     # -- networks: motorway ring, radial main roads, railway -----------------------------------
     network = ring < 17.0
     for a in lay.road_angles:
-        network |= _ray_distance(u, v, a, lay.centre[0], lay.centre[1]) < 11.0
+        network |= _near_ray(u, v, a, lay.centre[0], lay.centre[1], 11.0)
     network |= _line_distance(u, v, lay.rail_angle, lay.centre[0], lay.centre[1] - 300.0) < 14.0
     label[network] = NETWORK
     impervious[network] = 1.0

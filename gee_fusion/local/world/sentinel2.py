@@ -15,6 +15,7 @@ reflectance, strongest in the blue, that the cloud masks do not flag.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -237,29 +238,52 @@ def _reduce(arr: np.ndarray, factor: int, how: str) -> np.ndarray:
     if factor == 1:
         return arr
     h, w = arr.shape[0] // factor, arr.shape[1] // factor
-    blocks_ = arr[: h * factor, : w * factor].reshape(h, factor, w, factor)
+    cut = arr[: h * factor, : w * factor]
     if how == "mean":
-        if arr.dtype.kind in "iu":
-            return _integer_mean(blocks_, factor * factor).astype(arr.dtype)
-        return blocks_.mean(axis=(1, 3)).astype(arr.dtype)
+        if arr.dtype.kind not in "iu":
+            return cut.reshape(h, factor, w, factor).mean(axis=(1, 3)).astype(arr.dtype)
+        if factor == 2 and arr.dtype == np.dtype("<u2") and sys.byteorder == "little":
+            return _pair_mean_u16(np.ascontiguousarray(cut))
+        return _integer_mean(cut, factor).astype(arr.dtype)
+    blocks_ = cut.reshape(h, factor, w, factor)
     if how == "or":
         return np.bitwise_or.reduce(np.bitwise_or.reduce(blocks_, axis=3), axis=1)
     return blocks_[:, factor // 2, :, factor // 2]
 
 
-def _integer_mean(cells: np.ndarray, n: int) -> np.ndarray:
-    """Mean of the (h, f, w, f) cells of an integer field, rounded half to even, in int64
-    arithmetic (exact; the same as ``np.rint(cells.mean(axis=(1, 3)))``, several times faster)."""
-    if cells.shape[1] == 2:  # 20 m: four slices added
-        total = cells[:, 0, :, 0].astype(np.int64)
-        total += cells[:, 0, :, 1]
-        total += cells[:, 1, :, 0]
-        total += cells[:, 1, :, 1]
-    else:
-        total = cells.sum(axis=3, dtype=np.int64).sum(axis=1)
-    q, r = np.divmod(total, n)
+def _integer_mean(arr: np.ndarray, factor: int) -> np.ndarray:
+    """Means of the ``factor`` x ``factor`` cells of an integer field, rounded half to even, in
+    integer arithmetic (exact: the same as ``np.rint`` of the float mean, several times faster)."""
+    acc = np.dtype(np.uint32 if arr.dtype.kind == "u" and arr.dtype.itemsize <= 2 else np.int64)
+    rows: np.ndarray = arr[0::factor].astype(acc)
+    for k in range(1, factor):
+        np.add(rows, arr[k::factor], out=rows)
+    total: np.ndarray = rows[:, 0::factor].copy()
+    for k in range(1, factor):
+        np.add(total, rows[:, k::factor], out=total)
+    n = factor * factor
+    q, r = np.divmod(total, acc.type(n))
     r *= 2
     return q + ((r > n) | ((r == n) & (q % 2 == 1)))
+
+
+def _pair_mean_u16(arr: np.ndarray) -> np.ndarray:
+    """:func:`_integer_mean` of 2 x 2 cells of a contiguous little-endian uint16 field: each row
+    read as uint32 words, two pixels a word (about 15 times faster than strided slices)."""
+    h, w = arr.shape[0] // 2, arr.shape[1] // 2
+    pairs = arr.reshape(h, 2, 2 * w)
+    top, bottom = pairs[:, 0, :].view(np.uint32), pairs[:, 1, :].view(np.uint32)
+    low = np.uint32(0xFFFF)
+    total = top & low
+    total += top >> 16
+    total += bottom & low
+    total += bottom >> 16
+    odd = total >> 2
+    odd &= 1
+    total += odd  # total = 4q + r: (total + 1 + (q & 1)) >> 2 rounds r = 2 to the even q
+    total += 1
+    total >>= 2
+    return total.astype(np.uint16)
 
 
 def _window10(
