@@ -4,7 +4,7 @@ Over the demo world (S2 + S1 monthly stacks, labels, WorldCover prior), for an a
 larger: ``export_patches`` (the streamed path) and, as the baseline in the same run,
 ``fetch_area`` (every sensor's stack of the whole area in memory through xee, what the patch
 exporter did before). Each case runs in its own process so its peak RSS is its own. The demo
-world's own block cache (``GEE_FUSION_WORLD_CACHE_MB``, 768 MiB by default) grows with the area
+world's own block cache (``GEE_FUSION_WORLD_CACHE_MB``, 256 MiB by default) grows with the area
 until full; ``--world-cache-mb`` caps it so the figures show the patch path's memory. Prints one
 JSON line; the goal is a streamed peak that stays about the same when the area grows 4 x.
 

@@ -1,6 +1,6 @@
 """The demo world's and the local engine's fast paths equal the plain numpy they replace: the
 integer block mean of 20 m / 60 m bands, nearest gathering by two takes, and the strip-wise filling
-of computePixels' structured result."""
+of computePixels' structured result; a block cache trims the heap after evicting enough."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from gee_fusion.local.grid import gather
 from gee_fusion.local.server import interleave
+from gee_fusion.local.world import blocks
 from gee_fusion.local.world.sentinel2 import _reduce
 
 
@@ -54,3 +55,15 @@ def test_interleave_fills_every_field_strip_by_strip() -> None:
     np.testing.assert_array_equal(out["a"], a)
     np.testing.assert_array_equal(out["b"], np.where(mask_b, b, 0))
     assert (out["c"] == 0).all()
+
+
+def test_a_block_cache_trims_the_heap_after_evicting_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[int] = []
+    monkeypatch.setattr(blocks, "release_free_memory", lambda: trims.append(1))
+    monkeypatch.setattr(blocks, "TRIM_EVERY", 3000)
+    cache: blocks.ByteLRU[np.ndarray] = blocks.ByteLRU(2500, sizeof=lambda a: a.nbytes)
+    for k in range(6):  # 1000 bytes each: two fit, every put from the third evicts one
+        cache.get(k, lambda: np.zeros(1000, np.uint8))
+    assert len(trims) == 1  # after 3000 bytes evicted
+    monkeypatch.undo()
+    blocks.release_free_memory()  # the real one: harmless (a no-op off glibc)

@@ -8,13 +8,14 @@ Sentinel products go through two tiers: the in-memory :data:`PRODUCTS`, then the
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import fields
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 
@@ -25,6 +26,32 @@ BLOCK = 256
 
 Product = dict[str, np.ndarray]
 V = TypeVar("V")
+
+
+TRIM_EVERY = 64 * 2**20
+"""Evicted bytes after which a cache hands the freed heap memory back to the system."""
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    try:
+        return cast(Callable[[int], int], ctypes.CDLL(None).malloc_trim)
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Return the free pages of the heap to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Evicted blocks leave holes all over the heap, in one malloc arena per thread that generated
+    them; the allocator keeps those pages, so without a trim a long job's resident memory grows to
+    about twice its caches (the city-year job with 1 GiB of caches: 2.57 GiB peak, 1.80 GiB with a
+    trim every second, 1.84 GiB with a single malloc arena).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def product_bytes(value: Product) -> int:
@@ -41,6 +68,7 @@ class ByteLRU(Generic[V]):
         self._sizeof: Callable[[V], int] = sizeof or product_bytes  # type: ignore[assignment]
         self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._total = 0
+        self._evicted = 0  # bytes evicted since the heap was last trimmed
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], V]) -> V:
@@ -52,6 +80,7 @@ class ByteLRU(Generic[V]):
                 return hit[0]
         value = compute()
         size = self._sizeof(value)
+        trim = False
         with self._lock:
             if key not in self._items:
                 self._items[key] = (value, size)
@@ -59,6 +88,11 @@ class ByteLRU(Generic[V]):
                 while self._total > self.limit and len(self._items) > 1:
                     _, (_, old) = self._items.popitem(last=False)
                     self._total -= old
+                    self._evicted += old
+                if self._evicted >= TRIM_EVERY:
+                    self._evicted, trim = 0, True
+        if trim:
+            release_free_memory()
         return value
 
     def clear(self) -> None:
@@ -68,8 +102,11 @@ class ByteLRU(Generic[V]):
             self._total = 0
 
 
-CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "768"))
-"""Memory for generated Sentinel blocks (MiB), shared by Sentinel-1 and Sentinel-2."""
+CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "256"))
+"""Memory for generated Sentinel blocks (MiB), shared by Sentinel-1 and Sentinel-2. A miss is read
+back from the disk cache (about 1.5 ms an S2 block), so more memory buys little: the city-year job
+(a year of monthly NDVI over the 12 km city) peaked at 1.37 GiB with 256 MiB and the heap trims
+(:func:`release_free_memory`), 2.57 GiB with 768 MiB and none."""
 
 PRODUCTS: ByteLRU[Product] = ByteLRU(CACHE_MB * 2**20)
 
