@@ -1,15 +1,19 @@
 """The demo world's and the local engine's fast paths equal the plain numpy they replace: the
 integer block mean of 20 m / 60 m bands, nearest gathering by two takes, and the strip-wise filling
-of computePixels' structured result; a block cache trims the heap after evicting enough."""
+of computePixels' structured result; a block cache trims the heap after evicting enough; block
+files written and read by npz."""
 
 from __future__ import annotations
+
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gee_fusion.local.grid import gather
 from gee_fusion.local.server import interleave
-from gee_fusion.local.world import blocks
+from gee_fusion.local.world import blocks, npz
 from gee_fusion.local.world.sentinel2 import _reduce
 
 
@@ -67,3 +71,27 @@ def test_a_block_cache_trims_the_heap_after_evicting_enough(monkeypatch: pytest.
     assert len(trims) == 1  # after 3000 bytes evicted
     monkeypatch.undo()
     blocks.release_free_memory()  # the real one: harmless (a no-op off glibc)
+
+
+def test_block_files_round_trip_through_npz_and_numpy(tmp_path: Path) -> None:
+    arrays = {
+        "c": np.arange(6, dtype=np.uint16).reshape(2, 3),
+        "f": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+        "empty": np.zeros((0, 5), np.float32),
+        "flag": np.ones((3, 3), bool),
+        "scalar": np.asarray(np.float32(3)),
+    }
+    path = tmp_path / "block.npz"
+    with open(path, "wb") as fh:
+        npz.write(fh, arrays)
+    back = npz.read(path)
+    with np.load(path) as stored:  # numpy reads what npz writes
+        for name, arr in arrays.items():
+            for got in (back[name], stored[name]):
+                assert got.dtype == arr.dtype and got.shape == arr.shape, name
+                np.testing.assert_array_equal(got, arr, err_msg=name)
+    data = bytearray(path.read_bytes())
+    data[data.index(arrays["c"].tobytes()) + 3] ^= 0xFF  # a bad byte inside array "c"
+    path.write_bytes(bytes(data))
+    with pytest.raises(zipfile.BadZipFile, match="CRC"):
+        npz.read(path)

@@ -43,7 +43,6 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 
@@ -245,7 +244,7 @@ def _write(state: _State, root: Path, cfg: WorldConfig, path: Path, value: Produ
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **cast(dict[str, Any], value))  # field names are keys of the archive
+                npz.write(fh, value)  # field names are keys of the archive
             size = tmp.stat().st_size
             os.replace(tmp, path)
         finally:

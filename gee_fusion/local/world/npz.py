@@ -1,22 +1,25 @@
-"""Fast reading of the demo world's block files: uncompressed ``.npz`` archives as ``np.savez``
-writes them.
+"""Fast reading and writing of the demo world's block files: uncompressed ``.npz`` archives, as
+``np.savez`` writes them and ``np.load`` reads them.
 
 ``np.load`` opens every member as a file of the archive, parses its header with ``ast`` and copies
 its bytes; for a block of 20 small arrays that costs several times the read itself. :func:`read`
 reads the file once into one buffer and returns its arrays as views of it, after checking every
 member's CRC-32 as ``zipfile`` does. Anything it does not expect (compression, object arrays, a
-damaged archive) raises :class:`ValueError` or :class:`zipfile.BadZipFile`.
+damaged archive) raises :class:`ValueError` or :class:`zipfile.BadZipFile`. :func:`write` stores
+each array's memory as it is (``np.savez`` copies it in chunks first): about half the time.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import math
 import os
 import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -80,7 +83,7 @@ def _array(buf: bytearray, start: int, size: int) -> np.ndarray:
         raise ValueError(f"unknown .npy version {major}")
     body = start + 8 + width
     dtype, shape, fortran = _header(bytes(buf[body : body + length]))
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     offset = body + length
     if offset + count * dtype.itemsize != start + size:
         raise ValueError("a .npy member whose size does not match its header")
@@ -102,3 +105,19 @@ def _header(text: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
     if dtype.hasobject:
         raise ValueError("an object .npy member")
     return dtype, shape, fortran
+
+
+def write(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """Store ``arrays`` in the open binary file ``fh`` as an uncompressed ``.npz`` (what
+    ``np.savez(fh, **arrays)`` writes, readable by ``np.load`` and :func:`read`)."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            arr = np.asanyarray(value)
+            if arr.dtype.hasobject:
+                raise ValueError(f"{name}: object arrays are not stored")
+            header = np.lib.format.header_data_from_array_1_0(arr)
+            data = arr.T if header["fortran_order"] else np.ascontiguousarray(arr)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, header)
+                if data.size:
+                    member.write(data.reshape(-1).view(np.uint8).data)
