@@ -150,23 +150,26 @@ def _group_spectra() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _urban_spectra(
     cfg: WorldConfig, lc: LandCover, sel: np.ndarray, ix: np.ndarray, iy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(background, vegetation) spectra (13, n) of the built-up pixels ``sel``: roofs, bright
-    industrial roofs and asphalt over the sealed fraction, gardens (green over dry) elsewhere."""
+    """(background, vegetation) spectra (13, n), float32, of the built-up pixels ``sel``: roofs,
+    bright industrial roofs and asphalt over the sealed fraction, gardens (green over dry) elsewhere."""
     label = lc.label[sel]
     jitter = IMPERVIOUS_JITTER * (noise.uniform(ix, iy, noise.salt_of(cfg.seed, "imperv")) - 0.5)
     jitter = np.broadcast_to(jitter, lc.label.shape)[sel]
     imperv = lc.impervious[sel]
-    imp = np.clip(imperv + jitter * (imperv > 0), 0.0, 1.0)[None]
-    roof_kind = noise.uniform(lc.parcel[sel].astype(np.int64), 3, noise.salt_of(cfg.seed, "roof"))[None]
+    imp = np.clip(imperv + jitter * (imperv > 0), 0.0, 1.0).astype(np.float32)
+    kind = noise.uniform(lc.parcel[sel].astype(np.int64), 3, noise.salt_of(cfg.seed, "roof"), np.float32)
+    kind[label == INDUSTRIAL] = -1.0  # bright roofs: (0.5 + 0.5 k) roof + (0.5 - 0.5 k) bright at k = -1
     em = {name: _em(name)[:, None] for name in ("roof", "bright", "asphalt", "green", "dry")}
-    roofs = np.where(
-        label[None] == INDUSTRIAL,
-        em["bright"],
-        (0.5 + 0.5 * roof_kind) * em["roof"] + (0.5 - 0.5 * roof_kind) * em["bright"],
-    )
-    sealed = np.where(label[None] == NETWORK, em["asphalt"], 0.75 * roofs + 0.25 * em["asphalt"])
-    bg = imp * sealed + (1 - imp) * em["dry"]
+    roofs = (0.5 * (em["roof"] + em["bright"])) + (0.5 * (em["roof"] - em["bright"])) * kind
+    sealed = 0.75 * roofs + 0.25 * em["asphalt"]
+    sealed[:, label == NETWORK] = em["asphalt"]
+    bg = imp * (sealed - em["dry"]) + em["dry"]
     return bg, bg + (1 - imp) * (em["green"] - em["dry"])
+
+
+def _per_pixel(rows: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """(13, h, w) spectra of each pixel's group from the (groups, 13) table ``rows``."""
+    return np.ascontiguousarray(rows.T).take(group.ravel(), axis=1).reshape(len(BANDS), *group.shape)
 
 
 def mixture(
@@ -191,8 +194,7 @@ def mixture(
     if site is not None:
         group[site] = _SITE
     bg_rows, veg_rows, soil_rows = _group_spectra()
-    bg = np.ascontiguousarray(bg_rows.T[:, group])  # (13, h, w)
-    veg = np.ascontiguousarray(veg_rows.T[:, group])
+    bg, veg = _per_pixel(bg_rows, group), _per_pixel(veg_rows, group)  # (13, h, w)
     urban = group == _URBAN
     if urban.any():
         bg[:, urban], veg[:, urban] = _urban_spectra(cfg, lc, urban, ix, iy)
@@ -223,7 +225,8 @@ def mixture(
     soil = None
     has_soil: np.ndarray = np.any(soil_rows != 0.0, axis=1)
     if has_soil[group].any():
-        soil = np.ascontiguousarray(soil_rows.T[:, group]) * scale
+        soil = _per_pixel(soil_rows, group)
+        soil *= scale
     tended = np.isin(label, (ARABLE, ORCHARD, VINEYARD, GRASS))
     cover_gain = 1.0 + PARCEL_COVER * (noise.uniform(p, 11, noise.salt_of(cfg.seed, "pcover")) - 0.5)
     return Mixture(bg, veg, soil, np.where(tended, cover_gain, 1.0).astype(np.float32))
