@@ -11,14 +11,15 @@ such a change. Prints one JSON line: ``<rule>_precision``, ``<rule>_recall``,
 minus the nearest truth month, start or end) and ``<rule>_false_alarms_per_km2_month``. The
 optical and fused figures come from the monitoring job (``gee-fusion monitor``) run over the same
 square and months: ``optical`` is every persistent class transition into or out of built-up and
-every site opening (vegetated land classified built, water or open from then on: the monthly
-in-cloud forests alone, ``persist`` months), ``fused`` every alert the job wrote (urbanisations,
-demolitions and site openings with at least ``min_confidence`` of their pixels confirmed by
-Sentinel-1 within ``tolerance`` months, Sentinel-1 brightenings classified built from then on,
-darkenings of built pixels, and floods of the monthly VV confirmed by the water class). All
-detectors are scored against every truth change; ``fused_found_<type>`` says how many of each type of change
-the alerts found (``truth_<type>``: how many there were), and ``urban_truth_changes`` /
-``fused_urban_recall`` the urbanisations (construction, industrial, road) alone.
+every site opening (vegetated land classified built, water or open from then on) that holds (the
+monthly in-cloud forests alone, with the job's ``persist`` and hold rules), ``fused`` every alert
+the job wrote (urbanisations, demolitions and site openings with at least ``min_confidence`` of
+their pixels confirmed by Sentinel-1 within ``tolerance`` months, Sentinel-1 brightenings
+classified built from then on, darkenings of built pixels, and floods of the monthly VV confirmed
+by the water class). All detectors are scored against every truth change; ``fused_found_<type>``
+says how many of each type of change the alerts found (``truth_<type>``: how many there were), and
+``urban_truth_changes`` / ``fused_urban_recall`` the urbanisations (construction, industrial,
+road) alone.
 
 Usage: python benchmarks/monitoring.py [--size-km 4] [--start 2021-01] [--months 24] [--sar-only]
        [--origin X Y] [--out DIR]
@@ -99,12 +100,13 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
     numbers = np.array([month_index(m) for m in months])
     urban = np.zeros(grid.shape, dtype=bool)
     when = np.zeros(grid.shape, dtype=np.int64)
-    for tr in (
-        optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.into_built),
-        optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.out_of_built),
-        fusion.site_opening(classes, persist=cfg.persist),
+    unbuilt = tuple(c for c in range(1, 7) if c not in optical.BUILT_6)
+    for tr, state in (
+        (optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.into_built), optical.BUILT_6),
+        (optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.out_of_built), unbuilt),
+        (fusion.site_opening(classes, persist=cfg.persist), fusion.OPENED_6),
     ):
-        new = (tr.onset >= 0) & ~urban
+        new = fusion.holds(classes, tr.onset, state, share=cfg.hold) & ~urban
         when[new] = numbers[tr.onset[new]]
         urban |= new
     fused = np.zeros(grid.shape, dtype=bool)

@@ -11,7 +11,7 @@ import pytest
 
 from gee_fusion.grid import PixelGrid
 from gee_fusion.monitoring import alerts, detect, fusion
-from gee_fusion.monitoring.optical import persistent_changes
+from gee_fusion.monitoring.optical import Transitions, persistent_changes
 
 MONTHS = np.arange(600, 610)
 
@@ -110,3 +110,52 @@ def test_a_site_opening_is_a_layer_and_a_flood_is_not_a_site() -> None:
     assert (site.transitions.onset[:, :4] == 5).all() and site.confirmed[:, :4].all()
     assert found.flooded[5:7, :, 4:].all()
     assert (site.month_band()[:, :4] == 6).all() and (site.month_band()[:, 4:] == 0).all()
+
+
+def test_a_change_must_hold_three_quarters_of_the_months_after_it() -> None:
+    classes = series(
+        [3, 3, 3, 3, 1, 1, 3, 3, 3, 3],  # built two months, then a field again: an error
+        [3, 3, 3, 3, 1, 1, 1, 3, 1, 1],  # built with one cloudy month: holds (5 of 6)
+        [3, 3, 3, 3, 3, 3, 3, 3, 1, 1],  # built in the last two months: holds (2 of 2)
+    )
+    onset = persistent_changes(classes, persist=2, keep=fusion.into_built).onset
+    assert onset.tolist() == [[4, 4, 8]]
+    held = fusion.holds(classes, onset, (1, 2))
+    assert held.tolist() == [[False, True, True]]
+    # against a loop over the months from the onset
+    stack = np.stack(classes)[:, 0]
+    for px in range(3):
+        t = onset[0, px]
+        assert held[0, px] == (np.isin(stack[t:, px], (1, 2)).mean() >= 0.75)
+    assert not fusion.holds(classes, np.full((1, 3), -1), (1, 2)).any()
+    assert fusion.holds(classes, onset, (1, 2), share=0.3).tolist() == [[True, True, True]]
+    rows = np.full((10, 1, 3), -12.0, dtype=np.float32)
+    rows[4:, 0, :] = -3.0  # Sentinel-1 saw walls everywhere: the class error is still no alert
+    found = detect.change_layers(classes, rows, _sar((1, 3)), MONTHS, persist=2, tolerance=1)
+    assert found.urbanisation.mask.tolist() == [[False, True, True]]
+
+
+def test_an_alert_takes_its_onset_and_confidence_from_the_pixels_that_changed_together() -> None:
+    onset = np.array([[3, 3, 3, 4, 9, 9, 9, 12]])
+    obj = np.ones_like(onset, dtype=bool)
+    month, core = alerts.event_core(onset, obj, tolerance=1)
+    assert month == 3 and core.tolist() == [[True, True, True, True, False, False, False, False]]
+    assert alerts.event_core(onset, obj, tolerance=0)[0] == 3  # three 3s and three 9s: the earliest
+    late = np.array([[3, 4, 4, 4, 4]])  # the window around 3 holds them all (a tie): their median
+    assert alerts.event_core(late, np.ones_like(late, dtype=bool), tolerance=1)[0] == 4
+    # a 60 px site whose 40 confirmed pixels changed in month 3, with 20 px of class-map noise
+    # around it (other months, unconfirmed): the site's confidence, not the noise's
+    rows, cols = 6, 10
+    on = np.full((rows, cols), 3)
+    on[:2] = np.array([7, 8, 1, 0, 9, 6, 7, 8, 1, 0])
+    confirmed = on == 3
+    tr = Transitions(on, np.full((rows, cols), 3), np.full((rows, cols), 1))
+    grid = PixelGrid("EPSG:32631", (10.0, 0.0, 0.0, 0.0, -10.0, 60.0), cols, rows)
+    months = [date(2021, m, 1) for m in range(1, 13)]
+    (feature,) = alerts.change_alerts(
+        np.ones((rows, cols), dtype=bool), tr, confirmed, grid=grid, months=months, min_area_m2=5000.0,
+        kind="urbanisation", evidence="class change + SAR",
+    )  # fmt: skip
+    p = feature["properties"]
+    assert p["onset"] == "2021-04" and p["confidence"] == 1.0 and p["area_m2"] == pytest.approx(6000.0)
+    assert float(confirmed.mean()) < 0.7  # over the whole object it would be diluted

@@ -42,6 +42,17 @@ def _evidence(evidence: str | Sequence[tuple[str, np.ndarray]], obj: np.ndarray)
     return ", ".join(label for n, label in sorted(shares, key=lambda s: -s[0]) if n)
 
 
+def event_core(onset: np.ndarray, obj: np.ndarray, *, tolerance: int = 1) -> tuple[int, np.ndarray]:
+    """The pixels of ``obj`` that changed together (``onset``: the month index per pixel): those
+    within ``tolerance`` months of the month most of them are near (ties: the earliest), with
+    their median month."""
+    values, counts = np.unique(onset[obj], return_counts=True)
+    near = np.abs(values[:, None] - values[None, :]) <= tolerance
+    centre = int(values[int(np.argmax(near.astype(np.int64) @ counts))])
+    core = obj & (np.abs(onset - centre) <= tolerance)
+    return int(np.median(onset[core])), core
+
+
 def change_alerts(
     mask: np.ndarray,
     transitions: Transitions,
@@ -52,11 +63,19 @@ def change_alerts(
     min_area_m2: float,
     kind: str,
     evidence: str | Sequence[tuple[str, np.ndarray]],
+    tolerance: int = 1,
 ) -> list[dict[str, Any]]:
     """Features (``type`` ``kind``) of the 8-connected objects of ``mask`` of at least
-    ``min_area_m2``: onset (the median of its pixels' onsets), area, classes before and after,
-    the share of its pixels ``confirmed``, and its ``evidence``: a label, or (label, mask) pairs of
-    which the object gets the labels of the masks it overlaps, most pixels first."""
+    ``min_area_m2``, with their area, onset, classes before and after, confidence and evidence.
+
+    An object's pixels rarely change in one month (a site is cleared, then built, over months; the
+    class maps of a sparse estate flicker), and the noise of the class maps around it joins it
+    with unrelated months. So its **onset** is the month within ``tolerance`` of which most of its
+    pixels changed (:func:`event_core`), and its classes and **confidence** (the share of pixels
+    ``confirmed``) are those of that core; the polygon is the whole object. ``evidence`` is a
+    label, or (label, mask) pairs of which the object gets the labels of the masks it overlaps,
+    most pixels first.
+    """
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     area_px = _pixel_area(grid)
     features = []
@@ -65,12 +84,12 @@ def change_alerts(
         area = float(obj.sum() * area_px)
         if area < min_area_m2:
             continue
-        onset = months[int(np.median(transitions.onset[obj]))]
+        onset_index, core = event_core(transitions.onset, obj, tolerance=tolerance)
         properties = {
-            "type": kind, "evidence": _evidence(evidence, obj), "onset": f"{onset:%Y-%m}", "area_m2": area,
-            "from_class": int(np.bincount(transitions.before[obj]).argmax()),
-            "to_class": int(np.bincount(transitions.after[obj]).argmax()),
-            "confidence": round(float(confirmed[obj].mean()), 3),
+            "type": kind, "evidence": _evidence(evidence, obj), "onset": f"{months[onset_index]:%Y-%m}",
+            "area_m2": area, "from_class": int(np.bincount(transitions.before[core]).argmax()),
+            "to_class": int(np.bincount(transitions.after[core]).argmax()),
+            "confidence": round(float(confirmed[core].mean()), 3),
         }  # fmt: skip
         features.append({"type": "Feature", "geometry": _geometry(obj, grid), "properties": properties})
     return features

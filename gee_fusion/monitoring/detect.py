@@ -17,7 +17,11 @@ by Sentinel-1 is one object, not two objects each under the smallest alert size)
   months explains it.
 
 Per pixel, each rule uses the first persistent change *of its own kind*: an earlier change of
-another kind (grassland mown into cropland) does not hide a later urbanisation.
+another kind (grassland mown into cropland) does not hide a later urbanisation. A class change
+(or a SAR-led urbanisation) must also hold (:func:`fusion.holds`): its new state is the class of
+at least ``hold`` (three quarters by default) of the months from it to the latest one. A SAR-led
+demolition's persistence is the lasting drop of the monthly VV itself (its rubble stays
+classified built).
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ def change_layers(
     *,
     persist: int = 2,
     tolerance: int = 1,
+    hold: float = fusion.HOLD_SHARE,
 ) -> ChangeLayers:
     """The change layers of a period (see the module docstring).
 
@@ -117,6 +122,7 @@ def change_layers(
         month_numbers: The months of ``classes`` (months since 1970-01).
         persist: Months a class must hold before and after a change.
         tolerance: Months between optical and Sentinel-1 evidence.
+        hold: Least share of the months from a class change to the latest one in its new state.
     """
     stack = np.stack([np.asarray(c) for c in classes])
     steps = fusion.vv_steps(vv_db, persist=persist)
@@ -124,19 +130,23 @@ def change_layers(
 
     tr_up = optical.persistent_changes(classes, persist=persist, keep=fusion.into_built)
     tr_down = optical.persistent_changes(classes, persist=persist, keep=fusion.out_of_built)
-    urban, demolished = tr_up.onset >= 0, tr_down.onset >= 0
+    built, unbuilt = optical.BUILT_6, tuple(c for c in range(1, 7) if c not in optical.BUILT_6)
+    urban = fusion.holds(classes, tr_up.onset, built, share=hold)
+    demolished = fusion.holds(classes, tr_down.onset, unbuilt, share=hold)
+    # pixels with a class transition, held or not, are the class rules' business
+    into, out_of = tr_up.onset >= 0, tr_down.onset >= 0
     urban_seen = _by_sar(urban, tr_up, month_numbers, sar, steps, direction=1, tolerance=tolerance)
     down_seen = _by_sar(demolished, tr_down, month_numbers, sar, steps, direction=2, tolerance=tolerance)
 
     # rubble the forests still call built: a lasting Sentinel-1 darkening of a built pixel
     down_led, down_index = fusion.sar_led_demolition(classes, steps, persist=persist)
-    down_led &= ~demolished
+    down_led &= ~out_of
     # a site the forests call built during the works has no transition: Sentinel-1 leads there
     # (not on a lot demolished in the period: its later greening is no new building)
     up_led, up_index = fusion.sar_led_urbanisation(
         classes, month_numbers, last, turn, persist=persist, steps=steps
     )
-    up_led &= ~(urban | down_led | demolished)
+    up_led &= ~(into | down_led | out_of) & fusion.holds(classes, up_index, built, share=hold)
     urbanisation = Layer(
         "urbanisation", urban | up_led, _led_transitions(stack, tr_up, up_led, up_index),
         urban_seen | up_led, (("class change + SAR", urban), ("SAR + built class", up_led)),
@@ -148,7 +158,7 @@ def change_layers(
 
     flooded = flood.flooded(vv_db)
     tr_site = fusion.site_opening(classes, persist=persist)
-    opened = tr_site.onset >= 0
+    opened = fusion.holds(classes, tr_site.onset, fusion.OPENED_6, share=hold)
     window = np.arange(stack.shape[0])[:, None, None]
     in_onset = (window >= tr_site.onset) & (window < tr_site.onset + persist)
     opened &= ~(flooded & in_onset).any(axis=0)  # a flood is no building site

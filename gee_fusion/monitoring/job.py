@@ -48,7 +48,7 @@ from gee_fusion.grid import PixelGrid
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import write_cog
 from gee_fusion.io.console import say
-from gee_fusion.monitoring import alerts, detect, optical
+from gee_fusion.monitoring import alerts, detect, fusion, optical
 from gee_fusion.monitoring.batch import MonitorBatch, classify_by_batch
 from gee_fusion.monitoring.sar import sar_changes
 from gee_fusion.monitoring.sdg import SdgSettings, write_sdg_table
@@ -89,6 +89,11 @@ class MonitorConfig(BaseModel):
         default_factory=lambda: RFOptions(number_of_trees=40), description="The monthly forests' options."
     )
     persist: int = Field(2, ge=1, le=12, description="Months a class change must hold.")
+    hold: float = Field(
+        fusion.HOLD_SHARE, gt=0, le=1,
+        description="Least share of the months from a class change to the latest one in its new state "
+        "(a change that reverts is withdrawn at the next run).",
+    )  # fmt: skip
     alpha: float = Field(0.01, gt=0, lt=1, description="Significance level of the SAR tests.")
     tolerance: int = Field(1, ge=0, le=6, description="Months between optical and SAR evidence.")
     min_area_m2: float = Field(5000.0, ge=0, description="Smallest alert (0.5 ha).")
@@ -310,15 +315,16 @@ def _changes(
     sar = compute_by_tile(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
     numbers = np.array([month_index(m) for m in months])
     found = detect.change_layers(
-        classes, read_backscatter(out, months), sar, numbers, persist=cfg.persist, tolerance=cfg.tolerance
-    )
+        classes, read_backscatter(out, months), sar, numbers, persist=cfg.persist, tolerance=cfg.tolerance,
+        hold=cfg.hold,
+    )  # fmt: skip
     # objects over the whole change mask of each kind (a site's pixels flip over a month or two,
     # some by a class change, some by Sentinel-1); each object's onset is its pixels' median onset
     objects = []
     for layer in found.layers:
         objects += alerts.change_alerts(
             layer.mask, layer.transitions, layer.confirmed, grid=grid, months=months,
-            min_area_m2=cfg.min_area_m2, kind=layer.kind, evidence=layer.evidence,
+            min_area_m2=cfg.min_area_m2, kind=layer.kind, evidence=layer.evidence, tolerance=cfg.tolerance,
         )  # fmt: skip
     objects += alerts.flood_alerts(
         found.flooded, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2
