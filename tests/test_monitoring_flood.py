@@ -25,7 +25,7 @@ def test_flooded_equals_a_per_pixel_loop() -> None:
     vv[2, 3:6, 4:8] = -21.0  # a flood
     vv[:, 0, 0] = -22.0  # permanent water
     vv[4, 1, 1] = np.nan  # no acquisition
-    got = flood.flooded(vv, water_db=-15.0, drop_db=3.0)
+    got = flood.flooded(vv, water_db=-15.0, drop_db=3.0, smoothing_px=0)
     want = np.zeros(vv.shape, dtype=bool)
     for r in range(vv.shape[1]):
         for c in range(vv.shape[2]):
@@ -35,6 +35,26 @@ def test_flooded_equals_a_per_pixel_loop() -> None:
                 want[t, r, c] = bool(v < -15.0 and usual - v >= 3.0)
     assert np.array_equal(got, want)
     assert got[2, 3:6, 4:8].all() and not got[:, 0, 0].any() and not got[4, 1, 1]
+
+
+def test_the_focal_mean_equals_a_disc_loop_and_leaves_a_speckled_field_dry() -> None:
+    rng = np.random.default_rng(5)
+    vv = rng.normal(-12.0, 1.5, (4, 30, 30)).astype(np.float32)
+    vv[2] = rng.normal(-14.5, 1.5, (30, 30))  # a smooth field in a dry month: dark, speckled
+    vv[3, 5:25, 5:25] = -20.0  # a flood of 4 ha
+    vv[1, 7, 9] = np.nan
+    smooth = flood.focal_mean(vv, 2)
+    for r, c in ((0, 0), (7, 9), (7, 10), (15, 15), (29, 3)):
+        rows, cols = np.mgrid[0:30, 0:30]
+        disc = (rows - r) ** 2 + (cols - c) ** 2 <= 4
+        want = np.nanmean(vv[1][disc])
+        assert smooth[1, r, c] == pytest.approx(want, abs=1e-4) or (r, c) == (7, 9)
+    assert np.isnan(smooth[1, 7, 9])
+    raw, smoothed = flood.flooded(vv, smoothing_px=0), flood.flooded(vv)
+    assert raw[2].sum() > 100 and smoothed[2].sum() <= 2  # the speckle tail alone is no flood
+    assert smoothed[3, 8:22, 8:22].all()  # the flood's interior stays flooded
+    events = flood.flood_events(smoothed, min_pixels=50)
+    assert [(e.first, e.last) for e in events] == [(3, 3)]
 
 
 def test_events_chain_overlapping_months_and_keep_separate_floods_apart() -> None:
