@@ -95,21 +95,22 @@ def test_a_building_site_caught_half_by_class_change_half_by_sar_is_one_alert() 
 
 
 def test_a_site_opening_is_a_layer_and_a_flood_is_not_a_site() -> None:
-    rows, cols, t = 4, 8, 10
+    # left: a site; middle: an unchanged field (wider than the flood rule's smoothing); right: a flood
+    rows, cols, t = 8, 28, 10
     classes = [np.full((rows, cols), 3, dtype=np.uint8) for _ in range(t)]
     vv = np.full((t, rows, cols), -12.0, dtype=np.float32)
     for m in range(5, t):
-        classes[m][:, :4] = 6  # left: stripped soil from month 5 on
-    vv[5:, :, :4] = -14.0  # smoother dry soil: a lasting drop of 2 dB
+        classes[m][:, :10] = 6  # stripped soil from month 5 on
+    vv[5:, :, :10] = -14.0  # smoother dry soil: a lasting drop of 2 dB
     for m in (5, 6):
-        classes[m][:, 4:] = 6  # right: flooded two months (water)
-    vv[5:7, :, 4:] = -22.0
+        classes[m][:, 16:] = 6  # flooded two months (water)
+    vv[5:7, :, 16:] = -22.0
     found = detect.change_layers(classes, vv, _sar((rows, cols)), MONTHS, persist=2, tolerance=1)
     site = found.site
-    assert site.mask[:, :4].all() and not site.mask[:, 4:].any()
-    assert (site.transitions.onset[:, :4] == 5).all() and site.confirmed[:, :4].all()
-    assert found.flooded[5:7, :, 4:].all()
-    assert (site.month_band()[:, :4] == 6).all() and (site.month_band()[:, 4:] == 0).all()
+    assert site.mask[:, :10].all() and not site.mask[:, 10:].any()
+    assert (site.transitions.onset[:, :10] == 5).all() and site.confirmed[:, :10].all()
+    assert found.flooded[5:7, :, 16:].all() and not found.flooded[:, :, :10].any()
+    assert (site.month_band()[:, :10] == 6).all() and (site.month_band()[:, 10:] == 0).all()
 
 
 def test_a_change_must_hold_three_quarters_of_the_months_after_it() -> None:
