@@ -72,12 +72,16 @@ def test_a_building_site_caught_half_by_class_change_half_by_sar_is_one_alert() 
     vv = np.full((t, rows, cols), -12.0, dtype=np.float32)
     for m in range(4, t):
         classes[m][2:8, :] = 1  # classified built from month 4 on: a class change on the left half
-    classes[3][2:8, 5:] = 6  # the right half was open land in month 3: no persistent change there
+    classes[3][2:8, 5:8] = 6  # the right half was open land in month 3: no persistent change there
+    classes[3][2:8, 8:] = 2  # ... or, at its far end, already classified built (its class before: 3)
     vv[4:, 2:8, :] = -3.0  # walls: a lasting rise in month 4 over the whole site
     found = detect.change_layers(classes, vv, _sar((rows, cols)), MONTHS, persist=2, tolerance=1)
     up = found.urbanisation
     assert up.mask[2:8].all() and up.mask.sum() == 60 and (up.transitions.onset[2:8] == 4).all()
     assert up.confirmed[2:8].all()
+    before = up.transitions.before[2:8]
+    assert (before[:, :5] == 3).all() and (before[:, 5:8] == 6).all() and (before[:, 8:] == 3).all()
+    assert (up.transitions.after[2:8] == 1).all()
     by_rule = dict(up.evidence)
     assert by_rule["class change + SAR"].sum() == 30 and by_rule["class change + SAR"][2:8, :5].all()
     assert by_rule["SAR + built class"].sum() == 30 and by_rule["SAR + built class"][2:8, 5:].all()

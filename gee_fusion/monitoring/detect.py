@@ -74,10 +74,19 @@ class ChangeLayers:
         return (self.urbanisation, self.demolition, self.site)
 
 
-def _led_transitions(stack: np.ndarray, tr: Transitions, led: np.ndarray, index: np.ndarray) -> Transitions:
-    """``tr`` with, where ``led``, the month ``index`` and the classes of the month before and of
-    that month."""
+def _led_transitions(
+    stack: np.ndarray, tr: Transitions, led: np.ndarray, index: np.ndarray, *,
+    before_not: Sequence[int] = (), look_back: int = 1,
+) -> Transitions:  # fmt: skip
+    """``tr`` with, where ``led``, the month ``index`` and the classes of that month and of the month
+    before; the class before is the latest of the ``look_back`` months before that is not in
+    ``before_not`` (a SAR-led urbanisation may follow one month already classified built: its
+    class before is the one of the months before that), else the month before's."""
     previous = np.take_along_axis(stack, np.maximum(index - 1, 0)[None], 0)[0]
+    for k in range(2, look_back + 1):
+        earlier = np.take_along_axis(stack, np.maximum(index - k, 0)[None], 0)[0]
+        swap = np.isin(previous, before_not) & ~np.isin(earlier, before_not) & (index - k >= 0)
+        previous = np.where(swap, earlier, previous)
     after = np.take_along_axis(stack, np.maximum(index, 0)[None], 0)[0]
     return Transitions(
         onset=np.where(led, index, tr.onset),
@@ -148,7 +157,8 @@ def change_layers(
     )
     up_led &= ~(into | down_led | out_of) & fusion.holds(classes, up_index, built, share=hold)
     urbanisation = Layer(
-        "urbanisation", urban | up_led, _led_transitions(stack, tr_up, up_led, up_index),
+        "urbanisation", urban | up_led,
+        _led_transitions(stack, tr_up, up_led, up_index, before_not=built, look_back=persist),
         urban_seen | up_led, (("class change + SAR", urban), ("SAR + built class", up_led)),
     )  # fmt: skip
     demolition = Layer(
