@@ -87,7 +87,7 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
     """Run the monitoring job over the grid and months: its optical detections (persistent
     transitions into or out of built-up) and its fused ones (every alert it wrote), with months."""
     from gee_fusion.export.area import AreaConfig
-    from gee_fusion.monitoring import fusion, optical
+    from gee_fusion.monitoring import detect
     from gee_fusion.monitoring.job import MonitorConfig, read_class_maps, run_monitor
 
     x0, y1 = grid.transform[2], grid.transform[5]
@@ -100,13 +100,9 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
     numbers = np.array([month_index(m) for m in months])
     urban = np.zeros(grid.shape, dtype=bool)
     when = np.zeros(grid.shape, dtype=np.int64)
-    unbuilt = tuple(c for c in range(1, 7) if c not in optical.BUILT_6)
-    for tr, state in (
-        (optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.into_built), optical.BUILT_6),
-        (optical.persistent_changes(classes, persist=cfg.persist, keep=fusion.out_of_built), unbuilt),
-        (fusion.site_opening(classes, persist=cfg.persist), fusion.OPENED_6),
-    ):
-        new = fusion.holds(classes, tr.onset, state, share=cfg.hold) & ~urban
+    found = detect.class_changes(classes, persist=cfg.persist, hold=cfg.hold)
+    for tr, held in ((found.up, found.urban), (found.down, found.demolished), (found.site, found.opened)):
+        new = held & ~urban
         when[new] = numbers[tr.onset[new]]
         urban |= new
     fused = np.zeros(grid.shape, dtype=bool)

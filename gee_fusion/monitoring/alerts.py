@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from gee_fusion.grid import PixelGrid
 from gee_fusion.monitoring import flood
-from gee_fusion.monitoring.optical import Transitions
+from gee_fusion.monitoring.optical import Transitions, class_stack
 
 
 def _geometry(obj: np.ndarray, grid: PixelGrid) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def flood_alerts(
     pixels the class maps call water, wetland or open in one of its months (``confidence``)."""
     min_px = max(1, int(np.ceil(min_area_m2 / _pixel_area(grid))))
     events = flood.flood_events(flooded, min_pixels=min_px)
-    stack = np.stack([np.asarray(c) for c in classes])
+    stack = class_stack(classes)
     features = []
     for event in events:
         outside = np.r_[stack[: event.first], stack[event.last + 1 :]]

@@ -82,12 +82,12 @@ def _led_transitions(
     before; the class before is the latest of the ``look_back`` months before that is not in
     ``before_not`` (a SAR-led urbanisation may follow one month already classified built: its
     class before is the one of the months before that), else the month before's."""
-    previous = np.take_along_axis(stack, np.maximum(index - 1, 0)[None], 0)[0]
+    previous = optical.class_at(stack, index - 1)
     for k in range(2, look_back + 1):
-        earlier = np.take_along_axis(stack, np.maximum(index - k, 0)[None], 0)[0]
+        earlier = optical.class_at(stack, index - k)
         swap = np.isin(previous, before_not) & ~np.isin(earlier, before_not) & (index - k >= 0)
         previous = np.where(swap, earlier, previous)
-    after = np.take_along_axis(stack, np.maximum(index, 0)[None], 0)[0]
+    after = optical.class_at(stack, index)
     return Transitions(
         onset=np.where(led, index, tr.onset),
         before=np.where(led, previous, tr.before),
@@ -111,8 +111,38 @@ def _by_sar(
     return np.asarray(by_test | by_step)
 
 
+@dataclass(frozen=True)
+class ClassChanges:
+    """The class rules alone (no Sentinel-1): per kind, the first persistent change of that kind
+    per pixel and where it holds."""
+
+    up: Transitions
+    urban: np.ndarray
+    down: Transitions
+    demolished: np.ndarray
+    site: Transitions
+    opened: np.ndarray
+
+
+def class_changes(
+    classes: Sequence[np.ndarray] | np.ndarray, *, persist: int = 2, hold: float = fusion.HOLD_SHARE
+) -> ClassChanges:
+    """Urbanisations (non-built -> built), demolitions (built -> non-built) and site openings
+    (:func:`fusion.site_opening`) of the class maps, each the first persistent change of its kind
+    per pixel, and where each holds (:func:`fusion.holds`)."""
+    stack = optical.class_stack(classes)
+    up = optical.persistent_changes(stack, persist=persist, keep=fusion.into_built)
+    down = optical.persistent_changes(stack, persist=persist, keep=fusion.out_of_built)
+    site = fusion.site_opening(stack, persist=persist)
+    return ClassChanges(
+        up, fusion.holds(stack, up.onset, optical.BUILT_6, share=hold),
+        down, fusion.holds(stack, down.onset, optical.UNBUILT_6, share=hold),
+        site, fusion.holds(stack, site.onset, fusion.OPENED_6, share=hold),
+    )  # fmt: skip
+
+
 def change_layers(
-    classes: Sequence[np.ndarray],
+    classes: Sequence[np.ndarray] | np.ndarray,
     vv_db: np.ndarray,
     sar: Mapping[str, np.ndarray],
     month_numbers: np.ndarray,
@@ -133,29 +163,27 @@ def change_layers(
         tolerance: Months between optical and Sentinel-1 evidence.
         hold: Least share of the months from a class change to the latest one in its new state.
     """
-    stack = np.stack([np.asarray(c) for c in classes])
+    stack = optical.class_stack(classes)
     steps = fusion.vv_steps(vv_db, persist=persist)
     last, turn = sar["last"], sar["last_direction"]
+    built = optical.BUILT_6
 
-    tr_up = optical.persistent_changes(classes, persist=persist, keep=fusion.into_built)
-    tr_down = optical.persistent_changes(classes, persist=persist, keep=fusion.out_of_built)
-    built, unbuilt = optical.BUILT_6, tuple(c for c in range(1, 7) if c not in optical.BUILT_6)
-    urban = fusion.holds(classes, tr_up.onset, built, share=hold)
-    demolished = fusion.holds(classes, tr_down.onset, unbuilt, share=hold)
+    by_class = class_changes(stack, persist=persist, hold=hold)
+    tr_up, urban, tr_down, demolished = by_class.up, by_class.urban, by_class.down, by_class.demolished
     # pixels with a class transition, held or not, are the class rules' business
     into, out_of = tr_up.onset >= 0, tr_down.onset >= 0
     urban_seen = _by_sar(urban, tr_up, month_numbers, sar, steps, direction=1, tolerance=tolerance)
     down_seen = _by_sar(demolished, tr_down, month_numbers, sar, steps, direction=2, tolerance=tolerance)
 
     # rubble the forests still call built: a lasting Sentinel-1 darkening of a built pixel
-    down_led, down_index = fusion.sar_led_demolition(classes, steps, persist=persist)
+    down_led, down_index = fusion.sar_led_demolition(stack, steps, persist=persist)
     down_led &= ~out_of
     # a site the forests call built during the works has no transition: Sentinel-1 leads there
     # (not on a lot demolished in the period: its later greening is no new building)
     up_led, up_index = fusion.sar_led_urbanisation(
-        classes, month_numbers, last, turn, persist=persist, steps=steps
+        stack, month_numbers, last, turn, persist=persist, steps=steps
     )
-    up_led &= ~(into | down_led | out_of) & fusion.holds(classes, up_index, built, share=hold)
+    up_led &= ~(into | down_led | out_of) & fusion.holds(stack, up_index, built, share=hold)
     urbanisation = Layer(
         "urbanisation", urban | up_led,
         _led_transitions(stack, tr_up, up_led, up_index, before_not=built, look_back=persist),
@@ -167,8 +195,7 @@ def change_layers(
     )  # fmt: skip
 
     flooded = flood.flooded(vv_db)
-    tr_site = fusion.site_opening(classes, persist=persist)
-    opened = fusion.holds(classes, tr_site.onset, fusion.OPENED_6, share=hold)
+    tr_site, opened = by_class.site, by_class.opened.copy()
     window = np.arange(stack.shape[0])[:, None, None]
     in_onset = (window >= tr_site.onset) & (window < tr_site.onset + persist)
     opened &= ~(flooded & in_onset).any(axis=0)  # a flood is no building site

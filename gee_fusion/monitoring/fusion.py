@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gee_fusion.monitoring.optical import BUILT_6, Transitions, persistent_changes
+from gee_fusion.monitoring.optical import BUILT_6, Transitions, class_at, class_stack, persistent_changes
 
 STEP_DB = 2.0
 """Least lasting step of the monthly mean VV (dB) taken as Sentinel-1 evidence of walls built or gone."""
@@ -67,19 +67,23 @@ def demolition(transitions: Transitions, *, built: Sequence[int] = BUILT_6) -> n
 
 
 def holds(
-    classes: Sequence[np.ndarray], onset: np.ndarray, state: Sequence[int], *, share: float = HOLD_SHARE
+    classes: Sequence[np.ndarray] | np.ndarray,
+    onset: np.ndarray,
+    state: Sequence[int],
+    *,
+    share: float = HOLD_SHARE,
 ) -> np.ndarray:
     """Where a change at month index ``onset`` (-1: none) holds: at least ``share`` of the months
     from ``onset`` to the latest one are classified in ``state`` (e.g. the built classes for an
     urbanisation). The job reruns over every month so far, so a change that reverts later is
     withdrawn then."""
-    stack = np.stack([np.asarray(c) for c in classes])
+    stack = class_stack(classes)
     since = (np.arange(stack.shape[0])[:, None, None] >= onset) & (onset >= 0)
     months_in = (np.isin(stack, state) & since).sum(axis=0)
     return np.asarray((onset >= 0) & (months_in >= share * np.maximum(since.sum(axis=0), 1)))
 
 
-def site_opening(classes: Sequence[np.ndarray], *, persist: int = 2) -> Transitions:
+def site_opening(classes: Sequence[np.ndarray] | np.ndarray, *, persist: int = 2) -> Transitions:
     """The first month each pixel leaves the vegetated classes (:data:`VEGETATED_6`) for good: the
     ``persist`` months before it are vegetated (any of them: a meadow classified cropland one month
     is still green), the ``persist`` months from it on are built, water or open (any of them: a site
@@ -89,13 +93,12 @@ def site_opening(classes: Sequence[np.ndarray], *, persist: int = 2) -> Transiti
     Raises:
         DataError: When the series is shorter than ``2 * persist`` months.
     """
-    stack = np.stack([np.asarray(c) for c in classes])
+    stack = class_stack(classes)
     group = np.where(np.isin(stack, VEGETATED_6), 0, np.where(np.isin(stack, OPENED_6), 1, 2))
-    onset = persistent_changes(list(group), persist=persist, keep=lambda b, a: (b == 0) & (a == 1)).onset
-    index = np.maximum(onset, 0)[None]
-    before = np.take_along_axis(stack, np.maximum(index - 1, 0), 0)[0]
-    after = np.take_along_axis(stack, index, 0)[0]
-    return Transitions(onset, np.where(onset >= 0, before, 0), np.where(onset >= 0, after, 0))
+    onset = persistent_changes(group, persist=persist, keep=lambda b, a: (b == 0) & (a == 1)).onset
+    known = onset >= 0
+    before, after = class_at(stack, onset - 1), class_at(stack, onset)
+    return Transitions(onset, np.where(known, before, 0), np.where(known, after, 0))
 
 
 def sar_changed_near(
@@ -121,7 +124,7 @@ def sar_changed_near(
 
 
 def sar_led_urbanisation(
-    classes: Sequence[np.ndarray],
+    classes: Sequence[np.ndarray] | np.ndarray,
     month_numbers: np.ndarray,
     sar_month: np.ndarray,
     sar_direction: np.ndarray,
@@ -147,7 +150,7 @@ def sar_led_urbanisation(
         steps: The monthly VV's lasting steps (:func:`vv_steps`).
         rise_db: Least lasting rise of the monthly VV.
     """
-    stack = np.stack([np.asarray(c) for c in classes])
+    stack = class_stack(classes)
     index = np.searchsorted(month_numbers, sar_month)
     known = (sar_month > 0) & (sar_direction == 1) & (index + persist <= len(classes))
     index = np.where(known, index, -1)
@@ -202,7 +205,7 @@ def vv_steps(vv_db: np.ndarray, *, persist: int = 2) -> VVSteps:
 
 
 def sar_led_demolition(
-    classes: Sequence[np.ndarray],
+    classes: Sequence[np.ndarray] | np.ndarray,
     steps: VVSteps,
     *,
     persist: int = 2,
@@ -224,7 +227,7 @@ def sar_led_demolition(
         drop_db: Least lasting drop of the monthly VV.
         built: The built classes.
     """
-    stack = np.stack([np.asarray(c) for c in classes])
+    stack = class_stack(classes)
     index, drop = steps.drop_at, steps.drop
     hit = (index >= persist) & (drop >= drop_db)
     for t in np.unique(index[hit]):

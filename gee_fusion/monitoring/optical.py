@@ -36,6 +36,20 @@ NO_BACKSCATTER = -9999.0
 """``VV`` / ``VH`` of :func:`classify_month` where a month has no Sentinel-1 acquisition."""
 BUILT_6 = (1, 2)
 """Built-up classes of the 6-class grouping: urban fabric; specialized areas and networks."""
+UNBUILT_6 = (3, 4, 5, 6)
+"""The other classes: agriculture, grassland, woody, water / wetland / open."""
+
+
+def class_stack(classes: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Monthly class maps as one (months, rows, cols) array (an array is used as it is, not copied)."""
+    if isinstance(classes, np.ndarray):
+        return classes
+    return np.stack([np.asarray(c) for c in classes])
+
+
+def class_at(stack: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per pixel, the class of month ``index`` (clipped to the first month)."""
+    return np.take_along_axis(stack, np.maximum(index, 0)[None], 0)[0]
 
 
 def month_features(aoi: ee.Geometry, month: date) -> tuple[ee.Image, ee.Image]:
@@ -163,7 +177,7 @@ class Transitions:
 
 
 def persistent_changes(
-    classes: Sequence[np.ndarray],
+    classes: Sequence[np.ndarray] | np.ndarray,
     *,
     persist: int = 2,
     keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
@@ -188,7 +202,7 @@ def persistent_changes(
             f"A persistent change needs persist >= 1 and at least {2 * persist} months, "
             f"got persist={persist} and {len(classes)} months."
         )
-    stack = np.stack([np.asarray(c) for c in classes])
+    stack = class_stack(classes)
     t_count = stack.shape[0]
     onset = np.full(stack.shape[1:], -1, dtype=np.int32)
     before = np.zeros(stack.shape[1:], dtype=stack.dtype)
