@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -49,6 +50,26 @@ def resolve_precision(precision: str, device: str) -> str:
     if device == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16-mixed"
     return "32-true"
+
+
+class ReleaseSpawnedGroup(L.Callback):
+    """Ends the process group in each worker that ``ddp_spawn`` started, once its stage is over.
+
+    Lightning destroys only NCCL groups when a process exits. A gloo group left to the interpreter's
+    teardown can abort a worker that already finished its work ("terminate called without an active
+    exception", SIGABRT) while its peer is still sending its results, and the whole run then fails.
+    Both ranks meet at a barrier and then destroy the group, while each peer is still alive.
+    """
+
+    def __init__(self) -> None:
+        self.caller = os.getpid()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        dist = torch.distributed
+        if os.getpid() == self.caller or not (dist.is_available() and dist.is_initialized()):
+            return  # the caller's own process (any strategy but spawn) keeps its group
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
@@ -174,6 +195,7 @@ def build_trainer(
         ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False),
         EarlyStopping(monitor=monitor, mode=mode, patience=cfg.optim.early_stopping_patience),
         LearningCurves(run / "learning_curves.png"),
+        ReleaseSpawnedGroup(),
     ]
     t = cfg.trainer
     return L.Trainer(
