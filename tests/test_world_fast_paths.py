@@ -95,3 +95,57 @@ def test_block_files_round_trip_through_npz_and_numpy(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(zipfile.BadZipFile, match="CRC"):
         npz.read(path)
+
+
+BLOCK_LIKE = {
+    "B2": np.arange(256 * 256, dtype=np.uint16).reshape(256, 256),
+    "SCL": np.full((256, 256), 4, np.uint8),
+    "cloud": np.linspace(0, 1, 256 * 256, dtype=np.float32).reshape(256, 256),
+}
+
+
+def written(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    with open(path, "wb") as fh:
+        npz.write(fh, arrays)
+    return path
+
+
+def test_block_files_hold_aligned_arrays_and_a_checked_index(tmp_path: Path) -> None:
+    assert npz.fast_crc32c()  # google_crc32c's C implementation (a dependency of zarr and of ee)
+    path = written(tmp_path / "block.npz", BLOCK_LIKE)
+    comment = zipfile.ZipFile(path).comment
+    assert comment.startswith(npz.INDEX_TAG)
+    back = npz.read(path)
+    base = next(iter(back.values())).base
+    for name, arr in BLOCK_LIKE.items():
+        np.testing.assert_array_equal(back[name], arr, err_msg=name)
+        assert back[name].flags.writeable and back[name].flags.aligned, name
+        assert (back[name].ctypes.data - np.asarray(base).ctypes.data) % npz.ALIGN == 0, name
+    with np.load(path) as stored:
+        assert sorted(stored.files) == sorted(BLOCK_LIKE)
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b'"SCL.npy",') + len(b'"SCL.npy",')
+    data[at] = ord("9") if data[at] != ord("9") else ord("8")  # the index moves SCL elsewhere
+    path.write_bytes(bytes(data))
+    with pytest.raises(zipfile.BadZipFile, match="index"):
+        npz.read(path)
+
+
+def test_block_files_fall_back_to_the_zip_crc_without_the_fast_crc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexed = written(tmp_path / "indexed.npz", BLOCK_LIKE)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, **BLOCK_LIKE)  # no index: read through the ZIP directory, fast CRC or not
+    monkeypatch.setattr(npz, "fast_crc32c", lambda: False)
+    bare = written(tmp_path / "bare.npz", BLOCK_LIKE)
+    assert zipfile.ZipFile(bare).comment == b""
+    for path in (indexed, plain, bare):
+        back = npz.read(path)
+        for name, arr in BLOCK_LIKE.items():
+            np.testing.assert_array_equal(back[name], arr, err_msg=f"{path.name} {name}")
+    data = bytearray(indexed.read_bytes())
+    data[data.index(BLOCK_LIKE["B2"].tobytes()) + 1001] ^= 0x10
+    indexed.write_bytes(bytes(data))
+    with pytest.raises(zipfile.BadZipFile, match="CRC-32 "):
+        npz.read(indexed)

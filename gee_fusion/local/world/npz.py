@@ -4,28 +4,97 @@
 ``np.load`` opens every member as a file of the archive, parses its header with ``ast`` and copies
 its bytes; for a block of 20 small arrays that costs several times the read itself. :func:`read`
 reads the file once into one buffer and returns its arrays as views of it, after checking every
-member's CRC-32 as ``zipfile`` does. Anything it does not expect (compression, object arrays, a
-damaged archive) raises :class:`ValueError` or :class:`zipfile.BadZipFile`. :func:`write` stores
-each array's memory as it is (``np.savez`` copies it in chunks first): about half the time.
+member's checksum. Anything it does not expect (compression, object arrays, a damaged archive)
+raises :class:`ValueError` or :class:`zipfile.BadZipFile`. :func:`write` stores each array's
+memory as it is (``np.savez`` copies it in chunks first), its data at a 64-byte aligned offset of
+the file (so the views :func:`read` returns are aligned).
+
+**Integrity.** Every byte :func:`read` returns is checked against a checksum written with it. The
+ZIP format's own CRC-32 of each member (what ``np.load`` checks) costs 0.8 ms for a 3.3 MiB block,
+more than the read itself, and finding the members through ``zipfile`` another 0.1 ms. So
+:func:`write` also puts an index in the archive comment (ignored by ``np.load``): each member's
+name, place, size and CRC-32C (Castagnoli; hardware-accelerated by ``google_crc32c``, about 4 times
+faster), followed by the CRC-32C of the index itself. :func:`read` uses that index when it is there
+and the C implementation of CRC-32C is installed, else the ZIP directory and CRC-32s. The index
+check is as complete as the ZIP one:
+
+- it covers every byte of every member it returns (``.npy`` header and data), so a flipped bit, a
+  truncated or zeroed part, or a member read from a wrong place fails it;
+- the index is itself checked, so a damaged name, place or size fails (a damaged ZIP directory
+  that the index does not need cannot change a pixel: only what the index names, checked, is read);
+- a CRC-32C detects the same errors as a CRC-32 (every burst up to 32 bits, all but 2^-32 of the
+  others);
+- nothing is trusted from an earlier check: each read checks the bytes it has just copied into its
+  own memory (never a mapping of the file, whose pages could change after the check), so a file
+  replaced, rewritten or damaged by another process between two reads is caught all the same.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import io
+import json
 import math
 import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 """A ZIP local file header: signature ... file name length, extra field length (30 bytes)."""
+END_RECORD = struct.Struct("<4s4H2LH")
+"""The ZIP end of central directory record: signature ... comment length (22 bytes)."""
 NPY_MAGIC = b"\x93NUMPY"
+ALIGN = 64
+"""Arrays start at a multiple of this many bytes from the start of the file."""
+INDEX_TAG = b'{"gee_fusion_index":'
+"""Start of the archive comment that indexes the members (JSON, then ``#`` and its CRC-32C)."""
+Member = tuple[str, int, int, int]
+"""(member name, offset of its bytes in the file, their size, their CRC-32C)."""
+
+
+@functools.cache
+def _castagnoli() -> Callable[[int, Any], int] | None:
+    """``google_crc32c.extend`` when its C implementation is there (the pure Python one is far
+    slower than ``zlib.crc32``), else None."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    if google_crc32c.implementation != "c":
+        return None
+    return cast(Callable[[int, Any], int], google_crc32c.extend)
+
+
+def fast_crc32c() -> bool:
+    """Whether block files are written with and read through their CRC-32C index (the C
+    implementation of CRC-32C is installed)."""
+    return _castagnoli() is not None
+
+
+def crc32c(*parts: bytes | np.ndarray) -> int:
+    """CRC-32C of the concatenated ``parts`` (bytes, or arrays that are not writeable: the C
+    function takes read-only buffers only).
+
+    Raises:
+        RuntimeError: Without the C implementation (see :func:`fast_crc32c`).
+    """
+    extend = _castagnoli()
+    if extend is None:
+        raise RuntimeError("google_crc32c's C implementation is not installed")
+    crc = 0
+    for part in parts:
+        crc = extend(crc, part)
+    return crc
+
+
+# -- reading ---------------------------------------------------------------------------------
 
 
 def read(path: str | Path) -> dict[str, np.ndarray]:
@@ -33,35 +102,79 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
 
     Raises:
         FileNotFoundError: No such file.
-        zipfile.BadZipFile: Not a ZIP archive, or a member's CRC-32 does not match its bytes.
+        zipfile.BadZipFile: Not a ZIP archive, or a member's checksum does not match its bytes.
         ValueError: A member that is not a plain uncompressed ``.npy`` array.
     """
-    with open(path, "rb") as fh:
-        with zipfile.ZipFile(fh) as archive:
-            members = archive.infolist()
-        fh.seek(0)
-        buf = bytearray(os.fstat(fh.fileno()).st_size)
-        if fh.readinto(buf) != len(buf):
+    with open(path, "rb", buffering=0) as fh:
+        buf = np.empty(os.fstat(fh.fileno()).st_size, dtype=np.uint8)
+        if fh.readinto(memoryview(buf)) != len(buf):  # type: ignore[arg-type]
             raise ValueError("the file changed while it was read")
-    view = memoryview(buf)
+    index = _index(buf) if fast_crc32c() else None
+    if index is None:
+        return _read_zip(buf)
+    frozen = buf.view()
+    frozen.flags.writeable = False
+    out: dict[str, np.ndarray] = {}
+    for name, start, size, crc in index:
+        if crc32c(frozen[start : start + size]) != crc:
+            raise zipfile.BadZipFile(f"Bad CRC-32C for file {name!r}")
+        out[_field(name)] = _array(buf, start, size)
+    return out
+
+
+def _index(buf: np.ndarray) -> list[Member] | None:
+    """The members named by the archive comment's index, checked against its CRC-32C; None when the
+    comment holds no index.
+
+    Raises:
+        zipfile.BadZipFile: An index whose checksum, or a member place, does not hold.
+    """
+    tail = buf[-(2**16 + END_RECORD.size) :].tobytes()
+    at = tail.rfind(INDEX_TAG)
+    if at < END_RECORD.size:
+        return None
+    record = END_RECORD.unpack(tail[at - END_RECORD.size : at])
+    if record[0] != b"PK\x05\x06" or record[-1] != len(tail) - at:
+        return None
+    text, _, stored = tail[at:].rpartition(b"#")
+    if not stored or int(stored, 16) != crc32c(text):
+        raise zipfile.BadZipFile("Bad CRC-32C of the archive's index")
+    members = [(str(n), int(s), int(z), int(c)) for n, s, z, c in json.loads(text)["gee_fusion_index"]]
+    end = len(buf) - (len(tail) - at) - END_RECORD.size
+    if any(not 0 <= s <= s + z <= end for _, s, z, _ in members) or len({m[0] for m in members}) < len(
+        members
+    ):
+        raise zipfile.BadZipFile("the archive's index names a member outside it, or one twice")
+    return members
+
+
+def _read_zip(buf: np.ndarray) -> dict[str, np.ndarray]:
+    """Every array of the archive in ``buf``, found through its ZIP directory and checked by its
+    ZIP CRC-32 (archives without an index, or without the fast CRC-32C)."""
+    with zipfile.ZipFile(io.BytesIO(buf.tobytes())) as archive:
+        members = archive.infolist()
+    view = memoryview(buf)  # type: ignore[arg-type]
     out: dict[str, np.ndarray] = {}
     for info in members:
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:
             raise ValueError(f"member {info.filename} is compressed or encrypted")
         start = _data_offset(buf, info)
-        data = view[start : start + info.file_size]
-        if len(data) != info.file_size:
+        if start + info.file_size > len(buf):
             raise ValueError(f"member {info.filename} runs past the end of the file")
-        if zlib.crc32(data) != info.CRC:
+        if zlib.crc32(view[start : start + info.file_size]) != info.CRC:
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-        out[name] = _array(buf, start, info.file_size)
+        out[_field(info.filename)] = _array(buf, start, info.file_size)
     return out
 
 
-def _data_offset(buf: bytearray, info: zipfile.ZipInfo) -> int:
+def _field(member: str) -> str:
+    """The array's name of a member (``B4.npy`` -> ``B4``)."""
+    return member[:-4] if member.endswith(".npy") else member
+
+
+def _data_offset(buf: np.ndarray, info: zipfile.ZipInfo) -> int:
     """Where a member's bytes start (after its local header, name and extra field)."""
-    head = bytes(buf[info.header_offset : info.header_offset + LOCAL_HEADER.size])
+    head = buf[info.header_offset : info.header_offset + LOCAL_HEADER.size].tobytes()
     if len(head) != LOCAL_HEADER.size:
         raise ValueError(f"member {info.filename} has no local header")
     fields = LOCAL_HEADER.unpack(head)
@@ -70,24 +183,22 @@ def _data_offset(buf: bytearray, info: zipfile.ZipInfo) -> int:
     return info.header_offset + LOCAL_HEADER.size + fields[9] + fields[10]
 
 
-def _array(buf: bytearray, start: int, size: int) -> np.ndarray:
+def _array(buf: np.ndarray, start: int, size: int) -> np.ndarray:
     """The ``.npy`` array stored in ``buf[start : start + size]``, as a view."""
-    if bytes(buf[start : start + 6]) != NPY_MAGIC:
+    if buf[start : start + 6].tobytes() != NPY_MAGIC:
         raise ValueError("not a .npy member")
-    major = buf[start + 6]
-    if major == 1:
-        (length,), width = struct.unpack_from("<H", buf, start + 8), 2
-    elif major in (2, 3):
-        (length,), width = struct.unpack_from("<I", buf, start + 8), 4
-    else:
+    major = int(buf[start + 6])
+    if major not in (1, 2, 3):
         raise ValueError(f"unknown .npy version {major}")
+    width = 2 if major == 1 else 4
+    length = int.from_bytes(buf[start + 8 : start + 8 + width].tobytes(), "little")
     body = start + 8 + width
-    dtype, shape, fortran = _header(bytes(buf[body : body + length]))
+    dtype, shape, fortran = _header(buf[body : body + length].tobytes())
     count = math.prod(shape)
     offset = body + length
     if offset + count * dtype.itemsize != start + size:
         raise ValueError("a .npy member whose size does not match its header")
-    flat = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
+    flat = buf[offset : offset + count * dtype.itemsize].view(dtype)
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
@@ -107,9 +218,14 @@ def _header(text: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
     return dtype, shape, fortran
 
 
+# -- writing ---------------------------------------------------------------------------------
+
+
 def write(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
-    """Store ``arrays`` in the open binary file ``fh`` as an uncompressed ``.npz`` (what
-    ``np.savez(fh, **arrays)`` writes, readable by ``np.load`` and :func:`read`)."""
+    """Store ``arrays`` in the open binary file ``fh`` (from its start) as an uncompressed ``.npz``
+    (what ``np.savez(fh, **arrays)`` writes, readable by ``np.load`` and :func:`read`), each array's
+    data at an :data:`ALIGN`-byte boundary of the file, indexed in the archive comment."""
+    index: list[Member] = []
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, value in arrays.items():
             arr = np.asanyarray(value)
@@ -117,7 +233,36 @@ def write(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
                 raise ValueError(f"{name}: object arrays are not stored")
             header = np.lib.format.header_data_from_array_1_0(arr)
             data = arr.T if header["fortran_order"] else np.ascontiguousarray(arr)
+            raw = data.reshape(-1).view(np.uint8)
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array_header_1_0(member, header)
-                if data.size:
-                    member.write(data.reshape(-1).view(np.uint8).data)
+                start = fh.tell()  # the local header is written: the member's bytes start here
+                head = _aligned_header(header, start)
+                member.write(head)
+                if raw.size:
+                    member.write(raw.data)
+            if fast_crc32c():
+                raw.flags.writeable = False  # of this view only: the caller's array stays writable
+                index.append((f"{name}.npy", start, len(head) + raw.size, crc32c(head, raw)))
+        if index:
+            archive.comment = _index_comment(index)
+
+
+def _index_comment(index: list[Member]) -> bytes:
+    """The archive comment holding ``index`` (JSON, ``#``, its CRC-32C in hexadecimal); empty when
+    it would not fit a ZIP comment."""
+    text = INDEX_TAG + json.dumps(index, separators=(",", ":")).encode("ascii") + b"}"
+    comment = text + b"#" + f"{crc32c(text):08x}".encode()
+    return comment if len(comment) < 2**16 else b""
+
+
+def _aligned_header(header: dict[str, object], data_start: int) -> bytes:
+    """A version 1.0 ``.npy`` header (what numpy writes, padded with more spaces) that starts at
+    ``data_start`` of the file and after which the array's data starts at a multiple of
+    :data:`ALIGN` bytes."""
+    std = io.BytesIO()
+    np.lib.format.write_array_header_1_0(std, header)
+    raw = std.getvalue()
+    text = raw[10:].rstrip(b" \n")
+    pad = -(data_start + 10 + len(text) + 1) % ALIGN
+    text += b" " * pad + b"\n"
+    return raw[:8] + struct.pack("<H", len(text)) + text
