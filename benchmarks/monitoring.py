@@ -1,25 +1,28 @@
 """Change detection against the demo world's planted-change truth (``local/demo/CHANGES``).
 
-The SAR detector (``gee_fusion.monitoring.sar``: the sequential omnibus test per relative orbit,
-one Sentinel-1 image a month) runs over a square of the demo city for ``--months`` months. Two
-rules are scored: ``sar_any`` (every pixel the test flags) and ``sar`` (the monitoring rule: the
-last change has held for ``--persist`` months). Detections are objects: 8-connected components
-of at least 0.5 ha. A truth change (>= 0.5 ha, starting or ending in the period) is found when
-30 % of its rectangle is covered by detected objects; a detected object is true when it touches
-such a change. Prints one JSON line: ``<rule>_precision``, ``<rule>_recall``,
-``<rule>_onset_delay_months`` (median over found changes of the object's median last-change month
-minus the nearest truth month, start or end) and ``<rule>_false_alarms_per_km2_month``. The
-optical and fused figures come from the monitoring job (``gee-fusion monitor``) run over the same
-square and months: ``optical`` is every persistent class transition into or out of built-up and
-every site opening (vegetated land classified built, water or open from then on) that holds (the
-monthly in-cloud forests alone, with the job's ``persist`` and hold rules), ``fused`` every alert
-the job wrote (urbanisations, demolitions and site openings with at least ``min_confidence`` of
-their pixels confirmed by Sentinel-1 within ``tolerance`` months, Sentinel-1 brightenings
-classified built from then on, darkenings of built pixels, and floods of the monthly VV confirmed
-by the water class). All detectors are scored against every truth change; ``fused_found_<type>``
-says how many of each type of change the alerts found (``truth_<type>``: how many there were), and
-``urban_truth_changes`` / ``fused_urban_recall`` the urbanisations (construction, industrial,
-road) alone.
+The SAR detector (``gee_fusion.monitoring.sar``: the sequential omnibus test per relative orbit, one
+Sentinel-1 image a month) runs over a square of the demo city for ``--months`` months. Two rules are
+scored: ``sar_any`` (every pixel the test flags) and ``sar`` (the monitoring rule: the last change
+has held for ``--persist`` months). Detections are objects: 8-connected components of at least 0.5
+ha. A truth change (>= 0.5 ha, starting or ending in the period) is scored when that event has
+``--margin`` months monitored on both sides and the change lies wholly inside the square (the others
+are listed as ``truth_changes_at_edges`` of the period and ``truth_changes_at_borders`` of the
+square: a change cut by the square's edge may keep less than the smallest alert inside it); a scored
+change is found when 30 % of its rectangle is covered by detected objects. A detected object is true
+when it touches any truth change, scored or not (an alert on a change at an edge is no false alarm).
+Prints one JSON line: ``<rule>_precision``, ``<rule>_recall``, ``<rule>_onset_delay_months`` (median
+over found changes of the object's median last-change month minus the nearest truth month, start or
+end) and ``<rule>_false_alarms_per_km2_month``. The optical and fused figures come from the
+monitoring job (``gee-fusion monitor``) run over the same square and months: ``optical`` is every
+persistent class transition into or out of built-up and every site opening (vegetated land
+classified built, water or open from then on) that holds (the monthly in-cloud forests alone, with
+the job's ``persist`` and hold rules), ``fused`` every alert the job wrote (urbanisations,
+demolitions and site openings with at least ``min_confidence`` of their pixels confirmed by
+Sentinel-1 within ``tolerance`` months, Sentinel-1 brightenings classified built from then on,
+darkenings of built pixels, and floods of the monthly VV confirmed by the water class). All
+detectors are scored against the same scored changes; ``fused_found_<type>`` says how many of each
+type of change the alerts found (``truth_<type>``: how many there were), and ``urban_truth_changes``
+/ ``fused_urban_recall`` the urbanisations (construction, industrial, road) alone.
 
 Usage: python benchmarks/monitoring.py [--size-km 4] [--start 2021-01] [--months 24] [--sar-only]
        [--origin X Y] [--out DIR]
@@ -33,6 +36,7 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,7 @@ import ee
 import numpy as np
 from rasterio.features import rasterize
 from scipy import ndimage
-from shapely.geometry import shape
+from shapely.geometry import box, shape
 
 import gee_fusion
 from gee_fusion.export.fetch import compute_by_tile, grid_aoi
@@ -55,9 +59,11 @@ MIN_PX = 50  # 0.5 ha of 10 m pixels
 
 def truth(grid: PixelGrid, first: int, last: int) -> list[dict[str, Any]]:
     """Truth changes over the grid with their start or end in (first, last] (months since 1970),
-    rasterised; ``scored`` says whether that event has ``margin`` months of observation on both
-    sides (see :func:`scoreable`)."""
+    rasterised (the part inside the grid); ``inside`` says whether the whole change lies inside the
+    grid (see :func:`scoreable`)."""
     table = ee.FeatureCollection("local/demo/CHANGES").getInfo()["features"]
+    left, top = grid.transform[2], grid.transform[5]
+    area = box(left, top - 10.0 * grid.height, left + 10.0 * grid.width, top)
     out = []
     for feature in table:
         p = feature["properties"]
@@ -65,8 +71,9 @@ def truth(grid: PixelGrid, first: int, last: int) -> list[dict[str, Any]]:
         end = month_index(date.fromisoformat(p["end"] + "-01"))
         if p["changed_area_m2"] < MIN_PX * 100 or not (first < start <= last or first < end <= last):
             continue
-        geometry = [(shape(feature["geometry"]), 1)]
-        mask = rasterize(geometry, out_shape=grid.shape, transform=grid.affine, dtype="uint8").astype(bool)
+        polygon = shape(feature["geometry"])
+        mask = rasterize([(polygon, 1)], out_shape=grid.shape, transform=grid.affine, dtype="uint8")
+        mask = mask.astype(bool)
         if mask.sum() >= MIN_PX:
             out.append(
                 {
@@ -75,6 +82,7 @@ def truth(grid: PixelGrid, first: int, last: int) -> list[dict[str, Any]]:
                     "type": p["type"],
                     "start": p["start"],
                     "end": p["end"],
+                    "inside": bool(area.covers(polygon)),
                 }
             )
     return out
@@ -118,10 +126,17 @@ def monitored(grid: PixelGrid, months: list[date], out: Path) -> tuple[dict[str,
 
 
 def score(
-    detected: np.ndarray, when: np.ndarray, changes: list[dict[str, Any]], km2: float, months: int
+    detected: np.ndarray,
+    when: np.ndarray,
+    changes: list[dict[str, Any]],
+    km2: float,
+    months: int,
+    *,
+    unscored: Sequence[dict[str, Any]] = (),
 ) -> dict:
     """Object precision, recall, onset delay and false alarms of a detection mask; ``found``: which
-    of ``changes`` it found (popped by the caller)."""
+    of ``changes`` it found (popped by the caller). An object touching one of the ``unscored``
+    changes (real, but at an edge of the period or of the area) is true, not a false alarm."""
     labels, _ = ndimage.label(detected, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())
     keep = np.flatnonzero(sizes >= MIN_PX)
@@ -136,6 +151,8 @@ def score(
             found += 1
             seen = float(np.median(when[kept & ch["mask"]]))
             delays.append(min((seen - m for m in ch["months"]), key=abs))
+    for ch in unscored:
+        truth_any |= ch["mask"]
     true_objects = sum(bool((labels == k)[truth_any].any()) for k in keep)
     false_objects = len(keep) - true_objects
     return {
@@ -149,9 +166,12 @@ def score(
 
 def scoreable(change: dict[str, Any], first: int, last: int, margin: int) -> bool:
     """Whether the change starts or ends in a month with ``margin`` months monitored before it and
-    ``margin`` months from it on: an event in the period's first or last months cannot be confirmed
-    by any persistence rule within the period (its before or after state is not observed)."""
-    return any(first + margin <= m <= last - margin + 1 for m in change["months"])
+    ``margin`` months from it on (an event in the period's first or last months cannot be confirmed
+    by any persistence rule within the period: its before or after state is not observed), and lies
+    wholly inside the area (a change cut by the area's edge may keep less than the smallest alert
+    inside it)."""
+    timely = any(first + margin <= m <= last - margin + 1 for m in change["months"])
+    return timely and bool(change["inside"])
 
 
 def main() -> None:
@@ -186,17 +206,20 @@ def main() -> None:
     lo, hi = month_index(months[0]), month_index(months[-1])
     every = truth(grid, lo, hi)
     changes = [c for c in every if scoreable(c, lo, hi, args.margin)]
-    edge = [f"{c['type']} {c['start']}..{c['end']}" for c in every if not scoreable(c, lo, hi, args.margin)]
+    unscored = [c for c in every if not scoreable(c, lo, hi, args.margin)]
+    edge = [f"{c['type']} {c['start']}..{c['end']}" for c in unscored if c["inside"]]
+    border = [f"{c['type']} {c['start']}..{c['end']}" for c in unscored if not c["inside"]]
     km2 = side * side / 1e4
     figures: dict[str, Any] = {"benchmark": "monitoring", "area_km2": km2, "months": args.months,
                                "truth_changes": len(changes), "truth_changes_at_edges": edge,
+                               "truth_changes_at_borders": border,
                                "sar_seconds": round(seconds, 1)}  # fmt: skip
     rules = {
         "sar_any": (maps["count"] > 0, maps["last"]),
         "sar": ((maps["count"] > 0) & (maps["last"] <= hi - args.persist), maps["last"]),
     }
     for rule, (mask, when) in rules.items():
-        result = score(mask, when, changes, km2, args.months)
+        result = score(mask, when, changes, km2, args.months, unscored=unscored)
         result.pop("found")
         for key, value in result.items():
             figures[f"{rule}_{key}"] = value
@@ -213,7 +236,9 @@ def main() -> None:
             detections, job_seconds = monitored(grid, months, args.out or Path(tmp) / "monitoring")
         figures["monitor_seconds"] = round(job_seconds, 1)
         for source in ("optical", "fused"):
-            result = score(detections[source], detections[f"{source}_when"], changes, km2, args.months)
+            result = score(
+                detections[source], detections[f"{source}_when"], changes, km2, args.months, unscored=unscored
+            )
             which = result.pop("found")
             for key, value in result.items():
                 figures[f"{source}_{key}"] = value
