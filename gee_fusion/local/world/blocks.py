@@ -176,20 +176,39 @@ def landcover_block_halo(cfg: WorldConfig, bx: int, by: int, halo: int = 1) -> l
 
 
 def assemble(
-    fetch: Callable[[int, int], np.ndarray], col0: int, row0: int, width: int, height: int
+    fetch: Callable[[int, int], np.ndarray],
+    col0: int,
+    row0: int,
+    width: int,
+    height: int,
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None,
+    factor: int = 1,
 ) -> np.ndarray:
-    """A window of the 10 m lattice assembled from per-block arrays ``fetch(bx, by)``."""
+    """A window of the 10 m lattice assembled from per-block arrays ``fetch(bx, by)``.
+
+    With ``reduce`` (``factor`` x ``factor`` cells of a 10 m field to one coarser pixel), the window
+    of the coarser lattice: each block's part reduced where it lies, so the 10 m window is never
+    assembled. The cells must not straddle blocks: ``factor`` divides :data:`BLOCK`, ``col0``,
+    ``row0``, ``width`` and ``height``.
+    """
+    if reduce is not None and (BLOCK % factor or col0 % factor or row0 % factor or width % factor
+                               or height % factor):  # fmt: skip
+        raise ValueError(f"{factor} x {factor} cells of window {(col0, row0, width, height)} straddle blocks")
+    if reduce is None:
+        factor = 1
     out: np.ndarray | None = None
     for by in range(row0 // BLOCK, (row0 + height - 1) // BLOCK + 1):
         for bx in range(col0 // BLOCK, (col0 + width - 1) // BLOCK + 1):
             arr = fetch(bx, by)
-            if out is None:
-                out = np.empty((height, width), dtype=arr.dtype)
             rs, re_ = max(row0, by * BLOCK), min(row0 + height, (by + 1) * BLOCK)
             cs, ce = max(col0, bx * BLOCK), min(col0 + width, (bx + 1) * BLOCK)
-            block_rows = slice(rs - by * BLOCK, re_ - by * BLOCK)
-            block_cols = slice(cs - bx * BLOCK, ce - bx * BLOCK)
-            out[rs - row0 : re_ - row0, cs - col0 : ce - col0] = arr[block_rows, block_cols]
+            part = arr[rs - by * BLOCK : re_ - by * BLOCK, cs - bx * BLOCK : ce - bx * BLOCK]
+            if reduce is not None:
+                part = reduce(part)
+            if out is None:
+                out = np.empty((height // factor, width // factor), dtype=part.dtype)
+            rows = slice((rs - row0) // factor, (re_ - row0) // factor)
+            out[rows, (cs - col0) // factor : (ce - col0) // factor] = part
     assert out is not None
     return out
 

@@ -14,6 +14,7 @@ reflectance, strongest in the blue, that the cloud masks do not flag.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -240,10 +241,14 @@ def _reduce(arr: np.ndarray, factor: int, how: str) -> np.ndarray:
     h, w = arr.shape[0] // factor, arr.shape[1] // factor
     cut = arr[: h * factor, : w * factor]
     if how == "mean":
-        if arr.dtype.kind not in "iu":
-            return cut.reshape(h, factor, w, factor).mean(axis=(1, 3)).astype(arr.dtype)
+        if arr.dtype.kind not in "iu":  # summed in a fixed order: the same for a block's part
+            total = np.zeros((h, w), dtype=np.float64)
+            for r in range(factor):
+                for c in range(factor):
+                    total += cut[r::factor, c::factor]
+            return (total / (factor * factor)).astype(arr.dtype)
         if factor == 2 and arr.dtype == np.dtype("<u2") and sys.byteorder == "little":
-            return _pair_mean_u16(np.ascontiguousarray(cut))
+            return _pair_mean_u16(cut if cut.strides[-1] == 2 else np.ascontiguousarray(cut))
         return _integer_mean(cut, factor).astype(arr.dtype)
     blocks_ = cut.reshape(h, factor, w, factor)
     if how == "or":
@@ -268,8 +273,9 @@ def _integer_mean(arr: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _pair_mean_u16(arr: np.ndarray) -> np.ndarray:
-    """:func:`_integer_mean` of 2 x 2 cells of a contiguous little-endian uint16 field: each row
-    read as uint32 words, two pixels a word (about 15 times faster than strided slices)."""
+    """:func:`_integer_mean` of 2 x 2 cells of a little-endian uint16 field whose rows are contiguous
+    (a block's part): each row read as uint32 words, two pixels a word (about 15 times faster than
+    strided slices)."""
     h, w = arr.shape[0] // 2, arr.shape[1] // 2
     pairs = arr.reshape(h, 2, 2 * w)
     top, bottom = pairs[:, 0, :].view(np.uint32), pairs[:, 1, :].view(np.uint32)
@@ -291,6 +297,22 @@ def _window10(
 ) -> np.ndarray:
     """One product field on any 10 m window, assembled from cached blocks."""
     return blocks.assemble(lambda bx, by: s2_block(cfg, i, bx, by)[field], col0, row0, width, height)
+
+
+def _window(cfg: WorldConfig, i: int, field: str, window: WindowT, factor: int, how: str) -> np.ndarray:
+    """One product field on a window of the 10 m lattice reduced to ``factor`` x ``factor`` cells
+    (:func:`_reduce`): block by block when the cells do not straddle blocks (20 m), else from the
+    assembled 10 m window (60 m)."""
+    col, row, w, h = window
+    if factor == 1 or BLOCK % factor:
+        return _reduce(_window10(cfg, i, field, col, row, w, h), factor, how)
+    fetch = functools.partial(_field_of, cfg, i, field)
+    return blocks.assemble(fetch, col, row, w, h, reduce=lambda a: _reduce(a, factor, how), factor=factor)
+
+
+def _field_of(cfg: WorldConfig, i: int, field: str, bx: int, by: int) -> np.ndarray:
+    """Field ``field`` of block (bx, by) of acquisition ``i``."""
+    return s2_block(cfg, i, bx, by)[field]
 
 
 class WorldS2Source(ImageSource):
@@ -332,8 +354,9 @@ class WorldS2Source(ImageSource):
         col, row, w, h = window
         if how == "zero":  # a band the archive keeps empty (L1C QA10 / QA20)
             return np.zeros((h, w), dtype=dtype), np.full((h, w), self.valid(band), dtype=bool)
-        arr = _window10(self.cfg, self.i, field, col * k, row * k, w * k, h * k)
-        values = _reduce(arr, k, how).astype(dtype, copy=False)
+        values = _window(self.cfg, self.i, field, (col * k, row * k, w * k, h * k), k, how).astype(
+            dtype, copy=False
+        )
         if self.toa and band in SR_BANDS:
             trans, path = TOA_PATH[band]
             values = np.clip(np.round(values * trans + path), 0, 65535).astype(dtype)
