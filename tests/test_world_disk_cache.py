@@ -1,5 +1,6 @@
-"""The demo world's disk cache: same pixels cold, warm, half-filled and across processes; bad
-folders and files are bypassed or rebuilt with a warning; bounded size; one key per world."""
+"""The demo world's disk cache: same pixels cold, warm, half-filled and across processes; a block
+file read group by group; bad folders and files are bypassed or rebuilt with a warning, a part read
+late from a file gone or damaged meanwhile computed again; bounded size; one key per world."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ee
 import numpy as np
@@ -23,6 +24,7 @@ from gee_fusion.errors import ConfigError
 from gee_fusion.local.world import blocks, disk_cache, sentinel1, sentinel2
 from gee_fusion.local.world.config import DEFAULT_WORLD, WorldConfig
 from gee_fusion.local.world.disk_cache import WorldCacheWarning
+from gee_fusion.local.world.lazy_block import LazyBlock
 from tests.conftest import world_grid
 
 CFG = WorldConfig(seed=7, size_km=3.0)
@@ -194,6 +196,52 @@ def test_a_bad_byte_inside_a_block_file_is_caught(cache: Path) -> None:
         assert_same(sentinel1.s1_block(CFG, 3, 1, 0), good)
 
 
+def test_a_warm_s2_block_is_read_group_by_group_on_first_use(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(disk_cache.ENV_SWITCH, "0")
+    reference = dict(sentinel2.s2_block(CFG, 8, 1, 0))
+    monkeypatch.delenv(disk_cache.ENV_SWITCH)
+    blocks.PRODUCTS.clear()
+    sentinel2.s2_block(CFG, 8, 1, 0)  # cold: computed, written
+    blocks.PRODUCTS.clear()
+    calls = counting(monkeypatch)
+    warm = sentinel2.s2_block(CFG, 8, 1, 0)
+    assert isinstance(warm, LazyBlock)
+    assert warm.loaded() == set(sentinel2.GROUPS[0])  # the bands: what the L1C and L2A collections read
+    assert sorted(warm) == sorted(reference) and blocks.product_bytes(warm) >= 3 * 2**20
+    np.testing.assert_array_equal(warm["cs"], reference["cs"])
+    assert warm.loaded() == {*sentinel2.GROUPS[0], "cs", "cs_cdf"}
+    assert_same(warm, reference)
+    assert calls == {"s1": 0, "s2": 0}
+
+
+@pytest.mark.parametrize("damage", ["evicted", "bad byte"])
+def test_a_part_of_a_file_gone_or_damaged_since_the_first_read_is_computed_again(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    reference = dict(sentinel2.s2_block(CFG, 9, 0, 1))
+    (path,) = block_files(cache)
+    blocks.PRODUCTS.clear()
+    warm = sentinel2.s2_block(CFG, 9, 0, 1)
+    assert "cloud" not in cast(LazyBlock, warm).loaded()
+    if damage == "evicted":
+        path.unlink()
+    else:
+        data = bytearray(path.read_bytes())
+        data[data.index(reference["cloud"].tobytes()) + 4321] ^= 0x04
+        path.write_bytes(bytes(data))
+    calls = counting(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert_same(warm, reference)
+    assert calls == {"s1": 0, "s2": 1}
+    cache_warnings = [str(w.message) for w in caught if issubclass(w.category, WorldCacheWarning)]
+    assert len(cache_warnings) == (damage == "bad byte") and all("unreadable" in m for m in cache_warnings)
+    with np.load(path) as stored:  # written again, whole
+        assert_same({k: stored[k] for k in stored.files}, reference)
+
+
 def test_an_unusable_folder_is_bypassed_with_one_warning(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,7 +270,7 @@ def test_a_folder_that_cannot_be_read_is_bypassed(cache: Path, monkeypatch: pyte
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(disk_cache.npz, "read", refuse)
+    monkeypatch.setattr(disk_cache.npz, "read_part", refuse)
     with pytest.warns(WorldCacheWarning, match="cannot use"):
         assert_same(sentinel1.s1_block(CFG, 6, 0, 0), good)
 

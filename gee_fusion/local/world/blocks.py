@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import fields
 from typing import Generic, TypeVar, cast
 
@@ -24,7 +24,7 @@ from gee_fusion.local.world.config import WorldConfig
 
 BLOCK = 256
 
-Product = dict[str, np.ndarray]
+Product = Mapping[str, np.ndarray]
 V = TypeVar("V")
 
 
@@ -55,8 +55,9 @@ def release_free_memory() -> None:
 
 
 def product_bytes(value: Product) -> int:
-    """Memory held by a product's arrays."""
-    return sum(a.nbytes for a in value.values())
+    """Memory held by a product's arrays (a block read in part: once read whole)."""
+    nbytes = getattr(value, "nbytes", None)  # a LazyBlock: without reading what it has not read
+    return int(nbytes) if nbytes is not None else sum(a.nbytes for a in value.values())
 
 
 class ByteLRU(Generic[V]):
@@ -112,11 +113,20 @@ PRODUCTS: ByteLRU[Product] = ByteLRU(CACHE_MB * 2**20)
 
 
 def product_block(
-    kind: str, cfg: WorldConfig, i: int, bx: int, by: int, compute: Callable[[], Product]
+    kind: str,
+    cfg: WorldConfig,
+    i: int,
+    bx: int,
+    by: int,
+    compute: Callable[[], Product],
+    groups: Sequence[Collection[str]] = (),
 ) -> Product:
     """Block (bx, by) of acquisition ``i`` of a product family ("s1", "s2"): from memory, else
-    from the disk cache, else ``compute()`` (then kept in both)."""
-    return PRODUCTS.get((kind, cfg, i, bx, by), lambda: disk_cache.fetch(kind, cfg, i, bx, by, compute))
+    from the disk cache (read by ``groups`` of fields, see :func:`disk_cache.fetch`), else
+    ``compute()`` (then kept in both)."""
+    return PRODUCTS.get(
+        (kind, cfg, i, bx, by), lambda: disk_cache.fetch(kind, cfg, i, bx, by, compute, groups)
+    )
 
 
 @functools.lru_cache(maxsize=96)

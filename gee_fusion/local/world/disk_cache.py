@@ -41,7 +41,7 @@ import uuid
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ import numpy as np
 from gee_fusion.errors import ConfigError
 from gee_fusion.local.world import npz
 from gee_fusion.local.world.config import WorldConfig
+from gee_fusion.local.world.lazy_block import LazyBlock
 
 ENV_DIR = "GEE_FUSION_WORLD_CACHE_DIR"
 ENV_SWITCH = "GEE_FUSION_WORLD_DISK_CACHE"
@@ -64,7 +65,7 @@ KEY_FILE = "key.json"
 KEY_RE = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{12}$")
 TMP_SUFFIX = ".tmp"
 
-Product = dict[str, np.ndarray]
+Product = Mapping[str, np.ndarray]
 
 
 class WorldCacheWarning(UserWarning):
@@ -180,7 +181,15 @@ def _bypass(state: _State, root: Path, exc: OSError) -> None:
 # -- the tier ------------------------------------------------------------------------------------
 
 
-def fetch(kind: str, cfg: WorldConfig, i: int, bx: int, by: int, compute: Callable[[], Product]) -> Product:
+def fetch(
+    kind: str,
+    cfg: WorldConfig,
+    i: int,
+    bx: int,
+    by: int,
+    compute: Callable[[], Product],
+    groups: Sequence[Collection[str]] = (),
+) -> Product:
     """Block (bx, by) of acquisition ``i``: read from disk, else computed and written.
 
     Args:
@@ -190,6 +199,9 @@ def fetch(kind: str, cfg: WorldConfig, i: int, bx: int, by: int, compute: Callab
         bx: Block column.
         by: Block row.
         compute: Computes the block (every field of the product, arrays).
+        groups: Fields read together: a block file is read group by group, the first group now and
+            the others on first use (a :class:`~gee_fusion.local.world.lazy_block.LazyBlock`);
+            empty: read whole.
 
     Returns:
         The product's arrays, identical to ``compute()``'s.
@@ -202,22 +214,48 @@ def fetch(kind: str, cfg: WorldConfig, i: int, bx: int, by: int, compute: Callab
         return compute()
     path = block_path(root, cfg, kind, i, bx, by)
     try:
-        hit = _read(path)
+        hit = _read(path, groups[0] if groups else None)
     except PermissionError as exc:
         _bypass(state, root, exc)
         return compute()
-    if hit is not None:
-        return hit
+    if hit is None:
+        return _computed(state, root, cfg, path, limit, compute)
+    arrays, sizes = hit
+    if len(arrays) >= len(sizes):
+        return arrays
+    return LazyBlock(arrays, sizes, groups, functools.partial(_rest, state, root, cfg, path, limit, compute))
+
+
+def _rest(
+    state: _State, root: Path, cfg: WorldConfig, path: Path, limit: int, compute: Callable[[], Product],
+    names: Collection[str],
+) -> Product:  # fmt: skip
+    """Fields ``names`` of a block whose file was read in part: read now, else (the file evicted or
+    damaged since) the whole block computed and its file written again."""
+    try:
+        hit = _read(path, names)
+    except PermissionError as exc:
+        _bypass(state, root, exc)
+        return compute()
+    return hit[0] if hit is not None else _computed(state, root, cfg, path, limit, compute)
+
+
+def _computed(
+    state: _State, root: Path, cfg: WorldConfig, path: Path, limit: int, compute: Callable[[], Product]
+) -> Product:
+    """``compute()``, written to ``path`` (unless the tier was bypassed meanwhile)."""
     value = compute()
-    _write(state, root, cfg, path, value, limit)
+    if not state.broken:
+        _write(state, root, cfg, path, value, limit)
     return value
 
 
-def _read(path: Path) -> Product | None:
-    """The arrays stored at ``path``; None when absent or unreadable (with a warning)."""
+def _read(path: Path, names: Collection[str] | None) -> tuple[Product, dict[str, int]] | None:
+    """The arrays ``names`` (all if None) stored at ``path`` and the size of every array of the
+    file; None when absent or unreadable (with a warning)."""
     try:
-        out = npz.read(path)
-        if not out:
+        out = npz.read_part(path, names)
+        if not out[1]:
             raise ValueError("no arrays")
     except (FileNotFoundError, NotADirectoryError):
         return None

@@ -40,7 +40,7 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -55,6 +55,8 @@ ALIGN = 64
 """Arrays start at a multiple of this many bytes from the start of the file."""
 INDEX_TAG = b'{"gee_fusion_index":'
 """Start of the archive comment that indexes the members (JSON, then ``#`` and its CRC-32C)."""
+TAIL = 8192
+"""Bytes read from the end of a file to find its index (an index of 22 members takes about 1.3 KiB)."""
 Member = tuple[str, int, int, int]
 """(member name, offset of its bytes in the file, their size, their CRC-32C)."""
 
@@ -105,46 +107,82 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
         zipfile.BadZipFile: Not a ZIP archive, or a member's checksum does not match its bytes.
         ValueError: A member that is not a plain uncompressed ``.npy`` array.
     """
+    return read_part(path, None)[0]
+
+
+def read_part(
+    path: str | Path, names: Collection[str] | None
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The arrays ``names`` (every array if None) of the ``.npz`` file at ``path``, and the size in
+    bytes of every member of the file, by array name.
+
+    Through the index only the members named are read and checked (more are returned when the file
+    has no index: every one). The arrays are views of one writable buffer.
+
+    Raises:
+        FileNotFoundError: No such file.
+        KeyError: A name that is not in the file.
+        zipfile.BadZipFile: Not a ZIP archive, or a member's checksum does not match its bytes.
+        ValueError: A member that is not a plain uncompressed ``.npy`` array.
+    """
     with open(path, "rb", buffering=0) as fh:
-        buf = np.empty(os.fstat(fh.fileno()).st_size, dtype=np.uint8)
-        if fh.readinto(memoryview(buf)) != len(buf):  # type: ignore[arg-type]
-            raise ValueError("the file changed while it was read")
-    index = _index(buf) if fast_crc32c() else None
-    if index is None:
-        return _read_zip(buf)
+        size = os.fstat(fh.fileno()).st_size
+        index = _index(_read_range(fh, max(0, size - TAIL), size)) if fast_crc32c() else None
+        if index is None:
+            out = _read_zip(_read_range(fh, 0, size))
+            return out, {name: arr.nbytes for name, arr in out.items()}
+        sizes = {_field(name): length for name, _, length, _ in index}
+        wanted = index if names is None else [m for m in index if _field(m[0]) in names]
+        if names is not None and len(wanted) < len(set(names)):
+            raise KeyError(f"{sorted(set(names) - set(sizes))} not in {path}")
+        if not wanted:
+            return {}, sizes
+        low = min(start for _, start, _, _ in wanted) // ALIGN * ALIGN  # the arrays stay aligned
+        buf = _read_range(fh, low, max(start + length for _, start, length, _ in wanted))
     frozen = buf.view()
     frozen.flags.writeable = False
-    out: dict[str, np.ndarray] = {}
-    for name, start, size, crc in index:
-        if crc32c(frozen[start : start + size]) != crc:
+    out = {}
+    for name, start, length, crc in wanted:
+        if crc32c(frozen[start - low : start - low + length]) != crc:
             raise zipfile.BadZipFile(f"Bad CRC-32C for file {name!r}")
-        out[_field(name)] = _array(buf, start, size)
-    return out
+        out[_field(name)] = _array(buf, start - low, length)
+    return out, sizes
 
 
-def _index(buf: np.ndarray) -> list[Member] | None:
-    """The members named by the archive comment's index, checked against its CRC-32C; None when the
-    comment holds no index.
+def _read_range(fh: io.RawIOBase, start: int, stop: int) -> np.ndarray:
+    """Bytes ``start:stop`` of an open file, in a new array.
+
+    Raises:
+        ValueError: The file is shorter (it changed while it was read).
+    """
+    buf = np.empty(stop - start, dtype=np.uint8)
+    fh.seek(start)
+    if fh.readinto(memoryview(buf)) != len(buf):  # type: ignore[arg-type]
+        raise ValueError("the file changed while it was read")
+    return buf
+
+
+def _index(tail: np.ndarray) -> list[Member] | None:
+    """The members named by the index in the archive comment, found in the file's last bytes and
+    checked against the index's CRC-32C; None when the comment holds no index.
 
     Raises:
         zipfile.BadZipFile: An index whose checksum, or a member place, does not hold.
     """
-    tail = buf[-(2**16 + END_RECORD.size) :].tobytes()
-    at = tail.rfind(INDEX_TAG)
+    data = tail.tobytes()
+    at = data.rfind(INDEX_TAG)
     if at < END_RECORD.size:
         return None
-    record = END_RECORD.unpack(tail[at - END_RECORD.size : at])
-    if record[0] != b"PK\x05\x06" or record[-1] != len(tail) - at:
+    record = END_RECORD.unpack(data[at - END_RECORD.size : at])
+    if record[0] != b"PK\x05\x06" or record[-1] != len(data) - at:
         return None
-    text, _, stored = tail[at:].rpartition(b"#")
+    text, _, stored = data[at:].rpartition(b"#")
     if not stored or int(stored, 16) != crc32c(text):
         raise zipfile.BadZipFile("Bad CRC-32C of the archive's index")
     members = [(str(n), int(s), int(z), int(c)) for n, s, z, c in json.loads(text)["gee_fusion_index"]]
-    end = len(buf) - (len(tail) - at) - END_RECORD.size
-    if any(not 0 <= s <= s + z <= end for _, s, z, _ in members) or len({m[0] for m in members}) < len(
-        members
-    ):
-        raise zipfile.BadZipFile("the archive's index names a member outside it, or one twice")
+    names = {m[0] for m in members}
+    if len(names) < len(members) or any(s < 0 or z < 0 for _, s, z, _ in members):
+        raise zipfile.BadZipFile("the archive's index names a member twice, or a negative place")
     return members
 
 
@@ -221,7 +259,7 @@ def _header(text: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def write(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+def write(fh: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
     """Store ``arrays`` in the open binary file ``fh`` (from its start) as an uncompressed ``.npz``
     (what ``np.savez(fh, **arrays)`` writes, readable by ``np.load`` and :func:`read`), each array's
     data at an :data:`ALIGN`-byte boundary of the file, indexed in the archive comment."""

@@ -222,7 +222,7 @@ def _acq(i: int) -> schedule.S1Acquisition:
     return schedule.s1_acquisitions()[i]
 
 
-def s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
+def s1_block(cfg: WorldConfig, i: int, bx: int, by: int) -> blocks.Product:
     """VV and VH (linear), incidence angle and validity of acquisition ``i`` on one block
     (from the shared block cache)."""
     return blocks.product_block("s1", cfg, i, bx, by, lambda: _s1_block(cfg, i, bx, by))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -146,10 +146,20 @@ def _surface(cfg: WorldConfig, i: int, bx: int, by: int, shifted: bool) -> tuple
     return refl, g.label
 
 
-def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
+GROUPS = (
+    (*SR_BANDS, "MSK_CLDPRB", "SCL", "QA60"),
+    ("cs", "cs_cdf"),
+    ("probability",),
+    ("cloud", "shadow", "cirrus"),
+)
+"""Fields of a block read together from the disk cache, what each collection reads: Level-1C and
+Level-2A, Cloud Score+, s2cloudless, the atmospheric truth."""
+
+
+def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> Mapping[str, np.ndarray]:
     """Every Sentinel-2 product of acquisition ``i`` on one 256 x 256 block (10 m fields),
     from the shared block cache."""
-    return blocks.product_block("s2", cfg, i, bx, by, lambda: _s2_block(cfg, i, bx, by))
+    return blocks.product_block("s2", cfg, i, bx, by, lambda: _s2_block(cfg, i, bx, by), GROUPS)
 
 
 def _top_of_atmosphere(refl: np.ndarray, f: atmosphere.CloudFields) -> tuple[np.ndarray, np.ndarray]:
