@@ -50,6 +50,12 @@ LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 """A ZIP local file header: signature ... file name length, extra field length (30 bytes)."""
 END_RECORD = struct.Struct("<4s4H2LH")
 """The ZIP end of central directory record: signature ... comment length (22 bytes)."""
+CENTRAL_HEADER = struct.Struct("<4s6H3L5H2L")
+"""A ZIP central directory entry: signature ... local header offset (46 bytes)."""
+MADE_BY = (3 << 8) | 20
+"""Central directory "version made by": Unix, ZIP 2.0."""
+DOS_DATE = (0 << 9) | (1 << 5) | 1
+"""1980-01-01 as an MS-DOS date (what ``zipfile`` writes for undated members)."""
 NPY_MAGIC = b"\x93NUMPY"
 ALIGN = 64
 """Arrays start at a multiple of this many bytes from the start of the file."""
@@ -131,8 +137,9 @@ def read_part(
         if index is None:
             out = _read_zip(_read_range(fh, 0, size))
             return out, {name: arr.nbytes for name, arr in out.items()}
-        sizes = {_field(name): length for name, _, length, _ in index}
-        wanted = index if names is None else [m for m in index if _field(m[0]) in names]
+        fields = [_field(name) for name, _, _, _ in index]
+        sizes = {field: m[2] for field, m in zip(fields, index, strict=True)}
+        wanted = [m for field, m in zip(fields, index, strict=True) if names is None or field in names]
         if names is not None and len(wanted) < len(set(names)):
             raise KeyError(f"{sorted(set(names) - set(sizes))} not in {path}")
         if not wanted:
@@ -262,27 +269,60 @@ def _header(text: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
 def write(fh: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
     """Store ``arrays`` in the open binary file ``fh`` (from its start) as an uncompressed ``.npz``
     (what ``np.savez(fh, **arrays)`` writes, readable by ``np.load`` and :func:`read`), each array's
-    data at an :data:`ALIGN`-byte boundary of the file, indexed in the archive comment."""
+    data at an :data:`ALIGN`-byte boundary of the file, indexed in the archive comment.
+
+    The ZIP structures are written here, not by ``zipfile`` (whose per-member work, a seek back to
+    each local header included, cost as much as the data): local header, ``.npy`` header and data of
+    each member in turn, then the central directory and the end record, dated 1980-01-01.
+
+    Raises:
+        ValueError: Object arrays, or an archive of 4 GiB or more (block files are a few MiB).
+    """
     index: list[Member] = []
-    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, value in arrays.items():
-            arr = np.asanyarray(value)
-            if arr.dtype.hasobject:
-                raise ValueError(f"{name}: object arrays are not stored")
-            header = np.lib.format.header_data_from_array_1_0(arr)
-            data = arr.T if header["fortran_order"] else np.ascontiguousarray(arr)
-            raw = data.reshape(-1).view(np.uint8)
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                start = fh.tell()  # the local header is written: the member's bytes start here
-                head = _aligned_header(header, start)
-                member.write(head)
-                if raw.size:
-                    member.write(raw.data)
-            if fast_crc32c():
-                raw.flags.writeable = False  # of this view only: the caller's array stays writable
-                index.append((f"{name}.npy", start, len(head) + raw.size, crc32c(head, raw)))
-        if index:
-            archive.comment = _index_comment(index)
+    central: list[bytes] = []
+    pos = 0
+    for name, value in arrays.items():
+        arr = np.asanyarray(value)
+        if arr.dtype.hasobject:
+            raise ValueError(f"{name}: object arrays are not stored")
+        fortran = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
+        raw = (arr.T if fortran else np.ascontiguousarray(arr)).reshape(-1).view(np.uint8)
+        member = f"{name}.npy".encode()
+        start = pos + LOCAL_HEADER.size + len(member)
+        head = _npy_header(arr.dtype, fortran, arr.shape, start % ALIGN)
+        size = len(head) + raw.size
+        crc = zlib.crc32(raw.data, zlib.crc32(head)) if raw.size else zlib.crc32(head)
+        if start + size >= 2**32 - 1:
+            raise ValueError("an archive of 4 GiB or more is not a block file")
+        fh.write(LOCAL_HEADER.pack(b"PK\x03\x04", 20, 0, 0, 0, DOS_DATE, crc, size, size, len(member), 0))
+        fh.write(member + head)
+        if raw.size:
+            fh.write(raw.data)
+        central.append(CENTRAL_HEADER.pack(b"PK\x01\x02", MADE_BY, 20, 0, 0, 0, DOS_DATE, crc, size, size,
+                                           len(member), 0, 0, 0, 0, 0o644 << 16, pos) + member)  # fmt: skip
+        if fast_crc32c():
+            raw.flags.writeable = False  # of this view only: the caller's array stays writable
+            index.append((member.decode(), start, size, crc32c(head, raw)))
+        pos = start + size
+    directory = b"".join(central)
+    comment = _index_comment(index) if index else b""
+    fh.write(directory)
+    fh.write(
+        END_RECORD.pack(b"PK\x05\x06", 0, 0, len(central), len(central), len(directory), pos, len(comment))
+    )
+    fh.write(comment)
+
+
+@functools.lru_cache(maxsize=512)
+def _npy_header(dtype: np.dtype, fortran: bool, shape: tuple[int, ...], phase: int) -> bytes:
+    """The ``.npy`` header of an array (see :func:`_aligned_header`) that starts ``phase`` bytes
+    past a multiple of :data:`ALIGN` (block files repeat a few)."""
+    header: dict[str, Any] = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": fortran,
+        "shape": shape,
+    }
+    return _aligned_header(header, phase)
 
 
 def _index_comment(index: list[Member]) -> bytes:
@@ -293,7 +333,7 @@ def _index_comment(index: list[Member]) -> bytes:
     return comment if len(comment) < 2**16 else b""
 
 
-def _aligned_header(header: dict[str, object], data_start: int) -> bytes:
+def _aligned_header(header: dict[str, Any], data_start: int) -> bytes:
     """A version 1.0 ``.npy`` header (what numpy writes, padded with more spaces) that starts at
     ``data_start`` of the file and after which the array's data starts at a multiple of
     :data:`ALIGN` bytes."""
