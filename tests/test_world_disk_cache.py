@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -209,6 +210,14 @@ def test_a_warm_s2_block_is_read_group_by_group_on_first_use(
     warm = sentinel2.s2_block(CFG, 8, 1, 0)
     assert isinstance(warm, LazyBlock)
     assert warm.loaded() == set(sentinel2.GROUPS[0])  # the bands: what the L1C and L2A collections read
+    (path,) = [p for p in block_files(cache) if p.parts[-3] == "s2"]
+    with zipfile.ZipFile(path) as archive:  # stored group by group: one read a group
+        stored = [info.filename[:-4] for info in archive.infolist()]
+    assert stored == [name for group in sentinel2.GROUPS for name in group]
+    for name, how in sentinel2.AT_20M.items():  # kept at 20 m, as the 20 m bands read them
+        np.testing.assert_array_equal(
+            warm[name + sentinel2.SUFFIX_20M], sentinel2._reduce(reference[name], 2, how)
+        )
     assert sorted(warm) == sorted(reference) and blocks.product_bytes(warm) >= 3 * 2**20
     np.testing.assert_array_equal(warm["cs"], reference["cs"])
     assert warm.loaded() == {*sentinel2.GROUPS[0], "cs", "cs_cdf"}

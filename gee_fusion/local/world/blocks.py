@@ -193,26 +193,28 @@ def assemble(
     height: int,
     reduce: Callable[[np.ndarray], np.ndarray] | None = None,
     factor: int = 1,
+    block: int = BLOCK,
 ) -> np.ndarray:
     """A window of the 10 m lattice assembled from per-block arrays ``fetch(bx, by)``.
 
     With ``reduce`` (``factor`` x ``factor`` cells of a 10 m field to one coarser pixel), the window
     of the coarser lattice: each block's part reduced where it lies, so the 10 m window is never
     assembled. The cells must not straddle blocks: ``factor`` divides :data:`BLOCK`, ``col0``,
-    ``row0``, ``width`` and ``height``.
+    ``row0``, ``width`` and ``height``. With ``block`` (the side of the blocks' arrays), a window of
+    a coarser lattice whose blocks hold that many pixels (a field kept at 20 m: ``BLOCK // 2``).
     """
-    if reduce is not None and (BLOCK % factor or col0 % factor or row0 % factor or width % factor
+    if reduce is not None and (block % factor or col0 % factor or row0 % factor or width % factor
                                or height % factor):  # fmt: skip
         raise ValueError(f"{factor} x {factor} cells of window {(col0, row0, width, height)} straddle blocks")
     if reduce is None:
         factor = 1
     out: np.ndarray | None = None
-    for by in range(row0 // BLOCK, (row0 + height - 1) // BLOCK + 1):
-        for bx in range(col0 // BLOCK, (col0 + width - 1) // BLOCK + 1):
+    for by in range(row0 // block, (row0 + height - 1) // block + 1):
+        for bx in range(col0 // block, (col0 + width - 1) // block + 1):
             arr = fetch(bx, by)
-            rs, re_ = max(row0, by * BLOCK), min(row0 + height, (by + 1) * BLOCK)
-            cs, ce = max(col0, bx * BLOCK), min(col0 + width, (bx + 1) * BLOCK)
-            part = arr[rs - by * BLOCK : re_ - by * BLOCK, cs - bx * BLOCK : ce - bx * BLOCK]
+            rs, re_ = max(row0, by * block), min(row0 + height, (by + 1) * block)
+            cs, ce = max(col0, bx * block), min(col0 + width, (bx + 1) * block)
+            part = arr[rs - by * block : re_ - by * block, cs - bx * block : ce - bx * block]
             if reduce is not None:
                 part = reduce(part)
             if out is None:

@@ -133,6 +133,7 @@ def config_hash(cfg: WorldConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
 def key_name(cfg: WorldConfig) -> str:
     """The key folder's name: generator version and world config."""
     return f"{generator_version()[:12]}-{config_hash(cfg)[:12]}"
@@ -219,11 +220,26 @@ def fetch(
         _bypass(state, root, exc)
         return compute()
     if hit is None:
-        return _computed(state, root, cfg, path, limit, compute)
+        return _computed(state, root, cfg, path, limit, _grouped(compute, groups))
     arrays, sizes = hit
     if len(arrays) >= len(sizes):
         return arrays
-    return LazyBlock(arrays, sizes, groups, functools.partial(_rest, state, root, cfg, path, limit, compute))
+    rest = functools.partial(_rest, state, root, cfg, path, limit, _grouped(compute, groups))
+    return LazyBlock(arrays, sizes, groups, rest)
+
+
+def _grouped(compute: Callable[[], Product], groups: Sequence[Collection[str]]) -> Callable[[], Product]:
+    """``compute`` with its fields ordered group by group (then the others), so that each group's
+    members follow one another in the block file (one read a group)."""
+    if not groups:
+        return compute
+
+    def ordered() -> Product:
+        value = compute()
+        order = [name for group in groups for name in group if name in value]
+        return {name: value[name] for name in dict.fromkeys([*order, *value])}
+
+    return ordered
 
 
 def _rest(
