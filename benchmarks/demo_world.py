@@ -60,6 +60,7 @@ from gee_fusion.ids import S2_SR_HARMONIZED as S2_SR
 from gee_fusion.local.world import (
     atmosphere,
     blocks,
+    cache_info,
     changes,
     disk_cache,
     landcover,
@@ -253,7 +254,7 @@ def main() -> None:
         digests.append(hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
         log(f"{k + 1}/{len(indices)} {index}: {times[-1]:.2f} s")
     rss_after = peak_rss_mib()
-    cache = disk_cache.info()
+    cache = cache_info.info()
 
     clear_memory_caches()
     warm: list[float] = []

@@ -386,17 +386,17 @@ def world_cache(
     ] = False,
 ) -> None:
     """The demo world's on-disk cache of generated Sentinel-1/2 blocks: show it or empty it."""
-    from gee_fusion.local.world import disk_cache
+    from gee_fusion.local.world import cache_info
 
     with user_errors():
         if info == clear:
             raise ConfigError("Give one of --info (show the cache) or --clear (empty it).")
         if clear:
-            gone = disk_cache.clear()
+            gone = cache_info.clear()
             mib = gone.bytes / 2**20
             say(True, f"removed {gone.blocks} blocks ({mib:.1f} MiB) from {escape(str(gone.root))}")
             return
-        report = disk_cache.info()
+        report = cache_info.info()
     for line in report.lines():
         typer.echo(line)
 

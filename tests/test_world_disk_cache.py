@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from gee_fusion.cli import app
 from gee_fusion.errors import ConfigError
-from gee_fusion.local.world import blocks, disk_cache, sentinel1, sentinel2
+from gee_fusion.local.world import blocks, cells, disk_cache, sentinel1, sentinel2
 from gee_fusion.local.world.config import DEFAULT_WORLD, WorldConfig
 from gee_fusion.local.world.disk_cache import WorldCacheWarning
 from gee_fusion.local.world.lazy_block import LazyBlock
@@ -216,7 +216,7 @@ def test_a_warm_s2_block_is_read_group_by_group_on_first_use(
     assert stored == [name for group in sentinel2.GROUPS for name in group]
     for name, how in sentinel2.AT_20M.items():  # kept at 20 m, as the 20 m bands read them
         np.testing.assert_array_equal(
-            warm[name + sentinel2.SUFFIX_20M], sentinel2._reduce(reference[name], 2, how)
+            warm[name + sentinel2.SUFFIX_20M], cells.reduce_cells(reference[name], 2, how)
         )
     assert sorted(warm) == sorted(reference) and blocks.product_bytes(warm) >= 3 * 2**20
     np.testing.assert_array_equal(warm["cs"], reference["cs"])

@@ -14,7 +14,7 @@ import pytest
 from gee_fusion.local.grid import gather, take_columns
 from gee_fusion.local.server import interleave
 from gee_fusion.local.world import blocks, npz
-from gee_fusion.local.world.sentinel2 import _reduce
+from gee_fusion.local.world.cells import reduce_cells as _reduce
 
 
 @pytest.mark.parametrize("factor", [2, 6])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +28,7 @@ from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import ImageSource, WindowT
 from gee_fusion.local.world import atmosphere, blocks, changes, noise, phenology, schedule, surface
 from gee_fusion.local.world.blocks import BLOCK
+from gee_fusion.local.world.cells import reduce_cells
 from gee_fusion.local.world.config import PIXEL, WorldConfig
 from gee_fusion.local.world.landcover import INDUSTRIAL, OPEN, WATER, WETLAND
 
@@ -151,10 +151,10 @@ AT_20M: dict[str, str] = {
     "MSK_CLDPRB": "mean",
     "SCL": "centre",
 }
-"""Fields also kept at 20 m in every block (field ``<name>_20m``: its 2 x 2 cells reduced as
-:func:`_reduce` does, when the block is generated), which the 20 m bands of a request read: the
-reduction is done once per block, not once per request, and a warm request reads a quarter of the
-bytes of those bands."""
+"""Fields also kept at 20 m in every block (field ``<name>_20m``: its 2 x 2 cells reduced by
+:func:`~gee_fusion.local.world.cells.reduce_cells` when the block is generated), which the 20 m
+bands of a request read: the reduction is done once per block, not once per request, and a warm
+request reads a quarter of the bytes of those bands."""
 SUFFIX_20M = "_20m"
 
 GROUPS = (
@@ -238,7 +238,7 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     out["probability"] = np.rint(s2cl * 100).astype(np.uint8)
     out["cloud"], out["shadow"], out["cirrus"] = f.opacity, f.shadow, f.cirrus
     for name, how in AT_20M.items():
-        out[name + SUFFIX_20M] = _reduce(out[name], 2, how)
+        out[name + SUFFIX_20M] = reduce_cells(out[name], 2, how)
     return out
 
 
@@ -258,65 +258,6 @@ def _scene_classes(
     return scl
 
 
-def _reduce(arr: np.ndarray, factor: int, how: str) -> np.ndarray:
-    """``factor`` x ``factor`` cells of a 10 m field reduced to one coarser pixel: the mean (integers
-    rounded half to even, as ``np.rint`` of the exact mean), the bitwise OR, or the centre sample."""
-    if factor == 1:
-        return arr
-    h, w = arr.shape[0] // factor, arr.shape[1] // factor
-    cut = arr[: h * factor, : w * factor]
-    if how == "mean":
-        if arr.dtype.kind not in "iu":  # summed in a fixed order: the same for a block's part
-            total = np.zeros((h, w), dtype=np.float64)
-            for r in range(factor):
-                for c in range(factor):
-                    total += cut[r::factor, c::factor]
-            return (total / (factor * factor)).astype(arr.dtype)
-        if factor == 2 and arr.dtype == np.dtype("<u2") and sys.byteorder == "little":
-            return _pair_mean_u16(cut if cut.strides[-1] == 2 else np.ascontiguousarray(cut))
-        return _integer_mean(cut, factor).astype(arr.dtype)
-    blocks_ = cut.reshape(h, factor, w, factor)
-    if how == "or":
-        return np.bitwise_or.reduce(np.bitwise_or.reduce(blocks_, axis=3), axis=1)
-    return blocks_[:, factor // 2, :, factor // 2]
-
-
-def _integer_mean(arr: np.ndarray, factor: int) -> np.ndarray:
-    """Means of the ``factor`` x ``factor`` cells of an integer field, rounded half to even, in
-    integer arithmetic (exact: the same as ``np.rint`` of the float mean, several times faster)."""
-    acc = np.dtype(np.uint32 if arr.dtype.kind == "u" and arr.dtype.itemsize <= 2 else np.int64)
-    rows: np.ndarray = arr[0::factor].astype(acc)
-    for k in range(1, factor):
-        np.add(rows, arr[k::factor], out=rows)
-    total: np.ndarray = rows[:, 0::factor].copy()
-    for k in range(1, factor):
-        np.add(total, rows[:, k::factor], out=total)
-    n = factor * factor
-    q, r = np.divmod(total, acc.type(n))
-    r *= 2
-    return q + ((r > n) | ((r == n) & (q % 2 == 1)))
-
-
-def _pair_mean_u16(arr: np.ndarray) -> np.ndarray:
-    """:func:`_integer_mean` of 2 x 2 cells of a little-endian uint16 field whose rows are contiguous
-    (a block's part): each row read as uint32 words, two pixels a word (about 15 times faster than
-    strided slices)."""
-    h, w = arr.shape[0] // 2, arr.shape[1] // 2
-    pairs = arr.reshape(h, 2, 2 * w)
-    top, bottom = pairs[:, 0, :].view(np.uint32), pairs[:, 1, :].view(np.uint32)
-    low = np.uint32(0xFFFF)
-    total = top & low
-    total += top >> 16
-    total += bottom & low
-    total += bottom >> 16
-    odd = total >> 2
-    odd &= 1
-    total += odd  # total = 4q + r: (total + 1 + (q & 1)) >> 2 rounds r = 2 to the even q
-    total += 1
-    total >>= 2
-    return total.astype(np.uint16)
-
-
 def _window10(
     cfg: WorldConfig, i: int, field: str, col0: int, row0: int, width: int, height: int
 ) -> np.ndarray:
@@ -326,16 +267,19 @@ def _window10(
 
 def _window(cfg: WorldConfig, i: int, field: str, window: WindowT, factor: int, how: str) -> np.ndarray:
     """One product field on a window of the 10 m lattice reduced to ``factor`` x ``factor`` cells
-    (:func:`_reduce`): the 20 m fields kept in the blocks (:data:`AT_20M`), else reduced block by
-    block when the cells do not straddle blocks, else from the assembled 10 m window (60 m)."""
+    (:func:`~gee_fusion.local.world.cells.reduce_cells`): the 20 m fields kept in the blocks
+    (:data:`AT_20M`), else reduced block by block when the cells do not straddle blocks, else from
+    the assembled 10 m window (60 m)."""
     col, row, w, h = window
     if factor == 2 and AT_20M.get(field) == how:  # kept at 20 m in every block
         fetch = functools.partial(_field_of, cfg, i, field + SUFFIX_20M)
         return blocks.assemble(fetch, col // 2, row // 2, w // 2, h // 2, block=BLOCK // 2)
     if factor == 1 or BLOCK % factor:
-        return _reduce(_window10(cfg, i, field, col, row, w, h), factor, how)
+        return reduce_cells(_window10(cfg, i, field, col, row, w, h), factor, how)
     fetch = functools.partial(_field_of, cfg, i, field)
-    return blocks.assemble(fetch, col, row, w, h, reduce=lambda a: _reduce(a, factor, how), factor=factor)
+    return blocks.assemble(
+        fetch, col, row, w, h, reduce=lambda a: reduce_cells(a, factor, how), factor=factor
+    )
 
 
 def _field_of(cfg: WorldConfig, i: int, field: str, bx: int, by: int) -> np.ndarray:
