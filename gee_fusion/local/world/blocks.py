@@ -105,9 +105,9 @@ class ByteLRU(Generic[V]):
 
 CACHE_MB = int(os.environ.get("GEE_FUSION_WORLD_CACHE_MB", "256"))
 """Memory for generated Sentinel blocks (MiB), shared by Sentinel-1 and Sentinel-2. A miss is read
-back from the disk cache (about 1.5 ms an S2 block), so more memory buys little: the city-year job
-(a year of monthly NDVI over the 12 km city) peaked at 1.37 GiB with 256 MiB and the heap trims
-(:func:`release_free_memory`), 2.57 GiB with 768 MiB and none."""
+back from the disk cache (about 0.8 ms for the bands of an S2 block), so more memory buys little:
+the city-year job (a year of monthly NDVI over the 12 km city) peaked at 1.37 GiB with 256 MiB and
+the heap trims (:func:`release_free_memory`), 2.57 GiB with 768 MiB and none."""
 
 PRODUCTS: ByteLRU[Product] = ByteLRU(CACHE_MB * 2**20)
 
