@@ -164,3 +164,63 @@ def test_an_alert_takes_its_onset_and_confidence_from_the_pixels_that_changed_to
     p = feature["properties"]
     assert p["onset"] == "2021-04" and p["confidence"] == 1.0 and p["area_m2"] == pytest.approx(6000.0)
     assert float(confirmed.mean()) < 0.7  # over the whole object it would be diluted
+
+
+def test_a_change_that_reverted_does_not_hide_a_later_one_that_lasts() -> None:
+    classes = series(
+        [3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1],  # a wet field called built in months 2-3, built from 8
+        [3, 3, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3],  # the wet months alone: no urbanisation
+        [3, 3, 3, 3, 3, 3, 1, 1, 1, 3, 1, 1],  # built from 6 with one cloudy month: holds
+        [2, 2, 2, 2, 2, 2, 2, 2, 5, 5, 2, 2],  # a city block called woodland two months: no change
+    )
+    first = persistent_changes(classes, persist=2, keep=fusion.into_built).onset
+    assert first.tolist() == [[2, 2, 6, 10]]
+    accept = fusion.lasting_change(classes, (3, 4, 5, 6), (1, 2))
+    lasting = persistent_changes(classes, persist=2, keep=fusion.into_built, accept=accept).onset
+    assert lasting.tolist() == [[8, -1, 6, -1]]
+    found = detect.class_changes(classes, persist=2)
+    assert found.up.onset.tolist() == [[8, -1, 6, -1]] and found.urban.tolist() == [
+        [True, False, True, False]
+    ]
+    assert found.up.before[0, 0] == 3 and found.up.after[0, 0] == 1
+    # against a loop: new classes in 3/4 of the months from t, old ones in 1/4 of those before
+    stack = np.stack(classes)[:, 0]
+    for t in range(1, stack.shape[0]):
+        for px in range(stack.shape[1]):
+            after = np.isin(stack[t:, px], (1, 2)).mean() >= 0.75
+            before = np.isin(stack[:t, px], (3, 4, 5, 6)).mean() >= 0.25
+            assert accept(t)[0, px] == (after and before)
+
+
+def test_held_before_against_a_loop_over_the_months_before() -> None:
+    rng = np.random.default_rng(3)
+    stack = rng.choice(np.array([1, 2, 3, 4], dtype=np.uint8), size=(12, 4, 5), p=[0.3, 0.2, 0.3, 0.2])
+    onset = rng.integers(-1, 12, size=(4, 5))
+    got = fusion.held_before(stack, onset, (3, 4, 5, 6), share=0.25)
+    for r in range(4):
+        for c in range(5):
+            t = onset[r, c]
+            want = t > 0 and np.isin(stack[:t, r, c], (3, 4, 5, 6)).mean() >= 0.25
+            assert got[r, c] == want
+
+
+def test_a_brightening_of_a_pixel_built_nearly_all_months_before_is_no_urbanisation() -> None:
+    classes = series(  # no persistent class transition in either: Sentinel-1 leads
+        [2, 2, 2, 2, 2, 2, 2, 2, 5, 2, 2, 2, 2, 2],  # a city block the forests called woodland once
+        [3, 3, 3, 3, 3, 3, 3, 3, 5, 2, 2, 2, 2, 2],  # a field: a new building from month 9
+    )
+    months = np.arange(600, 614)
+    vv = np.full((14, 1, 2), -10.0, dtype=np.float32)
+    vv[9:] = -4.0  # a lasting rise of 6 dB in month 9 on both
+    found = detect.change_layers(classes, vv, _sar((1, 2)), months, persist=2, tolerance=1)
+    assert found.urbanisation.mask.tolist() == [[False, True]]
+    assert found.urbanisation.transitions.onset[0, 1] == 9
+    assert dict(found.urbanisation.evidence)["SAR + built class"].tolist() == [[False, True]]
+    # the omnibus test's last change a brightening in month 9, the monthly VV flat
+    sar = {"last": np.array([[609, 609]]), "last_direction": np.array([[1, 1]])}
+    found = detect.change_layers(classes, np.full_like(vv, -10.0), sar, months, persist=2, tolerance=1)
+    assert found.urbanisation.mask.tolist() == [[False, True]]
+    # the block's brightening passes every other rule: only the months before refuse it
+    led, index = fusion.sar_led_urbanisation(classes, months, sar["last"], sar["last_direction"], persist=2)
+    assert led.tolist() == [[True, True]] and index.tolist() == [[9, 9]]
+    assert fusion.held_before(classes, index, (3, 4, 5, 6), share=0.25).tolist() == [[False, True]]

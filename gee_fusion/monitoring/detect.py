@@ -16,11 +16,14 @@ by Sentinel-1 is one object, not two objects each under the smallest alert size)
   months (:func:`fusion.sar_changed_near`); not where a flood or an urbanisation of the same
   months explains it.
 
-Per pixel, each rule uses the first persistent change *of its own kind*: an earlier change of
-another kind (grassland mown into cropland) does not hide a later urbanisation. A class change
-(or a SAR-led urbanisation) must also hold (:func:`fusion.holds`): its new state is the class of
-at least ``hold`` (three quarters by default) of the months from it to the latest one. A SAR-led
-demolition's persistence is the lasting drop of the monthly VV itself (its rubble stays
+Per pixel, each rule uses the first persistent change *of its own kind that holds*: an earlier
+change of another kind (grassland mown into cropland) does not hide a later urbanisation, nor does
+an earlier one that reverted (a wet field classified built for two spring months). A change holds
+(:func:`fusion.holds`) when its new state is the class of at least ``hold`` (three quarters by
+default) of the months from it to the latest one; a SAR-led urbanisation must hold too, and its
+pixel must not have been classified built in more than ``hold`` of the months before it
+(:func:`fusion.held_before`: a Sentinel-1 brightening in a block of the city is no new building).
+A SAR-led demolition's persistence is the lasting drop of the monthly VV itself (its rubble stays
 classified built).
 """
 
@@ -114,7 +117,7 @@ def _by_sar(
 @dataclass(frozen=True)
 class ClassChanges:
     """The class rules alone (no Sentinel-1): per kind, the first persistent change of that kind
-    per pixel and where it holds."""
+    per pixel that holds, and where there is one."""
 
     up: Transitions
     urban: np.ndarray
@@ -128,17 +131,21 @@ def class_changes(
     classes: Sequence[np.ndarray] | np.ndarray, *, persist: int = 2, hold: float = fusion.HOLD_SHARE
 ) -> ClassChanges:
     """Urbanisations (non-built -> built), demolitions (built -> non-built) and site openings
-    (:func:`fusion.site_opening`) of the class maps, each the first persistent change of its kind
-    per pixel, and where each holds (:func:`fusion.holds`)."""
+    (:func:`fusion.site_opening`) of the class maps: per pixel, the first persistent change of each
+    kind that holds (:func:`fusion.holding`), so a wet field classified built for two spring months
+    does not hide the building begun on it in the autumn."""
     stack = optical.class_stack(classes)
-    up = optical.persistent_changes(stack, persist=persist, keep=fusion.into_built)
-    down = optical.persistent_changes(stack, persist=persist, keep=fusion.out_of_built)
-    site = fusion.site_opening(stack, persist=persist)
-    return ClassChanges(
-        up, fusion.holds(stack, up.onset, optical.BUILT_6, share=hold),
-        down, fusion.holds(stack, down.onset, optical.UNBUILT_6, share=hold),
-        site, fusion.holds(stack, site.onset, fusion.OPENED_6, share=hold),
+    built, unbuilt = optical.BUILT_6, optical.UNBUILT_6
+    up = optical.persistent_changes(
+        stack, persist=persist, keep=fusion.into_built,
+        accept=fusion.lasting_change(stack, unbuilt, built, share=hold),
     )  # fmt: skip
+    down = optical.persistent_changes(
+        stack, persist=persist, keep=fusion.out_of_built,
+        accept=fusion.lasting_change(stack, built, unbuilt, share=hold),
+    )  # fmt: skip
+    site = fusion.site_opening(stack, persist=persist, share=hold)
+    return ClassChanges(up, up.onset >= 0, down, down.onset >= 0, site, site.onset >= 0)
 
 
 def change_layers(
@@ -171,7 +178,10 @@ def change_layers(
     by_class = class_changes(stack, persist=persist, hold=hold)
     tr_up, urban, tr_down, demolished = by_class.up, by_class.urban, by_class.down, by_class.demolished
     # pixels with a class transition, held or not, are the class rules' business
-    into, out_of = tr_up.onset >= 0, tr_down.onset >= 0
+    into, out_of = (
+        optical.persistent_changes(stack, persist=persist, keep=keep).onset >= 0
+        for keep in (fusion.into_built, fusion.out_of_built)
+    )
     urban_seen = _by_sar(urban, tr_up, month_numbers, sar, steps, direction=1, tolerance=tolerance)
     down_seen = _by_sar(demolished, tr_down, month_numbers, sar, steps, direction=2, tolerance=tolerance)
 
@@ -184,6 +194,8 @@ def change_layers(
         stack, month_numbers, last, turn, persist=persist, steps=steps
     )
     up_led &= ~(into | down_led | out_of) & fusion.holds(stack, up_index, built, share=hold)
+    # not a pixel classified built in more than `hold` of the months before: a block of the city
+    up_led &= fusion.held_before(stack, up_index, optical.UNBUILT_6, share=1.0 - hold)
     urbanisation = Layer(
         "urbanisation", urban | up_led,
         _led_transitions(stack, tr_up, up_led, up_index, before_not=built, look_back=persist),

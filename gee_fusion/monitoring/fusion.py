@@ -21,7 +21,7 @@ confirmed by a Sentinel-1 change of either direction near it (:func:`sar_changed
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,19 +83,63 @@ def holds(
     return np.asarray((onset >= 0) & (months_in >= share * np.maximum(since.sum(axis=0), 1)))
 
 
-def site_opening(classes: Sequence[np.ndarray] | np.ndarray, *, persist: int = 2) -> Transitions:
+def lasting_change(
+    classes: Sequence[np.ndarray] | np.ndarray,
+    old: Sequence[int],
+    new: Sequence[int],
+    *,
+    share: float = HOLD_SHARE,
+) -> Callable[[int], np.ndarray]:
+    """Per month index t, where a change at t from ``old`` classes to ``new`` ones lasts: it holds
+    (:func:`holds`: ``new`` in at least ``share`` of the months from t to the latest one), and the
+    state it leaves had been there (``old`` in at least ``1 - share`` of the months before t: a
+    block of the city that the forests called woodland for two months and built again is no
+    urbanisation). For the ``accept`` of :func:`gee_fusion.monitoring.optical.persistent_changes`."""
+    stack = class_stack(classes)
+    count = stack.shape[0]
+    after = np.cumsum(np.isin(stack, new)[::-1], axis=0, dtype=np.int32)[::-1]  # months in new, t..
+    before = np.cumsum(np.isin(stack, old), axis=0, dtype=np.int32)  # months in old, ..t
+    return lambda t: np.asarray(
+        (after[t] >= share * (count - t)) & ((before[t - 1] if t > 0 else 0) >= (1.0 - share) * t)
+    )
+
+
+def held_before(
+    classes: Sequence[np.ndarray] | np.ndarray,
+    onset: np.ndarray,
+    state: Sequence[int],
+    *,
+    share: float,
+) -> np.ndarray:
+    """Where the state that a change at month index ``onset`` (-1: none) leaves had been there: at
+    least ``share`` of the months before ``onset`` are classified in ``state`` (the non-built
+    classes, for an urbanisation). A Sentinel-1 brightening of a pixel that the forests called built
+    nearly all the time before is a block of the city, not a new building."""
+    stack = class_stack(classes)
+    before = (np.arange(stack.shape[0])[:, None, None] < onset) & (onset >= 0)
+    months_in = (np.isin(stack, state) & before).sum(axis=0)
+    return np.asarray((onset > 0) & (months_in >= share * np.maximum(before.sum(axis=0), 1)))
+
+
+def site_opening(
+    classes: Sequence[np.ndarray] | np.ndarray, *, persist: int = 2, share: float | None = None
+) -> Transitions:
     """The first month each pixel leaves the vegetated classes (:data:`VEGETATED_6`) for good: the
     ``persist`` months before it are vegetated (any of them: a meadow classified cropland one month
     is still green), the ``persist`` months from it on are built, water or open (any of them: a site
     is classified open land one month, built the next). With, as classes, those of the month
-    before and of that month.
+    before and of that month. With ``share``, the first such month from which the site lasts
+    (:func:`lasting_change` from :data:`VEGETATED_6` to :data:`OPENED_6`).
 
     Raises:
         DataError: When the series is shorter than ``2 * persist`` months.
     """
     stack = class_stack(classes)
     group = np.where(np.isin(stack, VEGETATED_6), 0, np.where(np.isin(stack, OPENED_6), 1, 2))
-    onset = persistent_changes(group, persist=persist, keep=lambda b, a: (b == 0) & (a == 1)).onset
+    accept = None if share is None else lasting_change(stack, VEGETATED_6, OPENED_6, share=share)
+    onset = persistent_changes(
+        group, persist=persist, keep=lambda b, a: (b == 0) & (a == 1), accept=accept
+    ).onset
     known = onset >= 0
     before, after = class_at(stack, onset - 1), class_at(stack, onset)
     return Transitions(onset, np.where(known, before, 0), np.where(known, after, 0))

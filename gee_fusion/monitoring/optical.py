@@ -181,6 +181,7 @@ def persistent_changes(
     *,
     persist: int = 2,
     keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    accept: Callable[[int], np.ndarray] | None = None,
 ) -> Transitions:
     """The first persistent class change of each pixel in a series of monthly class maps.
 
@@ -193,6 +194,9 @@ def persistent_changes(
         keep: Which changes count, from the class before and after (arrays) to a boolean array:
             with it, the first persistent change of that kind (an earlier change of another
             kind, e.g. grassland to cropland, does not hide a later urbanisation). Default: any.
+        accept: Where a change at month index t counts (a boolean array per t), e.g. where its new
+            state holds (:func:`gee_fusion.monitoring.fusion.holding`): with it, the first change
+            that counts, so a change that reverted does not hide a later one. Default: every one.
 
     Raises:
         DataError: When the series is shorter than ``2 * persist`` months or ``persist`` < 1.
@@ -214,5 +218,7 @@ def persistent_changes(
         hit = stable_pre & stable_post & (pre[0] != post[0]) & (onset < 0)
         if keep is not None:
             hit &= keep(pre[0], post[0])
+        if accept is not None:
+            hit &= accept(t)
         onset[hit], before[hit], after[hit] = t, pre[0][hit], post[0][hit]
     return Transitions(onset, before, after)
