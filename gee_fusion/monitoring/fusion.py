@@ -66,6 +66,14 @@ def demolition(transitions: Transitions, *, built: Sequence[int] = BUILT_6) -> n
     return (transitions.onset >= 0) & out_of_built(transitions.before, transitions.after, built=built)
 
 
+def _months_in(stack: np.ndarray, state: Sequence[int]) -> np.ndarray:
+    """Per pixel, how many of the months before each month index are classified in ``state``:
+    ``(months + 1, rows, cols)``, entry t counting months 0 .. t - 1."""
+    counts = np.zeros((stack.shape[0] + 1, *stack.shape[1:]), dtype=np.int32)
+    np.cumsum(np.isin(stack, state), axis=0, out=counts[1:])
+    return counts
+
+
 def holds(
     classes: Sequence[np.ndarray] | np.ndarray,
     onset: np.ndarray,
@@ -78,30 +86,10 @@ def holds(
     urbanisation). The job reruns over every month so far, so a change that reverts later is
     withdrawn then."""
     stack = class_stack(classes)
-    since = (np.arange(stack.shape[0])[:, None, None] >= onset) & (onset >= 0)
-    months_in = (np.isin(stack, state) & since).sum(axis=0)
-    return np.asarray((onset >= 0) & (months_in >= share * np.maximum(since.sum(axis=0), 1)))
-
-
-def lasting_change(
-    classes: Sequence[np.ndarray] | np.ndarray,
-    old: Sequence[int],
-    new: Sequence[int],
-    *,
-    share: float = HOLD_SHARE,
-) -> Callable[[int], np.ndarray]:
-    """Per month index t, where a change at t from ``old`` classes to ``new`` ones lasts: it holds
-    (:func:`holds`: ``new`` in at least ``share`` of the months from t to the latest one), and the
-    state it leaves had been there (``old`` in at least ``1 - share`` of the months before t: a
-    block of the city that the forests called woodland for two months and built again is no
-    urbanisation). For the ``accept`` of :func:`gee_fusion.monitoring.optical.persistent_changes`."""
-    stack = class_stack(classes)
     count = stack.shape[0]
-    after = np.cumsum(np.isin(stack, new)[::-1], axis=0, dtype=np.int32)[::-1]  # months in new, t..
-    before = np.cumsum(np.isin(stack, old), axis=0, dtype=np.int32)  # months in old, ..t
-    return lambda t: np.asarray(
-        (after[t] >= share * (count - t)) & ((before[t - 1] if t > 0 else 0) >= (1.0 - share) * t)
-    )
+    counts = _months_in(stack, state)
+    since = np.take_along_axis(counts, np.clip(onset, 0, count)[None], 0)[0]
+    return np.asarray((onset >= 0) & (counts[count] - since >= share * np.maximum(count - onset, 1)))
 
 
 def held_before(
@@ -116,9 +104,29 @@ def held_before(
     classes, for an urbanisation). A Sentinel-1 brightening of a pixel that the forests called built
     nearly all the time before is a block of the city, not a new building."""
     stack = class_stack(classes)
-    before = (np.arange(stack.shape[0])[:, None, None] < onset) & (onset >= 0)
-    months_in = (np.isin(stack, state) & before).sum(axis=0)
-    return np.asarray((onset > 0) & (months_in >= share * np.maximum(before.sum(axis=0), 1)))
+    before = np.take_along_axis(_months_in(stack, state), np.clip(onset, 0, stack.shape[0])[None], 0)[0]
+    return np.asarray((onset > 0) & (before >= share * np.maximum(onset, 1)))
+
+
+def lasting_change(
+    classes: Sequence[np.ndarray] | np.ndarray,
+    old: Sequence[int],
+    new: Sequence[int],
+    *,
+    share: float = HOLD_SHARE,
+) -> Callable[[int], np.ndarray]:
+    """Per month index t, where a change at t from ``old`` classes to ``new`` ones lasts: it holds
+    (:func:`holds`: ``new`` in at least ``share`` of the months from t to the latest one), and the
+    state it leaves had been there (:func:`held_before`: ``old`` in at least ``1 - share`` of the
+    months before t; a block of the city that the forests called woodland for two months and built
+    again is no urbanisation). For the ``accept`` of
+    :func:`gee_fusion.monitoring.optical.persistent_changes`."""
+    stack = class_stack(classes)
+    count = stack.shape[0]
+    in_new, in_old = _months_in(stack, new), _months_in(stack, old)
+    return lambda t: np.asarray(
+        (in_new[count] - in_new[t] >= share * (count - t)) & (in_old[t] >= (1.0 - share) * t)
+    )
 
 
 def site_opening(

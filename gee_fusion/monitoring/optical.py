@@ -194,8 +194,8 @@ def persistent_changes(
         keep: Which changes count, from the class before and after (arrays) to a boolean array:
             with it, the first persistent change of that kind (an earlier change of another
             kind, e.g. grassland to cropland, does not hide a later urbanisation). Default: any.
-        accept: Where a change at month index t counts (a boolean array per t), e.g. where its new
-            state holds (:func:`gee_fusion.monitoring.fusion.holding`): with it, the first change
+        accept: Where a change at month index t counts (a boolean array per t), e.g. where it
+            lasts (:func:`gee_fusion.monitoring.fusion.lasting_change`): with it, the first change
             that counts, so a change that reverted does not hide a later one. Default: every one.
 
     Raises:
