@@ -76,14 +76,15 @@ def change_alerts(
     label, or (label, mask) pairs of which the object gets the labels of the masks it overlaps,
     most pixels first.
     """
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
     area_px = _pixel_area(grid)
+    sizes = np.bincount(labels.ravel())
     features = []
-    for k in range(1, n + 1):
-        obj = labels == k
-        area = float(obj.sum() * area_px)
-        if area < min_area_m2:
+    for k in np.flatnonzero(sizes * area_px >= min_area_m2):  # the objects large enough, only
+        if k == 0:
             continue
+        obj = labels == k
+        area = float(sizes[k] * area_px)
         onset_index, core = event_core(transitions.onset, obj, tolerance=tolerance)
         properties = {
             "type": kind, "evidence": _evidence(evidence, obj), "onset": f"{months[onset_index]:%Y-%m}",

@@ -92,7 +92,8 @@ class MonitorConfig(BaseModel):
     hold: float = Field(
         fusion.HOLD_SHARE, gt=0, le=1,
         description="Least share of the months from a class change to the latest one in its new state "
-        "(a change that reverts is withdrawn at the next run).",
+        "(a change that reverts is withdrawn at the next run); the state it leaves must fill 1 - hold "
+        "of the months before it.",
     )  # fmt: skip
     alpha: float = Field(0.01, gt=0, lt=1, description="Significance level of the SAR tests.")
     tolerance: int = Field(1, ge=0, le=6, description="Months between optical and SAR evidence.")
@@ -319,7 +320,7 @@ def _changes(
         hold=cfg.hold,
     )  # fmt: skip
     # objects over the whole change mask of each kind (a site's pixels flip over a month or two,
-    # some by a class change, some by Sentinel-1); each object's onset is its pixels' median onset
+    # some by a class change, some by Sentinel-1); each object's onset is its core's median onset
     objects = []
     for layer in found.layers:
         objects += alerts.change_alerts(
