@@ -168,7 +168,8 @@ def change_layers(
         month_numbers: The months of ``classes`` (months since 1970-01).
         persist: Months a class must hold before and after a change.
         tolerance: Months between optical and Sentinel-1 evidence.
-        hold: Least share of the months from a class change to the latest one in its new state.
+        hold: Least share of the months from a change to the latest one in its new state; the state
+            it leaves must fill ``1 - hold`` of the months before it.
     """
     stack = optical.class_stack(classes)
     steps = fusion.vv_steps(vv_db, persist=persist)
