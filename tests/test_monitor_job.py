@@ -50,6 +50,19 @@ def test_the_job_alerts_in_the_month_the_site_is_built_and_resumes(tmp_path: Pat
     assert site["onset"] == "2023-01" and site["to_class"] in (1, 2) and site["area_m2"] >= 5000
     assert site["type"] == "urbanisation"
     assert site["confidence"] > 0.5  # Sentinel-1 saw the new walls
+    assert 0.5 < site["class_confidence"] <= 1.0  # the forests' vote share for the new state
+    import rasterio
+
+    with rasterio.open(out / "months/2023-01/class.tif") as src:
+        assert src.descriptions == ("class", "source", "confidence")
+        percent, classes = src.read(3), src.read(1)
+        assert ((percent >= 17) & (percent <= 100))[classes > 0].all()
+    with rasterio.open(out / "changes.tif") as src:
+        assert src.descriptions[-1] == "class_confidence"
+        urbanised, sure = src.read(1) > 0, src.read(src.count)
+        assert (sure[urbanised] > 0).all() and (
+            sure[~urbanised & (src.read(3) == 0) & (src.read(6) == 0)] == 0
+        ).all()
     with (out / "urban_area.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["month"] == "2022-09" and len(rows) == 6

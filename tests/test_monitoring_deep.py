@@ -78,9 +78,11 @@ def test_the_job_classifies_every_month_with_a_checkpoint(tmp_path: Path) -> Non
     assert len(res.new_months) == 4
     for month in ("2022-09", "2022-10", "2022-11", "2022-12"):
         with rasterio.open(tmp_path / "out" / "months" / month / "class.tif") as src:
-            classes, source = src.read(1), src.read(2)
+            classes, source, percent = src.read(1), src.read(2), src.read(3)
         assert classes.shape == (36, 40) and set(np.unique(classes)) <= set(range(1, 7))
         assert (source == SOURCE_DEEP).all()
+        # the probability of the chosen 6-class group: at least its winning fine class (of 10), at most 1
+        assert ((percent >= 10) & (percent <= 100)).all()
         with rasterio.open(tmp_path / "out" / "months" / month / "s1.tif") as src:
             vv = src.read(1)
         assert np.isfinite(vv).all() and -30 < float(np.median(vv)) < 5

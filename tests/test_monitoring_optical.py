@@ -55,6 +55,9 @@ def test_the_monthly_forests_classify_every_pixel_of_every_month(local_engine: g
         out = ee.data.computePixels({"expression": classify_month(forests, aoi, month), "grid": grid.to_ee()})
         assert set(np.unique(out["class"])) <= {1, 2, 3, 4, 5, 6}
         sources |= set(np.unique(out["source"]).tolist())
+        share = out["confidence"]  # the share of the 10 trees voting for the class
+        assert share.min() >= 1 / 6 - 1e-6 and share.max() <= 1.0
+        assert np.allclose(share * 10, np.round(share * 10), atol=1e-5)
         if month.month == 7:
             assert (out["class"] == truth).mean() > 0.7  # a clear training month
     assert sources == {1, 2}  # the December month is cloudy: the S1 forest fills it

@@ -64,9 +64,12 @@ def change_alerts(
     kind: str,
     evidence: str | Sequence[tuple[str, np.ndarray]],
     tolerance: int = 1,
+    class_confidence: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Features (``type`` ``kind``) of the 8-connected objects of ``mask`` of at least
-    ``min_area_m2``, with their area, onset, classes before and after, confidence and evidence.
+    ``min_area_m2``, with their area, onset, classes before and after, confidence and evidence; with
+    ``class_confidence`` (per pixel, 0-1, NaN: unknown; :func:`.confidence.change_confidence`), also
+    its mean over the core as ``class_confidence`` (null where unknown).
 
     An object's pixels rarely change in one month (a site is cleared, then built, over months; the
     class maps of a sparse estate flicker), and the noise of the class maps around it joins it
@@ -92,6 +95,9 @@ def change_alerts(
             "to_class": int(np.bincount(transitions.after[core]).argmax()),
             "confidence": round(float(confirmed[core].mean()), 3),
         }  # fmt: skip
+        if class_confidence is not None:
+            known = class_confidence[core][np.isfinite(class_confidence[core])]
+            properties["class_confidence"] = round(float(known.mean()), 3) if known.size else None
         features.append({"type": "Feature", "geometry": _geometry(obj, grid), "properties": properties})
     return features
 

@@ -3,12 +3,12 @@
 Classifying a month interactively fetches the month's class map while Earth Engine computes it,
 which hits the interactive limits (request size, time, concurrency) over a city. In batch mode
 each month not yet done becomes one ``Export.image.toAsset`` task of the same image (``class``,
-``source``, ``VV``, ``VH`` as float32, on exactly the area's grid) into ``asset_folder``, named
-``<job name>_YYYY_MM``. A run starts the tasks of the months that have none, records them in
-``batch_tasks.json`` beside the outputs, and brings back every month whose asset exists (a
-finished task): reading a stored asset is fast, so the job then continues as in interactive mode.
-Months whose task is still queued or running are left for the next run (the job says so); a
-failed or unknown task is started again. On the local engine a task has run when ``start()``
+``source``, ``confidence``, ``VV``, ``VH`` as float32, on exactly the area's grid) into
+``asset_folder``, named ``<job name>_YYYY_MM``. A run starts the tasks of the months that have
+none, records them in ``batch_tasks.json`` beside the outputs, and brings back every month whose
+asset exists (a finished task): reading a stored asset is fast, so the job then continues as in
+interactive mode. Months whose task is still queued or running are left for the next run (the job
+says so); a failed or unknown task is started again. On the local engine a task has run when ``start()``
 returns, and its asset outlives the process (:func:`gee_fusion.local.tasks.register_exported_assets`).
 
 Create the folder once on Earth Engine (``earthengine create folder projects/<p>/assets/<folder>``).
@@ -33,7 +33,7 @@ from gee_fusion.grid import PixelGrid
 from gee_fusion.io.atomic import atomic_path
 
 STATE_FILE = "batch_tasks.json"
-BANDS = ("class", "source", "VV", "VH")
+BANDS = ("class", "source", "confidence", "VV", "VH")
 _FOLDER = re.compile(
     r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/assets|users/[A-Za-z0-9_-]+)(/[A-Za-z0-9_-]+)+$"
 )
@@ -144,7 +144,7 @@ def classify_by_batch(
             if not _asset_exists(asset):  # queued on Earth Engine: the next run fetches it
                 running.append(month)
                 continue
-        write(month, compute_by_tile(ee.Image(asset).select(list(BANDS)), grid))
+        write(month, compute_by_tile(ee.Image(asset), grid))  # an older asset may lack confidence
         state[key] = {**state.get(key, {"asset_id": asset}), "state": "FETCHED"}
         fetched.append(month)
     _save_state(out, state)

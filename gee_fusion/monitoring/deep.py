@@ -25,7 +25,7 @@ from gee_fusion.classes import GROUPS_6, GROUPS_10, WORLDCOVER_SCHEME, WORLDCOVE
 from gee_fusion.errors import DataError
 from gee_fusion.export.area import AreaConfig
 from gee_fusion.grid import PixelGrid
-from gee_fusion.monitoring.optical import BUILT_6, NO_BACKSCATTER
+from gee_fusion.monitoring.optical import BUILT_6, CONFIDENCE_BAND, NO_BACKSCATTER
 
 SOURCE_DEEP = 3
 """``source`` band value of a month classified by a deep checkpoint."""
@@ -77,7 +77,8 @@ def classify_month_deep(
     hparams: dict[str, Any],
     device: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """One month's ``class`` (6-class codes) and ``source`` (:data:`SOURCE_DEEP`) with ``checkpoint``.
+    """One month's ``class`` (6-class codes), ``source`` (:data:`SOURCE_DEEP`) and ``confidence`` (the
+    probability of the chosen 6-class group, 0-1) with ``checkpoint``.
 
     Args:
         checkpoint: The checkpoint file.
@@ -88,7 +89,9 @@ def classify_month_deep(
     """
     import rasterio
 
+    from gee_fusion.deep.infer.map_writer import probabilities_path_for
     from gee_fusion.deep.infer.predict import predict_area, stored_recipe
+    from gee_fusion.monitoring.confidence import group_probability
 
     recipe = stored_recipe(hparams)
     lut = six_class_lut(list(hparams["class_codes"]), int(hparams["experiment"]["data"].get("classes", 10)))
@@ -98,12 +101,18 @@ def classify_month_deep(
     with tempfile.TemporaryDirectory(prefix="gee_fusion_month_") as tmp:
         result = predict_area(
             checkpoint, area, out=Path(tmp) / "classes.tif", device=device, progress=False,
-            recipe_overrides={"year": month.year, "months": months},
+            recipe_overrides={"year": month.year, "months": months}, write_probabilities=True,
         )  # fmt: skip
         with rasterio.open(result.path) as src:
             codes = src.read(1)
+        with rasterio.open(probabilities_path_for(result.path)) as src:
+            probabilities = src.read()
     classes = lut[codes]
-    return {"class": classes, "source": np.where(classes > 0, SOURCE_DEEP, 0).astype(np.uint8)}
+    share = group_probability(probabilities, list(hparams["class_codes"]), lut, classes)
+    return {
+        "class": classes, "source": np.where(classes > 0, SOURCE_DEEP, 0).astype(np.uint8),
+        CONFIDENCE_BAND: share,
+    }  # fmt: skip
 
 
 def backscatter_maps(image: Any, grid: PixelGrid) -> dict[str, np.ndarray]:

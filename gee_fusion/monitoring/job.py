@@ -48,7 +48,7 @@ from gee_fusion.grid import PixelGrid
 from gee_fusion.io.atomic import atomic_path, output_folder
 from gee_fusion.io.cog import write_cog
 from gee_fusion.io.console import say
-from gee_fusion.monitoring import alerts, detect, fusion, optical
+from gee_fusion.monitoring import alerts, confidence, detect, fusion, optical
 from gee_fusion.monitoring.batch import MonitorBatch, classify_by_batch
 from gee_fusion.monitoring.sar import sar_changes
 from gee_fusion.monitoring.sdg import SdgSettings, write_sdg_table
@@ -102,6 +102,11 @@ class MonitorConfig(BaseModel):
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="Share of an object's pixels Sentinel-1 must confirm for an alert."
     )
+    min_class_confidence: float = Field(
+        0.0, ge=0, le=1,
+        description="Class-map pixels whose forest vote share (or deep probability) is below this take the "
+        "class of the pixel's latest confident month before the change rules (0: every month counts).",
+    )  # fmt: skip
     batch: MonitorBatch | None = Field(
         None, description="Classify the months by Earth Engine batch tasks into this asset folder."
     )
@@ -176,7 +181,8 @@ def _month_done(out: Path, month: date) -> bool:
 
 
 def write_month(out: Path, month: date, maps: dict[str, np.ndarray], grid: PixelGrid) -> None:
-    """Write one month's ``s1.tif`` (VV, VH dB) then its ``class.tif`` (class, source), each to a
+    """Write one month's ``s1.tif`` (VV, VH dB) then its ``class.tif`` (class, source and, when
+    ``maps`` has it, confidence in percent), each to a
     temporary name renamed on success: a month with a class map is complete."""
     path = _class_path(out, month)
     output_folder(path.parent)
@@ -184,9 +190,14 @@ def write_month(out: Path, month: date, maps: dict[str, np.ndarray], grid: Pixel
     s1[s1 <= optical.NO_BACKSCATTER] = np.nan
     write_cog(_s1_path(out, month), s1, crs=grid.crs,
               transform=grid.transform, nodata=float("nan"), band_names=["VV", "VH"])  # fmt: skip
-    write_cog(path, np.stack([maps["class"], maps["source"]]).astype(np.uint8), crs=grid.crs,
-              transform=grid.transform, nodata=0, band_names=["class", "source"],
-              colormap=class_table(6).colormap(), resampling="nearest")  # fmt: skip
+    bands, names = [maps["class"], maps["source"]], ["class", "source"]
+    if optical.CONFIDENCE_BAND in maps:  # percent, 0 (nodata) where unknown
+        bands.append(
+            confidence.as_percent(np.where(maps["class"] > 0, maps[optical.CONFIDENCE_BAND], np.nan))
+        )
+        names.append(optical.CONFIDENCE_BAND)
+    write_cog(path, np.stack(bands).astype(np.uint8), crs=grid.crs, transform=grid.transform, nodata=0,
+              band_names=names, colormap=class_table(6).colormap(), resampling="nearest")  # fmt: skip
 
 
 def _read_classes(path: Path) -> np.ndarray:
@@ -315,10 +326,16 @@ def _changes(
     say(progress, f"  Sentinel-1 changes over {len(months)} months")
     sar = compute_by_tile(sar_changes(aoi, months, alpha=cfg.alpha).unmask(0), grid)
     numbers = np.array([month_index(m) for m in months])
+    sure = confidence.read_confidence([_class_path(out, m) for m in months])
+    chosen = confidence.confident_classes(classes, sure, minimum=cfg.min_class_confidence)
     found = detect.change_layers(
-        classes, read_backscatter(out, months), sar, numbers, persist=cfg.persist, tolerance=cfg.tolerance,
+        chosen, read_backscatter(out, months), sar, numbers, persist=cfg.persist, tolerance=cfg.tolerance,
         hold=cfg.hold,
     )  # fmt: skip
+    certainty = {
+        layer.kind: confidence.change_confidence(sure, layer.transitions.onset, persist=cfg.persist)
+        for layer in found.layers
+    }
     # objects over the whole change mask of each kind (a site's pixels flip over a month or two,
     # some by a class change, some by Sentinel-1); each object's onset is its core's median onset
     objects = []
@@ -326,6 +343,7 @@ def _changes(
         objects += alerts.change_alerts(
             layer.mask, layer.transitions, layer.confirmed, grid=grid, months=months,
             min_area_m2=cfg.min_area_m2, kind=layer.kind, evidence=layer.evidence, tolerance=cfg.tolerance,
+            class_confidence=certainty[layer.kind],
         )  # fmt: skip
     objects += alerts.flood_alerts(
         found.flooded, classes, grid=grid, months=months, min_area_m2=cfg.min_area_m2
@@ -338,12 +356,16 @@ def _changes(
     up, down = found.urbanisation, found.demolition
     flooded = found.flooded
     flood_first = np.where(flooded.any(axis=0), flooded.argmax(axis=0) + 1, 0).astype(np.uint8)
+    certain = np.full(flood_first.shape, np.nan, dtype=np.float32)
+    for layer in reversed(found.layers):  # an urbanisation's, then a demolition's, then a site's
+        certain = np.where(layer.mask, certainty[layer.kind], certain)
     bands = [up.month_band(), (up.mask & up.confirmed).astype(np.uint8), down.month_band(),
-             (down.mask & down.confirmed).astype(np.uint8), flood_first, found.site.month_band()]  # fmt: skip
+             (down.mask & down.confirmed).astype(np.uint8), flood_first, found.site.month_band(),
+             confidence.as_percent(certain)]  # fmt: skip
     write_cog(out / "changes.tif", np.stack(bands), crs=grid.crs, transform=grid.transform, nodata=None,
               band_names=["urbanisation_month_index", "sar_confirmed", "demolition_month_index",
-                          "sar_confirmed_demolition", "flood_month_index", "site_month_index"],
-              resampling="nearest")  # fmt: skip
+                          "sar_confirmed_demolition", "flood_month_index", "site_month_index",
+                          "class_confidence"], resampling="nearest")  # fmt: skip
     return total
 
 

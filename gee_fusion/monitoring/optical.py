@@ -32,6 +32,8 @@ S2_FEATURES = (*S2_DEFAULT_BANDS, "NDVI", "NDBI")
 S1_FEATURES = S1_BANDS
 CLASS_BAND = "label6"
 """The reference band of ``local/demo/LABELS_MONTHLY`` (or a user's labels) the forests learn."""
+CONFIDENCE_BAND = "confidence"
+"""Band of :func:`classify_month`: the share of the forest's trees voting for the class it gave."""
 NO_BACKSCATTER = -9999.0
 """``VV`` / ``VH`` of :func:`classify_month` where a month has no Sentinel-1 acquisition."""
 BUILT_6 = (1, 2)
@@ -132,19 +134,31 @@ def inline_samples(points: ee.FeatureCollection) -> ee.FeatureCollection:
     return ee.FeatureCollection([ee.Feature(None, f.get("properties", {})) for f in info.get("features", [])])
 
 
+def vote_share(image: ee.Image, forest: ee.Classifier) -> ee.Image:
+    """Per pixel, the share of ``forest``'s trees voting for the class it gives (0-1): the largest
+    of its ``MULTIPROBABILITY`` outputs, which does not depend on the order Earth Engine gives the
+    classes in."""
+    votes = image.classify(forest.setOutputMode("MULTIPROBABILITY"))
+    return votes.arrayReduce(ee.Reducer.max(), [0]).arrayFlatten([[CONFIDENCE_BAND]])
+
+
 def classify_month(
     forests: MonthlyForests, aoi: ee.Geometry, month: date, *, backscatter: bool = False
 ) -> ee.Image:
-    """Bands ``class`` (6-class codes) and ``source`` (1: S1 + S2, 2: S1 only) of one month; with
+    """Bands ``class`` (6-class codes), ``source`` (1: S1 + S2, 2: S1 only) and ``confidence`` (the
+    share of the trees of the forest used that voted for the class, float 0-1: a per-pixel
+    confidence, low where cloud remnants or speckle blur the features) of one month; with
     ``backscatter``, also the month's Sentinel-1 means ``VV`` and ``VH`` the forests saw (dB, float;
     :data:`NO_BACKSCATTER` where the month has no acquisition), for flood mapping (:mod:`.flood`)."""
     fused, s1 = month_features(aoi, month)
+    radar_input = s1.rename([f"{b}_s1" for b in S1_FEATURES])
     optical = fused.classify(forests.fused)
-    radar = s1.rename([f"{b}_s1" for b in S1_FEATURES]).classify(forests.s1_only)
+    radar = radar_input.classify(forests.s1_only)
     clear = optical.mask().reduce(ee.Reducer.min())
     label = radar.where(clear, optical.unmask(0)).rename("class").toUint8()
     source = ee.Image.constant(2).where(clear, 1).rename("source").toUint8()
-    out = label.addBands(source)
+    share = vote_share(radar_input, forests.s1_only).where(clear, vote_share(fused, forests.fused).unmask(0))
+    out = label.addBands(source).addBands(share.toFloat().rename(CONFIDENCE_BAND))
     return out.addBands(s1.select(["VV", "VH"]).toFloat().unmask(NO_BACKSCATTER)) if backscatter else out
 
 
