@@ -67,7 +67,8 @@ def test_the_job_alerts_in_the_month_the_site_is_built_and_resumes(tmp_path: Pat
         rows = list(csv.DictReader(fh))
     assert rows[0]["month"] == "2022-09" and len(rows) == 6
     assert float(rows[-1]["built_up_km2"]) > float(rows[0]["built_up_km2"])
-    assert "Alerts (" in (out / "monitoring.html").read_text()
+    page = (out / "monitoring.html").read_text()
+    assert "Alerts (" in page and "<th>class confidence</th>" in page
     with (out / "sdg_11_3_1.csv").open() as fh:
         sdg = list(csv.DictReader(fh))
     assert {r["district"] for r in sdg} <= {"r0c0", "r0c1", "r1c0", "r1c1"} and sdg

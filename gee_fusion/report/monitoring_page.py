@@ -72,10 +72,12 @@ def write_monitoring_page(out: Path, *, name: str, months: list[date]) -> Path:
                             f"<td>{p['onset']}</td><td>{p['area_m2'] / 1e4:.2f}</td>"
                             f"<td>{html.escape(classes.get(p['from_class'], ('?',))[0])}</td>"
                             f"<td>{html.escape(classes.get(p['to_class'], ('?',))[0])}</td>"
-                            f"<td>{p['confidence']:.2f}</td></tr>")  # fmt: skip
+                            f"<td>{p['confidence']:.2f}</td>"
+                            f"<td>{_share(p.get('class_confidence'))}</td></tr>")  # fmt: skip
     body = "".join(f"<h2>{html.escape(t)}</h2><img src='{src}' style='max-width:100%'>" for t, src in figures)
     header = (
-        "<tr><th>type</th><th>onset</th><th>ha</th><th>from</th><th>to</th><th>SAR-confirmed share</th></tr>"
+        "<tr><th>type</th><th>onset</th><th>ha</th><th>from</th><th>to</th><th>SAR-confirmed share</th>"
+        "<th>class confidence</th></tr>"
     )
     alerts = ("<table>" + header
               + "".join(rows) + "</table>") if rows else "<p>No alert yet.</p>"  # fmt: skip
@@ -88,6 +90,11 @@ def write_monitoring_page(out: Path, *, name: str, months: list[date]) -> Path:
     with atomic_path(target) as tmp_path:
         tmp_path.write_text(page, encoding="utf-8")
     return target
+
+
+def _share(value: float | None) -> str:
+    """A share for the alert table; a dash where it is unknown (floods, maps without confidence)."""
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _ramp(k: int, n: int) -> tuple[int, int, int]:
