@@ -1,7 +1,8 @@
 """The demo world's and the local engine's fast paths equal the plain numpy they replace: the
 integer block mean of 20 m / 60 m bands (block by block for 20 m), nearest gathering by two takes
 (columns doubled by widening), and the strip-wise filling of computePixels' structured result; a
-block cache trims the heap after evicting enough; block files written and read by npz."""
+block cache trims the heap after evicting enough; block files written and read by npz; the
+Sentinel-2 bands of a block rendered band by band."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import pytest
 
 from gee_fusion.local.grid import gather, take_columns
 from gee_fusion.local.server import interleave
-from gee_fusion.local.world import blocks, npz
+from gee_fusion.local.world import atmosphere, blocks, npz, phenology, s2_bands, schedule, sentinel2, surface
+from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.cells import reduce_cells as _reduce
+from gee_fusion.local.world.config import DEFAULT_WORLD
+from gee_fusion.local.world.landcover import INDUSTRIAL, OPEN
 
 
 @pytest.mark.parametrize("factor", [2, 6])
@@ -184,3 +188,59 @@ def test_block_files_fall_back_to_the_zip_crc_without_the_fast_crc(
     indexed.write_bytes(bytes(data))
     with pytest.raises(zipfile.BadZipFile, match="CRC-32 "):
         npz.read(indexed)
+
+
+def _whole_block_bands(
+    mix: surface.Mixture, cover: np.ndarray, wet: float, shift: tuple[float, float],
+    f: atmosphere.CloudFields, haze: np.ndarray, label: np.ndarray,
+) -> s2_bands.Bands:  # fmt: skip
+    """The bands of a block the way the generator computed them before the band-by-band render:
+    every step on the whole (13, h, w) arrays."""
+    refl = surface.mix_neighbours(surface.compose(mix, cover, wet), *shift)
+    if f.shadow.any():
+        shade = s2_bands.SHADOW_DEPTH * f.shadow
+        np.subtract(1.0, shade, out=shade)
+        refl *= shade
+    if f.opacity.any():
+        toa = refl * (1.0 - f.opacity)
+        toa += s2_bands.CLOUD_SPECTRUM * f.opacity
+    else:
+        toa = refl.copy()
+    if f.cirrus.any():
+        toa += f.cirrus * np.float32(0.06)
+    toa[10] = 0.003 + 0.25 * f.cirrus + 0.06 * f.opacity
+    bright = (np.isin(label, (OPEN, INDUSTRIAL)) & (toa[1] > 0.15)).astype(np.float32)
+    path = s2_bands.HAZE_DIMMING * refl
+    np.subtract(s2_bands.HAZE_PATH, path, out=path)
+    path *= haze * (1.0 - f.opacity)
+    toa += path
+    ndvi = (toa[7] - toa[3]) / np.maximum(toa[7] + toa[3], 1e-6)
+    dark = toa[1:4].mean(axis=0) < 0.03
+    toa *= 10000.0
+    np.rint(toa, out=toa)
+    np.clip(toa, 1, 65535, out=toa)
+    return s2_bands.Bands(toa.astype(np.uint16), ndvi, dark, bright)
+
+
+@pytest.mark.parametrize("shifted", [True, False])
+def test_the_band_by_band_render_equals_the_whole_block_formula(shifted: bool) -> None:
+    cfg = DEFAULT_WORLD
+    acqs = schedule.s2_acquisitions()
+    first = next(k for k, a in enumerate(acqs) if a.when.year == 2021)
+    seen = set()
+    for i in range(first, first + 40, 3):
+        millis = float(acqs[i].millis)
+        sky = atmosphere.sky(cfg, millis)
+        for bx, by in ((2, 2), (4, 1)):
+            g = sentinel2.ground(cfg, bx, by, millis)
+            f = atmosphere.cloud_fields(cfg, sky, bx * BLOCK, by * BLOCK, BLOCK, BLOCK)
+            haze = atmosphere.haze_field(cfg, sky, bx * BLOCK, by * BLOCK, BLOCK, BLOCK)
+            cover = phenology.cover_at(g.cover, millis)
+            wet = phenology.wetness(cfg, millis)
+            shift = sentinel2.coregistration_offset(cfg, i) if shifted else (0.0, 0.0)
+            args = (g.mixture, cover, wet, shift, f, haze, g.label)
+            got, expected = s2_bands.render(*args), _whole_block_bands(*args)
+            for name, a, b in zip(s2_bands.Bands._fields, got, expected, strict=True):
+                assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (i, bx, by, name)
+            seen.add((bool(f.opacity.any()), bool(f.shadow.any()), bool(f.cirrus.any())))
+    assert {(True, True, True), (False, False, False)} <= seen  # clouds, shadows, cirrus, and none

@@ -1,0 +1,176 @@
+"""The 13 reflectance bands of one Sentinel-2 block of the demo world, rendered band by band.
+
+From a block's spectra (:class:`~gee_fusion.local.world.surface.Mixture`, with its one-pixel halo)
+and the date's green cover, soil wetness, co-registration shift, clouds and haze, each band goes
+through the whole chain before the next one starts: composed at the date, mixed with its neighbours
+and shifted (:func:`~gee_fusion.local.world.surface.shift_kernel`), shaded by the cloud shadows,
+seen through the clouds and the cirrus, hazed, then scaled to DN. A band's planes (256 x 258
+float32, 264 KiB) stay in the CPU cache from one step to the next, where the (13, 256, 256) arrays
+of the whole-block formula did not.
+
+The planes are flat, each row of the block followed by two spare values, so that every tap of the
+3 x 3 kernel reads one contiguous run of the halo plane (a 258-wide row shifted by the tap's offset)
+instead of 256 strided rows. The spare values are computed and dropped; every pixel gets the same
+float32 operations, in the same order, as :func:`~gee_fusion.local.world.surface.compose`,
+:func:`~gee_fusion.local.world.surface.mix_neighbours` and the whole-block top of atmosphere, so
+the DN are identical to theirs (``tests/test_world_fast_paths.py`` compares them).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from gee_fusion.local.world import atmosphere, surface
+from gee_fusion.local.world.landcover import INDUSTRIAL, OPEN
+
+CLOUD_SPECTRUM = np.asarray(
+    (0.42, 0.44, 0.44, 0.45, 0.45, 0.45, 0.45, 0.45, 0.45, 0.38, 0.08, 0.34, 0.24), dtype=np.float32
+)[:, None, None]
+SHADOW_DEPTH = np.asarray(
+    (0.50, 0.55, 0.58, 0.62, 0.66, 0.70, 0.72, 0.74, 0.74, 0.74, 0.0, 0.75, 0.75), dtype=np.float32
+)[:, None, None]
+"""Fraction of reflectance removed under full shadow (blue less: diffuse skylight)."""
+
+WAVELENGTH_NM = np.asarray(
+    (443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190), dtype=np.float32
+)[:, None, None]
+"""Central wavelength of each band (nm)."""
+CIRRUS_BAND = surface.BANDS.index("B10")
+"""B10 (1375 nm, water vapour): sees only the high clouds, not the ground."""
+_IN_WINDOW = np.asarray([b != "B10" for b in surface.BANDS], dtype=np.float32)[:, None, None]
+HAZE_ANGSTROM = 1.2
+"""Angstrom exponent of the residual haze (continental aerosol): optical depth ~ wavelength^-1.2."""
+HAZE_PATH = (0.2 * (WAVELENGTH_NM / 443.0) ** -HAZE_ANGSTROM * _IN_WINDOW).astype(np.float32)
+"""Path reflectance added per unit haze optical depth: 0.2 in B1, 0.029 in B12, none in B10 (the
+1375 nm water-vapour band sees only high clouds)."""
+HAZE_DIMMING = (0.5 * (WAVELENGTH_NM / 550.0) ** -HAZE_ANGSTROM * _IN_WINDOW).astype(np.float32)
+"""Fraction of the surface signal lost per unit haze optical depth (two-way extinction, half of it
+refilled by diffuse light): haze lowers contrast."""
+
+BRIGHT_BAND = surface.BANDS.index("B2")
+"""Bright surfaces (chalk, metal roofs) are told by their B2 before the haze (:class:`Bands`)."""
+VISIBLE = slice(surface.BANDS.index("B2"), surface.BANDS.index("B4") + 1)
+"""B2-B4, whose mean tells dark pixels."""
+RED, NIR = surface.BANDS.index("B4"), surface.BANDS.index("B8")
+
+
+class Bands(NamedTuple):
+    """The reflectance bands of a block at a date.
+
+    Attributes:
+        dn: (13, n, n) uint16 DN (10000 x reflectance, rounded, clipped to 1..65535).
+        ndvi: (n, n) float32 NDVI of the top-of-atmosphere reflectance.
+        dark: (n, n) pixels whose mean B2-B4 reflectance is below 0.03.
+        bright: (n, n) float32 1 where an open or industrial pixel's B2 (clouds in, haze out) is
+            above 0.15, else 0.
+    """
+
+    dn: np.ndarray
+    ndvi: np.ndarray
+    dark: np.ndarray
+    bright: np.ndarray
+
+
+def _flat(field: np.ndarray, width: int) -> np.ndarray:
+    """An (n, n) field in the flat layout: each row followed by ``width - n`` zeros."""
+    n = field.shape[0]
+    out = np.zeros((n, width), dtype=field.dtype)
+    out[:, :n] = field
+    return out.reshape(-1)
+
+
+def render(
+    mix: surface.Mixture,
+    cover: np.ndarray,
+    wet: float,
+    shift: tuple[float, float],
+    f: atmosphere.CloudFields,
+    haze: np.ndarray,
+    label: np.ndarray,
+) -> Bands:
+    """The block's 13 bands at a date, band by band (see the module's docstring).
+
+    Args:
+        mix: The block's spectra, with a one-pixel halo ((13, n + 2, n + 2)).
+        cover: Green cover of the block with its halo ((n + 2, n + 2), :func:`phenology.cover_at`).
+        wet: Soil wetness of the date.
+        shift: The acquisition's co-registration offset (dx, dy), in pixels.
+        f: Clouds, shadows and cirrus of the block ((n, n)).
+        haze: Residual-haze optical depth of the block ((n, n)).
+        label: Land-cover codes of the block ((n, n)).
+    """
+    nb, side = mix.base.shape[0], mix.base.shape[1]
+    n = side - 2
+    size = n * side  # a band's flat plane: n rows of side values, the last two of each spare
+    run = (n - 1) * side + n  # what covers every pixel: the end of the last row's spares unread
+    fv = cover * mix.cover_gain
+    np.clip(fv, 0.0, 1.0, out=fv)
+    bare = None
+    if mix.soil is not None:
+        bare = ((1.0 - fv) * np.float32(1.0 - 0.3 * wet)).reshape(-1)
+    fv = fv.reshape(-1)
+    dx, dy = shift
+    kernel = surface.shift_kernel(dx, dy).astype(np.float32)
+    taps = [(r * side + c, kernel[r, c]) for r in range(3) for c in range(3) if kernel[r, c] != 0.0]
+    shaded, clouded, cirrus = bool(f.shadow.any()), bool(f.opacity.any()), bool(f.cirrus.any())
+    clear = 1.0 - f.opacity
+    seen = _flat(haze * clear, side)  # the haze under clouds is hidden by them
+    b10 = _flat(0.003 + 0.25 * f.cirrus + 0.06 * f.opacity, side)
+    shadow, opacity, clear = _flat(f.shadow, side), _flat(f.opacity, side), _flat(clear, side)
+    thin = _flat(f.cirrus * np.float32(0.06), side)
+
+    toa = np.zeros((nb, size), dtype=np.float32)
+    plane, soil = np.empty(side * side, dtype=np.float32), np.empty(side * side, dtype=np.float32)
+    ground, tmp = np.zeros(size, dtype=np.float32), np.zeros(size, dtype=np.float32)
+    bright = np.zeros(0, dtype=np.float32)
+    for b in range(nb):
+        # the surface at the date (surface.compose)
+        np.multiply(mix.green[b].reshape(-1), fv, out=plane)
+        plane += mix.base[b].reshape(-1)
+        if bare is not None and mix.soil is not None:
+            np.multiply(mix.soil[b].reshape(-1), bare, out=soil)
+            plane += soil
+        # mixed with its neighbours and shifted (surface.mix_neighbours)
+        if dx == 0.0 and dy == 0.0:
+            ground.reshape(n, side)[:, :n] = surface.mix_neighbours(plane.reshape(1, side, side))[0]
+        else:
+            for k, (at, weight) in enumerate(taps):
+                np.multiply(plane[at : at + run], weight, out=ground[:run] if k == 0 else tmp[:run])
+                if k:
+                    ground[:run] += tmp[:run]
+        # under the cloud shadows, then seen through the clouds and the cirrus
+        if shaded:
+            np.multiply(SHADOW_DEPTH[b, 0], shadow, out=tmp)
+            np.subtract(1.0, tmp, out=tmp)
+            ground *= tmp
+        top = toa[b]
+        if clouded:
+            np.multiply(ground, clear, out=top)
+            np.multiply(CLOUD_SPECTRUM[b, 0], opacity, out=tmp)
+            top += tmp
+        else:
+            top[:] = ground
+        if cirrus:
+            top += thin
+        if b == CIRRUS_BAND:
+            top[:] = b10
+        if b == BRIGHT_BAND:  # bright surfaces are judged before the haze: the masks do not see it
+            over = top.reshape(n, side)[:, :n] > 0.15
+            bright = (np.isin(label, (OPEN, INDUSTRIAL)) & over).astype(np.float32)
+        # the residual haze: path reflectance added, contrast lowered
+        np.multiply(HAZE_DIMMING[b, 0], ground, out=tmp)
+        np.subtract(HAZE_PATH[b, 0], tmp, out=tmp)
+        tmp *= seen
+        top += tmp
+
+    bands = toa.reshape(nb, n, side)[:, :, :n]
+    ndvi = (bands[NIR] - bands[RED]) / np.maximum(bands[NIR] + bands[RED], 1e-6)
+    dark = bands[VISIBLE].mean(axis=0) < 0.03
+    toa *= 10000.0
+    np.rint(toa, out=toa)
+    np.clip(toa, 1, 65535, out=toa)
+    dn = np.empty((nb, n, n), dtype=np.uint16)
+    np.copyto(dn, bands, casting="unsafe")
+    return Bands(dn, ndvi, dark, bright)
