@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtri
@@ -113,27 +115,60 @@ def _beta_u_quantile(q: float, mean: float, concentration: float = 0.9) -> float
     return float(betaincinv(concentration * mean, concentration * (1 - mean), q))
 
 
+class Lattice(NamedTuple):
+    """The 40 m lattice around a window of the 10 m lattice, and how its pixels interpolate it.
+
+    Attributes:
+        lu: (1, nu) eastings of the lattice's columns.
+        lv: (nv, 1) northings of its rows.
+        cx: (w,) lattice column left of each pixel column.
+        cy: (h,) lattice row above each pixel row.
+        tx: (1, w) float32 weight of the column right of it.
+        ty: (h, 1) float32 weight of the row below it.
+    """
+
+    lu: np.ndarray
+    lv: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    tx: np.ndarray
+    ty: np.ndarray
+
+
+@functools.lru_cache(maxsize=256)
+def lattice(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) -> Lattice:
+    """The :class:`Lattice` of a window (cached: every field of a block, at every date, uses it)."""
+    u, v = coords(cfg, col0, row0, width, height)
+    gu, gv = u / COARSE, v / COARSE
+    iu0, iv0 = np.floor(gu).astype(np.int64), np.floor(gv).astype(np.int64)
+    lu = np.arange(int(iu0.min()), int(iu0.max()) + 2)[None, :] * COARSE
+    lv = np.arange(int(iv0.min()), int(iv0.max()) + 2)[:, None] * COARSE
+    tx = (gu - iu0).astype(np.float32)
+    ty = (gv - iv0).astype(np.float32)
+    cx = (iu0 - int(iu0.min()))[0]
+    cy = (iv0 - int(iv0.min()))[:, 0]
+    for a in (lu, lv, tx, ty, cx, cy):
+        a.flags.writeable = False  # shared by every caller
+    return Lattice(lu, lv, cx, cy, tx, ty)
+
+
+def _interpolate(nodes: np.ndarray, g: Lattice) -> np.ndarray:
+    """Lattice values ``nodes`` ((nv, nu)) bilinearly interpolated to the window's pixels."""
+    rows = nodes[:, g.cx] + (nodes[:, g.cx + 1] - nodes[:, g.cx]) * g.tx
+    return rows[g.cy] + (rows[g.cy + 1] - rows[g.cy]) * g.ty
+
+
 def _coarse(
     cfg: WorldConfig,
     col0: int,
     row0: int,
     width: int,
     height: int,
-    fn: functools.partial[np.ndarray] | object,
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> np.ndarray:
     """Evaluate ``fn(u, v)`` on the 40 m lattice around a window and interpolate to 10 m."""
-    u, v = coords(cfg, col0, row0, width, height)
-    gu, gv = u / COARSE, v / COARSE
-    iu0, iv0 = np.floor(gu).astype(np.int64), np.floor(gv).astype(np.int64)
-    lu = np.arange(int(iu0.min()), int(iu0.max()) + 2)[None, :] * COARSE
-    lv = np.arange(int(iv0.min()), int(iv0.max()) + 2)[:, None] * COARSE
-    nodes = np.asarray(fn(lu, lv), dtype=np.float32)  # type: ignore[operator]
-    tx = (gu - iu0).astype(np.float32)
-    ty = (gv - iv0).astype(np.float32)
-    cx = (iu0 - int(iu0.min()))[0]
-    cy = (iv0 - int(iv0.min()))[:, 0]
-    rows = nodes[:, cx] + (nodes[:, cx + 1] - nodes[:, cx]) * tx
-    return rows[cy] + (rows[cy + 1] - rows[cy]) * ty
+    g = lattice(cfg, col0, row0, width, height)
+    return _interpolate(np.asarray(fn(g.lu, g.lv), dtype=np.float32), g)
 
 
 @dataclass(frozen=True)
@@ -156,9 +191,14 @@ def cloud_fields(cfg: WorldConfig, s: Sky, col0: int, row0: int, width: int, hei
         f = noise.fbm(lu, lv, 4000.0, s.salt, octaves=5)
         return np.clip((f - s.threshold) / 0.07, 0.0, 1.0) ** 0.8
 
+    # the cloud and what shades the ground: one evaluation on the lattice and on the lattice shifted
+    # towards the sun (the noise of a node depends on its coordinates alone, not on its neighbours)
     du, dv = s.shadow_shift
-    opacity = _coarse(cfg, col0, row0, width, height, field)
-    shaded = _coarse(cfg, col0, row0, width, height, lambda lu, lv: field(lu + du, lv + dv))
+    g = lattice(cfg, col0, row0, width, height)
+    nv, nu = g.lv.shape[0], g.lu.shape[1]
+    both = np.asarray(field(np.hstack([g.lu, g.lu + du]), np.vstack([g.lv, g.lv + dv])), dtype=np.float32)
+    opacity = _interpolate(both[:nv, :nu], g)
+    shaded = _interpolate(both[nv:, nu:], g)
     shadow = np.clip(shaded * (1.0 - opacity), 0.0, 1.0)
     if s.cirrus > 0:
 
@@ -169,7 +209,10 @@ def cloud_fields(cfg: WorldConfig, s: Sky, col0: int, row0: int, width: int, hei
         cirrus = _coarse(cfg, col0, row0, width, height, streaks)
     else:
         cirrus = np.zeros(shape, dtype=np.float32)
-    return CloudFields(opacity.astype(np.float32), shadow.astype(np.float32), cirrus.astype(np.float32))
+    f32 = np.float32
+    return CloudFields(
+        opacity.astype(f32, copy=False), shadow.astype(f32, copy=False), cirrus.astype(f32, copy=False)
+    )
 
 
 def haze_field(cfg: WorldConfig, s: Sky, col0: int, row0: int, width: int, height: int) -> np.ndarray:
