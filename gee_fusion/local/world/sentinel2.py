@@ -231,6 +231,7 @@ def _window(cfg: WorldConfig, i: int, field: str, window: WindowT, factor: int, 
     (:data:`AT_20M`), else reduced block by block when the cells do not straddle blocks, else from
     the assembled 10 m window (60 m)."""
     col, row, w, h = window
+    _prefetch(cfg, i, window)
     if factor == 2 and AT_20M.get(field) == how:  # kept at 20 m in every block
         fetch = functools.partial(_field_of, cfg, i, field + SUFFIX_20M)
         return blocks.assemble(fetch, col // 2, row // 2, w // 2, h // 2, block=BLOCK // 2)
@@ -240,6 +241,19 @@ def _window(cfg: WorldConfig, i: int, field: str, window: WindowT, factor: int, 
     return blocks.assemble(
         fetch, col, row, w, h, reduce=lambda a: reduce_cells(a, factor, how), factor=factor
     )
+
+
+S2_BLOCK_BYTES = 4 * 2**20
+"""About the memory of one block's products (3.9 MiB)."""
+
+
+def _prefetch(cfg: WorldConfig, i: int, window: WindowT) -> None:
+    """The blocks of acquisition ``i`` under a window of the 10 m lattice, generated (or read from
+    the disk cache) by the world's threads (:func:`blocks.prefetch_products`). The planted changes
+    come first, in this thread: they read the land cover of the whole city, which every block's
+    ground needs."""
+    changes.planted_changes(cfg)
+    blocks.prefetch_products("s2", cfg, i, window, functools.partial(s2_block, cfg, i), S2_BLOCK_BYTES)
 
 
 def _field_of(cfg: WorldConfig, i: int, field: str, bx: int, by: int) -> np.ndarray:
