@@ -28,7 +28,7 @@ def _clear() -> None:
     sentinel2.GROUNDS.clear()
     blocks.landcover_block_halo.cache_clear()
     blocks._landcover_block.cache_clear()
-    changes.planted_changes.cache_clear()
+    changes._place.cache_clear()
 
 
 def _acquisitions() -> list[int]:
@@ -125,3 +125,24 @@ def test_the_default_thread_count_is_the_cpus_at_most_four(monkeypatch: pytest.M
     assert workers.count() == max(1, min(workers.available_cpus(), workers.DEFAULT_MAX))
     monkeypatch.setenv(workers.ENV_WORKERS, "1")
     assert workers.count() == 1
+
+
+def test_a_caller_holding_a_lock_is_not_stuck_behind_tasks_that_wait_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(workers.ENV_WORKERS, "2")  # one pool thread and the calling thread
+    lock, started = threading.Lock(), threading.Event()
+    got: list[list[str]] = []
+
+    def waits() -> str:
+        started.set()
+        with lock:
+            return "after"
+
+    with lock:  # as a thread placing the planted changes holds their lock
+        other = threading.Thread(target=lambda: got.append(workers.run_all([waits, waits])))
+        other.start()
+        assert started.wait(10)  # the pool's thread waits for the lock
+        mine = workers.run_all([lambda: "a", lambda: "b", lambda: "c"])  # run here, not queued
+    other.join(10)
+    assert mine == ["a", "b", "c"] and got == [["after", "after"]]

@@ -149,6 +149,7 @@ def prefetch_products(
     window: tuple[int, int, int, int],
     block: Callable[[int, int], Product],
     block_bytes: int,
+    before: Callable[[], object] = lambda: None,
 ) -> None:
     """Bring the blocks of acquisition ``i`` that a window of the 10 m lattice touches into
     :data:`PRODUCTS`, those not there yet by the :mod:`~gee_fusion.local.world.workers` threads
@@ -156,11 +157,16 @@ def prefetch_products(
 
     At most half of the cache's room is filled (``block_bytes``: the size of a block), so that none
     is evicted before the window is assembled; the blocks past that come one by one as before.
+    ``before()`` is called first, in this thread, when a block is not in the disk cache either (it
+    will be generated): what every block's generation needs, made once.
     """
     missing = [(bx, by) for bx, by in window_blocks(*window) if (kind, cfg, i, bx, by) not in PRODUCTS]
-    room = max(1, PRODUCTS.limit // 2 // max(1, block_bytes))
-    if len(missing) > 1:
-        workers.run_all([functools.partial(block, bx, by) for bx, by in missing[:room]])
+    missing = missing[: max(1, PRODUCTS.limit // 2 // max(1, block_bytes))]
+    if len(missing) < 2:
+        return
+    if not all(disk_cache.stored(kind, cfg, i, bx, by) for bx, by in missing):
+        before()
+    workers.run_all([functools.partial(block, bx, by) for bx, by in missing])
 
 
 @functools.lru_cache(maxsize=96)

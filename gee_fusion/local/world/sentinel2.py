@@ -249,11 +249,12 @@ S2_BLOCK_BYTES = 4 * 2**20
 
 def _prefetch(cfg: WorldConfig, i: int, window: WindowT) -> None:
     """The blocks of acquisition ``i`` under a window of the 10 m lattice, generated (or read from
-    the disk cache) by the world's threads (:func:`blocks.prefetch_products`). The planted changes
-    come first, in this thread: they read the land cover of the whole city, which every block's
-    ground needs."""
-    changes.planted_changes(cfg)
-    blocks.prefetch_products("s2", cfg, i, window, functools.partial(s2_block, cfg, i), S2_BLOCK_BYTES)
+    the disk cache) by the world's threads (:func:`blocks.prefetch_products`). When some are to be
+    generated, the planted changes come first, in this thread: they read the land cover of the whole
+    city (by the threads too), which every block's ground needs."""
+    plant = functools.partial(changes.planted_changes, cfg)
+    block = functools.partial(s2_block, cfg, i)
+    blocks.prefetch_products("s2", cfg, i, window, block, S2_BLOCK_BYTES, before=plant)
 
 
 def _field_of(cfg: WorldConfig, i: int, field: str, bx: int, by: int) -> np.ndarray:

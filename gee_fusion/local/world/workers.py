@@ -7,10 +7,10 @@ never drawn in sequence), so a block is the same whichever thread makes it and i
 the caches it lands in (:class:`~gee_fusion.local.world.blocks.ByteLRU`, ``functools.lru_cache``,
 the disk cache's atomic renames) are thread-safe.
 
-``GEE_FUSION_WORLD_WORKERS`` (read on every call) sets the number of threads; 1 generates every
-block in the calling thread, as before. By default: the CPUs this process may run on, at most
-:data:`DEFAULT_MAX`. A task that itself asks for several blocks runs them in its own thread (no
-task waits on the pool it runs in).
+``GEE_FUSION_WORLD_WORKERS`` (read on every call) sets the number of threads, the calling one
+included; 1 generates every block in the calling thread, as before. By default: the CPUs this
+process may run on, at most :data:`DEFAULT_MAX`. A task that itself asks for several blocks runs
+them in its own thread (no task waits on the pool it runs in).
 """
 
 from __future__ import annotations
@@ -82,19 +82,34 @@ def _mark_inside() -> None:
 
 
 def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
-    """The results of ``tasks``, in their order: run by the pool's threads when there are several
-    of each (the calling thread waits for them), else one after the other in the calling thread.
+    """The results of ``tasks``, in their order: run by the pool's threads and the calling thread
+    together when there are several of each, else one after the other in the calling thread.
 
-    Every task runs to its end even when another fails; the first failure (in task order) is then
-    raised.
+    The calling thread runs every task no pool thread has started yet, so it never waits on a task
+    queued behind others' (tasks from another thread that wait on a lock it holds, say). Every task
+    runs to its end even when another fails; the first failure (in task order) is then raised.
     """
     threads = count()
     if threads < 2 or len(tasks) < 2 or getattr(_inside, "flag", False):
         return [task() for task in tasks]
-    pool = _executor(threads)
+    pool = _executor(threads - 1)  # the calling thread is the last one
     futures: list[Future[T]] = [pool.submit(task) for task in tasks]
-    errors = [f.exception() for f in futures]  # waits for every task
-    for error in errors:
-        if error is not None:
-            raise error
-    return [f.result() for f in futures]
+    outcomes: list[tuple[T | None, BaseException | None] | None] = [None] * len(tasks)
+    for k, (future, task) in enumerate(zip(futures, tasks, strict=True)):
+        if future.cancel():  # not started: run it here
+            try:
+                outcomes[k] = (task(), None)
+            except Exception as exc:  # raised below, after the other tasks
+                outcomes[k] = (None, exc)
+    results: list[T] = []
+    first: BaseException | None = None
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if outcome is None:
+            error = future.exception()  # waits for it
+            outcome = (None, error) if error is not None else (future.result(), None)
+        if outcome[1] is not None:
+            first = first or outcome[1]
+        results.append(outcome[0])  # type: ignore[arg-type]
+    if first is not None:
+        raise first
+    return results
