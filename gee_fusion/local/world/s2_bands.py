@@ -54,6 +54,8 @@ BRIGHT_BAND = surface.BANDS.index("B2")
 VISIBLE = slice(surface.BANDS.index("B2"), surface.BANDS.index("B4") + 1)
 """B2-B4, whose mean tells dark pixels."""
 RED, NIR = surface.BANDS.index("B4"), surface.BANDS.index("B8")
+GROUP = 4
+"""Bands rendered together."""
 
 
 class Bands(NamedTuple):
@@ -81,6 +83,76 @@ def _flat(field: np.ndarray, width: int) -> np.ndarray:
     return out.reshape(-1)
 
 
+class _Fields(NamedTuple):
+    """A block's atmospheric fields in the flat layout (None: nowhere on the block)."""
+
+    shadow: np.ndarray | None
+    opacity: np.ndarray | None
+    clear: np.ndarray
+    thin: np.ndarray | None
+    b10: np.ndarray
+    seen: np.ndarray
+
+
+def _render_group(
+    mix: surface.Mixture,
+    g0: int,
+    g1: int,
+    fv: np.ndarray,
+    bare: np.ndarray | None,
+    taps: list[tuple[int, np.float32]],
+    shift: tuple[float, float],
+    top: np.ndarray,
+    f: _Fields,
+    label: np.ndarray,
+    bright: np.ndarray,
+) -> np.ndarray:
+    """Bands ``g0`` to ``g1 - 1`` into ``top`` ((g1 - g0, size), flat); returns ``bright`` (made
+    when the group holds :data:`BRIGHT_BAND`)."""
+    k, side = g1 - g0, mix.base.shape[1]
+    n = side - 2
+    size, run = top.shape[1], (n - 1) * side + n
+    # the surface at the date (surface.compose)
+    plane = np.multiply(mix.green[g0:g1].reshape(k, -1), fv)
+    plane += mix.base[g0:g1].reshape(k, -1)
+    if bare is not None and mix.soil is not None:
+        plane += mix.soil[g0:g1].reshape(k, -1) * bare
+    # mixed with its neighbours and shifted (surface.mix_neighbours)
+    ground = np.zeros((k, size), dtype=np.float32)
+    tmp = np.zeros((k, size), dtype=np.float32)
+    if shift == (0.0, 0.0):
+        ground.reshape(k, n, side)[:, :, :n] = surface.mix_neighbours(plane.reshape(k, side, side))
+    else:
+        for j, (at, weight) in enumerate(taps):
+            np.multiply(plane[:, at : at + run], weight, out=ground[:, :run] if j == 0 else tmp[:, :run])
+            if j:
+                ground[:, :run] += tmp[:, :run]
+    # under the cloud shadows, then seen through the clouds and the cirrus
+    if f.shadow is not None:
+        np.multiply(SHADOW_DEPTH[g0:g1, 0], f.shadow, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        ground *= tmp
+    if f.opacity is not None:
+        np.multiply(ground, f.clear, out=top)
+        np.multiply(CLOUD_SPECTRUM[g0:g1, 0], f.opacity, out=tmp)
+        top += tmp
+    else:
+        top[:] = ground
+    if f.thin is not None:
+        top += f.thin
+    if g0 <= CIRRUS_BAND < g1:
+        top[CIRRUS_BAND - g0] = f.b10
+    if g0 <= BRIGHT_BAND < g1:  # bright surfaces are judged before the haze: the masks do not see it
+        over = top[BRIGHT_BAND - g0].reshape(n, side)[:, :n] > 0.15
+        bright = (np.isin(label, (OPEN, INDUSTRIAL)) & over).astype(np.float32)
+    # the residual haze: path reflectance added, contrast lowered
+    np.multiply(HAZE_DIMMING[g0:g1, 0], ground, out=tmp)
+    np.subtract(HAZE_PATH[g0:g1, 0], tmp, out=tmp)
+    tmp *= f.seen
+    top += tmp
+    return bright
+
+
 def render(
     mix: surface.Mixture,
     cover: np.ndarray,
@@ -104,7 +176,6 @@ def render(
     nb, side = mix.base.shape[0], mix.base.shape[1]
     n = side - 2
     size = n * side  # a band's flat plane: n rows of side values, the last two of each spare
-    run = (n - 1) * side + n  # what covers every pixel: the end of the last row's spares unread
     fv = cover * mix.cover_gain
     np.clip(fv, 0.0, 1.0, out=fv)
     bare = None
@@ -114,57 +185,20 @@ def render(
     dx, dy = shift
     kernel = surface.shift_kernel(dx, dy).astype(np.float32)
     taps = [(r * side + c, kernel[r, c]) for r in range(3) for c in range(3) if kernel[r, c] != 0.0]
-    shaded, clouded, cirrus = bool(f.shadow.any()), bool(f.opacity.any()), bool(f.cirrus.any())
     clear = 1.0 - f.opacity
-    seen = _flat(haze * clear, side)  # the haze under clouds is hidden by them
-    b10 = _flat(0.003 + 0.25 * f.cirrus + 0.06 * f.opacity, side)
-    shadow, opacity, clear = _flat(f.shadow, side), _flat(f.opacity, side), _flat(clear, side)
-    thin = _flat(f.cirrus * np.float32(0.06), side)
-
-    toa = np.zeros((nb, size), dtype=np.float32)
-    plane, soil = np.empty(side * side, dtype=np.float32), np.empty(side * side, dtype=np.float32)
-    ground, tmp = np.zeros(size, dtype=np.float32), np.zeros(size, dtype=np.float32)
+    fields = _Fields(
+        _flat(f.shadow, side) if f.shadow.any() else None,
+        _flat(f.opacity, side) if f.opacity.any() else None,
+        _flat(clear, side),
+        _flat(f.cirrus * np.float32(0.06), side) if f.cirrus.any() else None,
+        _flat(0.003 + 0.25 * f.cirrus + 0.06 * f.opacity, side),
+        _flat(haze * clear, side),  # the haze under clouds is hidden by them
+    )
     bright = np.zeros(0, dtype=np.float32)
-    for b in range(nb):
-        # the surface at the date (surface.compose)
-        np.multiply(mix.green[b].reshape(-1), fv, out=plane)
-        plane += mix.base[b].reshape(-1)
-        if bare is not None and mix.soil is not None:
-            np.multiply(mix.soil[b].reshape(-1), bare, out=soil)
-            plane += soil
-        # mixed with its neighbours and shifted (surface.mix_neighbours)
-        if dx == 0.0 and dy == 0.0:
-            ground.reshape(n, side)[:, :n] = surface.mix_neighbours(plane.reshape(1, side, side))[0]
-        else:
-            for k, (at, weight) in enumerate(taps):
-                np.multiply(plane[at : at + run], weight, out=ground[:run] if k == 0 else tmp[:run])
-                if k:
-                    ground[:run] += tmp[:run]
-        # under the cloud shadows, then seen through the clouds and the cirrus
-        if shaded:
-            np.multiply(SHADOW_DEPTH[b, 0], shadow, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
-            ground *= tmp
-        top = toa[b]
-        if clouded:
-            np.multiply(ground, clear, out=top)
-            np.multiply(CLOUD_SPECTRUM[b, 0], opacity, out=tmp)
-            top += tmp
-        else:
-            top[:] = ground
-        if cirrus:
-            top += thin
-        if b == CIRRUS_BAND:
-            top[:] = b10
-        if b == BRIGHT_BAND:  # bright surfaces are judged before the haze: the masks do not see it
-            over = top.reshape(n, side)[:, :n] > 0.15
-            bright = (np.isin(label, (OPEN, INDUSTRIAL)) & over).astype(np.float32)
-        # the residual haze: path reflectance added, contrast lowered
-        np.multiply(HAZE_DIMMING[b, 0], ground, out=tmp)
-        np.subtract(HAZE_PATH[b, 0], tmp, out=tmp)
-        tmp *= seen
-        top += tmp
-
+    toa = np.zeros((nb, size), dtype=np.float32)
+    for g0 in range(0, nb, GROUP):
+        g1 = min(g0 + GROUP, nb)
+        bright = _render_group(mix, g0, g1, fv, bare, taps, (dx, dy), toa[g0:g1], fields, label, bright)
     bands = toa.reshape(nb, n, side)[:, :, :n]
     ndvi = (bands[NIR] - bands[RED]) / np.maximum(bands[NIR] + bands[RED], 1e-6)
     dark = bands[VISIBLE].mean(axis=0) < 0.03
