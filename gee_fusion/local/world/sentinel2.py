@@ -178,8 +178,7 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
 
     ix, iy = blocks.halo_indices(bx, by)
     pix = (ix[:, 1:-1], iy[1:-1])
-    n1 = noise.normal(*pix, sky.salt ^ 0x11, np.float32)
-    n2 = noise.normal(*pix, sky.salt ^ 0x22, np.float32)
+    n1, n2 = noise.normals(*pix, (sky.salt ^ 0x11, sky.salt ^ 0x22), np.float32)
     prob = np.clip(1.05 * f.opacity + 0.35 * f.cirrus + 0.18 * bright + 0.04 * n1, 0.0, 1.0)
     out["MSK_CLDPRB"] = np.rint(prob * 100).astype(np.uint8)
     out["SCL"] = _scene_classes(label, ndvi, dark, prob, f)
