@@ -14,7 +14,17 @@ import pytest
 
 from gee_fusion.local.grid import gather, take_columns
 from gee_fusion.local.server import interleave
-from gee_fusion.local.world import atmosphere, blocks, npz, phenology, s2_bands, schedule, sentinel2, surface
+from gee_fusion.local.world import (
+    atmosphere,
+    blocks,
+    noise,
+    npz,
+    phenology,
+    s2_bands,
+    schedule,
+    sentinel2,
+    surface,
+)
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.cells import reduce_cells as _reduce
 from gee_fusion.local.world.config import DEFAULT_WORLD
@@ -244,3 +254,31 @@ def test_the_band_by_band_render_equals_the_whole_block_formula(shifted: bool) -
                 assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (i, bx, by, name)
             seen.add((bool(f.opacity.any()), bool(f.shadow.any()), bool(f.cirrus.any())))
     assert {(True, True, True), (False, False, False)} <= seen  # clouds, shadows, cirrus, and none
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stacked_normals_equal_the_normals_one_by_one(dtype: type) -> None:
+    ix, iy = np.arange(-40, 260)[None, :], np.arange(1000, 1100)[:, None]
+    salts = (7, 2**64 - 3, 0x5BD1E995, 123456789012345)
+    expected = np.stack([noise.normal(ix, iy, salt, dtype) for salt in salts])
+    got = noise.normals(ix, iy, salts, dtype)
+    assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+
+
+def test_cloud_fields_cut_from_a_tile_equal_those_evaluated_on_their_own() -> None:
+    cfg, acqs = DEFAULT_WORLD, schedule.s2_acquisitions()
+    first = next(k for k, a in enumerate(acqs) if a.when.year == 2021)
+    skies = [atmosphere.sky(cfg, float(a.millis)) for a in acqs[first : first + 60]]
+    sky = max(skies, key=lambda s: (s.cirrus > 0) * min(s.cover, 1 - s.cover))  # clouds and cirrus
+    assert sky.cirrus > 0 and 0.1 < sky.cover < 0.9
+    # a window across the tiles (evaluated on its own) and blocks inside one (cut from the tile's)
+    edge = atmosphere.TILE
+    wide = atmosphere.cloud_fields(cfg, sky, edge - 300, edge - 200, 400, 300)
+    haze = atmosphere.haze_field(cfg, sky, edge - 300, edge - 200, 400, 300)
+    inside = [(edge - 300, edge - 200, 256, 200), (edge - 44, edge - 200, 44, 200), (edge, edge, 100, 100)]
+    for col, row, w, h in [*inside, (edge - 20, edge - 20, 60, 60)]:  # the last across four tiles
+        part = atmosphere.cloud_fields(cfg, sky, col, row, w, h)
+        cut = np.s_[row - edge + 200 : row - edge + 200 + h, col - edge + 300 : col - edge + 300 + w]
+        for name in ("opacity", "shadow", "cirrus"):
+            assert getattr(part, name).tobytes() == getattr(wide, name)[cut].tobytes(), (col, row, name)
+        assert atmosphere.haze_field(cfg, sky, col, row, w, h).tobytes() == haze[cut].tobytes()
