@@ -1,12 +1,15 @@
-"""The 13 reflectance bands of one Sentinel-2 block of the demo world, rendered band by band.
+"""The 13 reflectance bands of one Sentinel-2 block of the demo world, rendered a few at a time.
 
 From a block's spectra (:class:`~gee_fusion.local.world.surface.Mixture`, with its one-pixel halo)
-and the date's green cover, soil wetness, co-registration shift, clouds and haze, each band goes
-through the whole chain before the next one starts: composed at the date, mixed with its neighbours
-and shifted (:func:`~gee_fusion.local.world.surface.shift_kernel`), shaded by the cloud shadows,
-seen through the clouds and the cirrus, hazed, then scaled to DN. A band's planes (256 x 258
-float32, 264 KiB) stay in the CPU cache from one step to the next, where the (13, 256, 256) arrays
-of the whole-block formula did not.
+and the date's green cover, soil wetness, co-registration shift, clouds and haze, each group of
+:data:`GROUP` bands goes through the whole chain before the next one starts: composed at the date,
+mixed with its neighbours and shifted (:func:`~gee_fusion.local.world.surface.shift_kernel`),
+shaded by the cloud shadows, seen through the clouds and the cirrus, hazed, then scaled to DN. A
+group's planes (4 x 256 x 258 float32, 1 MiB) stay in the CPU cache from one step to the next, where
+the (13, 256, 256) arrays of the whole-block formula did not; and each numpy call is large enough to
+run long without the GIL, so that two threads rendering two blocks do not wait on each other at
+every call, as they did band by band (64 K-element calls: two threads no faster than one, on 2
+cores).
 
 The planes are flat, each row of the block followed by two spare values, so that every tap of the
 3 x 3 kernel reads one contiguous run of the halo plane (a 258-wide row shifted by the tap's offset)
@@ -55,7 +58,8 @@ VISIBLE = slice(surface.BANDS.index("B2"), surface.BANDS.index("B4") + 1)
 """B2-B4, whose mean tells dark pixels."""
 RED, NIR = surface.BANDS.index("B4"), surface.BANDS.index("B8")
 GROUP = 4
-"""Bands rendered together."""
+"""Bands rendered together (4: one thread as fast as band by band, two threads 1.3 times faster than
+one; 13, the whole block: one thread 8 % slower)."""
 
 
 class Bands(NamedTuple):
@@ -162,7 +166,7 @@ def render(
     haze: np.ndarray,
     label: np.ndarray,
 ) -> Bands:
-    """The block's 13 bands at a date, band by band (see the module's docstring).
+    """The block's 13 bands at a date, :data:`GROUP` bands at a time (see the module's docstring).
 
     Args:
         mix: The block's spectra, with a one-pixel halo ((13, n + 2, n + 2)).
