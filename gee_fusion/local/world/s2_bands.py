@@ -98,6 +98,23 @@ class _Fields(NamedTuple):
     seen: np.ndarray
 
 
+class _Buffers(NamedTuple):
+    """Work arrays of one render, reused from group to group (fresh memory costs its first touch):
+    (:data:`GROUP`, side x side) halo planes, (:data:`GROUP`, size) flat planes."""
+
+    plane: np.ndarray
+    soil: np.ndarray
+    ground: np.ndarray
+    tmp: np.ndarray
+
+    @classmethod
+    def make(cls, side: int, size: int) -> _Buffers:
+        halo, flat = (GROUP, side * side), (GROUP, size)
+        # zeros: spares a group may not compute stay finite (they go through the DN scaling)
+        return cls(np.empty(halo, np.float32), np.empty(halo, np.float32), np.zeros(flat, np.float32),
+                   np.zeros(flat, np.float32))  # fmt: skip
+
+
 def _render_group(
     mix: surface.Mixture,
     g0: int,
@@ -110,20 +127,22 @@ def _render_group(
     f: _Fields,
     label: np.ndarray,
     bright: np.ndarray,
+    work: _Buffers,
 ) -> np.ndarray:
     """Bands ``g0`` to ``g1 - 1`` into ``top`` ((g1 - g0, size), flat); returns ``bright`` (made
     when the group holds :data:`BRIGHT_BAND`)."""
     k, side = g1 - g0, mix.base.shape[1]
     n = side - 2
-    size, run = top.shape[1], (n - 1) * side + n
+    run = (n - 1) * side + n
     # the surface at the date (surface.compose)
-    plane = np.multiply(mix.green[g0:g1].reshape(k, -1), fv)
+    plane, ground, tmp = work.plane[:k], work.ground[:k], work.tmp[:k]
+    np.multiply(mix.green[g0:g1].reshape(k, -1), fv, out=plane)
     plane += mix.base[g0:g1].reshape(k, -1)
     if bare is not None and mix.soil is not None:
-        plane += mix.soil[g0:g1].reshape(k, -1) * bare
+        soil = work.soil[:k]
+        np.multiply(mix.soil[g0:g1].reshape(k, -1), bare, out=soil)
+        plane += soil
     # mixed with its neighbours and shifted (surface.mix_neighbours)
-    ground = np.zeros((k, size), dtype=np.float32)
-    tmp = np.zeros((k, size), dtype=np.float32)
     if shift == (0.0, 0.0):
         ground.reshape(k, n, side)[:, :, :n] = surface.mix_neighbours(plane.reshape(k, side, side))
     else:
@@ -199,10 +218,12 @@ def render(
         _flat(haze * clear, side),  # the haze under clouds is hidden by them
     )
     bright = np.zeros(0, dtype=np.float32)
-    toa = np.zeros((nb, size), dtype=np.float32)
+    toa = np.empty((nb, size), dtype=np.float32)  # every value written
+    work = _Buffers.make(side, size)
     for g0 in range(0, nb, GROUP):
         g1 = min(g0 + GROUP, nb)
-        bright = _render_group(mix, g0, g1, fv, bare, taps, (dx, dy), toa[g0:g1], fields, label, bright)
+        top = toa[g0:g1]
+        bright = _render_group(mix, g0, g1, fv, bare, taps, (dx, dy), top, fields, label, bright, work)
     bands = toa.reshape(nb, n, side)[:, :, :n]
     ndvi = (bands[NIR] - bands[RED]) / np.maximum(bands[NIR] + bands[RED], 1e-6)
     dark = bands[VISIBLE].mean(axis=0) < 0.03
