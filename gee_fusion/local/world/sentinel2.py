@@ -60,6 +60,7 @@ def _acq(i: int) -> schedule.S2Acquisition:
     return schedule.s2_acquisitions()[i]
 
 
+@functools.lru_cache(maxsize=4096)
 def coregistration_offset(cfg: WorldConfig, i: int) -> tuple[float, float]:
     """(dx, dy): sub-pixel shift of acquisition ``i`` (10 m pixels; pixel (col, row) shows the
     ground at (col + dx, row + dy)), normal with :data:`COREG_SD` by date, clipped to
@@ -196,9 +197,22 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     s2cl = np.clip(1.1 * f.opacity + 0.5 * f.cirrus + 0.25 * bright + 0.06 * n2, 0.0, 1.0)
     out["probability"] = np.rint(s2cl * 100).astype(np.uint8)
     out["cloud"], out["shadow"], out["cirrus"] = f.opacity, f.shadow, f.cirrus
-    for name, how in AT_20M.items():
-        out[name + SUFFIX_20M] = reduce_cells(out[name], 2, how)
+    out.update(_at_20m(out, optics.dn))
     return out
+
+
+def _at_20m(out: Mapping[str, np.ndarray], dn: np.ndarray) -> dict[str, np.ndarray]:
+    """The fields kept at 20 m (:data:`AT_20M`) of a block's fields ``out``: the 20 m bands' means
+    in one call on their stacked rows (a cell's two rows never straddle two bands), the others one by
+    one."""
+    bands = [name for name in AT_20M if name in SR_BANDS and AT_20M[name] == "mean"]
+    stacked = dn[[SR_BANDS.index(b) for b in bands]]
+    half = BLOCK // 2
+    means = reduce_cells(stacked.reshape(-1, BLOCK), 2, "mean").reshape(len(bands), half, half)
+    return {
+        name + SUFFIX_20M: means[bands.index(name)] if name in bands else reduce_cells(out[name], 2, how)
+        for name, how in AT_20M.items()
+    }
 
 
 def _scene_classes(
