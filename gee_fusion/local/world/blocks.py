@@ -151,22 +151,23 @@ def prefetch_products(
     block_bytes: int,
     before: Callable[[], object] = lambda: None,
 ) -> None:
-    """Bring the blocks of acquisition ``i`` that a window of the 10 m lattice touches into
-    :data:`PRODUCTS`, those not there yet by the :mod:`~gee_fusion.local.world.workers` threads
-    (``block(bx, by)`` generates or reads one, through :func:`product_block`).
+    """Generate the blocks of acquisition ``i`` that a window of the 10 m lattice touches and that
+    are neither in :data:`PRODUCTS` nor in the disk cache, by the :mod:`~gee_fusion.local.world.workers`
+    threads (``block(bx, by)`` makes one, through :func:`product_block`). Blocks on disk are left to
+    be read when the window is assembled (a read takes about a millisecond: threads only slowed it).
 
     At most half of the cache's room is filled (``block_bytes``: the size of a block), so that none
     is evicted before the window is assembled; the blocks past that come one by one as before.
-    ``before()`` is called first, in this thread, when a block is not in the disk cache either (it
-    will be generated): what every block's generation needs, made once.
+    ``before()`` is called first, in this thread, when there is a block to generate: what every
+    block's generation needs, made once.
     """
     missing = [(bx, by) for bx, by in window_blocks(*window) if (kind, cfg, i, bx, by) not in PRODUCTS]
     missing = missing[: max(1, PRODUCTS.limit // 2 // max(1, block_bytes))]
-    if len(missing) < 2:
+    new = [(bx, by) for bx, by in missing if not disk_cache.stored(kind, cfg, i, bx, by)]
+    if len(new) < 2:
         return
-    if not all(disk_cache.stored(kind, cfg, i, bx, by) for bx, by in missing):
-        before()
-    workers.run_all([functools.partial(block, bx, by) for bx, by in missing])
+    before()
+    workers.run_all([functools.partial(block, bx, by) for bx, by in new])
 
 
 @functools.lru_cache(maxsize=96)
