@@ -58,8 +58,8 @@ VISIBLE = slice(surface.BANDS.index("B2"), surface.BANDS.index("B4") + 1)
 """B2-B4, whose mean tells dark pixels."""
 RED, NIR = surface.BANDS.index("B4"), surface.BANDS.index("B8")
 GROUP = 4
-"""Bands rendered together (4: one thread as fast as band by band, two threads 1.3 times faster than
-one; 13, the whole block: one thread 8 % slower)."""
+"""Bands rendered together (measured on 2 cores, 16 blocks of a date: 13.6 ms a block with one thread,
+10.5 ms with two; band by band 13.9 and 11.5 ms; the whole block at once 14.6 and 11.1 ms)."""
 
 
 class Bands(NamedTuple):
