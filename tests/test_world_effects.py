@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gee_fusion.local.world import atmosphere, blocks, changes, schedule, sentinel1, sentinel2, surface
+from gee_fusion.local.world import (
+    atmosphere,
+    blocks,
+    changes,
+    s2_bands,
+    schedule,
+    sentinel1,
+    sentinel2,
+    surface,
+)
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import DEFAULT_WORLD
 from gee_fusion.local.world.landcover import DENSE, INDUSTRIAL, NETWORK, SPARSE
@@ -205,13 +214,13 @@ def test_haze_adds_the_documented_path_and_the_masks_ignore_it(monkeypatch: pyte
     ground = sentinel2.surface_block(W, i, bx, by)
     sky = atmosphere.sky(W, float(schedule.s2_acquisitions()[i].millis))
     tau = atmosphere.haze_field(W, sky, bx * BLOCK, by * BLOCK, BLOCK, BLOCK)[None]
-    expected = ground + tau * (sentinel2.HAZE_PATH - sentinel2.HAZE_DIMMING * ground)
+    expected = ground + tau * (s2_bands.HAZE_PATH - s2_bands.HAZE_DIMMING * ground)
     for k, band in enumerate(surface.BANDS):
         if band != "B10":
             got = prod[band].astype(np.float64) / 1e4
             np.testing.assert_allclose(got, expected[k], atol=0.6e-4, err_msg=band)
     # Angstrom-like: 0.2 per unit optical depth in B1, falling with wavelength to ~0.03 in B12
-    path = sentinel2.HAZE_PATH[:, 0, 0]
+    path = s2_bands.HAZE_PATH[:, 0, 0]
     assert path[0] == pytest.approx(0.2) and path[12] == pytest.approx(0.029, abs=0.002) and path[10] == 0
     assert np.all(np.diff(np.delete(path, 10)) < 0)
     added = (prod["B2"].astype(np.float64) - ground[1] * 1e4).mean() / 1e4

@@ -1,7 +1,8 @@
 """The demo world's and the local engine's fast paths equal the plain numpy they replace: the
 integer block mean of 20 m / 60 m bands (block by block for 20 m), nearest gathering by two takes
 (columns doubled by widening), and the strip-wise filling of computePixels' structured result; a
-block cache trims the heap after evicting enough; block files written and read by npz."""
+block cache trims the heap after evicting enough; block files written and read by npz; the
+Sentinel-2 bands of a block rendered band by band."""
 
 from __future__ import annotations
 
@@ -13,8 +14,21 @@ import pytest
 
 from gee_fusion.local.grid import gather, take_columns
 from gee_fusion.local.server import interleave
-from gee_fusion.local.world import blocks, npz
+from gee_fusion.local.world import (
+    atmosphere,
+    blocks,
+    noise,
+    npz,
+    phenology,
+    s2_bands,
+    schedule,
+    sentinel2,
+    surface,
+)
+from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.cells import reduce_cells as _reduce
+from gee_fusion.local.world.config import DEFAULT_WORLD
+from gee_fusion.local.world.landcover import INDUSTRIAL, OPEN
 
 
 @pytest.mark.parametrize("factor", [2, 6])
@@ -184,3 +198,87 @@ def test_block_files_fall_back_to_the_zip_crc_without_the_fast_crc(
     indexed.write_bytes(bytes(data))
     with pytest.raises(zipfile.BadZipFile, match="CRC-32 "):
         npz.read(indexed)
+
+
+def _whole_block_bands(
+    mix: surface.Mixture, cover: np.ndarray, wet: float, shift: tuple[float, float],
+    f: atmosphere.CloudFields, haze: np.ndarray, label: np.ndarray,
+) -> s2_bands.Bands:  # fmt: skip
+    """The bands of a block the way the generator computed them before the band-by-band render:
+    every step on the whole (13, h, w) arrays."""
+    refl = surface.mix_neighbours(surface.compose(mix, cover, wet), *shift)
+    if f.shadow.any():
+        shade = s2_bands.SHADOW_DEPTH * f.shadow
+        np.subtract(1.0, shade, out=shade)
+        refl *= shade
+    if f.opacity.any():
+        toa = refl * (1.0 - f.opacity)
+        toa += s2_bands.CLOUD_SPECTRUM * f.opacity
+    else:
+        toa = refl.copy()
+    if f.cirrus.any():
+        toa += f.cirrus * np.float32(0.06)
+    toa[10] = 0.003 + 0.25 * f.cirrus + 0.06 * f.opacity
+    bright = (np.isin(label, (OPEN, INDUSTRIAL)) & (toa[1] > 0.15)).astype(np.float32)
+    path = s2_bands.HAZE_DIMMING * refl
+    np.subtract(s2_bands.HAZE_PATH, path, out=path)
+    path *= haze * (1.0 - f.opacity)
+    toa += path
+    ndvi = (toa[7] - toa[3]) / np.maximum(toa[7] + toa[3], 1e-6)
+    dark = toa[1:4].mean(axis=0) < 0.03
+    toa *= 10000.0
+    np.rint(toa, out=toa)
+    np.clip(toa, 1, 65535, out=toa)
+    return s2_bands.Bands(toa.astype(np.uint16), ndvi, dark, bright)
+
+
+@pytest.mark.parametrize("shifted", [True, False])
+def test_the_band_by_band_render_equals_the_whole_block_formula(shifted: bool) -> None:
+    cfg = DEFAULT_WORLD
+    acqs = schedule.s2_acquisitions()
+    first = next(k for k, a in enumerate(acqs) if a.when.year == 2021)
+    seen = set()
+    for i in range(first, first + 40, 3):
+        millis = float(acqs[i].millis)
+        sky = atmosphere.sky(cfg, millis)
+        for bx, by in ((2, 2), (4, 1)):
+            g = sentinel2.ground(cfg, bx, by, millis)
+            f = atmosphere.cloud_fields(cfg, sky, bx * BLOCK, by * BLOCK, BLOCK, BLOCK)
+            haze = atmosphere.haze_field(cfg, sky, bx * BLOCK, by * BLOCK, BLOCK, BLOCK)
+            cover = phenology.cover_at(g.cover, millis)
+            wet = phenology.wetness(cfg, millis)
+            shift = sentinel2.coregistration_offset(cfg, i) if shifted else (0.0, 0.0)
+            args = (g.mixture, cover, wet, shift, f, haze, g.label)
+            got, expected = s2_bands.render(*args), _whole_block_bands(*args)
+            for name, a, b in zip(s2_bands.Bands._fields, got, expected, strict=True):
+                assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (i, bx, by, name)
+            seen.add((bool(f.opacity.any()), bool(f.shadow.any()), bool(f.cirrus.any())))
+    assert {(True, True, True), (False, False, False)} <= seen  # clouds, shadows, cirrus, and none
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stacked_normals_equal_the_normals_one_by_one(dtype: type) -> None:
+    ix, iy = np.arange(-40, 260)[None, :], np.arange(1000, 1100)[:, None]
+    salts = (7, 2**64 - 3, 0x5BD1E995, 123456789012345)
+    expected = np.stack([noise.normal(ix, iy, salt, dtype) for salt in salts])
+    got = noise.normals(ix, iy, salts, dtype)
+    assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+
+
+def test_cloud_fields_cut_from_a_tile_equal_those_evaluated_on_their_own() -> None:
+    cfg, acqs = DEFAULT_WORLD, schedule.s2_acquisitions()
+    first = next(k for k, a in enumerate(acqs) if a.when.year == 2021)
+    skies = [atmosphere.sky(cfg, float(a.millis)) for a in acqs[first : first + 60]]
+    sky = max(skies, key=lambda s: (s.cirrus > 0) * min(s.cover, 1 - s.cover))  # clouds and cirrus
+    assert sky.cirrus > 0 and 0.1 < sky.cover < 0.9
+    # a window across the tiles (evaluated on its own) and blocks inside one (cut from the tile's)
+    edge = atmosphere.TILE
+    wide = atmosphere.cloud_fields(cfg, sky, edge - 300, edge - 200, 400, 300)
+    haze = atmosphere.haze_field(cfg, sky, edge - 300, edge - 200, 400, 300)
+    inside = [(edge - 300, edge - 200, 256, 200), (edge - 44, edge - 200, 44, 200), (edge, edge, 100, 100)]
+    for col, row, w, h in [*inside, (edge - 20, edge - 20, 60, 60)]:  # the last across four tiles
+        part = atmosphere.cloud_fields(cfg, sky, col, row, w, h)
+        cut = np.s_[row - edge + 200 : row - edge + 200 + h, col - edge + 300 : col - edge + 300 + w]
+        for name in ("opacity", "shadow", "cirrus"):
+            assert getattr(part, name).tobytes() == getattr(wide, name)[cut].tobytes(), (col, row, name)
+        assert atmosphere.haze_field(cfg, sky, col, row, w, h).tobytes() == haze[cut].tobytes()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtri
@@ -113,27 +115,98 @@ def _beta_u_quantile(q: float, mean: float, concentration: float = 0.9) -> float
     return float(betaincinv(concentration * mean, concentration * (1 - mean), q))
 
 
-def _coarse(
-    cfg: WorldConfig,
-    col0: int,
-    row0: int,
-    width: int,
-    height: int,
-    fn: functools.partial[np.ndarray] | object,
-) -> np.ndarray:
-    """Evaluate ``fn(u, v)`` on the 40 m lattice around a window and interpolate to 10 m."""
+class Lattice(NamedTuple):
+    """The 40 m lattice around a window of the 10 m lattice, and how its pixels interpolate it.
+
+    Attributes:
+        lu: (1, nu) eastings of the lattice's columns.
+        lv: (nv, 1) northings of its rows.
+        cx: (w,) lattice column left of each pixel column.
+        cy: (h,) lattice row above each pixel row.
+        tx: (1, w) float32 weight of the column right of it.
+        ty: (h, 1) float32 weight of the row below it.
+        iu: Lattice index of the first column (eastings: ``iu x`` :data:`COARSE`).
+        iv: Lattice index of the first row.
+    """
+
+    lu: np.ndarray
+    lv: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    tx: np.ndarray
+    ty: np.ndarray
+    iu: int
+    iv: int
+
+
+@functools.lru_cache(maxsize=256)
+def lattice(cfg: WorldConfig, col0: int, row0: int, width: int, height: int) -> Lattice:
+    """The :class:`Lattice` of a window (cached: every field of a block, at every date, uses it)."""
     u, v = coords(cfg, col0, row0, width, height)
     gu, gv = u / COARSE, v / COARSE
     iu0, iv0 = np.floor(gu).astype(np.int64), np.floor(gv).astype(np.int64)
     lu = np.arange(int(iu0.min()), int(iu0.max()) + 2)[None, :] * COARSE
     lv = np.arange(int(iv0.min()), int(iv0.max()) + 2)[:, None] * COARSE
-    nodes = np.asarray(fn(lu, lv), dtype=np.float32)  # type: ignore[operator]
     tx = (gu - iu0).astype(np.float32)
     ty = (gv - iv0).astype(np.float32)
     cx = (iu0 - int(iu0.min()))[0]
     cy = (iv0 - int(iv0.min()))[:, 0]
-    rows = nodes[:, cx] + (nodes[:, cx + 1] - nodes[:, cx]) * tx
-    return rows[cy] + (rows[cy + 1] - rows[cy]) * ty
+    for a in (lu, lv, tx, ty, cx, cy):
+        a.flags.writeable = False  # shared by every caller
+    return Lattice(lu, lv, cx, cy, tx, ty, int(iu0.min()), int(iv0.min()))
+
+
+def _interpolate(nodes: np.ndarray, g: Lattice) -> np.ndarray:
+    """Lattice values ``nodes`` ((nv, nu)) bilinearly interpolated to the window's pixels."""
+    rows = nodes[:, g.cx] + (nodes[:, g.cx + 1] - nodes[:, g.cx]) * g.tx
+    return rows[g.cy] + (rows[g.cy + 1] - rows[g.cy]) * g.ty
+
+
+TILE = 1024
+"""Side (10 m pixels) of the tiles whose lattice values are computed once per date: a window inside
+one tile (a block) interpolates its part of them, so the 16 blocks of a tile evaluate the noise of
+each date once, not 16 times."""
+
+_tiles_lock = threading.Lock()
+
+
+def _node_field(s: Sky, kind: str, g: Lattice) -> np.ndarray:
+    """A field of the date on the lattice ``g`` ((nv, nu) float32; "cloud": (2, nv, nu), the cloud
+    and the cloud seen from the ground along the sun, which shades it)."""
+    if kind == "haze":
+        return np.asarray(
+            2.0 * s.haze * noise.fbm(g.lu, g.lv, HAZE_CELL, s.salt ^ 0x4A2E, octaves=3), np.float32
+        )
+    if kind == "cirrus":
+        f = noise.fbm(g.lu * 0.35, g.lv, 3000.0, s.salt ^ 0xC1C1, octaves=4)
+        return np.asarray(np.clip((f - 0.56) / 0.15, 0.0, 1.0) * s.cirrus * 0.35, np.float32)
+    # the lattice and the lattice shifted towards the sun in one evaluation (the noise of a node
+    # depends on its coordinates alone, not on its neighbours)
+    du, dv = s.shadow_shift
+    nv, nu = g.lv.shape[0], g.lu.shape[1]
+    f = noise.fbm(np.hstack([g.lu, g.lu + du]), np.vstack([g.lv, g.lv + dv]), 4000.0, s.salt, octaves=5)
+    both = np.asarray(np.clip((f - s.threshold) / 0.07, 0.0, 1.0) ** 0.8, np.float32)
+    return np.stack([both[:nv, :nu], both[nv:, nu:]])
+
+
+@functools.lru_cache(maxsize=48)
+def _tile_field(cfg: WorldConfig, s: Sky, kind: str, tx: int, ty: int) -> tuple[Lattice, np.ndarray]:
+    """The lattice of tile (tx, ty) and a field of the date on it (cached)."""
+    g = lattice(cfg, tx * TILE, ty * TILE, TILE, TILE)
+    return g, _node_field(s, kind, g)
+
+
+def _nodes(cfg: WorldConfig, s: Sky, kind: str, g: Lattice, window: tuple[int, int, int, int]) -> np.ndarray:
+    """A field of the date on the lattice ``g`` of a window: cut from its tile's when the window lies
+    in one tile (the same values), else evaluated."""
+    col0, row0, width, height = window
+    tx, ty = col0 // TILE, row0 // TILE
+    if (col0 + width - 1) // TILE != tx or (row0 + height - 1) // TILE != ty:
+        return _node_field(s, kind, g)
+    with _tiles_lock:  # once per tile and date: threads asking at the same time wait for the first
+        tile, values = _tile_field(cfg, s, kind, tx, ty)
+    r, c = g.iv - tile.iv, g.iu - tile.iu
+    return values[..., r : r + g.lv.shape[0], c : c + g.lu.shape[1]]
 
 
 @dataclass(frozen=True)
@@ -151,25 +224,19 @@ def cloud_fields(cfg: WorldConfig, s: Sky, col0: int, row0: int, width: int, hei
     if s.cover < 1e-3 and s.cirrus == 0.0:
         zero = np.zeros(shape, dtype=np.float32)
         return CloudFields(zero, zero, zero)
-
-    def field(lu: np.ndarray, lv: np.ndarray) -> np.ndarray:
-        f = noise.fbm(lu, lv, 4000.0, s.salt, octaves=5)
-        return np.clip((f - s.threshold) / 0.07, 0.0, 1.0) ** 0.8
-
-    du, dv = s.shadow_shift
-    opacity = _coarse(cfg, col0, row0, width, height, field)
-    shaded = _coarse(cfg, col0, row0, width, height, lambda lu, lv: field(lu + du, lv + dv))
-    shadow = np.clip(shaded * (1.0 - opacity), 0.0, 1.0)
+    window = (col0, row0, width, height)
+    g = lattice(cfg, *window)
+    cloud, shaded = _nodes(cfg, s, "cloud", g, window)
+    opacity = _interpolate(cloud, g)
+    shadow = np.clip(_interpolate(shaded, g) * (1.0 - opacity), 0.0, 1.0)
     if s.cirrus > 0:
-
-        def streaks(lu: np.ndarray, lv: np.ndarray) -> np.ndarray:
-            f = noise.fbm(lu * 0.35, lv, 3000.0, s.salt ^ 0xC1C1, octaves=4)
-            return np.clip((f - 0.56) / 0.15, 0.0, 1.0) * s.cirrus * 0.35
-
-        cirrus = _coarse(cfg, col0, row0, width, height, streaks)
+        cirrus = _interpolate(_nodes(cfg, s, "cirrus", g, window), g)
     else:
         cirrus = np.zeros(shape, dtype=np.float32)
-    return CloudFields(opacity.astype(np.float32), shadow.astype(np.float32), cirrus.astype(np.float32))
+    f32 = np.float32
+    return CloudFields(
+        opacity.astype(f32, copy=False), shadow.astype(f32, copy=False), cirrus.astype(f32, copy=False)
+    )
 
 
 def haze_field(cfg: WorldConfig, s: Sky, col0: int, row0: int, width: int, height: int) -> np.ndarray:
@@ -179,11 +246,9 @@ def haze_field(cfg: WorldConfig, s: Sky, col0: int, row0: int, width: int, heigh
     the world), on the 40 m lattice like the clouds. Not part of the cloud truth: the masks
     ignore it.
     """
-
-    def field(lu: np.ndarray, lv: np.ndarray) -> np.ndarray:
-        return 2.0 * s.haze * noise.fbm(lu, lv, HAZE_CELL, s.salt ^ 0x4A2E, octaves=3)
-
-    return _coarse(cfg, col0, row0, width, height, field).astype(np.float32)
+    window = (col0, row0, width, height)
+    g = lattice(cfg, *window)
+    return _interpolate(_nodes(cfg, s, "haze", g, window), g).astype(np.float32, copy=False)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar, cast
 
 import numpy as np
 
-from gee_fusion.local.world import disk_cache, landcover
+from gee_fusion.local.world import disk_cache, landcover, workers
 from gee_fusion.local.world.config import WorldConfig
 
 BLOCK = 256
@@ -96,6 +96,10 @@ class ByteLRU(Generic[V]):
             release_free_memory()
         return value
 
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
     def clear(self) -> None:
         """Drop everything."""
         with self._lock:
@@ -129,6 +133,43 @@ def product_block(
     )
 
 
+def window_blocks(col0: int, row0: int, width: int, height: int) -> list[tuple[int, int]]:
+    """(bx, by) of every block a window of the 10 m lattice touches, row by row."""
+    return [
+        (bx, by)
+        for by in range(row0 // BLOCK, (row0 + height - 1) // BLOCK + 1)
+        for bx in range(col0 // BLOCK, (col0 + width - 1) // BLOCK + 1)
+    ]
+
+
+def prefetch_products(
+    kind: str,
+    cfg: WorldConfig,
+    i: int,
+    window: tuple[int, int, int, int],
+    block: Callable[[int, int], Product],
+    block_bytes: int,
+    before: Callable[[], object] = lambda: None,
+) -> None:
+    """Generate the blocks of acquisition ``i`` that a window of the 10 m lattice touches and that
+    are neither in :data:`PRODUCTS` nor in the disk cache, by the :mod:`~gee_fusion.local.world.workers`
+    threads (``block(bx, by)`` makes one, through :func:`product_block`). Blocks on disk are left to
+    be read when the window is assembled (a read takes about a millisecond: threads only slowed it).
+
+    At most half of the cache's room is filled (``block_bytes``: the size of a block), so that none
+    is evicted before the window is assembled; the blocks past that come one by one as before.
+    ``before()`` is called first, in this thread, when there is a block to generate: what every
+    block's generation needs, made once.
+    """
+    missing = [(bx, by) for bx, by in window_blocks(*window) if (kind, cfg, i, bx, by) not in PRODUCTS]
+    missing = missing[: max(1, PRODUCTS.limit // 2 // max(1, block_bytes))]
+    new = [(bx, by) for bx, by in missing if not disk_cache.stored(kind, cfg, i, bx, by)]
+    if len(new) < 2:
+        return
+    before()
+    workers.run_all([functools.partial(block, bx, by) for bx, by in new])
+
+
 @functools.lru_cache(maxsize=96)
 def _landcover_block(cfg: WorldConfig, bx: int, by: int) -> landcover.LandCover:
     """Land cover of block (bx, by): the inside of :func:`landcover_block_halo`'s (generated once
@@ -138,6 +179,25 @@ def _landcover_block(cfg: WorldConfig, bx: int, by: int) -> landcover.LandCover:
 
 
 _lock = threading.Lock()
+_block_locks: dict[tuple[WorldConfig, int, int], threading.Lock] = {}
+
+
+def _locked_block(
+    block: Callable[[WorldConfig, int, int], landcover.LandCover], cfg: WorldConfig, bx: int, by: int
+) -> landcover.LandCover:
+    """``block(cfg, bx, by)`` (a cached function) holding the block's own lock: two threads asking
+    for one block generate it once; different blocks are generated at once."""
+    with _lock:
+        lock = _block_locks.setdefault((cfg, bx, by), threading.Lock())
+    with lock:
+        return block(cfg, bx, by)
+
+
+def _is_strip(col0: int, row0: int, width: int, height: int, bx: int, by: int) -> bool:
+    """Whether a window covers only a thin strip (a halo) of block (bx, by)."""
+    rs, re_ = max(row0, by * BLOCK), min(row0 + height, (by + 1) * BLOCK)
+    cs, ce = max(col0, bx * BLOCK), min(col0 + width, (bx + 1) * BLOCK)
+    return (re_ - rs) * (ce - cs) * 16 < BLOCK * BLOCK
 
 
 def _assemble(
@@ -148,29 +208,27 @@ def _assemble(
     height: int,
     block: Callable[[WorldConfig, int, int], landcover.LandCover],
 ) -> landcover.LandCover:
-    bx0, by0 = col0 // BLOCK, row0 // BLOCK
-    bx1, by1 = (col0 + width - 1) // BLOCK, (row0 + height - 1) // BLOCK
     names = [f.name for f in fields(landcover.LandCover)]
     out: dict[str, np.ndarray] = {}
-    for by in range(by0, by1 + 1):
-        for bx in range(bx0, bx1 + 1):
-            r0, c0 = by * BLOCK, bx * BLOCK
-            rs, re_ = max(row0, r0), min(row0 + height, r0 + BLOCK)
-            cs, ce = max(col0, c0), min(col0 + width, c0 + BLOCK)
-            if (re_ - rs) * (ce - cs) * 16 < BLOCK * BLOCK:
-                # a thin strip (a halo): generate it directly instead of a whole block
-                strip = landcover.generate(cfg, cs, rs, ce - cs, re_ - rs)
-                blk, r0, c0 = strip, rs, cs
-            else:
-                with _lock:
-                    blk = block(cfg, bx, by)
-            for name in names:
-                arr = getattr(blk, name)
-                if name not in out:
-                    out[name] = np.empty((height, width), dtype=arr.dtype)
-                out[name][rs - row0 : re_ - row0, cs - col0 : ce - col0] = arr[
-                    rs - r0 : re_ - r0, cs - c0 : ce - c0
-                ]
+    every = window_blocks(col0, row0, width, height)
+    whole = [b for b in every if not _is_strip(col0, row0, width, height, *b)]
+    tasks = [functools.partial(_locked_block, block, cfg, bx, by) for bx, by in whole]
+    made = dict(zip(whole, workers.run_all(tasks), strict=True))  # at once, by the world's threads
+    for bx, by in every:
+        r0, c0 = by * BLOCK, bx * BLOCK
+        rs, re_ = max(row0, r0), min(row0 + height, r0 + BLOCK)
+        cs, ce = max(col0, c0), min(col0 + width, c0 + BLOCK)
+        blk = made.get((bx, by))
+        if blk is None:
+            # a thin strip (a halo): generate it directly instead of a whole block
+            blk, r0, c0 = landcover.generate(cfg, cs, rs, ce - cs, re_ - rs), rs, cs
+        for name in names:
+            arr = getattr(blk, name)
+            if name not in out:
+                out[name] = np.empty((height, width), dtype=arr.dtype)
+            out[name][rs - row0 : re_ - row0, cs - col0 : ce - col0] = arr[
+                rs - r0 : re_ - r0, cs - c0 : ce - c0
+            ]
     return landcover.LandCover(**out)
 
 

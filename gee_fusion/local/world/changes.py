@@ -24,6 +24,7 @@ classes before and after.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -162,14 +163,25 @@ def _fits(kind: ChangeKind, around: np.ndarray, margin: int) -> bool:
     return share(FLOODABLE, inner) >= 0.4 and share((WATER,), around) >= 0.02
 
 
-@functools.lru_cache(maxsize=8)
+_placing = threading.Lock()
+
+
 def planted_changes(cfg: WorldConfig) -> tuple[PlantedChange, ...]:
-    """The world's planted changes (deterministic by seed; ``cfg.change_count`` of them).
+    """The world's planted changes (deterministic by seed; ``cfg.change_count`` of them), placed
+    once: threads that ask at the same time wait for the first (placing them reads the land cover of
+    the whole city).
 
     Raises:
         ConfigError: When the world has no room for the number of changes ``cfg.changes`` asks
             for (with the default count, as many as fit are planted).
     """
+    with _placing:
+        return _place(cfg)
+
+
+@functools.lru_cache(maxsize=8)
+def _place(cfg: WorldConfig) -> tuple[PlantedChange, ...]:
+    """:func:`planted_changes` (cached)."""
     count = cfg.change_count
     if count <= 0:
         return ()

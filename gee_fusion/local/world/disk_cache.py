@@ -143,6 +143,12 @@ def block_path(root: Path, cfg: WorldConfig, kind: str, i: int, bx: int, by: int
     return root / key_name(cfg) / kind / str(i) / f"{bx}_{by}.npz"
 
 
+def stored(kind: str, cfg: WorldConfig, i: int, bx: int, by: int) -> bool:
+    """Whether the disk tier is on and holds a file for block (bx, by) of acquisition ``i`` (a read
+    may still find it damaged, or evicted since)."""
+    return enabled() and block_path(cache_root(), cfg, kind, i, bx, by).is_file()
+
+
 # -- per-folder state of this process ---------------------------------------------------------
 
 

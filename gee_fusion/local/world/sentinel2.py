@@ -26,33 +26,21 @@ from affine import Affine
 
 from gee_fusion.local.image import Pixels
 from gee_fusion.local.sources import ImageSource, WindowT
-from gee_fusion.local.world import atmosphere, blocks, changes, noise, phenology, schedule, surface
+from gee_fusion.local.world import (
+    atmosphere,
+    blocks,
+    changes,
+    noise,
+    phenology,
+    s2_bands,
+    schedule,
+    surface,
+)
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.cells import reduce_cells
 from gee_fusion.local.world.config import PIXEL, WorldConfig
-from gee_fusion.local.world.landcover import INDUSTRIAL, OPEN, WATER, WETLAND
+from gee_fusion.local.world.landcover import WATER, WETLAND
 
-CLOUD_SPECTRUM = np.asarray(
-    (0.42, 0.44, 0.44, 0.45, 0.45, 0.45, 0.45, 0.45, 0.45, 0.38, 0.08, 0.34, 0.24), dtype=np.float32
-)[:, None, None]
-SHADOW_DEPTH = np.asarray(
-    (0.50, 0.55, 0.58, 0.62, 0.66, 0.70, 0.72, 0.74, 0.74, 0.74, 0.0, 0.75, 0.75), dtype=np.float32
-)[:, None, None]
-"""Fraction of reflectance removed under full shadow (blue less: diffuse skylight)."""
-
-WAVELENGTH_NM = np.asarray(
-    (443, 490, 560, 665, 705, 740, 783, 842, 865, 945, 1375, 1610, 2190), dtype=np.float32
-)[:, None, None]
-"""Central wavelength of each band (nm)."""
-_IN_WINDOW = np.asarray([b != "B10" for b in surface.BANDS], dtype=np.float32)[:, None, None]
-HAZE_ANGSTROM = 1.2
-"""Angstrom exponent of the residual haze (continental aerosol): optical depth ~ wavelength^-1.2."""
-HAZE_PATH = (0.2 * (WAVELENGTH_NM / 443.0) ** -HAZE_ANGSTROM * _IN_WINDOW).astype(np.float32)
-"""Path reflectance added per unit haze optical depth: 0.2 in B1, 0.029 in B12, none in B10 (the
-1375 nm water-vapour band sees only high clouds)."""
-HAZE_DIMMING = (0.5 * (WAVELENGTH_NM / 550.0) ** -HAZE_ANGSTROM * _IN_WINDOW).astype(np.float32)
-"""Fraction of the surface signal lost per unit haze optical depth (two-way extinction, half of it
-refilled by diffuse light): haze lowers contrast."""
 HAZE_CS = 0.5
 """Cloud Score+ ``cs`` / ``cs_cdf`` lowered by this x the haze optical depth (at most ~0.1)."""
 
@@ -72,6 +60,7 @@ def _acq(i: int) -> schedule.S2Acquisition:
     return schedule.s2_acquisitions()[i]
 
 
+@functools.lru_cache(maxsize=4096)
 def coregistration_offset(cfg: WorldConfig, i: int) -> tuple[float, float]:
     """(dx, dy): sub-pixel shift of acquisition ``i`` (10 m pixels; pixel (col, row) shows the
     ground at (col + dx, row + dy)), normal with :data:`COREG_SD` by date, clipped to
@@ -175,51 +164,22 @@ def s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> Mapping[str, np.ndar
     return blocks.product_block("s2", cfg, i, bx, by, lambda: _s2_block(cfg, i, bx, by), GROUPS)
 
 
-def _top_of_atmosphere(refl: np.ndarray, f: atmosphere.CloudFields) -> tuple[np.ndarray, np.ndarray]:
-    """(ground, toa): the surface under the cloud shadows (``refl``, shaded in place), and the
-    reflectance above the clouds and cirrus (before the residual haze)."""
-    if f.shadow.any():
-        shade = SHADOW_DEPTH * f.shadow
-        np.subtract(1.0, shade, out=shade)
-        refl *= shade
-    if f.opacity.any():
-        toa = refl * (1.0 - f.opacity)
-        toa += CLOUD_SPECTRUM * f.opacity
-    else:
-        toa = refl.copy()
-    if f.cirrus.any():
-        toa += f.cirrus * np.float32(0.06)
-    toa[10] = 0.003 + 0.25 * f.cirrus + 0.06 * f.opacity
-    return refl, toa
-
-
 def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarray]:
     millis = float(_acq(i).millis)
     c0, r0 = bx * BLOCK, by * BLOCK
-    refl, label = _surface(cfg, i, bx, by, True)
-    ix, iy = blocks.halo_indices(bx, by)
+    g = ground(cfg, bx, by, millis)
     sky = atmosphere.sky(cfg, millis)
     f = atmosphere.cloud_fields(cfg, sky, c0, r0, BLOCK, BLOCK)
-    ground, toa = _top_of_atmosphere(refl, f)
-    # bright surfaces are judged before the haze: the cloud masks do not see it
-    bright = (np.isin(label, (OPEN, INDUSTRIAL)) & (toa[1] > 0.15)).astype(np.float32)
     haze = atmosphere.haze_field(cfg, sky, c0, r0, BLOCK, BLOCK)
-    seen = haze * (1.0 - f.opacity)  # the haze under clouds is hidden by them
-    path = HAZE_DIMMING * ground
-    np.subtract(HAZE_PATH, path, out=path)
-    path *= seen
-    toa += path
-    ndvi = (toa[7] - toa[3]) / np.maximum(toa[7] + toa[3], 1e-6)
-    dark = toa[1:4].mean(axis=0) < 0.03
-    toa *= 10000.0
-    np.rint(toa, out=toa)
-    np.clip(toa, 1, 65535, out=toa)
-    dn = toa.astype(np.uint16)
-    out: dict[str, np.ndarray] = {band: dn[k] for k, band in enumerate(SR_BANDS)}
+    cover = phenology.cover_at(g.cover, millis)
+    wet = phenology.wetness(cfg, millis)
+    optics = s2_bands.render(g.mixture, cover, wet, coregistration_offset(cfg, i), f, haze, g.label)
+    label, ndvi, dark, bright = g.label, optics.ndvi, optics.dark, optics.bright
+    out: dict[str, np.ndarray] = {band: optics.dn[k] for k, band in enumerate(SR_BANDS)}
 
+    ix, iy = blocks.halo_indices(bx, by)
     pix = (ix[:, 1:-1], iy[1:-1])
-    n1 = noise.normal(*pix, sky.salt ^ 0x11, np.float32)
-    n2 = noise.normal(*pix, sky.salt ^ 0x22, np.float32)
+    n1, n2 = noise.normals(*pix, (sky.salt ^ 0x11, sky.salt ^ 0x22), np.float32)
     prob = np.clip(1.05 * f.opacity + 0.35 * f.cirrus + 0.18 * bright + 0.04 * n1, 0.0, 1.0)
     out["MSK_CLDPRB"] = np.rint(prob * 100).astype(np.uint8)
     out["SCL"] = _scene_classes(label, ndvi, dark, prob, f)
@@ -237,9 +197,22 @@ def _s2_block(cfg: WorldConfig, i: int, bx: int, by: int) -> dict[str, np.ndarra
     s2cl = np.clip(1.1 * f.opacity + 0.5 * f.cirrus + 0.25 * bright + 0.06 * n2, 0.0, 1.0)
     out["probability"] = np.rint(s2cl * 100).astype(np.uint8)
     out["cloud"], out["shadow"], out["cirrus"] = f.opacity, f.shadow, f.cirrus
-    for name, how in AT_20M.items():
-        out[name + SUFFIX_20M] = reduce_cells(out[name], 2, how)
+    out.update(_at_20m(out, optics.dn))
     return out
+
+
+def _at_20m(out: Mapping[str, np.ndarray], dn: np.ndarray) -> dict[str, np.ndarray]:
+    """The fields kept at 20 m (:data:`AT_20M`) of a block's fields ``out``: the 20 m bands' means
+    in one call on their stacked rows (a cell's two rows never straddle two bands), the others one by
+    one."""
+    bands = [name for name in AT_20M if name in SR_BANDS and AT_20M[name] == "mean"]
+    stacked = dn[[SR_BANDS.index(b) for b in bands]]
+    half = BLOCK // 2
+    means = reduce_cells(stacked.reshape(-1, BLOCK), 2, "mean").reshape(len(bands), half, half)
+    return {
+        name + SUFFIX_20M: means[bands.index(name)] if name in bands else reduce_cells(out[name], 2, how)
+        for name, how in AT_20M.items()
+    }
 
 
 def _scene_classes(
@@ -271,6 +244,7 @@ def _window(cfg: WorldConfig, i: int, field: str, window: WindowT, factor: int, 
     (:data:`AT_20M`), else reduced block by block when the cells do not straddle blocks, else from
     the assembled 10 m window (60 m)."""
     col, row, w, h = window
+    _prefetch(cfg, i, window)
     if factor == 2 and AT_20M.get(field) == how:  # kept at 20 m in every block
         fetch = functools.partial(_field_of, cfg, i, field + SUFFIX_20M)
         return blocks.assemble(fetch, col // 2, row // 2, w // 2, h // 2, block=BLOCK // 2)
@@ -280,6 +254,20 @@ def _window(cfg: WorldConfig, i: int, field: str, window: WindowT, factor: int, 
     return blocks.assemble(
         fetch, col, row, w, h, reduce=lambda a: reduce_cells(a, factor, how), factor=factor
     )
+
+
+S2_BLOCK_BYTES = 4 * 2**20
+"""About the memory of one block's products (3.9 MiB)."""
+
+
+def _prefetch(cfg: WorldConfig, i: int, window: WindowT) -> None:
+    """The blocks of acquisition ``i`` under a window of the 10 m lattice, generated (or read from
+    the disk cache) by the world's threads (:func:`blocks.prefetch_products`). When some are to be
+    generated, the planted changes come first, in this thread: they read the land cover of the whole
+    city (by the threads too), which every block's ground needs."""
+    plant = functools.partial(changes.planted_changes, cfg)
+    block = functools.partial(s2_block, cfg, i)
+    blocks.prefetch_products("s2", cfg, i, window, block, S2_BLOCK_BYTES, before=plant)
 
 
 def _field_of(cfg: WorldConfig, i: int, field: str, bx: int, by: int) -> np.ndarray:
