@@ -41,14 +41,20 @@ def _mix(z: Any) -> Any:
             z = (z ^ (z >> np.uint64(27))) * _M2
             return z ^ (z >> np.uint64(31))
         z = (z + _GOLD).astype(np.uint64, copy=False)  # a new array: the rest works in place
-        t = np.empty_like(z)
-        for shift, mult in ((30, _M1), (27, _M2)):
-            np.right_shift(z, np.uint64(shift), out=t)
-            z ^= t
-            z *= mult
-        np.right_shift(z, np.uint64(31), out=t)
-        z ^= t
+        _finish_mix(z)
         return z
+
+
+def _finish_mix(z: np.ndarray) -> None:
+    """The xor-shift-multiply steps of :func:`_mix`, in place on a uint64 array already offset by
+    the golden-ratio constant."""
+    t = np.empty_like(z)
+    for shift, mult in ((30, _M1), (27, _M2)):
+        np.right_shift(z, np.uint64(shift), out=t)
+        z ^= t
+        z *= mult
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
 
 
 def hash2(ix: ArrayLike, iy: ArrayLike, salt: int) -> np.ndarray:
@@ -62,7 +68,11 @@ def hash2(ix: ArrayLike, iy: ArrayLike, salt: int) -> np.ndarray:
 def uniform(ix: ArrayLike, iy: ArrayLike, salt: int, dtype: DTypeLike = np.float64) -> np.ndarray:
     """Uniform [0, 1) floats from lattice coordinates: 53 random bits in float64, 24 in float32
     (the same draws, rounded down to float32's precision)."""
-    h = hash2(ix, iy, salt)
+    return _to_unit(hash2(ix, iy, salt), dtype)
+
+
+def _to_unit(h: np.ndarray, dtype: DTypeLike) -> np.ndarray:
+    """Hashes (uint64, shifted in place) as uniform [0, 1) floats of ``dtype``."""
     if np.dtype(dtype) == np.float32:
         h >>= np.uint64(40)
         return h.astype(np.float32) * np.float32(2.0**-24)
@@ -70,13 +80,10 @@ def uniform(ix: ArrayLike, iy: ArrayLike, salt: int, dtype: DTypeLike = np.float
     return h.astype(np.float64) * _TO_UNIT
 
 
-def normal(ix: ArrayLike, iy: ArrayLike, salt: int, dtype: DTypeLike = np.float64) -> np.ndarray:
-    """Standard normal variates (Box-Muller on two hashed uniforms), in ``dtype`` (float32 is
-    about twice as fast)."""
-    u1 = uniform(ix, iy, salt, dtype)
+def _box_muller(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
+    """Standard normals from two uniform arrays (both overwritten; the result is ``u1``)."""
     u1 *= 1 - 1e-12
     u1 += 1e-12
-    u2 = uniform(ix, iy, salt ^ 0x5BD1E995, dtype)
     np.log(u1, out=u1)
     u1 *= -2.0
     np.sqrt(u1, out=u1)
@@ -84,6 +91,12 @@ def normal(ix: ArrayLike, iy: ArrayLike, salt: int, dtype: DTypeLike = np.float6
     np.cos(u2, out=u2)
     u1 *= u2
     return u1
+
+
+def normal(ix: ArrayLike, iy: ArrayLike, salt: int, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """Standard normal variates (Box-Muller on two hashed uniforms), in ``dtype`` (float32 is
+    about twice as fast)."""
+    return _box_muller(uniform(ix, iy, salt, dtype), uniform(ix, iy, salt ^ 0x5BD1E995, dtype))
 
 
 def normals(ix: ArrayLike, iy: ArrayLike, salts: Sequence[int], dtype: DTypeLike = np.float64) -> np.ndarray:
@@ -98,30 +111,9 @@ def normals(ix: ArrayLike, iy: ArrayLike, salts: Sequence[int], dtype: DTypeLike
         b = np.asarray(iy).astype(np.int64).view(np.uint64) * _K2
         z = np.bitwise_xor(a ^ b, np.asarray(pairs, dtype=np.uint64).reshape(-1, *([1] * np.ndim(a ^ b))))
         z += _GOLD  # then _mix's steps, in place
-        t = np.empty_like(z)
-        for shift, mult in ((30, _M1), (27, _M2)):
-            np.right_shift(z, np.uint64(shift), out=t)
-            z ^= t
-            z *= mult
-        np.right_shift(z, np.uint64(31), out=t)
-        z ^= t
-    if np.dtype(dtype) == np.float32:
-        z >>= np.uint64(40)
-        u = z.astype(np.float32) * np.float32(2.0**-24)
-    else:
-        z >>= np.uint64(11)
-        u = z.astype(np.float64) * _TO_UNIT
-    k = len(salts)
-    u1, u2 = u[:k], u[k:]
-    u1 *= 1 - 1e-12
-    u1 += 1e-12
-    np.log(u1, out=u1)
-    u1 *= -2.0
-    np.sqrt(u1, out=u1)
-    u2 *= 2.0 * np.pi
-    np.cos(u2, out=u2)
-    u1 *= u2
-    return u1
+        _finish_mix(z)
+    u = _to_unit(z, dtype)
+    return _box_muller(u[: len(salts)], u[len(salts) :])
 
 
 def gamma_unit_mean(ix: ArrayLike, iy: ArrayLike, salt: int, shape: float) -> np.ndarray:
