@@ -133,13 +133,23 @@ def product_block(
     )
 
 
-def window_blocks(col0: int, row0: int, width: int, height: int) -> list[tuple[int, int]]:
-    """(bx, by) of every block a window of the 10 m lattice touches, row by row."""
+def window_blocks(col0: int, row0: int, width: int, height: int, block: int = BLOCK) -> list[tuple[int, int]]:
+    """(bx, by) of every block (of ``block`` x ``block`` pixels) a window touches, row by row."""
     return [
         (bx, by)
-        for by in range(row0 // BLOCK, (row0 + height - 1) // BLOCK + 1)
-        for bx in range(col0 // BLOCK, (col0 + width - 1) // BLOCK + 1)
+        for by in range(row0 // block, (row0 + height - 1) // block + 1)
+        for bx in range(col0 // block, (col0 + width - 1) // block + 1)
     ]
+
+
+def overlap(
+    col0: int, row0: int, width: int, height: int, bx: int, by: int, block: int = BLOCK
+) -> tuple[int, int, int, int]:
+    """(first row, end row, first column, end column) of the part of block (bx, by) that a window
+    covers, in the window's lattice."""
+    rs, re_ = max(row0, by * block), min(row0 + height, (by + 1) * block)
+    cs, ce = max(col0, bx * block), min(col0 + width, (bx + 1) * block)
+    return rs, re_, cs, ce
 
 
 def prefetch_products(
@@ -195,8 +205,7 @@ def _locked_block(
 
 def _is_strip(col0: int, row0: int, width: int, height: int, bx: int, by: int) -> bool:
     """Whether a window covers only a thin strip (a halo) of block (bx, by)."""
-    rs, re_ = max(row0, by * BLOCK), min(row0 + height, (by + 1) * BLOCK)
-    cs, ce = max(col0, bx * BLOCK), min(col0 + width, (bx + 1) * BLOCK)
+    rs, re_, cs, ce = overlap(col0, row0, width, height, bx, by)
     return (re_ - rs) * (ce - cs) * 16 < BLOCK * BLOCK
 
 
@@ -216,8 +225,7 @@ def _assemble(
     made = dict(zip(whole, workers.run_all(tasks), strict=True))  # at once, by the world's threads
     for bx, by in every:
         r0, c0 = by * BLOCK, bx * BLOCK
-        rs, re_ = max(row0, r0), min(row0 + height, r0 + BLOCK)
-        cs, ce = max(col0, c0), min(col0 + width, c0 + BLOCK)
+        rs, re_, cs, ce = overlap(col0, row0, width, height, bx, by)
         blk = made.get((bx, by))
         if blk is None:
             # a thin strip (a halo): generate it directly instead of a whole block
@@ -267,18 +275,16 @@ def assemble(
     if reduce is None:
         factor = 1
     out: np.ndarray | None = None
-    for by in range(row0 // block, (row0 + height - 1) // block + 1):
-        for bx in range(col0 // block, (col0 + width - 1) // block + 1):
-            arr = fetch(bx, by)
-            rs, re_ = max(row0, by * block), min(row0 + height, (by + 1) * block)
-            cs, ce = max(col0, bx * block), min(col0 + width, (bx + 1) * block)
-            part = arr[rs - by * block : re_ - by * block, cs - bx * block : ce - bx * block]
-            if reduce is not None:
-                part = reduce(part)
-            if out is None:
-                out = np.empty((height // factor, width // factor), dtype=part.dtype)
-            rows = slice((rs - row0) // factor, (re_ - row0) // factor)
-            out[rows, (cs - col0) // factor : (ce - col0) // factor] = part
+    for bx, by in window_blocks(col0, row0, width, height, block):
+        arr = fetch(bx, by)
+        rs, re_, cs, ce = overlap(col0, row0, width, height, bx, by, block)
+        part = arr[rs - by * block : re_ - by * block, cs - bx * block : ce - bx * block]
+        if reduce is not None:
+            part = reduce(part)
+        if out is None:
+            out = np.empty((height // factor, width // factor), dtype=part.dtype)
+        rows = slice((rs - row0) // factor, (re_ - row0) // factor)
+        out[rows, (cs - col0) // factor : (ce - col0) // factor] = part
     assert out is not None
     return out
 

@@ -235,7 +235,7 @@ def _window10(
     cfg: WorldConfig, i: int, field: str, col0: int, row0: int, width: int, height: int
 ) -> np.ndarray:
     """One product field on any 10 m window, assembled from cached blocks."""
-    return blocks.assemble(lambda bx, by: s2_block(cfg, i, bx, by)[field], col0, row0, width, height)
+    return blocks.assemble(functools.partial(_field_of, cfg, i, field), col0, row0, width, height)
 
 
 def _window(cfg: WorldConfig, i: int, field: str, window: WindowT, factor: int, how: str) -> np.ndarray:
