@@ -19,7 +19,8 @@ stdout.
 The cold run fills the world's disk cache (``gee_fusion/local/world/disk_cache.py``) in a fresh
 folder (``--cache-dir``, else a temporary folder removed at the end; no size bound). The same
 requests then run again, warm, as a second process would meet them: every in-memory cache of the
-world emptied (blocks, ground, land cover, relief, atmosphere, changes, wetness), blocks read from disk.
+world emptied (blocks, ground, land cover, relief, atmosphere, changes, wetness, truth), blocks read
+from disk.
 ``warm_speedup_vs_cold`` is the cold run's time over the warm run's.
 
 ``cold_speedup_vs_v1`` compares the cold run with the v1 generator (the world before issue 14,
@@ -100,7 +101,7 @@ def clear_memory_caches() -> None:
     """Empty every in-process cache of the world (what a new process starts with), the
     acquisition calendars aside (the listing built them)."""
     clear_world_caches()
-    for module in (atmosphere, changes, landcover, phenology, relief):
+    for module in (atmosphere, changes, landcover, phenology, relief, sentinel2):
         for value in vars(module).values():
             if callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()

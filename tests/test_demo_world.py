@@ -98,7 +98,7 @@ def test_tile_consistency_through_ee() -> None:
 
 
 def _clear_pixels(i: int, bx: int, by: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    prod = sentinel2.s2_block(W, i, bx, by)
+    prod = sentinel2._s2_block(W, i, bx, by)  # every field, the truth included
     clear = (prod["cloud"] == 0) & (prod["shadow"] == 0) & (prod["cirrus"] == 0)
     return prod, clear
 
@@ -334,7 +334,7 @@ def test_cloud_detectors_are_consistent_but_imperfect() -> None:
     cloud, shadow, cs, prob = [], [], [], []
     for bx in range(5):
         for by in range(5):
-            p = sentinel2.s2_block(W, i, bx, by)
+            p = sentinel2._s2_block(W, i, bx, by)
             cloud.append(p["cloud"].ravel())
             shadow.append(p["shadow"].ravel())
             cs.append(p["cs_cdf"].ravel())

@@ -282,3 +282,13 @@ def test_cloud_fields_cut_from_a_tile_equal_those_evaluated_on_their_own() -> No
         for name in ("opacity", "shadow", "cirrus"):
             assert getattr(part, name).tobytes() == getattr(wide, name)[cut].tobytes(), (col, row, name)
         assert atmosphere.haze_field(cfg, sky, col, row, w, h).tobytes() == haze[cut].tobytes()
+
+
+def test_the_truth_served_from_the_sky_equals_the_fields_the_block_was_generated_with() -> None:
+    cfg, i = DEFAULT_WORLD, 40
+    generated = [sentinel2._s2_block(cfg, i, bx, by) for by in (0, 1) for bx in (0, 1)]
+    for name in sentinel2.TRUTH:  # a window across the four blocks, at an odd offset
+        got = sentinel2._window(cfg, i, name, (101, 77, 300, 250), 1, "mean")
+        whole = np.block([[generated[0][name], generated[1][name]], [generated[2][name], generated[3][name]]])
+        assert got.tobytes() == np.ascontiguousarray(whole[77:327, 101:401]).tobytes(), name
+    assert not set(sentinel2.TRUTH) & set(sentinel2.s2_block(cfg, i, 0, 0))  # not kept in the blocks
