@@ -13,7 +13,7 @@ of uint16 output: ``np.random.default_rng(0).integers`` of shape (bands, size, s
 (``numpy_fill``), and a memcpy of such an array per image (``numpy_copy``). Peak memory is the
 process's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), read before
 the requests and after them. The world's blocks are made by ``world_workers`` threads
-(``GEE_FUSION_WORLD_WORKERS``, docs/demo_world.md). Progress goes to stderr; one JSON line goes to
+(``GEE_FUSION_LOCAL_WORKERS``, docs/demo_world.md). Progress goes to stderr; one JSON line goes to
 stdout.
 
 The cold run fills the world's disk cache (``gee_fusion/local/world/disk_cache.py``) in a fresh
@@ -60,6 +60,7 @@ import numpy as np
 
 import gee_fusion
 from gee_fusion.ids import S2_SR_HARMONIZED as S2_SR
+from gee_fusion.local import workers
 from gee_fusion.local.world import (
     atmosphere,
     blocks,
@@ -70,7 +71,6 @@ from gee_fusion.local.world import (
     phenology,
     relief,
     sentinel2,
-    workers,
 )
 from gee_fusion.local.world.blocks import BLOCK
 from gee_fusion.local.world.config import DEFAULT_WORLD, PIXEL

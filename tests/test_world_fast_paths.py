@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gee_fusion.local import server, workers
 from gee_fusion.local.grid import gather, take_columns
 from gee_fusion.local.server import interleave
 from gee_fusion.local.world import (
@@ -96,7 +97,11 @@ def test_a_window_reduced_block_by_block_equals_the_reduced_window(
         blocks.assemble(lambda bx, by: tiles[bx, by], 3, 0, 6, 6, reduce=lambda a: a, factor=2)
 
 
-def test_interleave_fills_every_field_strip_by_strip() -> None:
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_interleave_fills_every_field_strip_by_strip(monkeypatch: pytest.MonkeyPatch, threads: str) -> None:
+    monkeypatch.setenv(workers.ENV_WORKERS, threads)
+    monkeypatch.setattr(server, "PARALLEL_BYTES", 0)  # runs of strips filled by the threads
+    monkeypatch.setattr(server, "INTERLEAVE_BYTES", 41 * 11 * 5)  # 5 rows a strip
     rng = np.random.default_rng(2)
     shape = (97, 41)
     a = rng.integers(0, 60000, size=shape).astype(np.uint16)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from gee_fusion.errors import ConfigError
-from gee_fusion.local.world import blocks, changes, disk_cache, schedule, sentinel2, workers
+from gee_fusion.local import workers
+from gee_fusion.local.world import blocks, changes, disk_cache, schedule, sentinel2
 from gee_fusion.local.world.config import WorldConfig
 
 CFG = WorldConfig(seed=11, size_km=6.0)
@@ -76,7 +77,7 @@ def test_blocks_made_by_several_threads_equal_those_made_by_one(
     single, one = _generate(monkeypatch, 1)
     assert one == {threading.current_thread().name}
     threaded, many = _generate(monkeypatch, 3)
-    assert any(name.startswith("gee-fusion-world") for name in many)
+    assert any(name.startswith("gee-fusion-local") for name in many)
     _assert_identical(threaded, single)
     # with the disk cache: three threads write the block files, then a warm run reads them
     monkeypatch.setenv(disk_cache.ENV_DIR, str(tmp_path / "cache"))

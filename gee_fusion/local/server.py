@@ -7,6 +7,7 @@ sends) with a structured (h, w) numpy array, one field per band, or ``.npy`` byt
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from gee_fusion.errors import EngineError, GridError, NotSupportedError
 from gee_fusion.grid import MAX_BANDS, REQUEST_BYTE_LIMIT, PixelGrid
+from gee_fusion.local import workers
 from gee_fusion.local.graph import evaluate
 from gee_fusion.local.grid import request_grid
 from gee_fusion.local.image import Image, PixelContext
@@ -109,6 +111,11 @@ strip is written while the strip is in the CPU cache, instead of one pass over t
 per band."""
 
 
+PARALLEL_BYTES = 4 * 2**20
+"""Results of at least this many bytes are filled by the :mod:`~gee_fusion.local.workers` threads, a
+run of strips each (a 1000 x 1000 px result of 14 bands: 9.6 ms in one thread, 5.2 ms in two)."""
+
+
 def interleave(dtype: np.dtype, shape: tuple[int, int], bands: list[tuple[str, Any, Any]]) -> np.ndarray:
     """The structured (h, w) array of ``bands`` ((name, values, validity) each), masked pixels 0."""
     out = np.empty(shape, dtype=dtype)
@@ -119,13 +126,19 @@ def interleave(dtype: np.dtype, shape: tuple[int, int], bands: list[tuple[str, A
         vals = np.broadcast_to(vals, shape)
         mask = np.asarray(mask, dtype=bool)
         parts.append((out[name], vals, None if _all_true(mask) else np.broadcast_to(mask, shape)))
-    for r0 in range(0, h, step):
-        rows = slice(r0, min(r0 + step, h))
-        for field, vals, mask in parts:
-            if mask is None:
-                field[rows] = vals[rows]
-            else:
-                field[rows] = np.where(mask[rows], vals[rows], 0)
+
+    def fill(first: int, end: int) -> None:
+        for r0 in range(first, end, step):
+            rows = slice(r0, min(r0 + step, end))
+            for field, vals, mask in parts:
+                if mask is None:
+                    field[rows] = vals[rows]
+                else:
+                    field[rows] = np.where(mask[rows], vals[rows], 0)
+
+    threads = workers.count() if out.nbytes >= PARALLEL_BYTES else 1
+    runs = [(h * k // threads, h * (k + 1) // threads) for k in range(threads)]
+    workers.run_all([functools.partial(fill, first, end) for first, end in runs if end > first])
     return out
 
 

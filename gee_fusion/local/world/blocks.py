@@ -19,7 +19,8 @@ from typing import Generic, TypeVar, cast
 
 import numpy as np
 
-from gee_fusion.local.world import disk_cache, landcover, workers
+from gee_fusion.local import workers
+from gee_fusion.local.world import disk_cache, landcover
 from gee_fusion.local.world.config import WorldConfig
 
 BLOCK = 256
@@ -162,7 +163,7 @@ def prefetch_products(
     before: Callable[[], object] = lambda: None,
 ) -> None:
     """Generate the blocks of acquisition ``i`` that a window of the 10 m lattice touches and that
-    are neither in :data:`PRODUCTS` nor in the disk cache, by the :mod:`~gee_fusion.local.world.workers`
+    are neither in :data:`PRODUCTS` nor in the disk cache, by the :mod:`~gee_fusion.local.workers`
     threads (``block(bx, by)`` makes one, through :func:`product_block`). Blocks on disk are left to
     be read when the window is assembled (a read takes about a millisecond: threads only slowed it).
 

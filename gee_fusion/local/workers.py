@@ -1,16 +1,18 @@
-"""A bounded pool of threads that generates independent blocks of the demo world at once.
+"""A bounded pool of threads for the local engine's numpy work that splits into independent parts:
+the demo world's blocks, generated at once, and the strips of a large computePixels result.
 
 Generating a block is numpy work on 256 x 256 arrays, which runs without the GIL, and writing its
 file (the CRCs aside) is I/O: two blocks generated on two cores take little more than one. Every
 block is a pure function of the world config and its coordinates (the noise is hashed from them,
 never drawn in sequence), so a block is the same whichever thread makes it and in whatever order;
 the caches it lands in (:class:`~gee_fusion.local.world.blocks.ByteLRU`, ``functools.lru_cache``,
-the disk cache's atomic renames) are thread-safe.
+the disk cache's atomic renames) are thread-safe. The strips of a result are disjoint rows of one
+array, each written by one task.
 
-``GEE_FUSION_WORLD_WORKERS`` (read on every call) sets the number of threads, the calling one
-included; 1 generates every block in the calling thread, as before. By default: the CPUs this
-process may run on, at most :data:`DEFAULT_MAX`. A task that itself asks for several blocks runs
-them in its own thread (no task waits on the pool it runs in).
+``GEE_FUSION_LOCAL_WORKERS`` (read on every call) sets the number of threads, the calling one
+included; 1 runs every task in the calling thread. By default: the CPUs this process may run on, at
+most :data:`DEFAULT_MAX`. A task that itself asks for several runs them in its own thread (no task
+waits on the pool it runs in).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TypeVar
 
 from gee_fusion.errors import ConfigError
 
-ENV_WORKERS = "GEE_FUSION_WORLD_WORKERS"
+ENV_WORKERS = "GEE_FUSION_LOCAL_WORKERS"
 DEFAULT_MAX = 4
 """Most threads by default (each block in flight holds about 30 MiB of temporaries)."""
 
@@ -43,11 +45,11 @@ def available_cpus() -> int:
 
 
 def count() -> int:
-    """Threads that generate blocks: ``GEE_FUSION_WORLD_WORKERS``, else the available CPUs (at most
-    :data:`DEFAULT_MAX`).
+    """Threads of the pool, the calling one included: ``GEE_FUSION_LOCAL_WORKERS``, else the available
+    CPUs (at most :data:`DEFAULT_MAX`).
 
     Raises:
-        ConfigError: ``GEE_FUSION_WORLD_WORKERS`` is not a whole number of at least 1.
+        ConfigError: ``GEE_FUSION_LOCAL_WORKERS`` is not a whole number of at least 1.
     """
     raw = os.environ.get(ENV_WORKERS, "").strip()
     if not raw:
@@ -59,7 +61,7 @@ def count() -> int:
     if n < 1:
         raise ConfigError(
             f"{ENV_WORKERS}={raw!r} is not a number of threads: give a whole number of at least 1 "
-            "(1 generates the demo world's blocks one after the other)."
+            "(1 runs the local engine's work, the demo world's blocks included, in one thread)."
         )
     return n
 
@@ -71,7 +73,7 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         pid = os.getpid()
         if _pool is None or _pool[0] != pid or _pool[1] != threads:
             old = _pool
-            _pool = (pid, threads, ThreadPoolExecutor(threads, "gee-fusion-world", _mark_inside))
+            _pool = (pid, threads, ThreadPoolExecutor(threads, "gee-fusion-local", _mark_inside))
             if old is not None and old[0] == pid:
                 old[2].shutdown(wait=False)
         return _pool[2]
