@@ -21,6 +21,9 @@ os.environ["COLUMNS"] = "60"
 os.environ["GEE_FUSION_WORLD_CACHE_DIR"] = tempfile.mkdtemp(prefix="gee_fusion_world_cache_")
 os.environ["GEE_FUSION_WORLD_DISK_CACHE_MB"] = "1024"
 os.environ.pop("GEE_FUSION_WORLD_DISK_CACHE", None)
+# Blocks are generated in the test's own process (tests count and patch the generation there);
+# tests/test_world_processes.py turns the helper processes on.
+os.environ["GEE_FUSION_WORLD_PROCESSES"] = "1"
 
 import gee_fusion
 from gee_fusion.grid import PixelGrid

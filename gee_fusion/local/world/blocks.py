@@ -20,7 +20,7 @@ from typing import Generic, TypeVar, cast
 import numpy as np
 
 from gee_fusion.local import workers
-from gee_fusion.local.world import disk_cache, landcover
+from gee_fusion.local.world import disk_cache, landcover, processes
 from gee_fusion.local.world.config import WorldConfig
 
 BLOCK = 256
@@ -160,25 +160,43 @@ def prefetch_products(
     window: tuple[int, int, int, int],
     block: Callable[[int, int], Product],
     block_bytes: int,
-    before: Callable[[], object] = lambda: None,
+    before: Callable[[], Callable[[], object] | None] = lambda: None,
 ) -> None:
     """Generate the blocks of acquisition ``i`` that a window of the 10 m lattice touches and that
-    are neither in :data:`PRODUCTS` nor in the disk cache, by the :mod:`~gee_fusion.local.workers`
-    threads (``block(bx, by)`` makes one, through :func:`product_block`). Blocks on disk are left to
-    be read when the window is assembled (a read takes about a millisecond: threads only slowed it).
+    are neither in :data:`PRODUCTS` nor in the disk cache: shared with the world's helper processes
+    (:mod:`~gee_fusion.local.world.processes`, which write them to the disk cache) when they are
+    ready, else by the :mod:`~gee_fusion.local.workers` threads (``block(bx, by)`` makes one,
+    through :func:`product_block`; a picklable callable). Blocks on disk are left to be read when
+    the window is assembled (a read takes about a millisecond: threads only slowed it).
 
     At most half of the cache's room is filled (``block_bytes``: the size of a block), so that none
     is evicted before the window is assembled; the blocks past that come one by one as before.
     ``before()`` is called first, in this thread, when there is a block to generate: what every
-    block's generation needs, made once.
+    block's generation needs, made once; it returns what a helper process runs first to have it too
+    (or None).
     """
     missing = [(bx, by) for bx, by in window_blocks(*window) if (kind, cfg, i, bx, by) not in PRODUCTS]
     missing = missing[: max(1, PRODUCTS.limit // 2 // max(1, block_bytes))]
     new = [(bx, by) for bx, by in missing if not disk_cache.stored(kind, cfg, i, bx, by)]
     if len(new) < 2:
         return
-    before()
-    workers.run_all([functools.partial(block, bx, by) for bx, by in new])
+    prepare = before()
+    if not processes.generate(functools.partial(make_blocks, block), new, prepare=prepare):
+        workers.run_all([functools.partial(block, bx, by) for bx, by in new])
+
+
+def make_blocks(
+    block: Callable[[int, int], Product], coords: Sequence[tuple[int, int]], *, keep: bool = True
+) -> None:
+    """``block(bx, by)`` for each of ``coords`` in turn (through :func:`product_block`: kept in memory
+    and written to the disk cache); ``keep=False``: none kept in memory (a helper process of
+    :mod:`~gee_fusion.local.world.processes`, whose blocks are read from the disk cache)."""
+    try:
+        for bx, by in coords:
+            block(bx, by)
+    finally:
+        if not keep:
+            PRODUCTS.clear()
 
 
 @functools.lru_cache(maxsize=96)

@@ -176,7 +176,18 @@ def planted_changes(cfg: WorldConfig) -> tuple[PlantedChange, ...]:
             for (with the default count, as many as fit are planted).
     """
     with _placing:
-        return _place(cfg)
+        adopted = _adopted.get(cfg)
+        return adopted if adopted is not None else _place(cfg)
+
+
+_adopted: dict[WorldConfig, tuple[PlantedChange, ...]] = {}
+
+
+def adopt_planted_changes(cfg: WorldConfig, placed: tuple[PlantedChange, ...]) -> None:
+    """Take the planted changes another process of the same code placed for ``cfg`` (a helper
+    process of :mod:`~gee_fusion.local.world.processes`), instead of placing them again."""
+    with _placing:
+        _adopted.setdefault(cfg, placed)
 
 
 @functools.lru_cache(maxsize=8)

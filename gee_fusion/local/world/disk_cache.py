@@ -143,6 +143,11 @@ def block_path(root: Path, cfg: WorldConfig, kind: str, i: int, bx: int, by: int
     return root / key_name(cfg) / kind / str(i) / f"{bx}_{by}.npz"
 
 
+def usable() -> bool:
+    """Whether the disk tier is on and has not been bypassed in this process."""
+    return enabled() and not _state(cache_root()).broken
+
+
 def stored(kind: str, cfg: WorldConfig, i: int, bx: int, by: int) -> bool:
     """Whether the disk tier is on and holds a file for block (bx, by) of acquisition ``i`` (a read
     may still find it damaged, or evicted since)."""

@@ -1,7 +1,7 @@
 """A block of generated products read from the disk cache in parts: the fields each consumer reads
-together (a group: the Sentinel-2 bands of the L1C and L2A collections, Cloud Score+, s2cloudless,
-the atmospheric truth) are read from the block file on first use, so a request of the 13 bands and
-the SCL reads 1.2 of the 3.9 MiB of a Sentinel-2 block file, and checks only those.
+together (a group: the Sentinel-2 bands of the L1C and L2A collections, Cloud Score+, s2cloudless)
+are read from the block file on first use, so a request of the 13 bands and the SCL reads 1.2 of the
+1.8 MiB of a Sentinel-2 block file, and checks only those.
 
 Every part read is checked on its own (:func:`gee_fusion.local.world.npz.read_part`: the index of
 the file and every member read, by their CRC-32C), never trusted from the first read. Parts may come

@@ -286,9 +286,14 @@ def _prefetch(cfg: WorldConfig, i: int, window: WindowT) -> None:
     the disk cache) by the world's threads (:func:`blocks.prefetch_products`). When some are to be
     generated, the planted changes come first, in this thread: they read the land cover of the whole
     city (by the threads too), which every block's ground needs."""
-    plant = functools.partial(changes.planted_changes, cfg)
-    block = functools.partial(s2_block, cfg, i)
+    block, plant = functools.partial(s2_block, cfg, i), functools.partial(_plant, cfg)
     blocks.prefetch_products("s2", cfg, i, window, block, S2_BLOCK_BYTES, before=plant)
+
+
+def _plant(cfg: WorldConfig) -> Callable[[], object]:
+    """The planted changes, placed here; returns what gives them to a helper process (placing them
+    there again would read the land cover of the whole city)."""
+    return functools.partial(changes.adopt_planted_changes, cfg, changes.planted_changes(cfg))
 
 
 def _field_of(cfg: WorldConfig, i: int, field: str, bx: int, by: int) -> np.ndarray:
