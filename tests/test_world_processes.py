@@ -146,3 +146,15 @@ def test_a_bad_process_count_is_a_config_error(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv(processes.ENV_PROCESSES, raw)
     with pytest.raises(ConfigError, match=processes.ENV_PROCESSES):
         processes.count()
+
+
+def test_helpers_that_cannot_start_give_one_warning_and_the_blocks_are_made_here(
+    helpers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError("no new process here")
+
+    monkeypatch.setattr(processes.subprocess, "Popen", refuse)
+    with pytest.warns(processes.WorldProcessWarning, match="no new process here"):
+        assert not processes.generate(lambda coords, keep=True: None, [(0, 0), (1, 0)])
+    assert not processes.generate(lambda coords, keep=True: None, [(0, 0), (1, 0)])  # no second try

@@ -171,7 +171,12 @@ def _ready(k: int) -> list[_Helper] | None:
     if _helpers is None or _helpers[0] != os.getpid() or len(_helpers[1]) != k:
         if _helpers is not None and _helpers[0] == os.getpid():
             _close(_helpers[1])
-        _helpers = (os.getpid(), [_Helper() for _ in range(k)])
+        _helpers = (os.getpid(), [])
+        try:
+            for _ in range(k):
+                _helpers[1].append(_Helper())
+        except (OSError, ValueError) as exc:  # no process can be started here (a sandbox, no executable)
+            _fail(exc)
         return None
     try:
         return _helpers[1] if all([h.poll_ready() for h in _helpers[1]]) else None
