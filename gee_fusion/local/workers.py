@@ -51,17 +51,27 @@ def count() -> int:
     Raises:
         ConfigError: ``GEE_FUSION_LOCAL_WORKERS`` is not a whole number of at least 1.
     """
-    raw = os.environ.get(ENV_WORKERS, "").strip()
+    one = "1 runs the local engine's work, the demo world's blocks included, in one thread"
+    return env_count(ENV_WORKERS, default=min(available_cpus(), DEFAULT_MAX), unit="threads", one=one)
+
+
+def env_count(name: str, *, default: int, unit: str, one: str) -> int:
+    """A count of at least 1 from the environment variable ``name`` (read now; ``default`` when unset).
+
+    Raises:
+        ConfigError: The variable is not a whole number of at least 1 (the message names the ``unit``
+            counted and says what ``one`` means).
+    """
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return max(1, min(available_cpus(), DEFAULT_MAX))
+        return max(1, default)
     try:
         n = int(raw)
     except ValueError:
         n = 0
     if n < 1:
         raise ConfigError(
-            f"{ENV_WORKERS}={raw!r} is not a number of threads: give a whole number of at least 1 "
-            "(1 runs the local engine's work, the demo world's blocks included, in one thread)."
+            f"{name}={raw!r} is not a number of {unit}: give a whole number of at least 1 ({one})."
         )
     return n
 

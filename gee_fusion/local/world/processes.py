@@ -45,7 +45,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from gee_fusion.errors import ConfigError
 from gee_fusion.local import workers
 from gee_fusion.local.world import disk_cache
 
@@ -72,22 +71,11 @@ def count() -> int:
     Raises:
         ConfigError: ``GEE_FUSION_WORLD_PROCESSES`` is not a whole number of at least 1.
     """
-    raw = os.environ.get(ENV_PROCESSES, "").strip()
     if os.name != "posix":
-        n = 1
-    elif not raw:
-        n = min(workers.available_cpus(), DEFAULT_MAX)
-    else:
-        try:
-            n = int(raw)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ConfigError(
-                f"{ENV_PROCESSES}={raw!r} is not a number of processes: give a whole number of at least 1 "
-                "(1 generates the demo world's blocks in this process only)."
-            )
-    return max(1, n)
+        return 1
+    one = "1 generates the demo world's blocks in this process only"
+    default = min(workers.available_cpus(), DEFAULT_MAX)
+    return workers.env_count(ENV_PROCESSES, default=default, unit="processes", one=one)
 
 
 def share_of(bx: int, by: int, n: int) -> int:
