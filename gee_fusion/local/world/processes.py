@@ -36,6 +36,7 @@ import importlib
 import os
 import pickle
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -317,6 +318,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     for module in PRELOAD:  # what the tasks run, imported before READY
         importlib.import_module(module)
     protocol_out = sys.stdout.buffer
