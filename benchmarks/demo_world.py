@@ -12,9 +12,10 @@ The baseline, measured in the same run, is the pure numpy cost of producing the 
 of uint16 output: ``np.random.default_rng(0).integers`` of shape (bands, size, size) per image
 (``numpy_fill``), and a memcpy of such an array per image (``numpy_copy``). Peak memory is the
 process's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), read before
-the requests and after them. The world's blocks are made by ``world_workers`` threads
-(``GEE_FUSION_LOCAL_WORKERS``, docs/demo_world.md). Progress goes to stderr; one JSON line goes to
-stdout.
+the requests and after them. The world's blocks are made by ``world_processes`` processes
+(``GEE_FUSION_WORLD_PROCESSES``: this one and its helpers, once they have started) or, until then,
+by ``world_workers`` threads (``GEE_FUSION_LOCAL_WORKERS``; docs/demo_world.md). Progress goes to
+stderr; one JSON line goes to stdout.
 
 The cold run fills the world's disk cache (``gee_fusion/local/world/disk_cache.py``) in a fresh
 folder (``--cache-dir``, else a temporary folder removed at the end; no size bound). The same
@@ -70,6 +71,7 @@ from gee_fusion.local.world import (
     disk_cache,
     landcover,
     phenology,
+    processes,
     relief,
     sentinel2,
 )
@@ -347,7 +349,7 @@ def main() -> None:
         "ratio_vs_numpy_copy": round(total_s / copy_s, 1),
         "peak_rss_mib": round(rss_after, 1), "peak_rss_before_requests_mib": round(rss_before, 1),
         "memory": "resource.getrusage(RUSAGE_SELF).ru_maxrss (process peak RSS)",
-        "cpus": os.cpu_count(), "world_workers": workers.count(),
+        "cpus": os.cpu_count(), "world_workers": workers.count(), "world_processes": processes.count(),
         "loadavg_1m": round(os.getloadavg()[0], 2), **extra,
     }))  # fmt: skip
 
