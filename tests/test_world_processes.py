@@ -5,6 +5,9 @@ cache off means no helper; a bad process count is a ConfigError; the blocks are 
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -158,3 +161,67 @@ def test_helpers_that_cannot_start_give_one_warning_and_the_blocks_are_made_here
     with pytest.warns(processes.WorldProcessWarning, match="no new process here"):
         assert not processes.generate(lambda coords, keep=True: None, [(0, 0), (1, 0)])
     assert not processes.generate(lambda coords, keep=True: None, [(0, 0), (1, 0)])  # no second try
+
+
+def _nothing(coords: object, keep: bool = True) -> None:
+    """Makes no block (a picklable task)."""
+
+
+def _die_there(coords: object, keep: bool = True) -> None:
+    """Ends the helper process it runs in (nothing here)."""
+    if not keep:
+        os._exit(3)
+
+
+def _bypass_there(coords: object, keep: bool = True) -> None:
+    """Turns the disk cache off in the helper it runs in (its blocks would be made for nothing)."""
+    if not keep:
+        os.environ[disk_cache.ENV_SWITCH] = "0"
+
+
+@pytest.mark.parametrize(("make", "words"), [(_die_there, "ended"), (_bypass_there, "did not keep")])
+def test_a_helper_that_fails_during_a_task_gives_one_warning(helpers: None, make: object, words: str) -> None:
+    assert processes.warm_up(timeout=60)
+    with pytest.warns(processes.WorldProcessWarning, match=words):
+        assert not processes.generate(functools.partial(make), [(0, 0), (1, 0), (2, 0)])  # type: ignore[arg-type]
+    assert processes._helpers is None and not processes.warm_up(timeout=1)
+
+
+def test_an_interruption_while_waiting_stops_the_helpers_and_is_raised(
+    helpers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert processes.warm_up(timeout=60)
+
+    def interrupted(self: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(processes._Helper, "receive", interrupted)
+    with pytest.raises(KeyboardInterrupt), pytest.warns(processes.WorldProcessWarning):
+        processes.generate(_nothing, [(0, 0), (1, 0), (2, 0)])
+    assert processes._helpers is None  # an answer may be left in a pipe: those helpers are gone
+
+
+def test_a_second_thread_uses_its_own_threads_while_the_helpers_are_busy(helpers: None) -> None:
+    assert processes.warm_up(timeout=60)
+    got: list[bool] = []
+    with processes._lock:  # another thread's window in progress
+        other = threading.Thread(target=lambda: got.append(processes.generate(print, [(0, 0), (1, 0)])))
+        other.start()
+        other.join()
+    assert got == [False]
+
+
+def test_helpers_run_this_gee_fusion_not_the_one_of_the_working_directory(
+    helpers: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "cwd" / "gee_fusion"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('the working directory's gee_fusion')\n")
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert processes.warm_up(timeout=60)
+
+
+def test_a_task_that_cannot_be_sent_gives_one_warning(helpers: None) -> None:
+    assert processes.warm_up(timeout=60)
+    with pytest.warns(processes.WorldProcessWarning, match="could not be sent"):
+        assert not processes.generate(lambda coords, keep=True: None, [(0, 0), (1, 0), (2, 0)])

@@ -147,3 +147,15 @@ def test_a_caller_holding_a_lock_is_not_stuck_behind_tasks_that_wait_for_it(
         mine = workers.run_all([lambda: "a", lambda: "b", lambda: "c"])  # run here, not queued
     other.join(10)
     assert mine == ["a", "b", "c"] and got == [["after", "after"]]
+
+
+def test_the_old_name_of_the_thread_count_is_still_read_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(workers.ENV_WORKERS, raising=False)
+    monkeypatch.setenv(workers.OLD_ENV_WORKERS, "1")
+    workers._renamed.cache_clear()
+    with pytest.warns(FutureWarning, match=workers.ENV_WORKERS):
+        assert workers.count() == 1
+    monkeypatch.setenv(workers.ENV_WORKERS, "3")  # the new name wins
+    assert workers.count() == 3

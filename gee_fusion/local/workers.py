@@ -17,8 +17,10 @@ waits on the pool it runs in).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -26,6 +28,8 @@ from typing import TypeVar
 from gee_fusion.errors import ConfigError
 
 ENV_WORKERS = "GEE_FUSION_LOCAL_WORKERS"
+OLD_ENV_WORKERS = "GEE_FUSION_WORLD_WORKERS"
+"""The variable's name before the pool moved out of the demo world (read when the new one is unset)."""
 DEFAULT_MAX = 4
 """Most threads by default (each block in flight holds about 30 MiB of temporaries)."""
 
@@ -52,7 +56,22 @@ def count() -> int:
         ConfigError: ``GEE_FUSION_LOCAL_WORKERS`` is not a whole number of at least 1.
     """
     one = "1 runs the local engine's work, the demo world's blocks included, in one thread"
-    return env_count(ENV_WORKERS, default=min(available_cpus(), DEFAULT_MAX), unit="threads", one=one)
+    name = ENV_WORKERS
+    if not os.environ.get(ENV_WORKERS, "").strip() and os.environ.get(OLD_ENV_WORKERS, "").strip():
+        name = OLD_ENV_WORKERS
+        _renamed()
+    return env_count(name, default=min(available_cpus(), DEFAULT_MAX), unit="threads", one=one)
+
+
+@functools.cache
+def _renamed() -> None:
+    """Say once that the old name of :data:`ENV_WORKERS` is read."""
+    warnings.warn(
+        f"{OLD_ENV_WORKERS} is now named {ENV_WORKERS} (the pool serves the whole local engine); the old "
+        "name is still read when the new one is unset.",
+        FutureWarning,
+        stacklevel=4,
+    )
 
 
 def env_count(name: str, *, default: int, unit: str, one: str) -> int:

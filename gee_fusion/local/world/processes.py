@@ -92,8 +92,8 @@ class _Helper:
         package_root = str(Path(__file__).resolve().parents[3])  # the gee_fusion this process runs
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         env = {**os.environ, ENV_PROCESSES: "1", workers.ENV_WORKERS: "1", "PYTHONPATH": path}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        self.proc = subprocess.Popen(  # -P: not the working directory's gee_fusion, this one
+            [sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
         self.ready = False
 
@@ -101,7 +101,11 @@ class _Helper:
         """Whether the helper has said it is ready (without waiting)."""
         out = self._out()
         if not self.ready and select.select([out], [], [], 0)[0]:
-            if pickle.load(out) != READY:
+            try:
+                said = pickle.load(out)
+            except Exception as exc:
+                raise OSError(f"a helper process did not start (exit status {self.proc.poll()})") from exc
+            if said != READY:
                 raise OSError("a helper process did not start")
             self.ready = True
         return self.ready
@@ -110,8 +114,14 @@ class _Helper:
         """Send a task (a picklable callable)."""
         inp = self.proc.stdin
         assert inp is not None
-        pickle.dump(task, inp, protocol=pickle.HIGHEST_PROTOCOL)
-        inp.flush()
+        try:
+            pickle.dump(task, inp, protocol=pickle.HIGHEST_PROTOCOL)
+            inp.flush()
+        except OSError:
+            raise
+        except Exception as exc:  # an unpicklable task: part of it may be in the pipe already
+            what = f"{type(exc).__name__}: {exc}"
+            raise OSError(f"a task could not be sent to a helper process ({what})") from exc
 
     def receive(self) -> object:
         """The answer to the task sent last (waits for it).
@@ -121,7 +131,9 @@ class _Helper:
         """
         try:
             ok, value = pickle.load(self._out())
-        except (EOFError, pickle.UnpicklingError) as exc:
+        except OSError:
+            raise
+        except Exception as exc:  # the pipe ended (EOFError) or carried something else
             raise OSError(f"a helper process ended (exit status {self.proc.poll()})") from exc
         if not ok:
             raise OSError(f"a task failed in a helper process: {value}")
@@ -169,7 +181,7 @@ def _ready(k: int) -> list[_Helper] | None:
         return None
     try:
         return _helpers[1] if all([h.poll_ready() for h in _helpers[1]]) else None
-    except (OSError, EOFError, pickle.UnpicklingError) as exc:
+    except OSError as exc:
         _fail(exc)
         return None
 
@@ -229,6 +241,24 @@ def stop() -> None:
 atexit.register(stop)
 
 
+def _forget_after_fork() -> None:
+    """In a child forked from this process: its own lock, no helpers (those answer the parent; their
+    pipes are closed here, so that they still end with the parent)."""
+    global _lock, _helpers, _failed
+    _lock = threading.Lock()
+    if _helpers is not None:
+        for helper in _helpers[1]:
+            for pipe in (helper.proc.stdin, helper.proc.stdout):
+                with contextlib.suppress(OSError, ValueError):
+                    if pipe is not None:
+                        pipe.close()
+    _helpers, _failed = None, False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def generate(
     make: Callable[..., object], coords: Coords, *, prepare: Callable[[], object] | None = None
 ) -> bool:
@@ -244,13 +274,16 @@ def generate(
         prepare: Run first in each helper (picklable).
 
     Returns:
-        False when nothing was done (helpers off, still starting or failed, or the disk cache off or
-        bypassed): the caller makes the blocks itself.
+        False when the blocks may not all be made (helpers off, still starting, busy with another
+        thread's window or failed, the disk cache off or bypassed): the caller makes them itself
+        (those made already come from the caches).
     """
     n = count()
     if n < 2 or len(coords) < 2 or not disk_cache.usable():
         return False
-    with _lock:
+    if not _lock.acquire(blocking=False):  # another thread is using the helpers: it uses threads
+        return False
+    try:
         helpers = _ready(n - 1)
         if helpers is None:
             return False
@@ -264,19 +297,39 @@ def generate(
                 if share:
                     helper.send(functools.partial(_make, settings, prepare, make, share))
                     sent.append(helper)
-        except OSError as exc:
+        except BaseException as exc:
             _fail(exc)
+            if not isinstance(exc, OSError):
+                raise
             return False
+        done = False
         try:
             if shares[0]:
                 make(shares[0])
         finally:
-            for helper in sent:
-                try:
-                    helper.receive()
-                except OSError as exc:
-                    _fail(exc)
-                    break
+            done = _collect(sent)
+    finally:
+        _lock.release()
+    return done
+
+
+def _collect(sent: Sequence[_Helper]) -> bool:
+    """The answers of the helpers a task was sent to: whether all made their blocks. Any failure (or
+    an interruption while waiting, which would leave an answer unread in a pipe) stops the helpers.
+    Call with :data:`_lock` held."""
+    for helper in sent:
+        try:
+            made = helper.receive()
+            if made != (True, disk_cache.generator_version()):
+                raise OSError(
+                    "a helper process did not keep its blocks on disk (its disk cache was bypassed) or "
+                    "runs another version of the generator"
+                )
+        except BaseException as exc:
+            _fail(exc)
+            if not isinstance(exc, OSError):
+                raise
+            return False
     return True
 
 
@@ -285,9 +338,10 @@ def _make(
     prepare: Callable[[], object] | None,
     make: Callable[..., object],
     coords: Coords,
-) -> int:
+) -> tuple[bool, str]:
     """In a helper: follow the settings, prepare, make the blocks (written to the disk cache, none
-    kept in memory)."""
+    kept in memory). Returns whether the disk cache is still used here, and the generator's version
+    (the requesting process checks both: else it would read none of the blocks made here)."""
     for name, value in settings.items():
         if value is None:
             os.environ.pop(name, None)
@@ -296,7 +350,7 @@ def _make(
     if prepare is not None:
         prepare()
     make(coords, keep=False)
-    return len(coords)
+    return disk_cache.usable(), disk_cache.generator_version()
 
 
 def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
@@ -319,8 +373,11 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    # the protocol keeps the pipe; anything else written to standard output, by Python or C code,
+    # goes to standard error
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     for module in PRELOAD:  # what the tasks run, imported before READY
         importlib.import_module(module)
-    protocol_out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # a stray print must not break the protocol
     _serve(sys.stdin.buffer, protocol_out)

@@ -282,10 +282,10 @@ S2_BLOCK_BYTES = 2 * 2**20
 
 
 def _prefetch(cfg: WorldConfig, i: int, window: WindowT) -> None:
-    """The blocks of acquisition ``i`` under a window of the 10 m lattice, generated (or read from
-    the disk cache) by the world's threads (:func:`blocks.prefetch_products`). When some are to be
-    generated, the planted changes come first, in this thread: they read the land cover of the whole
-    city (by the threads too), which every block's ground needs."""
+    """The blocks of acquisition ``i`` under a window of the 10 m lattice that are to be generated,
+    made by the world's helper processes or threads (:func:`blocks.prefetch_products`). The planted
+    changes come first, in this thread: they read the land cover of the whole city (by the threads
+    too), which every block's ground needs, and are handed to the helpers."""
     block, plant = functools.partial(s2_block, cfg, i), functools.partial(_plant, cfg)
     blocks.prefetch_products("s2", cfg, i, window, block, S2_BLOCK_BYTES, before=plant)
 
