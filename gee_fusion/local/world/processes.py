@@ -170,8 +170,7 @@ def _ready(k: int) -> list[_Helper] | None:
     if _failed:
         return None
     if _helpers is None or _helpers[0] != os.getpid() or len(_helpers[1]) != k:
-        if _helpers is not None and _helpers[0] == os.getpid():
-            _close(_helpers[1])
+        _close_mine()
         _helpers = (os.getpid(), [])
         try:
             for _ in range(k):
@@ -186,17 +185,19 @@ def _ready(k: int) -> list[_Helper] | None:
         return None
 
 
-def _close(helpers: Sequence[_Helper]) -> None:
-    for helper in helpers:
-        helper.close()
+def _close_mine() -> None:
+    """Close this process's helpers (not those a forked parent started). Call with :data:`_lock`
+    held."""
+    if _helpers is not None and _helpers[0] == os.getpid():
+        for helper in _helpers[1]:
+            helper.close()
 
 
 def _fail(exc: BaseException) -> None:
     """Stop the helpers for the rest of the process, with one warning. Call with :data:`_lock` held."""
     global _failed, _helpers
     _failed = True
-    if _helpers is not None and _helpers[0] == os.getpid():
-        _close(_helpers[1])
+    _close_mine()
     _helpers = None
     warnings.warn(
         f"demo world: a helper process failed ({exc}); the blocks are generated in this process from "
@@ -214,8 +215,8 @@ def warm_up(timeout: float = 30.0) -> bool:
     Returns:
         Whether the helpers are ready (False with none asked for, or after one failed).
     """
-    n = count()
-    if n < 2 or os.name != "posix":
+    n = count()  # 1 where helpers cannot run
+    if n < 2:
         return False
     deadline = time.monotonic() + timeout
     while True:
@@ -233,8 +234,7 @@ def stop() -> None:
     """Stop the helpers (they start again when blocks are next generated)."""
     global _helpers, _failed
     with _lock:
-        if _helpers is not None and _helpers[0] == os.getpid():
-            _close(_helpers[1])
+        _close_mine()
         _helpers, _failed = None, False
 
 
