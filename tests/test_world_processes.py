@@ -207,7 +207,8 @@ def test_a_second_thread_uses_its_own_threads_while_the_helpers_are_busy(helpers
     with processes._lock:  # another thread's window in progress
         other = threading.Thread(target=lambda: got.append(processes.generate(print, [(0, 0), (1, 0)])))
         other.start()
-        other.join()
+        other.join(timeout=30)  # it does not wait for the lock
+        assert not other.is_alive()
     assert got == [False]
 
 
